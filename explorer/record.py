@@ -1,0 +1,76 @@
+"""Plain records of what a run did. Figures, the page, the command line and the tests read only these."""
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class VisualGroup:
+    """One image or one video inside the decoder's input sequence.
+
+    positions: sequence positions of its grid tokens, in raster order (frame-major for video);
+    grid: (t, h, w) with t * h * w == len(positions). Each group is scored and budgeted on its own.
+    """
+
+    kind: str  # "image" or "video"
+    grid: tuple
+    positions: torch.Tensor
+
+    @property
+    def count(self):
+        return len(self.positions)
+
+
+@dataclass
+class Stage:
+    layer: int  # pruning happens on the hidden states entering this decoder layer
+    scorer: str  # the criterion used at this stage (later stages of CLSE use attention, as in the paper)
+    keep_counts: list  # kept tokens per group after this stage
+    scores: list  # one per visual token, original index order; NaN where already pruned before this stage
+    keep_indices: list  # visual-token indices (0..N-1, original order) alive after this stage, sorted
+
+
+@dataclass
+class Record:
+    model: str
+    method: str
+    question: str
+    answer: str
+    answer_ids: list
+    groups: list  # [{"kind", "grid": [t, h, w], "offset": first visual index, "count", "first_position"}]
+    visual_tokens: int  # N, all groups together
+    text_tokens: int
+    num_layers: int
+    prune_layer: int
+    ref_layer: int
+    schedule: str
+    budget: dict  # {"requested", "keep_per_group", "nominal", "average_kept"}
+    stages: list = field(default_factory=list)
+    kept_indices: list = field(default_factory=list)  # visual indices alive for decoding (all of them if unpruned)
+    tokens_per_layer: list = field(default_factory=list)  # sequence length entering each decoder layer
+    visual_per_layer: list = field(default_factory=list)
+    kv_cache_bytes: int = 0  # measured from the cache tensors after decoding
+    kv_cache_bytes_prefill: int = 0
+    flops: dict = field(default_factory=dict)
+    timings_ms: dict = field(default_factory=dict)
+    spectra: list = None  # per group, unpruned run only: {"layers", "highpass", "radial", "highfreq_share"}
+    reference_scores: dict = None  # unpruned run only: every method's first-stage scores, for comparisons
+    notes: list = field(default_factory=list)
+
+    def to_json(self):
+        return _jsonable(dataclasses.asdict(self))
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN: pruned tokens' scores become null
+    return value

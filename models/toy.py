@@ -1,0 +1,88 @@
+"""Small LLaVA models and word-level tokenizers built entirely in code (no hub, no download).
+
+Used by the tests (tiny random-weight models) and by the embedded model's builder. Everything here produces
+the real transformers classes: LlavaForConditionalGeneration, LlavaProcessor, CLIPImageProcessor and a
+PreTrainedTokenizerFast, so the rest of the project cannot tell them from a hub checkpoint.
+"""
+
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+from transformers import (
+    CLIPImageProcessor,
+    CLIPVisionConfig,
+    LlamaConfig,
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+    LlavaProcessor,
+    PreTrainedTokenizerFast,
+)
+
+SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "<image>"]
+TEMPLATE_WORDS = ["USER", "ASSISTANT", ":"]  # the words CHAT_TEMPLATE writes
+
+# LLaVA-1.5's conversation format, one turn, images first.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}USER: "
+    "{% for item in message['content'] %}{% if item['type'] == 'image' %}<image>\n{% endif %}{% endfor %}"
+    "{% for item in message['content'] %}{% if item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}"
+    " {% else %}ASSISTANT: {% for item in message['content'] %}{{ item['text'] }}{% endfor %}</s>{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+
+def word_tokenizer(words):
+    """A word-level tokenizer over `words` (lower-cased words and punctuation), with LLaVA's special tokens."""
+    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
+    for word in [*TEMPLATE_WORDS, *words]:
+        vocab.setdefault(word, len(vocab))
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.normalizer = None
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split("<image>", behavior="isolated"), pre_tokenizers.WhitespaceSplit(),
+         pre_tokenizers.Punctuation()]
+    )
+    backend.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
+    return tokenizer
+
+
+def llava_processor(tokenizer, image_size, patch_size, strategy="default"):
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
+        do_center_crop=True, do_convert_rgb=True,
+    )
+    return LlavaProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=patch_size,
+        vision_feature_select_strategy=strategy, chat_template=CHAT_TEMPLATE,
+        num_additional_image_tokens=1,  # CLIP's CLS token
+    )
+
+
+def tiny_llava(tokenizer, image_size=56, patch_size=14, vision_width=32, vision_layers=2, text_width=64,
+               text_layers=4, heads=4, kv_heads=2, mlp_width=None, seed=0, attn_implementation="sdpa"):
+    """A LlavaForConditionalGeneration with random weights; grid (image_size // patch_size) squared."""
+    vision = CLIPVisionConfig(
+        hidden_size=vision_width, intermediate_size=4 * vision_width, num_hidden_layers=vision_layers,
+        num_attention_heads=max(1, vision_width // 32), image_size=image_size, patch_size=patch_size,
+        projection_dim=vision_width,
+    )
+    text = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=text_width, intermediate_size=mlp_width or 4 * text_width,
+        num_hidden_layers=text_layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+        max_position_embeddings=4096, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
+    )
+    config = LlavaConfig(
+        vision_config=vision, text_config=text, image_token_id=tokenizer.image_token_id,
+        vision_feature_layer=-2, vision_feature_select_strategy="default", projector_hidden_act="gelu",
+    )
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config)
+    model.set_attn_implementation(attn_implementation)
+    return model.eval()

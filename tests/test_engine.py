@@ -1,0 +1,224 @@
+import copy
+import json
+
+import pytest
+import torch
+from transformers import LlavaForConditionalGeneration
+
+from explorer import engine
+from explorer.engine import RequestError, attention_row, compare, encode, plan, run
+from explorer.methods import METHODS
+from tests.conftest import Tiny, random_image
+
+QUESTION = "what color is the circle ?"
+PRUNING = [m for m in METHODS if m != "none"]
+
+
+def stock_generate(t, images, question, max_new_tokens=6):
+    inputs = t.family.build_inputs(t.processor, images, question)
+    with torch.inference_mode():
+        out = t.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, output_logits=True,
+                               return_dict_in_generate=True)
+    return out.sequences[0, inputs["input_ids"].shape[1]:].tolist(), [s[0].float() for s in out.logits]
+
+
+@pytest.mark.parametrize("method", ["none"] + PRUNING)
+def test_keep_all_equals_the_stock_model(tiny, method):
+    image = random_image(0)
+    stock_ids, stock_logits = stock_generate(tiny, [image], QUESTION)
+    n = tiny.side**2
+    records = compare(tiny.model, tiny.processor, tiny.family, [image], QUESTION, methods=[method], keep=n,
+                      prune_layer=2, max_new_tokens=6)
+    record = records[method]
+    assert record.answer_ids == stock_ids
+    assert len(record.step_logits) == len(stock_logits)
+    for ours, theirs in zip(record.step_logits, stock_logits):
+        assert torch.allclose(ours, theirs, atol=1e-5)
+    assert record.kept_indices == list(range(n))
+
+
+def no_cache_logits(t, encoded, kept_positions, prune_layer, tokens):
+    """Reference: recompute everything without a cache. Layers < K see every token, layers >= K only the text,
+    the kept visual tokens and the generated tokens; returns the logits after each prefix."""
+    lm = t.model.model.language_model
+    outputs = []
+    for step in range(len(tokens)):
+        extra = lm.embed_tokens(torch.tensor([tokens[:step]], dtype=torch.long))
+        hidden = torch.cat([encoded.inputs_embeds, extra], dim=1)
+        seq = hidden.shape[1]
+        positions = torch.arange(seq).unsqueeze(0)
+        is_visual = torch.zeros(seq, dtype=torch.bool)
+        for g in encoded.groups:
+            is_visual[g.positions] = True
+        keep = ~is_visual
+        keep[kept_positions] = True
+        for i, layer in enumerate(lm.layers):
+            if i == prune_layer:
+                hidden, positions = hidden[:, keep], positions[:, keep]
+            cos, sin = lm.rotary_emb(hidden, positions)
+            mask = torch.full((hidden.shape[1], hidden.shape[1]), float("-inf")).triu(1)[None, None]
+            hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos, sin))
+        outputs.append(t.model.lm_head(lm.norm(hidden[:, -1]))[0].float())
+    return outputs
+
+
+@pytest.mark.parametrize("method", ["clse", "fastv", "random"])
+def test_pruned_cached_decode_matches_a_no_cache_recompute(tiny, method):
+    image = random_image(1)
+    inputs = tiny.family.build_inputs(tiny.processor, [image], QUESTION)
+    encoded = encode(tiny.model, tiny.family, inputs)
+    record = run(tiny.model, tiny.processor, encoded, method, keep=9, prune_layer=2, max_new_tokens=5)
+    kept_positions = encoded.groups[0].positions[record.kept_indices]
+    with torch.inference_mode():
+        reference = no_cache_logits(tiny, encoded, kept_positions, 2, record.answer_ids)
+    assert len(record.step_logits) == len(reference) >= 2
+    for ours, theirs in zip(record.step_logits, reference):
+        assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_attention_row_equals_eager_attention_last_row(tiny):
+    image = random_image(2)
+    inputs = tiny.family.build_inputs(tiny.processor, [image], QUESTION)
+    eager = LlavaForConditionalGeneration(copy.deepcopy(tiny.model.config))  # its own config
+    eager.load_state_dict(tiny.model.state_dict())
+    eager.set_attn_implementation("eager")  # only as an oracle in this test
+    with torch.inference_mode():
+        weights = eager(**inputs, output_attentions=True).attentions
+        encoded = encode(tiny.model, tiny.family, inputs)
+        lm = tiny.model.model.language_model
+        hidden = encoded.inputs_embeds
+        cos, sin = lm.rotary_emb(hidden, encoded.position_ids)
+        for i, layer in enumerate(lm.layers[:3]):
+            row = attention_row(layer, hidden, cos, sin)
+            assert torch.allclose(row, weights[i][0, :, -1].mean(0), atol=1e-6)
+            hidden = layer(hidden, attention_mask=None, position_embeddings=(cos, sin))
+    assert tiny.model.config.text_config._attn_implementation == "sdpa"
+
+
+def test_fastv_scores_are_the_attention_of_layer_k_minus_one(tiny):
+    image = random_image(3)
+    records = compare(tiny.model, tiny.processor, tiny.family, [image], QUESTION, methods=["fastv"], keep=12,
+                      prune_layer=2, max_new_tokens=2)
+    stage = records["fastv"].stages[0]
+    scores = torch.tensor(stage.scores)
+    assert stage.keep_indices == sorted(scores.argsort(descending=True, stable=True)[:12].tolist())
+    assert 0 < scores.sum() < 1  # softmax over the whole sequence, not renormalised over visual tokens
+    assert torch.allclose(scores, torch.tensor(records["none"].reference_scores["fastv"]))
+
+
+def test_selection_counts_text_tokens_and_layers(tiny):
+    image = random_image(4)
+    n = tiny.side**2
+    records = compare(tiny.model, tiny.processor, tiny.family, [image], QUESTION, methods=PRUNING, keep=10,
+                      prune_layer=2, max_new_tokens=3)
+    full = records["none"].tokens_per_layer
+    text = records["none"].text_tokens
+    assert full == [text + n] * 4
+    for name in PRUNING:
+        r = records[name]
+        assert r.kept_indices == sorted(r.kept_indices) and len(set(r.kept_indices)) == 10
+        assert r.tokens_per_layer == [text + n] * 2 + [text + 10] * 2
+        assert r.visual_per_layer == [n, n, 10, 10]
+        assert r.budget["average_kept"] == (2 * n + 2 * 10) / 4
+        assert r.flops["prefill"] < records["none"].flops["prefill"]
+        assert r.kv_cache_bytes < records["none"].kv_cache_bytes
+
+
+def test_ratio_budget_and_paper_schedule(tiny):
+    groups = encode(tiny.model, tiny.family, tiny.family.build_inputs(tiny.processor, [random_image(5)],
+                                                                      QUESTION)).groups
+    assert plan(groups, 0.25, 2, 4)[0] == [(2, [9])]
+    stages, nominal = plan(groups, 10, 2, 4, schedule="paper")
+    assert nominal == [10]
+    assert [s[0] for s in stages] == [1, 2, 3]  # 4 layers: 1, round(1.44) -> 2, round(2.68) -> 3
+    assert [s[1] for s in stages] == [[17], [11], [3]]  # round(1.72 r), round(1.09 r), round(0.32 r)
+    assert engine.paper_layers(32) == [1, 11, 21] and engine.paper_layers(28) == [1, 10, 19]
+    fake = [type("G", (), {"count": 576})()]
+    assert [c for _, c in plan(fake, 192, 2, 32, "paper")[0]] == [[330], [209], [61]]
+    assert [c for _, c in plan(fake, 64, 2, 32, "paper")[0]] == [[110], [70], [20]]
+
+
+def test_paper_schedule_run_prunes_in_three_stages(tiny):
+    records = compare(tiny.model, tiny.processor, tiny.family, [random_image(6)], QUESTION,
+                      methods=["clse", "fastv"], keep=10, schedule="paper", max_new_tokens=3)
+    r = records["clse"]
+    assert [s.layer for s in r.stages] == [1, 2, 3]
+    assert [s.scorer for s in r.stages] == ["clse", "fastv", "fastv"]
+    assert [len(s.keep_indices) for s in r.stages] == [17, 11, 3]
+    assert set(r.stages[2].keep_indices) <= set(r.stages[1].keep_indices) <= set(r.stages[0].keep_indices)
+    # scores of a later stage exist only for tokens alive before it
+    later = torch.tensor(r.stages[1].scores)
+    assert torch.isfinite(later).sum() == 17
+    assert r.visual_per_layer == [36, 17, 11, 3]
+
+
+def test_several_images_and_video_frames(tiny):
+    frames = [random_image(10 + i) for i in range(3)]
+    n = tiny.side**2
+    images = compare(tiny.model, tiny.processor, tiny.family, frames, QUESTION, methods=["clse"], keep=5,
+                     max_new_tokens=2)["clse"]
+    assert [g["grid"] for g in images.groups] == [[1, tiny.side, tiny.side]] * 3
+    assert [g["offset"] for g in images.groups] == [0, n, 2 * n]
+    assert images.stages[0].keep_counts == [5, 5, 5]  # each image its own budget
+    for gi in range(3):
+        assert sum(gi * n <= k < (gi + 1) * n for k in images.kept_indices) == 5
+    video = compare(tiny.model, tiny.processor, tiny.family, frames, QUESTION, methods=["clse", "uniform"], keep=9,
+                    kind="video", max_new_tokens=2)
+    r = video["clse"]
+    assert r.groups == [{"kind": "video", "grid": [3, tiny.side, tiny.side], "offset": 0, "count": 3 * n,
+                         "first_position": r.groups[0]["first_position"]}]
+    assert len(r.kept_indices) == 9 and max(r.kept_indices) < 3 * n
+    per_frame = [sum(f * n <= k < (f + 1) * n for k in video["uniform"].kept_indices) for f in range(3)]
+    assert per_frame == [3, 3, 3]
+    spectra = video["none"].spectra[0]
+    assert len(spectra["highpass"]) == 5 and len(spectra["highpass"][0]) == 3 * n  # 4 layers + output
+    # frame positions in the sequence: the frames' token runs are separated by text, in order
+    inputs = tiny.family.build_inputs(tiny.processor, frames, QUESTION, kind="video")
+    group = tiny.family.visual_groups(tiny.model, inputs, kind="video")[0]
+    ids = inputs["input_ids"][0]
+    assert (ids[group.positions] == tiny.model.config.image_token_id).all()
+    assert (group.positions.diff() > 0).all()
+
+
+def test_record_is_json_and_requests_do_not_leak(tiny):
+    args = dict(methods=["clse", "fastv", "random"], keep=7, prune_layer=1, max_new_tokens=4)
+    first = compare(tiny.model, tiny.processor, tiny.family, [random_image(20)], QUESTION, **args)
+    compare(tiny.model, tiny.processor, tiny.family, [random_image(21)], "is the square red ?", **args)
+    again = compare(tiny.model, tiny.processor, tiny.family, [random_image(20)], QUESTION, **args)
+    for name in first:
+        a, b = first[name].to_json(), again[name].to_json()
+        for key in ("answer_ids", "kept_indices", "stages", "tokens_per_layer", "kv_cache_bytes", "spectra"):
+            assert a[key] == b[key], (name, key)
+    text = json.dumps({k: r.to_json() for k, r in first.items()})
+    assert "NaN" not in text
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(keep=0), "keep must be"),
+    (dict(keep=-3), "keep must be"),
+    (dict(keep=37), "more than the 36"),
+    (dict(keep=2.5), "neither a whole count"),
+    (dict(keep="lots"), "keep must be a number"),
+    (dict(prune_layer=0), "prune layer must be between 1 and 3"),
+    (dict(prune_layer=4), "prune layer must be between 1 and 3"),
+    (dict(methods=["magic"]), "unknown method 'magic'"),
+    (dict(question="   "), "question is empty"),
+    (dict(ref_layer=2, prune_layer=2), "reference layer must be between 0 and 1"),
+    (dict(schedule="weekly"), "schedule must be"),
+])
+def test_bad_requests_fail_clearly(tiny, kwargs, message):
+    args = dict(question=QUESTION, methods=["clse"], keep=5, prune_layer=2, max_new_tokens=2)
+    args.update(kwargs)
+    question = args.pop("question")
+    with pytest.raises(RequestError, match=message):
+        compare(tiny.model, tiny.processor, tiny.family, [random_image(30)], question, **args)
+
+
+def test_degenerate_grid_model_runs_without_nan():
+    t = Tiny(image_size=14, patch_size=14)  # a 1 x 1 grid: sigma = 0
+    records = compare(t.model, t.processor, t.family, [random_image(40)], QUESTION, methods=["clse"], keep=1,
+                      prune_layer=1, max_new_tokens=2)
+    r = records["clse"]
+    assert r.kept_indices == [0]
+    assert all(torch.isfinite(torch.tensor(s.scores)).all() for s in r.stages)
+    assert any("all-pass" in note for note in r.notes)
