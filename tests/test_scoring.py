@@ -122,3 +122,24 @@ def test_farthest_point_order_is_a_permutation():
     coords = torch.tensor([[0.0, 0], [0, 1], [5, 5], [2, 2]])
     order = farthest_point_order(coords)
     assert sorted(order.tolist()) == [0, 1, 2, 3]
+
+
+def reference_highpass_magnitude(x, grid, cutoff=0.1):
+    """method.md step 1, literally: complex FFT, fftshift, mask, ifftshift, inverse FFT, modulus, channel mean."""
+    t, h, w = grid
+    maps = x.float().reshape(t, h, w, -1).permute(0, 3, 1, 2)  # [t, C, h, w]
+    sigma = cutoff * min(h // 2, w // 2)
+    rows = torch.arange(h).float() - h // 2
+    cols = torch.arange(w).float() - w // 2
+    d2 = rows[:, None] ** 2 + cols[None, :] ** 2
+    mask = 1 - torch.exp(-d2 / (2 * sigma**2)) if sigma > 0 else torch.ones(h, w)
+    spectrum = torch.fft.fftshift(torch.fft.fft2(maps), dim=(-2, -1)) * mask
+    out = torch.fft.ifft2(torch.fft.ifftshift(spectrum, dim=(-2, -1))).abs().mean(1)
+    return out.reshape(-1)
+
+
+@pytest.mark.parametrize("grid", [(1, 24, 24), (1, 23, 25), (3, 6, 8), (1, 1, 5), (1, 2, 2), (2, 5, 1)])
+def test_fast_highpass_equals_the_literal_formula(grid):
+    torch.manual_seed(3)
+    x = torch.randn(grid[0] * grid[1] * grid[2], 16) * 3
+    assert torch.allclose(highpass_magnitude(x, grid), reference_highpass_magnitude(x, grid), atol=1e-5)
