@@ -136,25 +136,22 @@ def plan(groups, keep, prune_layer, num_layers, schedule="single"):
 # ------------------------------------------------------------------------------------------ decoder parts
 
 
-def attention_row(layer, hidden, cos, sin):
+def attention_row(layer, last_hidden, cos_last, sin_last, keys):
     """Head-mean softmax attention of the last token over all tokens at this layer: [n].
 
-    Recomputed from the layer's own norm, q/k projections and rotary embedding: one query row, no N x N
-    matrix, and the model keeps its SDPA attention.
+    q is recomputed for the one last token from the layer's own input norm, q projection and rotary embedding;
+    the keys are the layer's rotated keys as they sit in the KV cache ([1, kv_heads, n, head_dim]). One query
+    row, no N x N matrix, and the model keeps its SDPA attention.
     """
     attn = layer.self_attn
-    x = layer.input_layernorm(hidden)[0]  # [n, D]
-    head_dim = attn.head_dim
-    q = attn.q_proj(x[-1:]).view(1, -1, head_dim)  # [1, H, hd]
-    k = attn.k_proj(x).view(x.shape[0], -1, head_dim)  # [n, KV, hd]
-    if hasattr(attn, "q_norm"):  # families that normalise q and k per head
-        q, k = attn.q_norm(q), attn.k_norm(k)
-    q, k = q.transpose(0, 1).unsqueeze(0), k.transpose(0, 1).unsqueeze(0)  # [1, H, 1, hd], [1, KV, n, hd]
+    q = attn.q_proj(layer.input_layernorm(last_hidden)).view(1, 1, -1, attn.head_dim)  # [1, 1, H, hd]
+    if hasattr(attn, "q_norm"):  # families that normalise q per head
+        q = attn.q_norm(q)
+    q = q.transpose(1, 2)  # [1, H, 1, hd]
     rotate = sys.modules[type(attn).__module__].apply_rotary_pos_emb  # the family's own rotary function
-    q, _ = rotate(q, q, cos[:, -1:], sin[:, -1:])
-    _, k = rotate(k, k, cos, sin)
-    k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)  # grouped-query attention
-    logits = (q @ k.transpose(-1, -2)).float() * attn.scaling  # [1, H, 1, n]
+    q, _ = rotate(q, q, cos_last, sin_last)
+    keys = keys.repeat_interleave(q.shape[1] // keys.shape[1], dim=1)  # grouped-query attention
+    logits = (q @ keys.transpose(-1, -2)).float() * attn.scaling  # [1, H, 1, n]
     return logits.softmax(dim=-1)[0, :, 0].mean(dim=0)
 
 
@@ -250,7 +247,7 @@ def run(model, processor, encoded, method, keep, prune_layer=2, ref_layer=0, sch
         cos, sin = lm.rotary_emb(hidden, position_ids)
         cache = DynamicCache(config=text_config)
         mask = causal_mask(text_config, hidden, cache, 0)
-        z_ref, before = None, None
+        z_ref, last_before = None, None
         start = time.perf_counter()
         for i, layer in enumerate(lm.layers):
             if spectra is not None:
@@ -259,12 +256,12 @@ def run(model, processor, encoded, method, keep, prune_layer=2, ref_layer=0, sch
                 z_ref = [hidden[0, rows] for rows in group_rows()]
             if i in stage_at or (method == "none" and diagnostics and i == first_layer):
                 t0 = time.perf_counter()
-                prev_layer, prev_hidden = before
                 cached_row = {}
 
-                def attention(rows, prev_layer=prev_layer, prev_hidden=prev_hidden):
+                def attention(rows, layer_before=lm.layers[i - 1], last_hidden=last_before):
                     if "row" not in cached_row:
-                        cached_row["row"] = attention_row(prev_layer, prev_hidden, cos, sin)
+                        cached_row["row"] = attention_row(layer_before, last_hidden, cos[:, -1:], sin[:, -1:],
+                                                          cache.layers[i - 1].keys)
                     return cached_row["row"][rows]
 
                 rows_now = group_rows()
@@ -305,7 +302,7 @@ def run(model, processor, encoded, method, keep, prune_layer=2, ref_layer=0, sch
                     timings["diagnostics"] += (time.perf_counter() - d0) * 1e3
             record.tokens_per_layer.append(hidden.shape[1])
             record.visual_per_layer.append(sum(len(a) for a in alive))
-            before = (layer, hidden)
+            last_before = hidden[:, -1:]  # the last prompt token entering this layer, for attention scores
             hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos, sin), past_key_values=cache,
                            use_cache=True)
         if spectra is not None:

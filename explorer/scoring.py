@@ -4,6 +4,8 @@ Shapes: x is [N, C] (or [B, N, C]) holding the hidden states of N visual tokens 
 in raster order, frame-major. Every function computes in float32 and returns float32.
 """
 
+import functools
+
 import torch
 
 EPS = 1e-6
@@ -38,22 +40,41 @@ def is_degenerate_grid(grid, cutoff=0.1):
     return cutoff * min(h // 2, w // 2) <= 0
 
 
+@functools.lru_cache(maxsize=64)
+def gaussian_lowpass_matrix(n, sigma):
+    """[n, n] real matrix of the 1-D filter F^-1 diag(g) F, g(u) = exp(-u^2 / (2 sigma^2)) over centred
+    frequencies u = k - n // 2. g is symmetric, so the matrix is real. sigma <= 0 gives zeros (all-pass)."""
+    if sigma <= 0:
+        return torch.zeros(n, n)
+    freq = torch.arange(n, dtype=torch.float64) - n // 2
+    gain = torch.fft.ifftshift(torch.exp(-(freq**2) / (2 * sigma**2)))
+    eye = torch.eye(n, dtype=torch.float64)
+    return torch.fft.ifft(torch.fft.fft(eye, dim=0) * gain[:, None], dim=0).real.float()
+
+
 def highpass_magnitude(x, grid, cutoff=0.1):
     """Per-token high-pass magnitude s(z): [N, C] -> [N] (or [B, N, C] -> [B, N]).
 
-    Each frame's [C, h, w] map is 2-D FFT'd, centred, multiplied by the Gaussian high-pass mask, inverted, and
-    the complex modulus averaged over channels. Frames are transformed independently (time is not).
+    Defined as: each frame's [C, h, w] map is 2-D FFT'd, centred, multiplied by the Gaussian high-pass mask
+    M = 1 - exp(-D^2 / (2 sigma^2)), inverted, and the complex modulus averaged over channels; frames are
+    transformed independently (time is not).
 
-    Computed with real FFTs: the input is real and the mask is symmetric about the zero frequency, so the
-    filtered map is real and its modulus is |irfft2(rfft2(z) * M)| (same values, a quarter of the time).
+    Computed without FFTs: the Gaussian factorises, exp(-(u^2 + v^2) / 2s^2) = g(u) g(v), so the filter is
+    z - G_h z G_w^T with two small real matrices, and the result is real (the same values to 1e-6, tested
+    against the literal FFT formula), several times faster than FFTs on wide hidden states.
     """
     t, h, w = grid
     if x.shape[-2] != t * h * w:
         raise ValueError(f"{x.shape[-2]} tokens do not form a grid of {t} x {h} x {w}")
-    maps = x.float().reshape(*x.shape[:-2], t, h, w, x.shape[-1])  # channels last: no transpose needed
-    mask = torch.fft.ifftshift(highpass_mask(h, w, cutoff))[:, : w // 2 + 1].to(maps.device)
-    filtered = torch.fft.irfft2(torch.fft.rfft2(maps, dim=(-3, -2)) * mask[..., None], s=(h, w), dim=(-3, -2))
-    return filtered.abs().mean(dim=-1).reshape(*x.shape[:-2], t * h * w)
+    sigma = cutoff * min(h // 2, w // 2)
+    maps = x.float().reshape(*x.shape[:-2], t, h, w, x.shape[-1])  # channels last
+    lowpass_h = gaussian_lowpass_matrix(h, sigma).to(maps.device)
+    lowpass_w = gaussian_lowpass_matrix(w, sigma).to(maps.device)
+    columns = maps.shape[-2] * maps.shape[-1]
+    low = (lowpass_h @ maps.reshape(*maps.shape[:-3], h, columns)).reshape(maps.shape)  # along rows
+    low = lowpass_w @ low  # along columns: [w, w] @ [..., h, w, C]
+    high = low.sub_(maps).abs_()  # |maps - low|, in place: this is memory-bound work
+    return high.mean(dim=-1).reshape(*x.shape[:-2], t * h * w)
 
 
 def evolution_intensity(s_ref, s_cur):
@@ -65,7 +86,8 @@ def evolution_intensity(s_ref, s_cur):
 
 def clse_scores(z_ref, z_cur, grid, cutoff=0.1, temp=0.1):
     """CLSE factor f = sigmoid(standardised evolution intensity / temp): [N, C] x2 -> [N] (or batched)."""
-    energy = evolution_intensity(highpass_magnitude(z_ref, grid, cutoff), highpass_magnitude(z_cur, grid, cutoff))
+    s_ref, s_cur = highpass_magnitude(torch.stack([z_ref, z_cur]), grid, cutoff).unbind(0)  # one batched pass
+    energy = evolution_intensity(s_ref, s_cur)
     if energy.shape[-1] > 1:
         std = energy.std(dim=-1, keepdim=True)  # unbiased (n - 1), as in the paper
     else:

@@ -3,7 +3,7 @@ import json
 
 import pytest
 import torch
-from transformers import LlavaForConditionalGeneration
+from transformers import DynamicCache, LlavaForConditionalGeneration
 
 from explorer import engine
 from explorer.engine import RequestError, attention_row, compare, encode, plan, run
@@ -88,10 +88,13 @@ def test_attention_row_equals_eager_attention_last_row(tiny):
         lm = tiny.model.model.language_model
         hidden = encoded.inputs_embeds
         cos, sin = lm.rotary_emb(hidden, encoded.position_ids)
+        cache = DynamicCache(config=tiny.model.config.text_config)
         for i, layer in enumerate(lm.layers[:3]):
-            row = attention_row(layer, hidden, cos, sin)
+            last = hidden[:, -1:]
+            hidden = layer(hidden, attention_mask=None, position_embeddings=(cos, sin), past_key_values=cache,
+                           use_cache=True)
+            row = attention_row(layer, last, cos[:, -1:], sin[:, -1:], cache.layers[i].keys)
             assert torch.allclose(row, weights[i][0, :, -1].mean(0), atol=1e-6)
-            hidden = layer(hidden, attention_mask=None, position_embeddings=(cos, sin))
     assert tiny.model.config.text_config._attn_implementation == "sdpa"
 
 
