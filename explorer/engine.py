@@ -73,6 +73,8 @@ def encode(model, family, inputs, kind="image"):
     position_ids = captured.get("position_ids")
     if position_ids is None:
         position_ids = torch.arange(embeds.shape[1]).unsqueeze(0)
+    elif position_ids.ndim == 3 and position_ids.shape[0] == 4:
+        position_ids = position_ids[1:]  # Qwen-VL style [text; t; h; w]: the rotary embedding takes t, h, w
     groups = family.visual_groups(model, inputs, kind=kind)
     return Encoded(inputs["input_ids"], embeds, position_ids, groups, vision_ms)
 
