@@ -9,6 +9,7 @@ raster order. Several images are several runs; video frames are passed as severa
 """
 
 import torch
+from PIL import Image
 
 from explorer.record import VisualGroup
 
@@ -44,3 +45,14 @@ def visual_groups(model, inputs, kind="image"):
     if kind == "video":
         return [VisualGroup("video", (n_images, side, side), torch.cat(runs))]
     return [VisualGroup("image", (1, side, side), r) for r in runs]
+
+
+def model_view(processor, images):
+    """The images as the vision tower sees them (resized, cropped), un-normalised to RGB, one per image or
+    frame: the token grid lies exactly over these."""
+    image_processor = processor.image_processor
+    pixels = image_processor(images=list(images), return_tensors="pt")["pixel_values"]
+    mean = torch.tensor(image_processor.image_mean).view(1, 3, 1, 1)
+    std = torch.tensor(image_processor.image_std).view(1, 3, 1, 1)
+    rgb = ((pixels * std + mean).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    return [Image.fromarray(frame) for frame in rgb]

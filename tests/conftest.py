@@ -38,3 +38,13 @@ def tiny():
 def random_image(seed, size=(90, 70)):
     rng = np.random.default_rng(seed)
     return Image.fromarray((rng.random((size[1], size[0], 3)) * 255).astype("uint8"))
+
+
+@pytest.fixture(scope="session")
+def page_model(tmp_path_factory):
+    """The model the page tests run on: a tiny LLaVA saved in the hub layout (loaded like a hub checkpoint)."""
+    directory = tmp_path_factory.mktemp("page_model")
+    t = Tiny()
+    t.model.save_pretrained(directory)
+    t.processor.save_pretrained(directory)
+    return str(directory)

@@ -1,0 +1,143 @@
+"""What the page does, without the page: load models once, read the user's media, run the comparison and the
+flip test, and turn the records into figures. ui.py wires Gradio components to these functions.
+
+Every request builds its records from scratch (the engine keeps nothing between calls); the only state kept
+across requests is the loaded model, guarded by one lock per model so model work runs one at a time.
+"""
+
+import json
+import os
+import tempfile
+import threading
+
+from PIL import ImageOps
+
+import models
+from explorer import figures, media
+from explorer.engine import RequestError, compare
+from explorer.methods import METHODS
+
+MAX_QUESTION_CHARS = 500
+BUDGET_PRESETS = {  # the paper's budgets on LLaVA-1.5's 576 tokens, as ratios so they scale to any grid
+    "192 of 576 (1/3)": 192 / 576,
+    "128 of 576 (2/9)": 128 / 576,
+    "64 of 576 (1/9)": 64 / 576,
+}
+
+_models = {}
+_locks = {}
+_registry_lock = threading.Lock()
+
+
+class UserError(ValueError):
+    """Anything the user can fix; the page shows the message."""
+
+
+def model_choices():
+    return [models.EMBEDDED_ID] + models.hub_ids()
+
+
+def get_model(model_id=None):
+    """(model, processor, family, lock), loaded once per id and reused."""
+    model_id = model_id or models.EMBEDDED_ID
+    with _registry_lock:
+        lock = _locks.setdefault(model_id, threading.Lock())
+    with lock:
+        if model_id not in _models:
+            try:
+                _models[model_id] = models.load(model_id)
+            except models.ModelLoadError as error:
+                raise UserError(str(error)) from None
+    return (*_models[model_id], lock)
+
+
+def read_media(image_path, video_path, num_frames=4):
+    """(images, kind) from the page's inputs: an image, or a video sampled into frames."""
+    if image_path and video_path:
+        raise UserError("give an image or a video, not both")
+    try:
+        if image_path:
+            return [media.load_image(image_path)], "image"
+        if video_path:
+            return media.sample_video_frames(video_path, int(num_frames)), "video"
+    except media.MediaError as error:
+        raise UserError(str(error)) from None
+    raise UserError("upload an image or a video first")
+
+
+def check_question(question):
+    question = (question or "").strip()
+    if not question:
+        raise UserError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise UserError(f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
+    return question
+
+
+def run_comparison(image_path, video_path, question, method_a, method_b, keep, prune_layer, ref_layer=0,
+                   schedule="single", model_id=None, num_frames=4, max_new_tokens=20):
+    """The whole request: returns (payload, model_view_images). The payload is the command line's --json
+    object plus the flip test and the positional-bias numbers."""
+    question = check_question(question)
+    for name in (method_a, method_b):
+        if name not in METHODS:
+            raise UserError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+    images, kind = read_media(image_path, video_path, num_frames)
+    model, processor, family, lock = get_model(model_id)
+    methods = [method_a] + ([method_b] if method_b != method_a else [])
+    settings = dict(methods=methods, keep=keep, prune_layer=int(prune_layer), ref_layer=int(ref_layer),
+                    schedule=schedule, kind=kind, max_new_tokens=int(max_new_tokens))
+    with lock:
+        try:
+            records = compare(model, processor, family, images, question, **settings)
+            flipped = compare(model, processor, family, [ImageOps.flip(im) for im in images], question,
+                              **{**settings, "max_new_tokens": 1}, diagnostics=False)
+        except RequestError as error:
+            raise UserError(str(error)) from None
+        view = family.model_view(processor, images)
+    results = {name: record.to_json() for name, record in records.items()}
+    flipped_results = {name: record.to_json() for name, record in flipped.items()}
+    _, flip_numbers = figures.flip_test(results, flipped_results, methods)
+    payload = {
+        "model": model_id or models.EMBEDDED_ID,
+        "results": results,
+        "flip_test": flip_numbers,
+        "flipped_kept_indices": {name: r["kept_indices"] for name, r in flipped_results.items()},
+        "positional_bias": figures.bias_summary(results, list(results)),
+    }
+    return payload, view
+
+
+def make_figures(payload, view, method_a, method_b, frame=0):
+    """Every figure of the page, as pure functions of the payload (and the images the model saw)."""
+    results = payload["results"]
+    methods = [m for m in results if m != "none"]
+    compared = [m for m in METHODS if m not in ("none",)]
+    flipped_results = {name: {**results[name], "kept_indices": kept}
+                       for name, kept in payload["flipped_kept_indices"].items()}
+    flip_fig, _ = figures.flip_test(results, flipped_results, methods)
+    return {
+        "answers": figures.answers_table(results),
+        "importance": figures.importance_figure(results, view, method_a, method_b, frame=frame),
+        "overlap": figures.overlap_figure(results, view, method_a, method_b, frame=frame),
+        "frame_counts": figures.frame_counts_figure(results, methods),
+        "spectrum_heatmap": figures.spectrum_heatmap(results),
+        "spectrum_curves": figures.spectrum_curves(results),
+        "highpass_maps": figures.highpass_maps_figure(results, frame=frame),
+        "highfreq_share": figures.highfreq_share_figure(results),
+        "evolution": figures.evolution_map(results, view, frame=frame),
+        "position_scatter": figures.position_scatter(results, compared),
+        "row_profile": figures.row_profile(results, compared),
+        "flip": flip_fig,
+        "cost": figures.cost_figure(results),
+        "tokens_per_layer": figures.tokens_per_layer_figure(results),
+        "efficiency": figures.efficiency_figure(results),
+    }
+
+
+def save_payload(payload):
+    """The whole result as a JSON file for download."""
+    handle, path = tempfile.mkstemp(prefix="pruning-explorer-", suffix=".json")
+    with os.fdopen(handle, "w") as out:
+        json.dump(payload, out)
+    return path

@@ -1,0 +1,120 @@
+"""The page's API through gradio_client against a real server started by the test."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+
+from tests.conftest import random_image
+from tests.server import app_server
+
+FIGURE_COUNT = 15
+
+
+@pytest.fixture(scope="module")
+def server(page_model, tmp_path_factory):
+    log = tmp_path_factory.mktemp("server") / "app.log"
+    with app_server(model=page_model, log_path=str(log)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server, verbose=False)
+
+
+def write_clip(path, frames=6, size=96):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), 4, (size, size))
+    for i in range(frames):
+        frame = np.full((size, size, 3), 230, np.uint8)
+        cv2.circle(frame, (12 + i * 12, size // 2), 10, (0, 0, 255), -1)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def check_outputs(outputs, methods):
+    *plots, payload, download, _frame = outputs
+    assert len(plots) == FIGURE_COUNT
+    for plot in plots:
+        assert plot["type"] == "plotly"
+        figure = json.loads(plot["plot"])
+        assert figure["data"], "every figure has data"
+    assert list(payload["results"]) == ["none", *methods]
+    for name, record in payload["results"].items():
+        assert record["answer_ids"], name
+        assert {"answer", "kept_indices", "timings_ms", "visual_tokens"} <= set(record)
+    with open(download) as f:
+        assert json.load(f)["results"].keys() == payload["results"].keys()
+    assert set(payload["flip_test"]) == set(methods)
+    return payload
+
+
+def test_image_request_returns_three_answers_and_all_figures(client, tmp_path):
+    path = tmp_path / "scene.png"
+    random_image(0, size=(120, 90)).save(path)
+    outputs = client.predict(handle_file(str(path)), None, "what color is the circle ?", "clse", "fastv", 9, 2,
+                             api_name="/compare")
+    payload = check_outputs(outputs, ["clse", "fastv"])
+    n = payload["results"]["none"]["visual_tokens"]
+    assert len(payload["results"]["clse"]["kept_indices"]) == 9 < n
+
+
+def test_video_request_prunes_across_frames(client, tmp_path):
+    clip = write_clip(tmp_path / "clip.webm")
+    outputs = client.predict(None, handle_file(str(clip)), "is the circle red ?", "clse", "uniform", 0.25, 1,
+                             api_name="/compare")
+    payload = check_outputs(outputs, ["clse", "uniform"])
+    group = payload["results"]["none"]["groups"][0]
+    assert group["kind"] == "video" and group["grid"][0] == 4  # 4 frames sampled by default
+    assert len(payload["results"]["clse"]["kept_indices"]) == round(0.25 * group["count"])
+
+
+@pytest.mark.parametrize("make_inputs, message", [
+    (lambda tmp: (None, None, "what ?", "clse", "fastv", 9, 2), "upload an image or a video"),
+    (lambda tmp: (str(random_png(tmp)), None, "", "clse", "fastv", 9, 2), "question is empty"),
+    (lambda tmp: (str(random_png(tmp)), None, "why " * 200, "clse", "fastv", 9, 2), "limit is 500"),
+    (lambda tmp: (str(random_png(tmp)), None, "what ?", "clse", "fastv", 0, 2), "keep must be"),
+    (lambda tmp: (str(random_png(tmp)), None, "what ?", "clse", "fastv", 100000, 2), "more than the"),
+    (lambda tmp: (str(random_png(tmp)), None, "what ?", "clse", "fastv", 9, 99), "prune layer must be between"),
+    (lambda tmp: (str(not_an_image(tmp)), None, "what ?", "clse", "fastv", 9, 2), "not a readable image"),
+    (lambda tmp: (None, str(not_a_video(tmp)), "what ?", "clse", "fastv", 9, 2), "not a readable video|no decodable"),
+    (lambda tmp: (None, str(empty_video(tmp)), "what ?", "clse", "fastv", 9, 2), "not a readable video|no decodable"),
+])
+def test_bad_inputs_get_clear_errors_and_the_server_keeps_serving(client, tmp_path, make_inputs, message):
+    from gradio_client.exceptions import AppError
+
+    image, video, *rest = make_inputs(tmp_path)
+    with pytest.raises(AppError, match=message):
+        client.predict(handle_file(image) if image else None, handle_file(video) if video else None, *rest,
+                       api_name="/compare")
+    good = random_png(tmp_path, name="good.png")
+    outputs = client.predict(handle_file(str(good)), None, "what color is the circle ?", "random", "fastv", 9, 2,
+                             api_name="/compare")
+    assert outputs[FIGURE_COUNT]["results"]["random"]["answer_ids"]
+
+
+def random_png(tmp, name="img.png"):
+    path = tmp / name
+    random_image(1).save(path)
+    return path
+
+
+def not_an_image(tmp):
+    path = tmp / "fake.png"
+    path.write_bytes(b"this is not an image at all")
+    return path
+
+
+def not_a_video(tmp):
+    path = tmp / "fake.webm"
+    path.write_bytes(b"\x1a\x45\xdf\xa3 garbage that is not a video")
+    return path
+
+
+def empty_video(tmp):
+    path = tmp / "empty.mp4"
+    path.write_bytes(b"")
+    return path

@@ -1,0 +1,312 @@
+"""Figures are pure functions of run records: real records from the tiny model (one image, two images, a
+3-frame video) and small synthetic records for exact checks (non-square grids, mirrored kept sets)."""
+
+import copy
+import json
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from PIL import Image
+
+from explorer import figures
+from explorer.engine import compare
+from models import llava
+from tests.conftest import random_image
+
+QUESTION = "what color is the circle ?"
+METHODS = ["clse", "fastv", "random"]
+
+
+def run_case(tiny, images, kind="image"):
+    records = compare(tiny.model, tiny.processor, tiny.family, images, QUESTION, methods=METHODS, keep=9,
+                      prune_layer=2, max_new_tokens=3, kind=kind)
+    return {name: r.to_json() for name, r in records.items()}, llava.model_view(tiny.processor, images)
+
+
+@pytest.fixture(scope="module")
+def cases(tiny):
+    return {
+        "image": run_case(tiny, [random_image(0)]),
+        "two_images": run_case(tiny, [random_image(1), random_image(2, size=(60, 100))]),
+        "video": run_case(tiny, [random_image(10 + i) for i in range(3)], kind="video"),
+    }
+
+
+def all_figures(results, view, group, frame):
+    a, b = "clse", "fastv"
+    flip_fig, _ = figures.flip_test(results, results, METHODS, group=group)
+    every = ["clse", "clse_hybrid", "fastv", "random", "uniform"]
+    return [
+        figures.answers_table(results),
+        figures.importance_figure(results, view, a, b, frame=frame, group=group),
+        figures.overlap_figure(results, view, a, b, frame=frame, group=group),
+        figures.frame_counts_figure(results, METHODS),
+        figures.spectrum_heatmap(results, group=group),
+        figures.spectrum_curves(results, group=group),
+        figures.highpass_maps_figure(results, group=group, frame=frame),
+        figures.highfreq_share_figure(results),
+        figures.evolution_map(results, view, group=group, frame=frame),
+        figures.position_scatter(results, every, group=group),
+        figures.row_profile(results, every, group=group),
+        flip_fig,
+        figures.sweep_figure({"positions": [0.1, 0.5, 0.9], "recall": {"clse": [0.2, 0.4, 0.6], "fastv": [0, 0.5, 1]}}),
+        figures.cost_figure(results),
+        figures.tokens_per_layer_figure(results),
+        figures.efficiency_figure(results),
+    ]
+
+
+@pytest.mark.parametrize("case, group, frame", [("image", 0, 0), ("two_images", 1, 0), ("video", 0, 2)])
+def test_every_figure_serialises(cases, case, group, frame):
+    results, view = cases[case]
+    for fig in all_figures(results, view, group, frame):
+        assert isinstance(fig, go.Figure)
+        assert json.loads(fig.to_json())["data"]
+
+
+def heatmaps(fig):
+    return [trace for trace in fig.data if trace.type == "heatmap"]
+
+
+def kept_and_pruned(record, g):
+    kept = [n - g["offset"] for n in record["kept_indices"] if g["offset"] <= n < g["offset"] + g["count"]]
+    pruned = sorted(set(range(g["count"])) - set(kept))
+    return kept, pruned
+
+
+def expected_percentiles(scores):
+    """Independent of figures.percentiles: (# lower + (# equal - 1) / 2) / (n - 1) * 100."""
+    scores = np.asarray(scores)
+    lower = (scores[None, :] < scores[:, None]).sum(1)
+    equal = (scores[None, :] == scores[:, None]).sum(1)
+    return (lower + (equal - 1) / 2) / (len(scores) - 1) * 100
+
+
+@pytest.mark.parametrize("case, group", [("image", 0), ("two_images", 1), ("video", 0)])
+def test_importance_masks_hover_and_percentiles(cases, case, group):
+    results, view = cases[case]
+    g = results["none"]["groups"][group]
+    t, h, w = g["grid"]
+    for method in ("clse", "fastv"):
+        kept, _ = kept_and_pruned(results[method], g)
+        scores = np.array(results[method]["stages"][0]["scores"][g["offset"]:g["offset"] + g["count"]])
+        percent = expected_percentiles(scores)
+        best = int(np.argmax(scores))  # the first of the highest: rank 1, as the selection breaks ties
+        checked = set()
+        for frame in range(t):
+            fig = figures.importance_figure(results, view, "clse", "fastv", frame=frame, group=group)
+            assert [tr.type for tr in fig.data].count("image") == 4  # the picture under every panel
+            score_a, mask_a, score_b, mask_b = heatmaps(fig)
+            score_map, mask = (score_a, mask_a) if method == "clse" else (score_b, mask_b)
+            assert np.asarray(mask.z).shape == (h, w) and np.asarray(score_map.z).shape == (h, w)
+            for n in range(frame * h * w, (frame + 1) * h * w):
+                r, c = divmod(n % (h * w), w)
+                expected = 1 if n in kept else 0
+                assert mask.z[r][c] == expected
+                assert score_map.z[r][c] == pytest.approx(percent[n])
+                checked.add(expected)
+            n = frame * h * w + (h * w) // 2 + 1  # one token's hover, both panels
+            r, c = divmod(n % (h * w), w)
+            for text in (mask.text[r][c], score_map.text[r][c]):
+                assert f"token {g['offset'] + n}" in text and f"row {r}, column {c}" in text
+                assert f"score: {scores[n]:.4g}" in text and "rank: " in text
+                assert f"kept: {'yes' if n in kept else 'no'}" in text
+            if best // (h * w) == frame:
+                r, c = divmod(best % (h * w), w)
+                assert f"rank: 1 of {g['count']}" in score_map.text[r][c]
+        assert checked == {0, 1}
+
+
+def synthetic_results(grid=(2, 3, 5), offset=4, kept_a=(0, 2, 7, 16, 29), kept_b=(2, 3, 7, 20)):
+    """A records dict with one group of a non-square grid behind `offset` tokens of another group."""
+    t, h, w = grid
+    count = t * h * w
+    total = offset + count
+    groups = [{"kind": "image", "grid": [1, 1, offset], "offset": 0, "count": offset, "first_position": 1},
+              {"kind": "video", "grid": list(grid), "offset": offset, "count": count, "first_position": 9}]
+
+    def record(method, kept, scores):
+        return {"method": method, "groups": groups, "visual_tokens": total, "kept_indices": list(kept),
+                "stages": [{"layer": 2, "scores": scores, "keep_indices": list(kept)}] if scores else [],
+                "answer": "red", "answer_ids": [1], "prune_layer": 2, "ref_layer": 0, "num_layers": 4}
+
+    rng = np.random.default_rng(0)
+    results = {"none": record("none", range(total), None)}
+    results["none"]["reference_scores"] = {"uniform": list(rng.random(total))}
+    results["a"] = record("a", [offset + k for k in kept_a], list(rng.random(total)))
+    results["b"] = record("b", [offset + k for k in kept_b], [float(i) for i in range(total)])
+    return results
+
+
+def test_grid_mapping_on_a_non_square_grid():
+    results = synthetic_results()
+    g = results["none"]["groups"][1]
+    grid = figures.to_grid(list(range(100, 100 + g["offset"] + g["count"])), g)
+    assert grid.shape == (2, 3, 5)
+    for n in (0, 7, 16, 29):
+        assert grid[n // 15, (n % 15) // 5, n % 5] == 100 + g["offset"] + n
+    image = Image.new("RGB", (200, 90))  # wider than the 3 x 5 grid's 5:3 aspect: centre-cropped to 150 x 90
+    fig = figures.importance_figure(results, [Image.new("RGB", (8, 8)), image, image], "a", "b", frame=1, group=1)
+    picture = next(tr for tr in fig.data if tr.type == "image")
+    assert picture.dx == pytest.approx(5 / 150) and picture.dy == pytest.approx(3 / 90)
+    mask = heatmaps(fig)[1]
+    assert np.asarray(mask.z).shape == (3, 5)
+    assert mask.z[0][1] == 1 and mask.z[0][0] == 0  # token 16 = frame 1, row 0, column 1 is kept; 15 is not
+    assert "token 20" in mask.text[0][1] and "frame 1" in mask.text[0][1]
+
+
+def test_overlap_counts_add_up_and_codes(cases):
+    results, view = cases["image"]
+    g = results["none"]["groups"][0]
+    counts = figures.overlap_counts(results, "clse", "fastv")
+    assert sum(counts.values()) == g["count"]
+    both = set(results["clse"]["kept_indices"]) & set(results["fastv"]["kept_indices"])
+    assert counts["both"] == len(both)
+    fig = figures.overlap_figure(results, view, "clse", "fastv")
+    z = np.asarray(heatmaps(fig)[0].z)
+    assert (z == 3).sum() == counts["both"] and (z == 0).sum() == counts["neither"]
+    assert all(str(v) in fig.layout.title.text for v in counts.values())
+
+    synthetic = synthetic_results()
+    counts = figures.overlap_counts(synthetic, "a", "b", group=1)
+    assert counts == {"both": 2, "only a": 3, "only b": 2, "neither": 30 - 7}
+
+
+@pytest.mark.parametrize("case", ["video", "two_images", "image"])
+def test_frame_counts_sum_to_kept(cases, case):
+    results, _ = cases[case]
+    fig = figures.frame_counts_figure(results, METHODS)
+    frames = sum(g["grid"][0] for g in results["none"]["groups"])
+    for bar, method in zip(fig.data, METHODS):
+        assert len(bar.y) == frames
+        assert sum(bar.y) == len(results[method]["kept_indices"])
+    if case == "video":  # 9 kept over 3 frames of one group; each frame's count is its own
+        kept = results["clse"]["kept_indices"]
+        assert list(fig.data[0].y) == [sum(1 for n in kept if n // 36 == f) for f in range(3)]
+
+
+def test_rank_correlation_by_hand():
+    assert figures.rank_correlation([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert figures.rank_correlation([4, 3, 2, 1], [0, 1, 2, 3]) == pytest.approx(-1.0)
+    # ties averaged: ranks (1, 2.5, 2.5, 4) vs (1, 2, 3, 4) -> 4.5 / sqrt(4.5 * 5)
+    assert figures.rank_correlation([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(4.5 / np.sqrt(22.5))
+    assert figures.rank_correlation([5, None, 7, 9], [0, 1, 2, 3]) == pytest.approx(1.0)  # None skipped
+    assert np.isnan(figures.rank_correlation([1, 1, 1], [0, 1, 2]))
+
+
+def test_bias_summary_and_score_sources():
+    results = synthetic_results()
+    summary = figures.bias_summary(results, ["none", "a", "b", "uniform"], group=1)
+    assert set(summary) == {"a", "b", "uniform"}  # "none" has no scores; "uniform" comes from reference_scores
+    assert summary["b"] == pytest.approx(1.0)  # b's scores rise with the index
+    fig = figures.position_scatter(results, ["a", "b", "uniform"], group=1)
+    assert "+1.00" in fig.data[1].name
+    profile = figures.row_profile(results, ["b"], group=1)
+    assert list(profile.data[0].y) == sorted(profile.data[0].y)  # b favours the bottom rows
+
+
+def test_flip_test_mirrored_and_identical():
+    results = synthetic_results(kept_a=(0, 1, 5, 16, 29))
+    # grid 2 x 3 x 5: local n = f*15 + r*5 + c; mirroring rows maps r -> 2 - r
+    mirrored = copy.deepcopy(results)
+    g = results["none"]["groups"][1]
+    mirrored["a"]["kept_indices"] = figures.mirror_rows(results["a"]["kept_indices"], g)
+    assert sorted(mirrored["a"]["kept_indices"]) == [4 + n for n in (5, 10, 11, 19, 26)]
+    fig, numbers = figures.flip_test(results, mirrored, ["a"], group=1)
+    assert numbers["a"]["follows_content"] == 1.0
+    assert numbers["a"]["stays_in_place"] == pytest.approx(1 / 9)  # only token 5 (middle row) is shared
+    assert "follows content 1.00" in fig.layout.annotations[1].text
+    _, numbers = figures.flip_test(results, results, ["a", "b", "not_run"], group=1)
+    assert set(numbers) == {"a", "b"}
+    assert numbers["a"]["stays_in_place"] == 1.0 and numbers["b"]["stays_in_place"] == 1.0
+
+
+def test_flip_test_on_a_real_flipped_run(tiny, cases):
+    from PIL import ImageOps
+
+    results, _ = cases["image"]
+    flipped, _ = run_case(tiny, [ImageOps.flip(random_image(0))])
+    fig, numbers = figures.flip_test(results, flipped, METHODS)
+    assert set(numbers) == set(METHODS)
+    for n in numbers.values():
+        assert 0 <= n["follows_content"] <= 1 and 0 <= n["stays_in_place"] <= 1
+    json.loads(fig.to_json())
+
+
+def test_cost_segments_sum_to_total(cases):
+    results, _ = cases["image"]
+    fig = figures.cost_figure(results)
+    bars = [tr for tr in fig.data if tr.type == "bar"]
+    assert len(bars) == 4
+    for i, name in enumerate(fig.data[0].y):
+        assert sum(bar.x[i] for bar in bars) == pytest.approx(results[name]["timings_ms"]["total"], rel=1e-9)
+
+
+def test_efficiency_and_tokens_per_layer(cases):
+    results, _ = cases["image"]
+    fig = figures.efficiency_figure(results)
+    flops, kv = fig.data
+    names = list(fig.data[0].x)
+    assert flops.y[names.index("none")] == 1 and kv.y[names.index("none")] == 1
+    assert all(v < 1 for name, v in zip(names, flops.y) if name != "none")
+    assert "4 n d^2" in fig.layout.title.text
+    lines = figures.tokens_per_layer_figure(results)
+    for trace in lines.data:
+        assert list(trace.y) == results[trace.name]["tokens_per_layer"] and trace.line.shape == "hv"
+
+
+def test_spectra_figures(cases):
+    results, view = cases["video"]
+    spec = results["none"]["spectra"][0]
+    num_layers = results["none"]["num_layers"]
+    heat = figures.spectrum_heatmap(results)
+    assert np.asarray(heat.data[0].z).shape == (num_layers + 1, len(spec["radial"][0]))
+    assert heat.data[0].z[1][2] == pytest.approx(np.log10(spec["radial"][1][2]))
+    curves = figures.spectrum_curves(results)
+    assert [tr.name for tr in curves.data] == ["input of layer 0", "input of layer 2", "decoder output"]
+
+    maps = figures.highpass_maps_figure(results, frame=2)
+    steps = maps.layout.sliders[0].steps
+    assert len(steps) == num_layers + 1
+    n = 2 * 36 + 3 * 6 + 4  # frame 2, row 3, column 4
+    assert steps[1].args[0]["z"][0][3][4] == pytest.approx(spec["highpass"][1][n])
+
+    evolution = figures.evolution_map(results, view, frame=2)
+    k, ref = results["none"]["prune_layer"], results["none"]["ref_layer"]
+    z = heatmaps(evolution)[0].z
+    s_k, s_l = spec["highpass"][k][n], spec["highpass"][ref][n]
+    assert z[3][4] == pytest.approx(abs(s_k - s_l))
+    intensity = min(abs(s_k - s_l) / (np.mean(spec["highpass"][ref]) + s_l + 1e-6), 1.0)
+    assert f"evolution intensity E: {intensity:.4g}" in heatmaps(evolution)[0].text[3][4]
+
+    share = figures.highfreq_share_figure(results)
+    assert list(share.data[0].y) == spec["highfreq_share"]
+
+
+def test_missing_spectra_give_a_message_not_an_error(cases):
+    results, view = cases["image"]
+    bare = {name: {**r, "spectra": None} for name, r in results.items()}
+    for fig in (figures.spectrum_heatmap(bare), figures.spectrum_curves(bare), figures.highpass_maps_figure(bare),
+                figures.highfreq_share_figure(bare), figures.evolution_map(bare, view)):
+        assert "No spectra" in fig.layout.annotations[0].text
+
+
+def test_answers_table_and_sweep(cases):
+    results, _ = cases["image"]
+    table = figures.answers_table(results).data[0]
+    columns = table.cells.values
+    assert list(columns[0]) == list(results)
+    assert columns[2][0] == "reference" and set(columns[2][1:]) <= {"yes", "no"}
+    assert columns[3][1] == f"9 / {results['none']['visual_tokens']}"
+    sweep = figures.sweep_figure({"positions": [0, 1], "recall": {"clse": [1, 0.5], "fastv": [0, 1]}})
+    assert [tr.name for tr in sweep.data] == ["clse", "fastv"]
+    assert sweep.data[0].line.color == figures.METHOD_COLORS["clse"]
+
+
+def test_bad_frame_or_group_is_a_clear_error(cases):
+    results, view = cases["image"]
+    with pytest.raises(ValueError, match="frame 3"):
+        figures.importance_figure(results, view, "clse", "fastv", frame=3)
+    with pytest.raises(ValueError, match="group 2"):
+        figures.overlap_figure(results, view, "clse", "fastv", group=2)
