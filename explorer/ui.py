@@ -34,6 +34,9 @@ HOW_TO_READ = {
 class CheckedImage(gr.Image):
     """gr.Image whose decoding errors reach the user as a clear message instead of a generic failure."""
 
+    def get_block_name(self):
+        return "image"  # render with Gradio's own image front end
+
     def preprocess(self, payload):
         try:
             return super().preprocess(payload)

@@ -4,5 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q --disable-pip-version-check -r requirements.txt -r tests/requirements.txt
+# The browser test drives Debian's Chromium through Playwright (never `playwright install`: no downloads).
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
+fi
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1
 python -m pytest -q tests "$@"
