@@ -6,7 +6,7 @@ PreTrainedTokenizerFast, so the rest of the project cannot tell them from a hub 
 """
 
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
     CLIPImageProcessor,
     CLIPVisionConfig,
@@ -39,9 +39,10 @@ def word_tokenizer(words):
         vocab.setdefault(word, len(vocab))
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.normalizer = None
+    # Words split on white space; "?.,!:;" are tokens of their own; hyphenated words ("top-left") stay whole.
     backend.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.Split("<image>", behavior="isolated"), pre_tokenizers.WhitespaceSplit(),
-         pre_tokenizers.Punctuation()]
+         pre_tokenizers.Split(Regex(r"[?.,!:;]"), behavior="isolated")]
     )
     backend.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
     tokenizer = PreTrainedTokenizerFast(
