@@ -30,7 +30,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    from models import ModelLoadError, load  # heavy imports after argument parsing
+    from models import EMBEDDED_ID, ModelLoadError, load  # heavy imports after argument parsing
 
     try:
         images = [media.load_image(path) for path in args.image]
@@ -44,7 +44,7 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.json:
-        model_name = args.model or "tiny_shapes"
+        model_name = args.model or EMBEDDED_ID
         print(json.dumps({"model": model_name, "results": {k: r.to_json() for k, r in records.items()}}))
         return 0
     for name, record in records.items():

@@ -11,8 +11,8 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from models import llava
 
 FAMILIES = [llava]
-EMBEDDED_DIR = os.path.join(os.path.dirname(__file__), "tiny_shapes", "weights")
-EMBEDDED_ID = "tiny_shapes"
+EMBEDDED_DIR = os.path.join(os.path.dirname(__file__), "shapes_llava", "weights")
+EMBEDDED_ID = "shapes-llava"
 
 
 class ModelLoadError(RuntimeError):

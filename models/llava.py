@@ -1,5 +1,5 @@
 """LLaVA family (LlavaForConditionalGeneration): llava-hf/llava-1.5-7b-hf, llava-hf/llava-interleave-qwen-0.5b-hf,
-the project's embedded tiny_shapes model and the like.
+the project's embedded shapes-llava model and the like.
 
 Where the visual tokens are: every image becomes a contiguous run of `config.image_token_id` placeholders that
 the wrapper overwrites with projected vision features. Each run holds `extra` non-grid tokens (CLIP's CLS

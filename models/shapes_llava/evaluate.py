@@ -1,0 +1,124 @@
+"""Evaluate the embedded model, unpruned and pruned, on held-out generated scenes and clips.
+
+    python -m models.shapes_llava.evaluate --seed 0 --n 300 [--clips 100] [--keep 192,128,64]
+        [--methods none,clse,clse_hybrid,fastv,random,uniform] [--prune-layer 2] [--weights DIR]
+
+One question per scene (question kinds taken in turn), one motion question per clip. Prints JSON: accuracy
+per question kind and overall for each method and budget; target-token recall (the share of the queried
+object's visual tokens kept) per method, overall and by the object's place in the image (top, middle and
+bottom third of the rows) - the positional-bias picture.
+"""
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+import models
+from explorer.engine import encode, run
+from models.shapes_llava import scenes
+
+KINDS = ("color", "shape", "count", "exists", "where")
+
+
+def eval_items(seed, n_scenes, n_clips):
+    """[(images, kind, question, target token mask or None, row band)], deterministic from the seed."""
+    if seed + max(n_scenes, n_clips) > scenes.TRAIN_SEED_START:
+        raise ValueError(f"evaluation seeds must stay below {scenes.TRAIN_SEED_START} (the training range)")
+    items = []
+    for i in range(n_scenes):
+        scene = scenes.make_scene(seed + i)
+        wanted = KINDS[i % len(KINDS)]
+        options = [q for q in scene.questions if q.kind == wanted] or scene.questions
+        question = options[i // len(KINDS) % len(options)]
+        items.append(([scene.image], "image", question, *_target(scene.objects, question)))
+    for i in range(n_clips):
+        clip = scenes.make_clip(seed + i)
+        question = clip.questions[0]
+        masks = [scenes.object_token_mask(objs[0]) for objs in clip.frames_objects]
+        band = _band(clip.frames_objects[0][0])
+        items.append((clip.frames, "video", question, np.concatenate(masks), band))
+    return items
+
+
+def _band(obj):
+    y = obj.center[1] / scenes.IMAGE_SIZE
+    return "top" if y < 1 / 3 else "middle" if y < 2 / 3 else "bottom"
+
+
+def _target(objects, question):
+    if not question.targets:
+        return None, None
+    mask = np.any([scenes.object_token_mask(objects[i]) for i in question.targets], axis=0)
+    return mask, _band(objects[question.targets[0]])
+
+
+def evaluate(model, processor, family, items, methods, budgets, prune_layer=2):
+    """Nested dict of accuracy and recall; each input is encoded once and reused by every method/budget."""
+    correct = defaultdict(lambda: defaultdict(list))  # (method, keep) -> kind -> [0/1]
+    recall = defaultdict(lambda: defaultdict(list))  # (method, keep) -> band -> [share]
+    for images, kind, question, target, band in items:
+        inputs = family.build_inputs(processor, images, question.text, kind=kind)
+        encoded = encode(model, family, inputs, kind=kind)
+        for method in methods:
+            for keep in ([None] if method == "none" else budgets):
+                record = run(model, processor, encoded, method, keep or 1, prune_layer=prune_layer,
+                             max_new_tokens=3)
+                key = (method, keep)
+                correct[key][question.kind].append(record.answer == question.answer)
+                if target is not None:
+                    kept = np.zeros(record.visual_tokens, dtype=bool)
+                    kept[record.kept_indices] = True
+                    share = kept[target].mean()
+                    recall[key]["all"].append(share)
+                    recall[key][band].append(share)
+    report = {}
+    for (method, keep), by_kind in correct.items():
+        flat = [x for values in by_kind.values() for x in values]
+        images_only = [x for k, values in by_kind.items() if k != "motion" for x in values]
+        entry = {
+            "accuracy": {k: round(float(np.mean(v)), 4) for k, v in sorted(by_kind.items())},
+            "accuracy_overall": round(float(np.mean(flat)), 4),
+            "accuracy_images": round(float(np.mean(images_only)), 4) if images_only else None,
+            "questions": len(flat),
+            "target_recall": {b: round(float(np.mean(v)), 4) for b, v in sorted(recall[(method, keep)].items())},
+        }
+        report.setdefault(method, {})["unpruned" if keep is None else str(keep)] = entry
+    return report
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n", type=int, default=300, help="scenes (one question each)")
+    parser.add_argument("--clips", type=int, default=None, help="motion clips (default n // 3)")
+    parser.add_argument("--keep", default="192,128,64")
+    parser.add_argument("--methods", default="none,clse,clse_hybrid,fastv,random,uniform")
+    parser.add_argument("--prune-layer", type=int, default=2)
+    parser.add_argument("--weights", default=None, help="model directory (default: the embedded model)")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        budgets = [int(k) for k in args.keep.split(",") if k]
+        methods = [m for m in args.methods.split(",") if m]
+        items = eval_items(args.seed, args.n, args.n // 3 if args.clips is None else args.clips)
+        model, processor, family = models.load(args.weights)
+    except (ValueError, models.ModelLoadError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    start = time.time()
+    report = evaluate(model, processor, family, items, methods, budgets, args.prune_layer)
+    print(json.dumps({"model": args.weights or models.EMBEDDED_ID, "seed": args.seed, "scenes": args.n,
+                      "prune_layer": args.prune_layer, "seconds": round(time.time() - start, 1),
+                      "results": report}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""The world the embedded model knows: procedurally generated shape scenes and clips with one-word answers.
+
+Everything is a pure function of a seed (numpy's default_rng), so anyone can regenerate the same data:
+- `make_scene(seed)`: a 336 x 336 image, light background, 1 to 5 non-overlapping filled shapes (circle,
+  square, triangle) in five colours, anywhere in the frame (corners and top rows included), with questions.
+- `make_clip(seed)`: 4 frames in which one shape (the target) moves left, right, up or down by several
+  patches, with the motion question.
+Seeds: training uses seeds >= TRAIN_SEED_START; evaluation and tests use seeds below it.
+
+Each object records its box and can draw its own pixel mask, so the visual tokens covering the object a
+question is about are known (`object_token_mask`).
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+IMAGE_SIZE = 336
+PATCH = 14
+TRAIN_SEED_START = 1_000_000
+SHAPES = ("circle", "square", "triangle")
+COLORS = {
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 80, 220),
+    "yellow": (235, 200, 30),
+    "purple": (150, 60, 190),
+}
+NUMBERS = ("zero", "one", "two", "three", "four", "five")
+QUADRANTS = ("top-left", "top-right", "bottom-left", "bottom-right")
+DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+MIN_SIZE, MAX_SIZE = 42, 98  # 3 to 7 patches across
+GAP = 6  # pixels between shapes
+
+
+@dataclass
+class Shape:
+    shape: str
+    color: str
+    box: tuple  # (x0, y0, x1, y1) in pixels, x1/y1 exclusive
+
+    @property
+    def center(self):
+        x0, y0, x1, y1 = self.box
+        return ((x0 + x1) / 2, (y0 + y1) / 2)
+
+
+@dataclass
+class Question:
+    text: str
+    answer: str
+    kind: str  # color, shape, count, exists, where, motion
+    targets: list  # indices of the objects the question is about (may be empty)
+
+
+@dataclass
+class Scene:
+    seed: int
+    background: tuple
+    objects: list
+    questions: list = field(default_factory=list)
+    image: Image.Image = None
+
+
+@dataclass
+class Clip:
+    seed: int
+    background: tuple
+    frames_objects: list  # per frame, the list of Shape (same order)
+    questions: list = field(default_factory=list)
+    frames: list = None  # PIL images
+
+
+def draw(draw_ctx, obj, fill):
+    x0, y0, x1, y1 = obj.box
+    if obj.shape == "circle":
+        draw_ctx.ellipse([x0, y0, x1 - 1, y1 - 1], fill=fill)
+    elif obj.shape == "square":
+        draw_ctx.rectangle([x0, y0, x1 - 1, y1 - 1], fill=fill)
+    else:  # triangle pointing up, filling its box
+        draw_ctx.polygon([((x0 + x1 - 1) / 2, y0), (x1 - 1, y1 - 1), (x0, y1 - 1)], fill=fill)
+
+
+def render(background, objects):
+    image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), background)
+    ctx = ImageDraw.Draw(image)
+    for obj in objects:
+        draw(ctx, obj, COLORS[obj.color])
+    return image
+
+
+def object_pixels(obj):
+    """Boolean [H, W] mask of the pixels the object covers."""
+    canvas = Image.new("L", (IMAGE_SIZE, IMAGE_SIZE), 0)
+    draw(ImageDraw.Draw(canvas), obj, 255)
+    return np.asarray(canvas) > 0
+
+
+def object_token_mask(obj, grid_side=IMAGE_SIZE // PATCH, min_cover=0.2):
+    """Boolean [grid_side * grid_side] raster mask of the patches at least `min_cover` covered by the object."""
+    pixels = object_pixels(obj)
+    cell = IMAGE_SIZE // grid_side
+    cover = pixels[: cell * grid_side, : cell * grid_side].reshape(grid_side, cell, grid_side, cell).mean(axis=(1, 3))
+    return (cover >= min_cover).reshape(-1)
+
+
+def _overlaps(box, others):
+    x0, y0, x1, y1 = box
+    return any(x0 < b[2] + GAP and b[0] < x1 + GAP and y0 < b[3] + GAP and b[1] < y1 + GAP for b in others)
+
+
+def _place(rng, boxes, size, limits=(0, 0, IMAGE_SIZE, IMAGE_SIZE), tries=200):
+    lx0, ly0, lx1, ly1 = limits
+    for _ in range(tries):
+        x0 = int(rng.integers(lx0, lx1 - size + 1))
+        y0 = int(rng.integers(ly0, ly1 - size + 1))
+        box = (x0, y0, x0 + size, y0 + size)
+        if not _overlaps(box, boxes):
+            return box
+    return None
+
+
+def _background(rng):
+    return tuple(int(v) for v in rng.integers(228, 252, size=3))
+
+
+def _random_objects(rng, count, boxes=None):
+    boxes = list(boxes or [])
+    objects = []
+    for _ in range(count):
+        size = int(rng.integers(MIN_SIZE, MAX_SIZE + 1))
+        box = _place(rng, boxes, size)
+        if box is None:
+            continue
+        boxes.append(box)
+        objects.append(Shape(str(rng.choice(SHAPES)), str(rng.choice(list(COLORS))), box))
+    return objects
+
+
+def quadrant(obj, margin=0.08):
+    """The quadrant of the object's centre, or None when the centre is near a midline (ambiguous)."""
+    cx, cy = obj.center
+    half = IMAGE_SIZE / 2
+    if abs(cx - half) < margin * IMAGE_SIZE or abs(cy - half) < margin * IMAGE_SIZE:
+        return None
+    return ("top" if cy < half else "bottom") + "-" + ("left" if cx < half else "right")
+
+
+def scene_questions(objects, rng):
+    """Every unambiguous question about the scene (exists: one yes and one no, for balance)."""
+    questions = []
+    for shape in SHAPES:
+        matches = [i for i, o in enumerate(objects) if o.shape == shape]
+        if len(matches) == 1:
+            questions.append(Question(f"what color is the {shape} ?", objects[matches[0]].color, "color", matches))
+        questions.append(Question(f"how many {shape}s are there ?", NUMBERS[len(matches)], "count", matches))
+    for color in COLORS:
+        matches = [i for i, o in enumerate(objects) if o.color == color]
+        if len(matches) == 1:
+            questions.append(Question(f"what shape is the {color} object ?", objects[matches[0]].shape, "shape",
+                                      matches))
+    combos = {}
+    for i, o in enumerate(objects):
+        combos.setdefault((o.color, o.shape), []).append(i)
+    present = sorted(combos)
+    absent = [(c, s) for c in COLORS for s in SHAPES if (c, s) not in combos]
+    yes = present[int(rng.integers(len(present)))]
+    questions.append(Question(f"is there a {yes[0]} {yes[1]} ?", "yes", "exists", combos[yes]))
+    no = absent[int(rng.integers(len(absent)))]
+    questions.append(Question(f"is there a {no[0]} {no[1]} ?", "no", "exists", []))
+    for (color, shape), idx in combos.items():
+        if len(idx) == 1 and quadrant(objects[idx[0]]):
+            questions.append(Question(f"where is the {color} {shape} ?", quadrant(objects[idx[0]]), "where", idx))
+    return questions
+
+
+def make_scene(seed):
+    rng = np.random.default_rng(seed)
+    background = _background(rng)
+    objects = []
+    while not objects:
+        objects = _random_objects(rng, int(rng.integers(1, 6)))
+    scene = Scene(seed, background, objects)
+    scene.questions = scene_questions(objects, rng)
+    scene.image = render(background, objects)
+    return scene
+
+
+FRAMES = 4
+
+
+def make_clip(seed):
+    """4 frames; the target moves 14-28 px per frame (3 to 6 patches in all); up to 2 static distractors."""
+    rng = np.random.default_rng(seed)
+    background = _background(rng)
+    while True:
+        direction = str(rng.choice(list(DIRECTIONS)))
+        dx, dy = DIRECTIONS[direction]
+        step = int(rng.integers(14, 29))
+        size = int(rng.integers(MIN_SIZE, 80))
+        travel = step * (FRAMES - 1)
+        # the whole path must fit in the frame
+        lx0, ly0 = max(0, -dx * travel), max(0, -dy * travel)
+        lx1, ly1 = IMAGE_SIZE - max(0, dx * travel), IMAGE_SIZE - max(0, dy * travel)
+        start = _place(rng, [], size, (lx0, ly0, lx1, ly1))
+        if start is None:
+            continue
+        path = [(start[0] + dx * step * f, start[1] + dy * step * f) for f in range(FRAMES)]
+        sweep = (min(p[0] for p in path), min(p[1] for p in path), max(p[0] for p in path) + size,
+                 max(p[1] for p in path) + size)
+        target = Shape(str(rng.choice(SHAPES)), str(rng.choice(list(COLORS))), start)
+        others = [o for o in _random_objects(rng, int(rng.integers(0, 3)), boxes=[sweep])
+                  if (o.color, o.shape) != (target.color, target.shape)]
+        break
+    frames_objects = [[Shape(target.shape, target.color, (x, y, x + size, y + size))] + others for x, y in path]
+    clip = Clip(seed, background, frames_objects)
+    clip.questions = [Question(f"which way does the {target.color} {target.shape} move ?", direction, "motion", [0])]
+    clip.frames = [render(background, objs) for objs in frames_objects]
+    return clip
+
+
+def vocabulary():
+    """Every word the questions and answers use (the tokenizer's vocabulary)."""
+    words = ["what", "color", "is", "the", "shape", "object", "how", "many", "are", "there", "where", "a", "which",
+             "way", "does", "move", "?", "yes", "no"]
+    words += list(SHAPES) + [s + "s" for s in SHAPES] + list(COLORS) + list(NUMBERS) + list(QUADRANTS)
+    words += list(DIRECTIONS)
+    return list(dict.fromkeys(words))

@@ -1,0 +1,177 @@
+"""Train the embedded model from scratch on generated scenes and clips.
+
+    python -m models.shapes_llava.train --seed 0 --steps 1500 --out models/shapes_llava/weights
+
+Deterministic from the seed (single process, fixed thread count). The model and processor are built by
+`build()` below from CONFIG (data, not code) and saved with save_pretrained, the layout a hub checkpoint has.
+
+Several questions share one image: the sequence is [USER : <image>...] followed by one segment per question
+("{question} ASSISTANT : {answer} </s>"). A block mask lets each segment see the image prefix and itself
+only, and every segment gets the position ids it would have alone after the image, so each segment is
+exactly the single-question prompt the model sees at inference, at a fraction of the cost.
+"""
+
+import argparse
+import json
+import math
+import os
+import time
+
+import numpy as np
+import torch
+
+from models.shapes_llava import scenes
+from models.toy import llava_processor, tiny_llava, word_tokenizer
+
+CONFIG = {  # the embedded model's architecture
+    "image_size": scenes.IMAGE_SIZE,  # 336 / 14 -> a 24 x 24 grid, 576 visual tokens as LLaVA-1.5
+    "patch_size": scenes.PATCH,
+    "vision_width": 96,
+    "vision_layers": 3,
+    "text_width": 128,
+    "text_layers": 6,
+    "heads": 4,
+    "kv_heads": 4,
+    "mlp_width": 384,
+}
+TRAIN = {"batch_images": 16, "batch_clips": 4, "clip_every": 4, "questions_per_image": 6, "lr": 2e-3,
+         "weight_decay": 0.01, "warmup": 100, "min_lr_ratio": 0.05}
+
+
+def build(seed=0):
+    tokenizer = word_tokenizer(scenes.vocabulary())
+    processor = llava_processor(tokenizer, CONFIG["image_size"], CONFIG["patch_size"])
+    model = tiny_llava(tokenizer, seed=seed, **CONFIG)
+    return model, processor
+
+
+def encode_example(tokenizer, n_image_tokens, questions):
+    """(ids, positions, blocks, labels) for one image or clip and its questions."""
+    ids = tokenizer.convert_tokens_to_ids(["USER", ":"]) + [tokenizer.image_token_id] * n_image_tokens
+    prefix = len(ids)
+    positions, blocks, labels = list(range(prefix)), [0] * prefix, [-100] * prefix
+    for k, q in enumerate(questions, start=1):
+        prompt = tokenizer.convert_tokens_to_ids(q.text.split() + ["ASSISTANT", ":"])
+        answer = tokenizer.convert_tokens_to_ids([q.answer]) + [tokenizer.eos_token_id]
+        segment = prompt + answer
+        ids += segment
+        positions += list(range(prefix, prefix + len(segment)))
+        blocks += [k] * len(segment)
+        seg_labels = [-100] * len(segment)
+        seg_labels[len(prompt) - 1] = answer[0]  # ":" predicts the answer
+        seg_labels[len(prompt)] = answer[1]  # the answer predicts </s>
+        labels += seg_labels
+    return ids, positions, blocks, labels
+
+
+def collate(examples, pad_id):
+    length = max(len(e[0]) for e in examples)
+    B = len(examples)
+    ids = torch.full((B, length), pad_id)
+    positions = torch.zeros((B, length), dtype=torch.long)
+    blocks = torch.full((B, length), -1)
+    labels = torch.full((B, length), -100)
+    for b, (i, p, k, lab) in enumerate(examples):
+        n = len(i)
+        ids[b, :n], positions[b, :n], blocks[b, :n], labels[b, :n] = map(torch.tensor, (i, p, k, lab))
+    causal = torch.ones(length, length, dtype=torch.bool).tril()
+    same = (blocks[:, :, None] == blocks[:, None, :]) | (blocks[:, None, :] == 0)
+    mask = causal & same & (blocks[:, None, :] >= 0)
+    mask |= torch.eye(length, dtype=torch.bool)  # padding rows attend to themselves (no empty softmax)
+    return ids, positions, mask[:, None], labels
+
+
+def sample_batch(kind, rng, tokenizer, processor, tokens_per_image):
+    if kind == "clip":
+        items = [scenes.make_clip(int(rng.integers(scenes.TRAIN_SEED_START, 2**31))) for _ in
+                 range(TRAIN["batch_clips"])]
+        images = [frame for clip in items for frame in clip.frames]
+        examples = [encode_example(tokenizer, tokens_per_image * scenes.FRAMES, clip.questions) for clip in items]
+    else:
+        items = [scenes.make_scene(int(rng.integers(scenes.TRAIN_SEED_START, 2**31))) for _ in
+                 range(TRAIN["batch_images"])]
+        images = [scene.image for scene in items]
+        examples = []
+        for scene in items:
+            order = rng.permutation(len(scene.questions))[: TRAIN["questions_per_image"]]
+            examples.append(encode_example(tokenizer, tokens_per_image, [scene.questions[i] for i in order]))
+    pixel_values = processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
+    return (*collate(examples, tokenizer.pad_token_id), pixel_values)
+
+
+def learning_rate(step, total):
+    if step < TRAIN["warmup"]:
+        return TRAIN["lr"] * (step + 1) / TRAIN["warmup"]
+    progress = (step - TRAIN["warmup"]) / max(1, total - TRAIN["warmup"])
+    floor = TRAIN["min_lr_ratio"]
+    return TRAIN["lr"] * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def save(model, processor, out, meta):
+    os.makedirs(out, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    with open(os.path.join(out, "training.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "weights"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--minutes", type=float, default=90, help="safety cap: stop and save after this long")
+    parser.add_argument("--checkpoint-every", type=int, default=150)
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    model, processor = build(args.seed)
+    model.train()
+    tokenizer = processor.tokenizer
+    tokens_per_image = (CONFIG["image_size"] // CONFIG["patch_size"]) ** 2
+    optimizer = torch.optim.AdamW(model.parameters(), lr=TRAIN["lr"], weight_decay=TRAIN["weight_decay"],
+                                  betas=(0.9, 0.98))
+    start = time.time()
+    history = []
+    recent = {"image": [], "clip": []}
+    step = 0
+    for step in range(args.steps):
+        kind = "clip" if step % TRAIN["clip_every"] == TRAIN["clip_every"] - 1 else "image"
+        ids, positions, mask, labels, pixel_values = sample_batch(kind, rng, tokenizer, processor, tokens_per_image)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, args.steps)
+        logits = model(input_ids=ids, pixel_values=pixel_values, attention_mask=mask, position_ids=positions).logits
+        targets = labels != -100
+        loss = torch.nn.functional.cross_entropy(logits[targets], labels[targets])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        # answer accuracy: the positions whose label is not </s>
+        answer_positions = targets & (labels != tokenizer.eos_token_id)
+        correct = (logits[answer_positions].argmax(-1) == labels[answer_positions]).float().mean().item()
+        recent[kind] = (recent[kind] + [correct])[-20:]
+        elapsed = time.time() - start
+        if step % 10 == 0 or step == args.steps - 1:
+            entry = {"step": step, "loss": round(loss.item(), 4), "acc_image": round(float(np.mean(recent["image"] or [0])), 3),
+                     "acc_clip": round(float(np.mean(recent["clip"] or [0])), 3), "lr": round(learning_rate(step, args.steps), 6),
+                     "minutes": round(elapsed / 60, 2)}
+            history.append(entry)
+            print(json.dumps(entry), flush=True)
+        if (step + 1) % args.checkpoint_every == 0:
+            save(model, processor, args.out, {"seed": args.seed, "steps_done": step + 1, "steps": args.steps,
+                                              "config": CONFIG, "train": TRAIN, "history": history})
+        if elapsed > args.minutes * 60:
+            print(f"stopping at the {args.minutes}-minute cap after {step + 1} steps", flush=True)
+            break
+    model.eval()
+    save(model, processor, args.out, {"seed": args.seed, "steps_done": step + 1, "steps": args.steps,
+                                      "config": CONFIG, "train": TRAIN, "history": history,
+                                      "minutes": round((time.time() - start) / 60, 1)})
+
+
+if __name__ == "__main__":
+    main()
