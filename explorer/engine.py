@@ -24,8 +24,10 @@ from explorer import scoring
 from explorer.methods import METHODS, StageInputs, check_method, select_top
 from explorer.record import Record, Stage
 
-PAPER_STAGE_FACTORS = (1.72, 1.09, 0.32)  # kept counts per stage for a nominal budget r (LLaVA-1.5, method.md)
-PAPER_LLAVA_LAYERS = (1, 11, 21)  # the paper's stages for 32-layer decoders
+# The paper's schedule (method.md), LLaVA-1.5's numbers: for a decoder of `depth` layers the stages sit at
+# `layers` (other depths: 1, round(0.36 n), round(0.67 n)); stage s keeps round(factors[s] * r) for a nominal
+# budget r. A family module may define its own PAPER_SCHEDULE (Qwen2-VL does).
+PAPER_SCHEDULE = {"depth": 32, "layers": (1, 11, 21), "factors": (1.72, 1.09, 0.32)}
 
 
 class RequestError(ValueError):
@@ -41,6 +43,7 @@ class Encoded:
     position_ids: torch.Tensor  # [1, S], or [3, 1, S] for multimodal rotary positions
     groups: list  # VisualGroup per image / video
     vision_ms: float
+    paper: dict = None  # the family's paper schedule (PAPER_SCHEDULE)
 
 
 class _Captured(Exception):
@@ -76,7 +79,8 @@ def encode(model, family, inputs, kind="image"):
     elif position_ids.ndim == 3 and position_ids.shape[0] == 4:
         position_ids = position_ids[1:]  # Qwen-VL style [text; t; h; w]: the rotary embedding takes t, h, w
     groups = family.visual_groups(model, inputs, kind=kind)
-    return Encoded(inputs["input_ids"], embeds, position_ids, groups, vision_ms)
+    paper = getattr(family, "PAPER_SCHEDULE", PAPER_SCHEDULE)
+    return Encoded(inputs["input_ids"], embeds, position_ids, groups, vision_ms, paper)
 
 
 # ----------------------------------------------------------------------------------------------- planning
@@ -106,8 +110,11 @@ def budget_for(group_count, keep):
     return value
 
 
-def paper_layers(num_layers):
-    raw = PAPER_LLAVA_LAYERS if num_layers == 32 else (1, round(0.36 * num_layers), round(0.67 * num_layers))
+def paper_layers(num_layers, paper=PAPER_SCHEDULE):
+    if num_layers == paper["depth"]:
+        raw = paper["layers"]
+    else:
+        raw = (1, round(0.36 * num_layers), round(0.67 * num_layers))
     layers = []
     for layer in raw:  # shallow decoders: keep the stages strictly increasing and inside the model
         layer = max(layer, layers[-1] + 1 if layers else 1)
@@ -116,7 +123,7 @@ def paper_layers(num_layers):
     return layers
 
 
-def plan(groups, keep, prune_layer, num_layers, schedule="single"):
+def plan(groups, keep, prune_layer, num_layers, schedule="single", paper=PAPER_SCHEDULE):
     """[(layer, [kept count per group])] for the request. Raises RequestError on impossible settings."""
     keep = parse_keep(keep)
     nominal = [budget_for(g.count, keep) for g in groups]
@@ -128,7 +135,7 @@ def plan(groups, keep, prune_layer, num_layers, schedule="single"):
     if schedule != "paper":
         raise RequestError(f"schedule must be 'single' or 'paper', got {schedule!r}")
     stages, previous = [], [g.count for g in groups]
-    for layer, factor in zip(paper_layers(num_layers), PAPER_STAGE_FACTORS):
+    for layer, factor in zip(paper_layers(num_layers, paper), paper["factors"]):
         counts = [max(1, min(prev, round(factor * r))) for prev, r in zip(previous, nominal)]
         stages.append((layer, counts))
         previous = counts
@@ -201,7 +208,7 @@ def run(model, processor, encoded, method, keep, prune_layer=2, ref_layer=0, sch
     text_config = model.config.get_text_config()
     num_layers = len(lm.layers)
     groups = encoded.groups
-    planned, nominal = plan(groups, keep, prune_layer, num_layers, schedule)
+    planned, nominal = plan(groups, keep, prune_layer, num_layers, schedule, encoded.paper or PAPER_SCHEDULE)
     stages = [] if method == "none" else planned
     first_layer = planned[0][0]
     if not 0 <= ref_layer < first_layer:
@@ -381,7 +388,7 @@ def compare(model, processor, family, images, question, methods=("clse", "fastv"
     inputs = family.build_inputs(processor, images, question, kind=kind)
     encoded = encode(model, family, inputs, kind=kind)
     # Validate the settings once, before any run, so nothing is half-done.
-    plan(encoded.groups, keep, prune_layer, len(text_model(model).layers), schedule)
+    plan(encoded.groups, keep, prune_layer, len(text_model(model).layers), schedule, encoded.paper)
     names = ["none"] + [m for m in methods if m != "none"]
     return {name: run(model, processor, encoded, name, keep, prune_layer, ref_layer, schedule, max_new_tokens,
                       seed, diagnostics=diagnostics and name == "none", question=question) for name in names}

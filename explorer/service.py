@@ -94,7 +94,11 @@ def run_comparison(image_path, video_path, question, method_a, method_b, keep, p
                               **{**settings, "max_new_tokens": 1}, diagnostics=False)
         except RequestError as error:
             raise UserError(str(error)) from None
-        view = family.model_view(processor, images)
+        view = family.model_view(processor, images, kind=kind)
+        sweep = None
+        if (model_id or models.EMBEDDED_ID) == models.EMBEDDED_ID:  # known ground truth: objects and their tokens
+            from models.shapes_llava.sweep import positional_sweep
+            sweep = positional_sweep(model, processor, family, methods, keep, int(prune_layer))
     results = {name: record.to_json() for name, record in records.items()}
     flipped_results = {name: record.to_json() for name, record in flipped.items()}
     _, flip_numbers = figures.flip_test(results, flipped_results, methods)
@@ -104,6 +108,7 @@ def run_comparison(image_path, video_path, question, method_a, method_b, keep, p
         "flip_test": flip_numbers,
         "flipped_kept_indices": {name: r["kept_indices"] for name, r in flipped_results.items()},
         "positional_bias": figures.bias_summary(results, list(results)),
+        "positional_sweep": sweep,
     }
     return payload, view
 
@@ -129,6 +134,9 @@ def make_figures(payload, view, method_a, method_b, frame=0):
         "position_scatter": figures.position_scatter(results, compared),
         "row_profile": figures.row_profile(results, compared),
         "flip": flip_fig,
+        "sweep": figures.sweep_figure(payload["positional_sweep"]) if payload.get("positional_sweep") else
+        figures.empty_figure("The object sweep needs known object positions: it runs on the embedded model.",
+                             "Object sweep"),
         "cost": figures.cost_figure(results),
         "tokens_per_layer": figures.tokens_per_layer_figure(results),
         "efficiency": figures.efficiency_figure(results),

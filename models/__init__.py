@@ -8,9 +8,9 @@ import time
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from models import llava
+from models import llava, qwen2_vl
 
-FAMILIES = [llava]
+FAMILIES = [llava, qwen2_vl]
 EMBEDDED_DIR = os.path.join(os.path.dirname(__file__), "shapes_llava", "weights")
 EMBEDDED_ID = "shapes-llava"
 

@@ -47,7 +47,7 @@ def visual_groups(model, inputs, kind="image"):
     return [VisualGroup("image", (1, side, side), r) for r in runs]
 
 
-def model_view(processor, images):
+def model_view(processor, images, kind="image"):  # frames are images for LLaVA
     """The images as the vision tower sees them (resized, cropped), un-normalised to RGB, one per image or
     frame: the token grid lies exactly over these."""
     image_processor = processor.image_processor

@@ -11,7 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # tiny models gain nothing from threads; robust when the machine is busy
 
 from models import llava  # noqa: E402
 from models.toy import llava_processor, tiny_llava, word_tokenizer  # noqa: E402

@@ -139,6 +139,12 @@ def test_ratio_budget_and_paper_schedule(tiny):
     fake = [type("G", (), {"count": 576})()]
     assert [c for _, c in plan(fake, 192, 2, 32, "paper")[0]] == [[330], [209], [61]]
     assert [c for _, c in plan(fake, 64, 2, 32, "paper")[0]] == [[110], [70], [20]]
+    from models import qwen2_vl  # the paper's Qwen2-VL schedule: ratios of the original N
+    thousand = [type("G", (), {"count": 1000})()]
+    stages, _ = plan(thousand, 0.334, 2, 28, "paper", qwen2_vl.PAPER_SCHEDULE)
+    assert stages == [(1, [570]), (10, [360]), (19, [98])]
+    stages, _ = plan(thousand, 0.112, 2, 28, "paper", qwen2_vl.PAPER_SCHEDULE)
+    assert [c[0] for _, c in stages] == [191, 121, 33]  # method.md: 0.19 / 0.12 / 0.034
 
 
 def test_paper_schedule_run_prunes_in_three_stages(tiny):

@@ -1,0 +1,147 @@
+"""Qwen2-VL and Qwen2.5-VL family (Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration):
+Qwen/Qwen2-VL-2B-Instruct, Qwen/Qwen2-VL-7B-Instruct, Qwen/Qwen2.5-VL-3B-Instruct, Qwen/Qwen2.5-VL-7B-Instruct.
+
+Where the visual tokens are. The processor resizes every image (and every video, all frames alike) with
+`smart_resize` to multiples of patch_size * merge_size (28 px) within its min/max pixel bounds, keeping the
+aspect ratio, so the grid differs per image. `image_grid_thw` / `video_grid_thw` give (t, h, w) in vision
+patches *before* the 2 x 2 merge; each image becomes one contiguous run of t * h * w / merge^2
+`config.image_token_id` tokens between <|vision_start|> and <|vision_end|> (a video: `config.video_token_id`
+tokens, t = temporal patches = frames / temporal_patch_size). The decoder grid is (t, h / merge, w / merge).
+
+Token order inside a run is raster order, frame-major: merged token n of a run sits at frame n // (h' w'),
+row (n % (h' w')) // w', column n % w' (h', w' = merged grid). Why:
+- the processor's `patchify` lays the pixel patches out as (t, h/m, w/m, m, m) -> each merged token's m x m
+  patches are consecutive and the merged tokens follow in (t, row, column) order;
+- the vision tower's `PatchMerger` views every m * m consecutive patch rows as one token, so its output keeps
+  that order (Qwen2.5-VL permutes into attention windows inside the tower and undoes it with
+  `argsort(window_index)` after the merger);
+- `get_rope_index` gives the run the 3-D ids meshgrid(t, h, w, indexing="ij") flattened: the same order.
+  The tests check the captured ids against the raster coordinates.
+
+Video: the list of PIL frames is one video through the processor's native video path
+(processor(videos=[frames]), Qwen2VLVideoProcessor). Frame re-sampling is off (`do_sample_frames=False`):
+every given frame is used; an odd count is padded by the processor with a copy of the last frame (the
+temporal patch holds 2 frames). Frames of different sizes are resized to the first frame's size first.
+Qwen2.5-VL spaces the temporal M-RoPE ids by tokens_per_second * temporal_patch_size / fps: the frames' fps
+is passed as video metadata (VIDEO_FPS = 2 frames per second by default, qwen-vl-utils' default sampling
+rate; pass the real rate if the frames were sampled differently). Qwen2-VL ignores fps.
+"""
+
+import torch
+from PIL import Image
+
+from explorer.engine import RequestError
+from explorer.record import VisualGroup
+
+MODEL_CLASSES = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
+HUB_IDS = ("Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2-VL-7B-Instruct", "Qwen/Qwen2.5-VL-3B-Instruct",
+           "Qwen/Qwen2.5-VL-7B-Instruct")
+# The paper's Qwen2-VL schedule (28 layers): stages at 1, 10, 19 keeping 0.57 / 0.36 / 0.098 of N for the
+# nominal ratio 0.334, i.e. these multiples of the nominal budget.
+PAPER_SCHEDULE = {"depth": 28, "layers": (1, 10, 19), "factors": (0.57 / 0.334, 0.36 / 0.334, 0.098 / 0.334)}
+VIDEO_FPS = 2.0  # assumed sampling rate of the given frames (only Qwen2.5-VL's temporal ids use it)
+MAX_ASPECT = 200  # smart_resize refuses more elongated images
+
+
+def _same_size(frames):
+    size = frames[0].size
+    return [f if f.size == size else f.resize(size, Image.Resampling.BICUBIC) for f in frames]
+
+
+def _check_aspect(images):
+    for im in images:
+        if max(im.size) / min(im.size) > MAX_ASPECT:
+            raise RequestError(f"an image of {im.width} x {im.height} pixels is too elongated for Qwen2-VL's processor "
+                               f"(aspect ratio above {MAX_ASPECT}); crop it first")
+
+
+def build_inputs(processor, images, question, kind="image", fps=VIDEO_FPS):
+    """Real processor call with the chat template: one user turn, the images (or the one video) first, then the
+    question. kind "image": every PIL image is an image item; kind "video": the frames are one video."""
+    images = [im.convert("RGB") for im in images]
+    _check_aspect(images)
+    if kind == "video":
+        content = [{"type": "video"}, {"type": "text", "text": question}]
+        prompt = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+        frames = _same_size(images)
+        metadata = [{"total_num_frames": len(frames), "fps": fps, "frames_indices": list(range(len(frames))),
+                     "width": frames[0].width, "height": frames[0].height}]
+        return processor(text=prompt, videos=[frames], video_metadata=metadata, do_sample_frames=False,
+                         return_tensors="pt")
+    if kind != "image":
+        raise ValueError(f"kind must be 'image' or 'video', got {kind!r}")
+    content = [{"type": "image"} for _ in images] + [{"type": "text", "text": question}]
+    prompt = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+    return processor(text=prompt, images=images, return_tensors="pt")
+
+
+def _runs(input_ids, token_id, grids, merge, kind):
+    """Split the positions of `token_id` into one contiguous run per grid row (t, h, w before the merge)."""
+    positions = (input_ids == token_id).nonzero().flatten()
+    counts = [int(t * h * w) // merge**2 for t, h, w in grids.tolist()]
+    if sum(counts) != len(positions):
+        raise ValueError(f"{len(positions)} {kind} tokens in the prompt, but the {kind} grids "
+                         f"{grids.tolist()} need {sum(counts)}")
+    groups, start = [], 0
+    for (t, h, w), count in zip(grids.tolist(), counts):
+        run = positions[start:start + count]
+        start += count
+        if count and int(run[-1] - run[0]) != count - 1:
+            raise ValueError(f"the tokens of a {kind} are not contiguous in the prompt")
+        groups.append(VisualGroup(kind, (int(t), int(h) // merge, int(w) // merge), run))
+    return groups
+
+
+def visual_groups(model, inputs, kind="image"):
+    """One VisualGroup per image and per video, in prompt order, found from the model's image/video token ids and
+    the processor's grids (never from offsets). `kind` is not needed: the inputs say what they hold."""
+    config = model.config
+    merge = config.vision_config.spatial_merge_size
+    input_ids = inputs["input_ids"][0]
+    groups = []
+    if inputs.get("image_grid_thw") is not None:
+        groups += _runs(input_ids, config.image_token_id, inputs["image_grid_thw"], merge, "image")
+    if inputs.get("video_grid_thw") is not None:
+        groups += _runs(input_ids, config.video_token_id, inputs["video_grid_thw"], merge, "video")
+    if not groups:
+        raise ValueError("the inputs hold no image or video")
+    return sorted(groups, key=lambda g: int(g.positions[0]))
+
+
+def _unpatchify(pixels, grid, merge, patch, temporal, channels):
+    """Inverse of the processor's patchify for one image or video: [t*h*w, C*tp*p*p] -> [t*tp, C, H, W]."""
+    t, h, w = grid
+    x = pixels.reshape(t, h // merge, w // merge, merge, merge, channels, temporal, patch, patch)
+    # -> t, tp, C, h/m, m, p, w/m, m, p
+    x = x.permute(0, 6, 5, 1, 3, 7, 2, 4, 8)
+    return x.reshape(t * temporal, channels, h * patch, w * patch)
+
+
+def model_view(processor, images, kind="image"):
+    """The images as the model saw them (the processor's smart_resize, recovered exactly from its own patches),
+    as RGB PIL images: one per image, or for a video one per temporal patch (the first frame of each pair, the
+    grid's t axis), so the (h, w) token grid lies exactly over each one."""
+    images = [im.convert("RGB") for im in images]
+    _check_aspect(images)
+    if kind == "video":
+        sub = processor.video_processor
+        out = sub(videos=[_same_size(images)], do_sample_frames=False, return_tensors="pt")
+        pixels, grids = out["pixel_values_videos"], out["video_grid_thw"]
+    else:
+        sub = processor.image_processor
+        out = sub(images=images, return_tensors="pt")
+        pixels, grids = out["pixel_values"], out["image_grid_thw"]
+    merge, patch, temporal = sub.merge_size, sub.patch_size, sub.temporal_patch_size
+    channels = pixels.shape[1] // (temporal * patch * patch)
+    mean = torch.tensor(sub.image_mean).view(1, -1, 1, 1) if sub.do_normalize else torch.zeros(1, 1, 1, 1)
+    std = torch.tensor(sub.image_std).view(1, -1, 1, 1) if sub.do_normalize else torch.ones(1, 1, 1, 1)
+    scale = sub.rescale_factor if sub.do_rescale else 1.0
+    views, start = [], 0
+    for grid in grids.tolist():
+        count = grid[0] * grid[1] * grid[2]
+        frames = _unpatchify(pixels[start:start + count].float(), grid, merge, patch, temporal, channels)
+        start += count
+        frames = frames[::temporal]  # one frame per temporal patch (images repeat their one frame)
+        rgb = ((frames * std + mean) / scale).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+        views += [Image.fromarray(frame) for frame in rgb]
+    return views
