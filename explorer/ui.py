@@ -8,7 +8,7 @@ from explorer import service
 from explorer.methods import DESCRIPTIONS, METHODS
 
 FIGURES = ["answers", "importance", "overlap", "frame_counts", "spectrum_heatmap", "spectrum_curves",
-           "highpass_maps", "highfreq_share", "evolution", "position_scatter", "row_profile", "flip", "cost",
+           "highpass_maps", "highfreq_share", "evolution", "position_scatter", "row_profile", "flip", "sweep", "cost",
            "tokens_per_layer", "efficiency"]
 FRAME_FIGURES = ["importance", "overlap", "highpass_maps", "evolution"]
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
@@ -138,7 +138,9 @@ def build_app():
         with gr.Row():
             plots["position_scatter"] = gr.Plot(label="Score against position")
             plots["row_profile"] = gr.Plot(label="Mean score by row")
-        plots["flip"] = gr.Plot(label="Flip test")
+        with gr.Row():
+            plots["flip"] = gr.Plot(label="Flip test")
+            plots["sweep"] = gr.Plot(label="Object sweep (embedded model)")
         gr.Markdown("## 5. Cost\n" + HOW_TO_READ["cost"])
         plots["cost"] = gr.Plot(label="Time per stage")
         with gr.Row():

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 
+from explorer.ui import FIGURES
 from tests.conftest import random_image
 from tests.server import app_server
 
-FIGURE_COUNT = 15
+FIGURE_COUNT = len(FIGURES)
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +36,16 @@ def write_clip(path, frames=6, size=96):
     return path
 
 
-def check_outputs(outputs, methods):
+def check_outputs(outputs, methods, embedded=False):
     *plots, payload, download, _frame = outputs
     assert len(plots) == FIGURE_COUNT
-    for plot in plots:
+    for name, plot in zip(FIGURES, plots):
         assert plot["type"] == "plotly"
         figure = json.loads(plot["plot"])
-        assert figure["data"], "every figure has data"
+        if name == "sweep" and not embedded:  # needs the embedded model's known object positions
+            assert "embedded model" in figure["layout"]["annotations"][0]["text"]
+        else:
+            assert figure["data"], f"figure {name} has data"
     assert list(payload["results"]) == ["none", *methods]
     for name, record in payload["results"].items():
         assert record["answer_ids"], name
@@ -118,3 +122,27 @@ def empty_video(tmp):
     path = tmp / "empty.mp4"
     path.write_bytes(b"")
     return path
+
+
+def test_compare_event_works_with_a_qwen2_vl_model(tmp_path):
+    """The page with a Qwen2-VL checkpoint (tiny, saved in the hub layout): image and native video."""
+    from tests.test_qwen import TinyQwen
+
+    directory = tmp_path / "qwen"
+    qwen = TinyQwen("2")
+    qwen.model.save_pretrained(directory)
+    qwen.processor.save_pretrained(directory)
+    image = tmp_path / "wide.png"
+    random_image(5, size=(300, 200)).save(image)
+    clip = write_clip(tmp_path / "clip.webm", frames=8, size=112)
+    with app_server(model=str(directory)) as url:
+        client = Client(url, verbose=False)
+        payload = check_outputs(client.predict(handle_file(str(image)), None, "what color is the circle ?", "clse",
+                                               "fastv", 0.5, 2, api_name="/compare"), ["clse", "fastv"])
+        t, h, w = payload["results"]["none"]["groups"][0]["grid"]
+        assert t == 1 and h != w  # Qwen's dynamic, non-square grid
+        payload = check_outputs(client.predict(None, handle_file(str(clip)), "is the circle red ?", "clse",
+                                               "uniform", 0.5, 2, api_name="/compare"), ["clse", "uniform"])
+        group = payload["results"]["none"]["groups"][0]
+        assert group["kind"] == "video" and group["grid"][0] == 2  # 4 frames -> 2 temporal patches
+        assert len(payload["results"]["clse"]["kept_indices"]) == round(0.5 * group["count"])

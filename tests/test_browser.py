@@ -11,7 +11,7 @@ from tests.server import ROOT, app_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = os.path.join(ROOT, "artifacts")
-PANELS = 15
+PANELS = 16
 
 
 def launch(playwright):

@@ -227,3 +227,15 @@ def vocabulary():
     words += list(SHAPES) + [s + "s" for s in SHAPES] + list(COLORS) + list(NUMBERS) + list(QUADRANTS)
     words += list(DIRECTIONS)
     return list(dict.fromkeys(words))
+
+
+def single_object_scene(shape="circle", color="red", center=(168, 168), size=56, background=(240, 240, 240)):
+    """One object at a chosen place (for the positional sweep); the question asks about it."""
+    x0, y0 = int(round(center[0] - size / 2)), int(round(center[1] - size / 2))
+    x0 = min(max(x0, 0), IMAGE_SIZE - size)
+    y0 = min(max(y0, 0), IMAGE_SIZE - size)
+    obj = Shape(shape, color, (x0, y0, x0 + size, y0 + size))
+    scene = Scene(seed=-1, background=background, objects=[obj])
+    scene.questions = [Question(f"what color is the {shape} ?", color, "color", [0])]
+    scene.image = render(background, [obj])
+    return scene
