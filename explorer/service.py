@@ -9,6 +9,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 
 from PIL import ImageOps
 
@@ -87,11 +88,15 @@ def run_comparison(image_path, video_path, question, method_a, method_b, keep, p
     methods = [method_a] + ([method_b] if method_b != method_a else [])
     settings = dict(methods=methods, keep=keep, prune_layer=int(prune_layer), ref_layer=int(ref_layer),
                     schedule=schedule, kind=kind, max_new_tokens=int(max_new_tokens))
+    clock = {}
     with lock:
         try:
+            start = time.perf_counter()
             records = compare(model, processor, family, images, question, **settings)
+            clock["comparison"] = time.perf_counter()
             flipped = compare(model, processor, family, [ImageOps.flip(im) for im in images], question,
                               **{**settings, "max_new_tokens": 1}, diagnostics=False)
+            clock["flip_test"] = time.perf_counter()
         except RequestError as error:
             raise UserError(str(error)) from None
         view = family.model_view(processor, images, kind=kind)
@@ -99,6 +104,7 @@ def run_comparison(image_path, video_path, question, method_a, method_b, keep, p
         if (model_id or models.EMBEDDED_ID) == models.EMBEDDED_ID:  # known ground truth: objects and their tokens
             from models.shapes_llava.sweep import positional_sweep
             sweep = positional_sweep(model, processor, family, methods, keep, int(prune_layer))
+        clock["sweep"] = time.perf_counter()
     results = {name: record.to_json() for name, record in records.items()}
     flipped_results = {name: record.to_json() for name, record in flipped.items()}
     _, flip_numbers = figures.flip_test(results, flipped_results, methods)
@@ -109,6 +115,9 @@ def run_comparison(image_path, video_path, question, method_a, method_b, keep, p
         "flipped_kept_indices": {name: r["kept_indices"] for name, r in flipped_results.items()},
         "positional_bias": figures.bias_summary(results, list(results)),
         "positional_sweep": sweep,
+        "page_timings_ms": {"comparison": (clock["comparison"] - start) * 1e3,
+                            "flip_test": (clock["flip_test"] - clock["comparison"]) * 1e3,
+                            "view_and_sweep": (clock["sweep"] - clock["flip_test"]) * 1e3},
     }
     return payload, view
 

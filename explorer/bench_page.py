@@ -1,0 +1,104 @@
+"""Page benchmark: python -m explorer.bench_page [--runs 3] [--model ID_OR_DIR]
+
+1. In a real headless Chromium (Debian's, through Playwright) against `python app.py`: the time from the click
+   on Compare to every panel rendered, for an example image and an example clip (the page is reloaded
+   before each run, so "rendered" means every Plotly panel is drawn again).
+2. In process, on the same inputs: the explorer's own overhead (per-layer diagnostics, figures, JSON) as a
+   share of the model's compute for the three answers, with the flip test and the object sweep (extra model
+   runs the page makes for its diagnostics) listed beside it.
+Timings are medians over --runs, measured in this one run on this machine.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import time
+
+from explorer import service, ui
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = [("image", os.path.join(ROOT, "assets", "scene_205.png"), "where is the red circle ?"),
+            ("video", os.path.join(ROOT, "assets", "clip_17.webm"), "which way does the green circle move ?")]
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def browser_times(url, runs):
+    from playwright.sync_api import sync_playwright
+
+    panels = len(ui.FIGURES)
+    times = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                    args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        for kind, path, question in EXAMPLES:
+            samples = []
+            for _ in range(runs + 1):  # the first run warms the model and the page up; not counted
+                page.goto(url, wait_until="load")
+                page.get_by_role("button", name="Compare").wait_for()
+                upload = page.locator("input[type=file]").nth(0 if kind == "image" else 1)
+                upload.set_input_files(path)
+                if kind == "video":
+                    page.locator("video").first.wait_for(timeout=30_000)
+                else:
+                    page.locator("img").first.wait_for(timeout=30_000)
+                page.get_by_label("Question").fill(question)
+                start = time.perf_counter()
+                page.get_by_role("button", name="Compare").click()
+                page.wait_for_function(
+                    f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {panels}", timeout=120_000)
+                samples.append(time.perf_counter() - start)
+            times[kind] = samples[1:]
+        browser.close()
+    return times
+
+
+def overhead(model_id, runs):
+    rows = {}
+    for kind, path, question in EXAMPLES:
+        image, video = (path, None) if kind == "image" else (None, path)
+        samples = []
+        for _ in range(runs + 1):
+            payload, view = service.run_comparison(image, video, question, "clse", "fastv", 64 / 576, 2,
+                                                   model_id=model_id)
+            start = time.perf_counter()
+            service.make_figures(payload, view, "clse", "fastv")
+            json.dumps(payload)
+            figures_ms = (time.perf_counter() - start) * 1e3
+            results = payload["results"].values()
+            diagnostics = sum(r["timings_ms"]["diagnostics"] for r in results)
+            model = sum(r["timings_ms"]["total"] for r in results) - payload["results"]["none"]["timings_ms"][
+                "vision_encoder"] * (len(payload["results"]) - 1)  # the image is encoded once
+            page = payload["page_timings_ms"]
+            samples.append({"model_compute_ms": model, "diagnostics_ms": diagnostics, "figures_json_ms": figures_ms,
+                            "overhead_share": (diagnostics + figures_ms) / model,
+                            "flip_test_ms": page["flip_test"], "view_and_sweep_ms": page["view_and_sweep"]})
+        rows[kind] = {key: statistics.median(s[key] for s in samples[1:]) for key in samples[1]}
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--model", default=None, help="default: the embedded model")
+    args = parser.parse_args(argv)
+    from tests.server import app_server  # the same launcher the tests use
+
+    print(f"machine: {os.cpu_count()} cores; model: {args.model or 'embedded'}; medians of {args.runs} runs")
+    with app_server(model=args.model) as url:
+        clicks = browser_times(url, args.runs)
+    for kind, samples in clicks.items():
+        print(f"click -> all {len(ui.FIGURES)} panels rendered ({kind}): {statistics.median(samples):.2f} s "
+              f"(runs: {', '.join(f'{s:.2f}' for s in samples)})")
+    for kind, row in overhead(args.model, args.runs).items():
+        print(f"{kind}: model compute for the three answers {row['model_compute_ms']:.0f} ms; explorer overhead "
+              f"(diagnostics {row['diagnostics_ms']:.0f} ms + figures and JSON {row['figures_json_ms']:.0f} ms) "
+              f"= {100 * row['overhead_share']:.0f}% of it; extra diagnostic runs: flip test "
+              f"{row['flip_test_ms']:.0f} ms, model view and object sweep {row['view_and_sweep_ms']:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
