@@ -32,25 +32,30 @@ CHAT_TEMPLATE = (
 )
 
 
-def word_tokenizer(words):
-    """A word-level tokenizer over `words` (lower-cased words and punctuation), with LLaVA's special tokens."""
-    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
-    for word in [*TEMPLATE_WORDS, *words]:
+def _word_level(special_tokens, words, isolated=()):
+    """A word-level tokenizers backend: special tokens first, then the words, in order (ids are stable).
+    Words split on white space; "?.,!:;" are tokens of their own; hyphenated words ("top-left") stay whole;
+    `isolated` strings (e.g. "<image>") are cut out even when glued to a word."""
+    vocab = {tok: i for i, tok in enumerate(special_tokens)}
+    for word in words:
         vocab.setdefault(word, len(vocab))
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.normalizer = None
-    # Words split on white space; "?.,!:;" are tokens of their own; hyphenated words ("top-left") stay whole.
     backend.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Split("<image>", behavior="isolated"), pre_tokenizers.WhitespaceSplit(),
+        [*(pre_tokenizers.Split(text, behavior="isolated") for text in isolated), pre_tokenizers.WhitespaceSplit(),
          pre_tokenizers.Split(Regex(r"[?.,!:;]"), behavior="isolated")]
     )
     backend.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
+    return backend
+
+
+def word_tokenizer(words):
+    """A word-level tokenizer over `words` (lower-cased words and punctuation), with LLaVA's special tokens."""
+    return PreTrainedTokenizerFast(
+        tokenizer_object=_word_level(SPECIAL_TOKENS, [*TEMPLATE_WORDS, *words], isolated=["<image>"]),
         bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
         extra_special_tokens={"image_token": "<image>"},
     )
-    return tokenizer
 
 
 def llava_processor(tokenizer, image_size, patch_size, strategy="default"):
@@ -118,17 +123,8 @@ QWEN_CHAT_TEMPLATE = (
 
 def qwen_tokenizer(words):
     """A word-level tokenizer over `words` with Qwen's special tokens (<|im_start|>, <|image_pad|>, ...)."""
-    vocab = {tok: i for i, tok in enumerate(QWEN_SPECIAL_TOKENS)}
-    for word in [*QWEN_TEMPLATE_WORDS, *words]:
-        vocab.setdefault(word, len(vocab))
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.normalizer = None
-    backend.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex(r"[?.,!:;]"), behavior="isolated")]
-    )
-    backend.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
     return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
+        tokenizer_object=_word_level(QWEN_SPECIAL_TOKENS, [*QWEN_TEMPLATE_WORDS, *words]),
         eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token="<unk>",
         extra_special_tokens={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
                               "vision_start_token": "<|vision_start|>", "vision_end_token": "<|vision_end|>",

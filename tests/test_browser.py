@@ -6,12 +6,13 @@ import shutil
 
 import pytest
 
-from tests.conftest import random_image
+from explorer.ui import FIGURES
 from tests.server import ROOT, app_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = os.path.join(ROOT, "artifacts")
-PANELS = 16
+PANELS = len(FIGURES)
+EXAMPLE_QUESTION = "where is the red circle ?"  # assets/examples.txt: scene_205.png
 
 
 def launch(playwright):
@@ -22,27 +23,31 @@ def launch(playwright):
     )
 
 
-def test_page_runs_a_comparison_in_a_real_browser(page_model, tmp_path):
+def test_page_runs_an_example_in_a_real_browser():
+    """The page as a visitor meets it: the embedded model, one click on an example, one on Compare."""
     assert os.path.exists(CHROMIUM), "tests/run.sh installs Debian's chromium"
     from playwright.sync_api import sync_playwright
 
-    image = tmp_path / "upload.png"
-    random_image(3, size=(160, 120)).save(image)
     os.makedirs(ARTIFACTS, exist_ok=True)
-    with app_server(model=page_model) as url, sync_playwright() as p:
+    shot = os.path.join(ARTIFACTS, "page.png")
+    with app_server() as url, sync_playwright() as p:
         browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url, wait_until="load")
         page.get_by_role("button", name="Compare").wait_for(timeout=60_000)
-        page.locator("input[type=file]").first.set_input_files(str(image))
-        page.get_by_label("Question").fill("what color is the circle ?")
+        page.get_by_text(EXAMPLE_QUESTION).first.click()  # the example fills the image and the question
+        page.wait_for_function(
+            f"Array.from(document.querySelectorAll('textarea, input')).some(e => e.value === '{EXAMPLE_QUESTION}')",
+            timeout=30_000)
+        page.locator("img[src*='scene_205']").first.wait_for(timeout=30_000)
         page.get_by_role("button", name="Compare").click()
-        plots = page.locator(".js-plotly-plot")
-        page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot').length >= {PANELS}", timeout=120_000)
-        assert plots.count() >= PANELS
-        assert page.locator(".toast-body.error").count() == 0
+        page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {PANELS}",
+                               timeout=120_000)
+        assert page.locator(".js-plotly-plot").count() >= PANELS
         text = page.locator("body").inner_text()
-        assert "clse" in text and "fastv" in text
-        page.screenshot(path=os.path.join(ARTIFACTS, "page.png"), full_page=True)
+        assert "Error" not in text
+        for name in ("clse", "fastv", "Object sweep"):
+            assert name in text
+        page.screenshot(path=shot, full_page=True)
         browser.close()
-    assert os.path.getsize(os.path.join(ARTIFACTS, "page.png")) > 10_000
+    assert os.path.getsize(shot) > 10_000
