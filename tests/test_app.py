@@ -1,6 +1,7 @@
 """The page's API through gradio_client against a real server started by the test."""
 
 import json
+import pathlib
 
 import cv2
 import numpy as np
@@ -12,6 +13,7 @@ from tests.conftest import random_image
 from tests.server import app_server
 
 FIGURE_COUNT = len(FIGURES)
+ROOT_ASSETS = pathlib.Path(__file__).resolve().parent.parent / "assets"
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +148,18 @@ def test_compare_event_works_with_a_qwen2_vl_model(tmp_path):
         group = payload["results"]["none"]["groups"][0]
         assert group["kind"] == "video" and group["grid"][0] == 2  # 4 frames -> 2 temporal patches
         assert len(payload["results"]["clse"]["kept_indices"]) == round(0.5 * group["count"])
+
+
+def test_embedded_model_page_includes_the_object_sweep(tmp_path):
+    """No model given: the page runs the embedded model, and the object sweep (known object tokens) is drawn."""
+    with app_server() as url:
+        client = Client(url, verbose=False)
+        example = str(ROOT_ASSETS / "scene_205.png")
+        outputs = client.predict(handle_file(example), None, "where is the red circle ?", "clse", "fastv",
+                                 64 / 576, 2, api_name="/compare")
+        payload = check_outputs(outputs, ["clse", "fastv"], embedded=True)
+        assert payload["model"] == "shapes-llava"
+        assert payload["results"]["none"]["visual_tokens"] == 256
+        sweep = payload["positional_sweep"]
+        assert len(sweep["positions"]) == len(sweep["recall"]["clse"]) == len(sweep["recall"]["fastv"]) >= 5
+        assert all(0.0 <= share <= 1.0 for shares in sweep["recall"].values() for share in shares)

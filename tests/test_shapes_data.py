@@ -103,7 +103,8 @@ def test_clip_moves_as_its_answer_says(seed):
 def test_target_token_mask_matches_the_object():
     scene = scenes.make_scene(11)
     obj = scene.objects[0]
-    mask = scenes.object_token_mask(obj).reshape(24, 24)
+    side = scenes.IMAGE_SIZE // scenes.PATCH
+    mask = scenes.object_token_mask(obj).reshape(side, side)
     x0, y0, x1, y1 = obj.box
     rows, cols = np.nonzero(mask)
     assert rows.min() >= y0 // 14 and rows.max() <= (y1 - 1) // 14

@@ -1,6 +1,6 @@
 """Evaluate the embedded model, unpruned and pruned, on held-out generated scenes and clips.
 
-    python -m models.shapes_llava.evaluate --seed 0 --n 300 [--clips 100] [--keep 192,128,64]
+    python -m models.shapes_llava.evaluate --seed 0 --n 300 [--clips 100] [--keep 85,57,28]
         [--methods none,clse,clse_hybrid,fastv,random,uniform] [--prune-layer 2] [--weights DIR]
 
 One question per scene (question kinds taken in turn), one motion question per clip. Prints JSON: accuracy
@@ -96,7 +96,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n", type=int, default=300, help="scenes (one question each)")
     parser.add_argument("--clips", type=int, default=None, help="motion clips (default n // 3)")
-    parser.add_argument("--keep", default="192,128,64")
+    parser.add_argument("--keep", default="85,57,28",
+                        help="visual tokens kept (default: the paper's 192/128/64 of 576 scaled to 256 tokens)")
     parser.add_argument("--methods", default="none,clse,clse_hybrid,fastv,random,uniform")
     parser.add_argument("--prune-layer", type=int, default=2)
     parser.add_argument("--weights", default=None, help="model directory (default: the embedded model)")

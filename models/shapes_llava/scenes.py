@@ -1,7 +1,7 @@
 """The world the embedded model knows: procedurally generated shape scenes and clips with one-word answers.
 
 Everything is a pure function of a seed (numpy's default_rng), so anyone can regenerate the same data:
-- `make_scene(seed)`: a 336 x 336 image, light background, 1 to 5 non-overlapping filled shapes (circle,
+- `make_scene(seed)`: a 224 x 224 image, light background, 1 to 5 non-overlapping filled shapes (circle,
   square, triangle) in five colours, anywhere in the frame (corners and top rows included), with questions.
 - `make_clip(seed)`: 4 frames in which one shape (the target) moves left, right, up or down by several
   patches, with the motion question.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
-IMAGE_SIZE = 336
+IMAGE_SIZE = 224  # with 14 px patches: a 16 x 16 grid of 256 visual tokens
 PATCH = 14
 TRAIN_SEED_START = 1_000_000
 SHAPES = ("circle", "square", "triangle")
@@ -30,7 +30,7 @@ COLORS = {
 NUMBERS = ("zero", "one", "two", "three", "four", "five")
 QUADRANTS = ("top-left", "top-right", "bottom-left", "bottom-right")
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
-MIN_SIZE, MAX_SIZE = 42, 98  # 3 to 7 patches across
+MIN_SIZE, MAX_SIZE = 42, 72  # 3 to 5 patches across
 GAP = 6  # pixels between shapes
 
 
@@ -175,12 +175,13 @@ def scene_questions(objects, rng):
     return questions
 
 
-def make_scene(seed):
+def make_scene(seed, max_objects=5):
+    """A scene of 1 to max_objects shapes (training's curriculum starts with fewer)."""
     rng = np.random.default_rng(seed)
     background = _background(rng)
     objects = []
     while not objects:
-        objects = _random_objects(rng, int(rng.integers(1, 6)))
+        objects = _random_objects(rng, int(rng.integers(1, max_objects + 1)))
     scene = Scene(seed, background, objects)
     scene.questions = scene_questions(objects, rng)
     scene.image = render(background, objects)
@@ -198,7 +199,7 @@ def make_clip(seed):
         direction = str(rng.choice(list(DIRECTIONS)))
         dx, dy = DIRECTIONS[direction]
         step = int(rng.integers(14, 29))
-        size = int(rng.integers(MIN_SIZE, 80))
+        size = int(rng.integers(MIN_SIZE, MAX_SIZE + 1))
         travel = step * (FRAMES - 1)
         # the whole path must fit in the frame
         lx0, ly0 = max(0, -dx * travel), max(0, -dy * travel)

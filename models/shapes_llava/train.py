@@ -24,7 +24,7 @@ from models.shapes_llava import scenes
 from models.toy import llava_processor, tiny_llava, word_tokenizer
 
 CONFIG = {  # the embedded model's architecture
-    "image_size": scenes.IMAGE_SIZE,  # 336 / 14 -> a 24 x 24 grid, 576 visual tokens as LLaVA-1.5
+    "image_size": scenes.IMAGE_SIZE,  # 224 / 14 -> a 16 x 16 grid of 256 visual tokens
     "patch_size": scenes.PATCH,
     "vision_width": 96,
     "vision_layers": 3,
@@ -34,8 +34,12 @@ CONFIG = {  # the embedded model's architecture
     "kv_heads": 4,
     "mlp_width": 384,
 }
-TRAIN = {"batch_images": 16, "batch_clips": 4, "clip_every": 4, "questions_per_image": 6, "lr": 2e-3,
-         "weight_decay": 0.01, "warmup": 100, "min_lr_ratio": 0.05}
+TRAIN = {"batch_images": 16, "batch_clips": 4, "clip_every": 4, "questions_per_image": 8, "lr": 1.5e-3,
+         "weight_decay": 0.01, "warmup": 100, "min_lr_ratio": 0.05,
+         "curriculum": 0.3,  # scenes grow from 1 to 5 objects over this share of the steps
+         "feature_penalty": 0.01,  # keeps the projected visual features near unit scale (see main)
+         "vision_lr_scale": 0.2,  # the vision tower and projector learn slower: their features must not collapse
+         "grounded_only": 0.15}  # first share of the steps: only questions that need the image (color, shape)
 
 
 def build(seed=0):
@@ -81,22 +85,31 @@ def collate(examples, pad_id):
     return ids, positions, mask[:, None], labels
 
 
-def sample_batch(kind, rng, tokenizer, processor, tokens_per_image):
+def pixel_values_of(images, image_processor):
+    """What the CLIP processor gives for images already at its size: rescale and normalise, without its
+    resize/crop round trip (much faster). main() checks the two agree before training."""
+    pixels = torch.from_numpy(np.stack([np.asarray(im, dtype=np.float32) for im in images])).permute(0, 3, 1, 2)
+    mean = torch.tensor(image_processor.image_mean).view(1, 3, 1, 1)
+    std = torch.tensor(image_processor.image_std).view(1, 3, 1, 1)
+    return (pixels * image_processor.rescale_factor - mean) / std
+
+
+def sample_batch(kind, rng, tokenizer, processor, tokens_per_image, max_objects=5, kinds=None):
     if kind == "clip":
         items = [scenes.make_clip(int(rng.integers(scenes.TRAIN_SEED_START, 2**31))) for _ in
                  range(TRAIN["batch_clips"])]
         images = [frame for clip in items for frame in clip.frames]
         examples = [encode_example(tokenizer, tokens_per_image * scenes.FRAMES, clip.questions) for clip in items]
     else:
-        items = [scenes.make_scene(int(rng.integers(scenes.TRAIN_SEED_START, 2**31))) for _ in
+        items = [scenes.make_scene(int(rng.integers(scenes.TRAIN_SEED_START, 2**31)), max_objects) for _ in
                  range(TRAIN["batch_images"])]
         images = [scene.image for scene in items]
         examples = []
         for scene in items:
-            order = rng.permutation(len(scene.questions))[: TRAIN["questions_per_image"]]
-            examples.append(encode_example(tokenizer, tokens_per_image, [scene.questions[i] for i in order]))
-    pixel_values = processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
-    return (*collate(examples, tokenizer.pad_token_id), pixel_values)
+            questions = [q for q in scene.questions if kinds is None or q.kind in kinds] or scene.questions
+            order = rng.permutation(len(questions))[: TRAIN["questions_per_image"]]
+            examples.append(encode_example(tokenizer, tokens_per_image, [questions[i] for i in order]))
+    return (*collate(examples, tokenizer.pad_token_id), pixel_values_of(images, processor.image_processor))
 
 
 def learning_rate(step, total):
@@ -132,22 +145,37 @@ def main(argv=None):
     model.train()
     tokenizer = processor.tokenizer
     tokens_per_image = (CONFIG["image_size"] // CONFIG["patch_size"]) ** 2
-    optimizer = torch.optim.AdamW(model.parameters(), lr=TRAIN["lr"], weight_decay=TRAIN["weight_decay"],
-                                  betas=(0.9, 0.98))
+    vision = [p for n, p in model.named_parameters() if "vision_tower" in n or "multi_modal_projector" in n]
+    decoder = [p for n, p in model.named_parameters() if not ("vision_tower" in n or "multi_modal_projector" in n)]
+    optimizer = torch.optim.AdamW([{"params": decoder, "scale": 1.0},
+                                   {"params": vision, "scale": TRAIN["vision_lr_scale"]}],
+                                  lr=TRAIN["lr"], weight_decay=TRAIN["weight_decay"], betas=(0.9, 0.98))
+    check = [scenes.make_scene(seed).image for seed in range(3)]
+    reference = processor.image_processor(images=check, return_tensors="pt")["pixel_values"]
+    assert torch.allclose(pixel_values_of(check, processor.image_processor), reference, atol=1e-4)
+    # Without it, the projected visual features drift to one huge constant vector (norm ~200, every token alike
+    # after the decoder's RMSNorm) while the decoder learns answer priors, and grounding never starts. A small
+    # penalty on their mean square keeps them informative; the architecture stays stock LLaVA.
+    captured = {}
+    model.model.multi_modal_projector.register_forward_hook(lambda module, args, out: captured.update(features=out))
     start = time.time()
     history = []
     recent = {"image": [], "clip": []}
     step = 0
     for step in range(args.steps):
         kind = "clip" if step % TRAIN["clip_every"] == TRAIN["clip_every"] - 1 else "image"
-        ids, positions, mask, labels, pixel_values = sample_batch(kind, rng, tokenizer, processor, tokens_per_image)
+        max_objects = min(5, 1 + int(4 * step / (TRAIN["curriculum"] * args.steps)))
+        kinds = ("color", "shape") if step < TRAIN["grounded_only"] * args.steps else None
+        ids, positions, mask, labels, pixel_values = sample_batch(kind, rng, tokenizer, processor, tokens_per_image,
+                                                                  max_objects, kinds)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, args.steps)
+            group["lr"] = learning_rate(step, args.steps) * group["scale"]
         logits = model(input_ids=ids, pixel_values=pixel_values, attention_mask=mask, position_ids=positions).logits
         targets = labels != -100
         loss = torch.nn.functional.cross_entropy(logits[targets], labels[targets])
+        feature_scale = captured["features"].pow(2).mean()
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss + TRAIN["feature_penalty"] * feature_scale).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         # answer accuracy: the positions whose label is not </s>
@@ -156,7 +184,7 @@ def main(argv=None):
         recent[kind] = (recent[kind] + [correct])[-20:]
         elapsed = time.time() - start
         if step % 10 == 0 or step == args.steps - 1:
-            entry = {"step": step, "loss": round(loss.item(), 4), "acc_image": round(float(np.mean(recent["image"] or [0])), 3),
+            entry = {"step": step, "loss": round(loss.item(), 4), "feature_ms": round(feature_scale.item(), 3), "acc_image": round(float(np.mean(recent["image"] or [0])), 3),
                      "acc_clip": round(float(np.mean(recent["clip"] or [0])), 3), "lr": round(learning_rate(step, args.steps), 6),
                      "minutes": round(elapsed / 60, 2)}
             history.append(entry)
