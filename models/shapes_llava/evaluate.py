@@ -91,6 +91,23 @@ def evaluate(model, processor, family, items, methods, budgets, prune_layer=2):
     return report
 
 
+def markdown(report):
+    """The report as two Markdown tables: accuracy and target recall per method and budget, and recall by the
+    object's third of the image (the positional-bias picture)."""
+    lines = ["| method | keep | accuracy (images) | motion | overall | target recall |", "|---|---|---|---|---|---|"]
+    bands = ["| method | keep | recall, top third | middle third | bottom third |", "|---|---|---|---|---|"]
+    for method, by_keep in report.items():
+        for keep, entry in by_keep.items():
+            recall = entry["target_recall"]
+            lines.append(f"| {method} | {keep} | {entry['accuracy_images']:.3f} | "
+                         f"{entry['accuracy'].get('motion', float('nan')):.3f} | {entry['accuracy_overall']:.3f} | "
+                         f"{recall.get('all', float('nan')):.3f} |")
+            if method != "none":
+                bands.append(f"| {method} | {keep} | " + " | ".join(f"{recall.get(b, float('nan')):.3f}"
+                                                                 for b in ("top", "middle", "bottom")) + " |")
+    return "\n".join(lines + [""] + bands)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -102,6 +119,7 @@ def main(argv=None):
     parser.add_argument("--prune-layer", type=int, default=2)
     parser.add_argument("--weights", default=None, help="model directory (default: the embedded model)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--markdown", action="store_true", help="also print the README tables")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -118,6 +136,8 @@ def main(argv=None):
     print(json.dumps({"model": args.weights or models.EMBEDDED_ID, "seed": args.seed, "scenes": args.n,
                       "prune_layer": args.prune_layer, "seconds": round(time.time() - start, 1),
                       "results": report}, indent=1))
+    if args.markdown:
+        print(markdown(report))
     return 0
 
 
