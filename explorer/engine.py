@@ -369,8 +369,10 @@ def run(model, processor, encoded, method, keep, prune_layer=2, ref_layer=0, sch
             "radial": [radial.tolist() for _, radial, _ in per_group],
             "highfreq_share": [share for _, _, share in per_group],
         } for per_group in spectra]
-    if scoring.is_degenerate_grid(groups[0].grid, cutoff):
-        record.notes.append("grid too small for the high-pass mask (sigma = 0): CLSE used an all-pass mask")
+    for gi, group in enumerate(groups):  # each image/video has its own grid (Qwen: one per image size)
+        if scoring.is_degenerate_grid(group.grid, cutoff):
+            record.notes.append(f"group {gi}: grid {group.grid} too small for the high-pass mask (sigma = 0): "
+                                "CLSE used an all-pass mask")
     return record
 
 
