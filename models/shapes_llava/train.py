@@ -1,6 +1,6 @@
 """Train the embedded model from scratch on generated scenes and clips.
 
-    python -m models.shapes_llava.train --seed 0 --steps 1500 --out models/shapes_llava/weights
+    python -m models.shapes_llava.train --seed 0 --steps 5200 --threads 1 --out models/shapes_llava/weights
 
 Deterministic from the seed (single process, fixed thread count). The model and processor are built by
 `build()` below from CONFIG (data, not code) and saved with save_pretrained, the layout a hub checkpoint has.
@@ -38,15 +38,45 @@ TRAIN = {"batch_images": 16, "batch_clips": 4, "clip_every": 4, "questions_per_i
          "weight_decay": 0.01, "warmup": 100, "min_lr_ratio": 0.05,
          "curriculum": 0.3,  # scenes grow from 1 to 5 objects over this share of the steps
          "feature_penalty": 0.01,  # keeps the projected visual features near unit scale (see main)
-         "vision_lr_scale": 0.2,  # the vision tower and projector learn slower: their features must not collapse
-         "grounded_only": 0.15}  # first share of the steps: only questions that need the image (color, shape)
+         "vision_lr_scale": 1.0,  # < 1: the vision tower and projector learn slower (was 0.2 before patch_loss)
+         "grounded_only": 0.15,  # first share of the steps: only questions that need the image (color, shape)
+         "patch_loss": 0.5}  # weight of the dense per-patch auxiliary loss (see patch_labels)
+
+# Dense auxiliary targets for every visual token, read by a linear head on the projector's output that is
+# used in training only (it is not part of the saved model, which stays a stock LLaVA). One answer word per
+# question is a thin signal for a vision tower learning from scratch: with it alone the tower learned colour
+# but not shape, and counting and positions stalled near 50%. Per patch: the colour, shape and quadrant of
+# the object covering it (0 = background), whether the object's centre falls in it (what counting needs),
+# and the patch's own row and column (what "where" and motion need).
+PATCH_TARGETS = {"color": 1 + len(scenes.COLORS), "shape": 1 + len(scenes.SHAPES), "quadrant": 5, "center": 2,
+                 "row": scenes.IMAGE_SIZE // scenes.PATCH, "col": scenes.IMAGE_SIZE // scenes.PATCH}
 
 
 def build(seed=0):
     tokenizer = word_tokenizer(scenes.vocabulary())
     processor = llava_processor(tokenizer, CONFIG["image_size"], CONFIG["patch_size"])
     model = tiny_llava(tokenizer, seed=seed, **CONFIG)
+    # CLIP's default init (std 0.02) makes the position embeddings ~1/35 of a patch's content: a tower trained
+    # from scratch then barely knows where a patch is (a linear probe for the patch's row stayed at chance
+    # after 100 steps), and "where" and motion questions stall. Start them as 2-D sin-cos (as MAE does, at the
+    # scale of the content); they stay trainable and the architecture is stock CLIP.
+    embedding = model.model.vision_tower.embeddings.position_embedding.weight
+    with torch.no_grad():
+        embedding[1:] = sincos_2d(CONFIG["image_size"] // CONFIG["patch_size"], embedding.shape[1])
+        embedding[0] = 0  # the class token
     return model, processor
+
+
+def sincos_2d(side, dim):
+    """[side * side, dim] 2-D sin-cos position embedding in raster order: half the channels code the row,
+    half the column, each with dim / 4 frequencies."""
+    quarter = dim // 4
+    freqs = 1.0 / (100.0 ** (torch.arange(quarter, dtype=torch.float32) / quarter))
+    pos = torch.arange(side, dtype=torch.float32)[:, None] * freqs[None]
+    code = torch.cat([pos.sin(), pos.cos()], dim=1)  # [side, dim / 2]
+    rows = code[:, None, :].expand(side, side, -1)
+    cols = code[None, :, :].expand(side, side, -1)
+    return torch.cat([rows, cols], dim=-1).reshape(side * side, -1)
 
 
 def encode_example(tokenizer, n_image_tokens, questions):
@@ -85,6 +115,24 @@ def collate(examples, pad_id):
     return ids, positions, mask[:, None], labels
 
 
+def patch_labels(objects):
+    """[len(PATCH_TARGETS), grid * grid] int64 targets for one image (see PATCH_TARGETS)."""
+    side = scenes.IMAGE_SIZE // scenes.PATCH
+    labels = np.zeros((len(PATCH_TARGETS), side * side), dtype=np.int64)
+    labels[4] = np.repeat(np.arange(side), side)
+    labels[5] = np.tile(np.arange(side), side)
+    colors, shapes = list(scenes.COLORS), list(scenes.SHAPES)
+    for obj in objects:
+        mask = scenes.object_token_mask(obj)
+        cx, cy = obj.center
+        half = scenes.IMAGE_SIZE / 2
+        labels[0, mask] = 1 + colors.index(obj.color)
+        labels[1, mask] = 1 + shapes.index(obj.shape)
+        labels[2, mask] = 1 + 2 * (cy >= half) + (cx >= half)
+        labels[3, int(cy) // scenes.PATCH * side + int(cx) // scenes.PATCH] = 1
+    return labels
+
+
 def pixel_values_of(images, image_processor):
     """What the CLIP processor gives for images already at its size: rescale and normalise, without its
     resize/crop round trip (much faster). main() checks the two agree before training."""
@@ -99,17 +147,20 @@ def sample_batch(kind, rng, tokenizer, processor, tokens_per_image, max_objects=
         items = [scenes.make_clip(int(rng.integers(scenes.TRAIN_SEED_START, 2**31))) for _ in
                  range(TRAIN["batch_clips"])]
         images = [frame for clip in items for frame in clip.frames]
+        objects = [objs for clip in items for objs in clip.frames_objects]
         examples = [encode_example(tokenizer, tokens_per_image * scenes.FRAMES, clip.questions) for clip in items]
     else:
         items = [scenes.make_scene(int(rng.integers(scenes.TRAIN_SEED_START, 2**31)), max_objects) for _ in
                  range(TRAIN["batch_images"])]
         images = [scene.image for scene in items]
+        objects = [scene.objects for scene in items]
         examples = []
         for scene in items:
             questions = [q for q in scene.questions if kinds is None or q.kind in kinds] or scene.questions
             order = rng.permutation(len(questions))[: TRAIN["questions_per_image"]]
             examples.append(encode_example(tokenizer, tokens_per_image, [questions[i] for i in order]))
-    return (*collate(examples, tokenizer.pad_token_id), pixel_values_of(images, processor.image_processor))
+    targets = torch.from_numpy(np.stack([patch_labels(objs) for objs in objects]))
+    return (*collate(examples, tokenizer.pad_token_id), pixel_values_of(images, processor.image_processor), targets)
 
 
 def learning_rate(step, total):
@@ -136,7 +187,14 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--minutes", type=float, default=90, help="safety cap: stop and save after this long")
     parser.add_argument("--checkpoint-every", type=int, default=150)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override a TRAIN entry, e.g. --set lr=0.002 patch_loss=0 (recorded in training.json)")
     args = parser.parse_args(argv)
+    for item in args.set:
+        key, value = item.split("=", 1)
+        if key not in TRAIN:
+            parser.error(f"unknown TRAIN key {key!r}; known: {', '.join(TRAIN)}")
+        TRAIN[key] = type(TRAIN[key])(float(value)) if not isinstance(TRAIN[key], str) else value
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -147,8 +205,10 @@ def main(argv=None):
     tokens_per_image = (CONFIG["image_size"] // CONFIG["patch_size"]) ** 2
     vision = [p for n, p in model.named_parameters() if "vision_tower" in n or "multi_modal_projector" in n]
     decoder = [p for n, p in model.named_parameters() if not ("vision_tower" in n or "multi_modal_projector" in n)]
+    patch_head = torch.nn.Linear(CONFIG["text_width"], sum(PATCH_TARGETS.values()))  # training only, not saved
     optimizer = torch.optim.AdamW([{"params": decoder, "scale": 1.0},
-                                   {"params": vision, "scale": TRAIN["vision_lr_scale"]}],
+                                   {"params": vision, "scale": TRAIN["vision_lr_scale"]},
+                                   {"params": patch_head.parameters(), "scale": 1.0}],
                                   lr=TRAIN["lr"], weight_decay=TRAIN["weight_decay"], betas=(0.9, 0.98))
     check = [scenes.make_scene(seed).image for seed in range(3)]
     reference = processor.image_processor(images=check, return_tensors="pt")["pixel_values"]
@@ -166,17 +226,21 @@ def main(argv=None):
         kind = "clip" if step % TRAIN["clip_every"] == TRAIN["clip_every"] - 1 else "image"
         max_objects = min(5, 1 + int(4 * step / (TRAIN["curriculum"] * args.steps)))
         kinds = ("color", "shape") if step < TRAIN["grounded_only"] * args.steps else None
-        ids, positions, mask, labels, pixel_values = sample_batch(kind, rng, tokenizer, processor, tokens_per_image,
+        ids, positions, mask, labels, pixel_values, patch_targets = sample_batch(kind, rng, tokenizer, processor, tokens_per_image,
                                                                   max_objects, kinds)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args.steps) * group["scale"]
         logits = model(input_ids=ids, pixel_values=pixel_values, attention_mask=mask, position_ids=positions).logits
         targets = labels != -100
         loss = torch.nn.functional.cross_entropy(logits[targets], labels[targets])
-        feature_scale = captured["features"].pow(2).mean()
+        features = captured["features"]
+        feature_scale = features.pow(2).mean()
+        patch_logits = patch_head(features.reshape(-1, features.shape[-1])).split(list(PATCH_TARGETS.values()), -1)
+        patch_loss = sum(torch.nn.functional.cross_entropy(part, patch_targets[:, k].reshape(-1))
+                         for k, part in enumerate(patch_logits)) / len(PATCH_TARGETS)
         optimizer.zero_grad(set_to_none=True)
-        (loss + TRAIN["feature_penalty"] * feature_scale).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        (loss + TRAIN["feature_penalty"] * feature_scale + TRAIN["patch_loss"] * patch_loss).backward()
+        torch.nn.utils.clip_grad_norm_([*model.parameters(), *patch_head.parameters()], 1.0)
         optimizer.step()
         # answer accuracy: the positions whose label is not </s>
         answer_positions = targets & (labels != tokenizer.eos_token_id)
@@ -184,7 +248,8 @@ def main(argv=None):
         recent[kind] = (recent[kind] + [correct])[-20:]
         elapsed = time.time() - start
         if step % 10 == 0 or step == args.steps - 1:
-            entry = {"step": step, "loss": round(loss.item(), 4), "feature_ms": round(feature_scale.item(), 3), "acc_image": round(float(np.mean(recent["image"] or [0])), 3),
+            entry = {"step": step, "loss": round(loss.item(), 4), "feature_ms": round(feature_scale.item(), 3),
+                     "patch_loss": round(patch_loss.item(), 4), "acc_image": round(float(np.mean(recent["image"] or [0])), 3),
                      "acc_clip": round(float(np.mean(recent["clip"] or [0])), 3), "lr": round(learning_rate(step, args.steps), 6),
                      "minutes": round(elapsed / 60, 2)}
             history.append(entry)
