@@ -2,9 +2,12 @@
 flip test, and turn the records into figures. ui.py wires Gradio components to these functions.
 
 Every request builds its records from scratch (the engine keeps nothing between calls); the only state kept
-across requests is the loaded model, guarded by one lock per model so model work runs one at a time.
+across requests is the loaded model, guarded by one lock per model so model work runs one at a time, and
+the embedded model's object sweep, which depends only on the settings (methods, budget, layer), never on the
+user's input.
 """
 
+import copy
 import json
 import os
 import tempfile
@@ -27,6 +30,7 @@ BUDGET_PRESETS = {  # the paper's budgets on LLaVA-1.5's 576 tokens, as ratios s
 
 _models = {}
 _locks = {}
+_sweeps = {}  # (model id, methods, keep, prune layer) -> the object sweep: fixed scenes, deterministic methods
 _registry_lock = threading.Lock()
 
 
@@ -103,7 +107,10 @@ def run_comparison(image_path, video_path, question, method_a, method_b, keep, p
         sweep = None
         if (model_id or models.EMBEDDED_ID) == models.EMBEDDED_ID:  # known ground truth: objects and their tokens
             from models.shapes_llava.sweep import positional_sweep
-            sweep = positional_sweep(model, processor, family, methods, keep, int(prune_layer))
+            key = (models.EMBEDDED_ID, tuple(methods), keep, int(prune_layer))
+            if key not in _sweeps:
+                _sweeps[key] = positional_sweep(model, processor, family, methods, keep, int(prune_layer))
+            sweep = copy.deepcopy(_sweeps[key])
         clock["sweep"] = time.perf_counter()
     results = {name: record.to_json() for name, record in records.items()}
     flipped_results = {name: record.to_json() for name, record in flipped.items()}
@@ -122,34 +129,47 @@ def run_comparison(image_path, video_path, question, method_a, method_b, keep, p
     return payload, view
 
 
-def make_figures(payload, view, method_a, method_b, frame=0):
-    """Every figure of the page, as pure functions of the payload (and the images the model saw)."""
+FIGURE_BUILDERS = {  # name -> f(payload, view, method_a, method_b, frame): every figure of the page
+    "answers": lambda p, v, a, b, f: figures.answers_table(p["results"]),
+    "importance": lambda p, v, a, b, f: figures.importance_figure(p["results"], v, a, b, frame=f),
+    "overlap": lambda p, v, a, b, f: figures.overlap_figure(p["results"], v, a, b, frame=f),
+    "frame_counts": lambda p, v, a, b, f: figures.frame_counts_figure(p["results"], _pruned(p)),
+    "spectrum_heatmap": lambda p, v, a, b, f: figures.spectrum_heatmap(p["results"]),
+    "spectrum_curves": lambda p, v, a, b, f: figures.spectrum_curves(p["results"]),
+    "highpass_maps": lambda p, v, a, b, f: figures.highpass_maps_figure(p["results"], frame=f),
+    "highfreq_share": lambda p, v, a, b, f: figures.highfreq_share_figure(p["results"]),
+    "evolution": lambda p, v, a, b, f: figures.evolution_map(p["results"], v, frame=f),
+    "position_scatter": lambda p, v, a, b, f: figures.position_scatter(p["results"], _all_methods()),
+    "row_profile": lambda p, v, a, b, f: figures.row_profile(p["results"], _all_methods()),
+    "flip": lambda p, v, a, b, f: _flip_figure(p),
+    "sweep": lambda p, v, a, b, f: figures.sweep_figure(p["positional_sweep"]) if p.get("positional_sweep") else
+    figures.empty_figure("The object sweep needs known object positions: it runs on the embedded model.",
+                         "Object sweep"),
+    "cost": lambda p, v, a, b, f: figures.cost_figure(p["results"]),
+    "tokens_per_layer": lambda p, v, a, b, f: figures.tokens_per_layer_figure(p["results"]),
+    "efficiency": lambda p, v, a, b, f: figures.efficiency_figure(p["results"]),
+}
+
+
+def _pruned(payload):
+    return [m for m in payload["results"] if m != "none"]
+
+
+def _all_methods():
+    return [m for m in METHODS if m != "none"]
+
+
+def _flip_figure(payload):
     results = payload["results"]
-    methods = [m for m in results if m != "none"]
-    compared = [m for m in METHODS if m not in ("none",)]
     flipped_results = {name: {**results[name], "kept_indices": kept}
                        for name, kept in payload["flipped_kept_indices"].items()}
-    flip_fig, _ = figures.flip_test(results, flipped_results, methods)
-    return {
-        "answers": figures.answers_table(results),
-        "importance": figures.importance_figure(results, view, method_a, method_b, frame=frame),
-        "overlap": figures.overlap_figure(results, view, method_a, method_b, frame=frame),
-        "frame_counts": figures.frame_counts_figure(results, methods),
-        "spectrum_heatmap": figures.spectrum_heatmap(results),
-        "spectrum_curves": figures.spectrum_curves(results),
-        "highpass_maps": figures.highpass_maps_figure(results, frame=frame),
-        "highfreq_share": figures.highfreq_share_figure(results),
-        "evolution": figures.evolution_map(results, view, frame=frame),
-        "position_scatter": figures.position_scatter(results, compared),
-        "row_profile": figures.row_profile(results, compared),
-        "flip": flip_fig,
-        "sweep": figures.sweep_figure(payload["positional_sweep"]) if payload.get("positional_sweep") else
-        figures.empty_figure("The object sweep needs known object positions: it runs on the embedded model.",
-                             "Object sweep"),
-        "cost": figures.cost_figure(results),
-        "tokens_per_layer": figures.tokens_per_layer_figure(results),
-        "efficiency": figures.efficiency_figure(results),
-    }
+    return figures.flip_test(results, flipped_results, _pruned(payload))[0]
+
+
+def make_figures(payload, view, method_a, method_b, frame=0, names=None):
+    """The page's figures (all, or those named), as pure functions of the payload and the images the
+    model saw."""
+    return {name: FIGURE_BUILDERS[name](payload, view, method_a, method_b, frame) for name in names or FIGURE_BUILDERS}
 
 
 def save_payload(payload):

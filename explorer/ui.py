@@ -65,7 +65,7 @@ def frame_change(state, frame):
     if not state:
         return [gr.update() for _ in FRAME_FIGURES]
     figs = service.make_figures(state["payload"], state["view"], state["method_a"], state["method_b"],
-                                frame=int(frame))
+                                frame=int(frame), names=FRAME_FIGURES)
     return [figs[name] for name in FRAME_FIGURES]
 
 
@@ -148,7 +148,7 @@ def build_app():
             plots["efficiency"] = gr.Plot(label="FLOPs and KV cache vs unpruned")
         gr.Markdown("## Result")
         with gr.Row():
-            result_json = gr.JSON(label="Records (same schema as `python -m explorer --json`)")
+            result_json = gr.JSON(label="Records (same schema as `python -m explorer --json`)", visible=False)
             download = gr.File(label="Download JSON")
         state = gr.State()
 
