@@ -288,6 +288,9 @@ def run(model, processor, encoded, method, keep, prune_layer=2, ref_layer=0, sch
                     for gi, group in enumerate(groups):
                         scores = METHODS[method](inputs_for(gi, stage_index)).float()
                         scores_all[offsets[gi] + alive[gi]] = scores
+                        note = tie_note(scores, stage_at[i][gi])
+                        if note:
+                            record.notes.append(f"{method}, layer {i}, group {gi}: {note}")
                         alive[gi] = alive[gi][select_top(scores, stage_at[i][gi])]
                     kept_positions = torch.cat([g.positions[a] for g, a in zip(groups, alive)])
                     keep_seq = torch.cat([seq_index[~is_visual[seq_index]], kept_positions]).sort().values
@@ -374,6 +377,20 @@ def run(model, processor, encoded, method, keep, prune_layer=2, ref_layer=0, sch
             record.notes.append(f"group {gi}: grid {group.grid} too small for the high-pass mask (sigma = 0): "
                                 "CLSE used an all-pass mask")
     return record
+
+
+def tie_note(scores, k):
+    """A warning when the k-th and (k+1)-th highest scores are equal: the cut then falls inside a tie, which
+    select_top breaks towards earlier tokens (top rows), a positional effect of the tie-break rather than of
+    the score. CLSE does this when its evolution intensity clamps to 1 for most tokens."""
+    if k >= len(scores) or k == 0:
+        return None
+    ordered = torch.sort(scores, descending=True).values
+    if ordered[k - 1] != ordered[k]:
+        return None
+    tied = int((scores == ordered[k]).sum())
+    return (f"{tied} of {len(scores)} scores tie at the cut ({float(ordered[k]):.4g}); the tie was broken "
+            "towards earlier tokens (top rows)")
 
 
 def compare(model, processor, family, images, question, methods=("clse", "fastv"), keep=64, prune_layer=2,

@@ -231,3 +231,13 @@ def test_degenerate_grid_model_runs_without_nan():
     assert r.kept_indices == [0]
     assert all(torch.isfinite(torch.tensor(s.scores)).all() for s in r.stages)
     assert any("all-pass" in note for note in r.notes)
+
+
+def test_tie_note_flags_a_cut_inside_a_tie_only():
+    from explorer.engine import tie_note
+
+    assert tie_note(torch.tensor([3.0, 2.0, 2.0, 1.0]), 2) is not None  # 2nd and 3rd tie: the cut splits them
+    assert "4 of 4" in tie_note(torch.full((4,), 0.5), 1)
+    assert tie_note(torch.tensor([3.0, 2.0, 2.0, 1.0]), 1) is None  # the tie is below the cut
+    assert tie_note(torch.tensor([3.0, 2.0, 2.0, 1.0]), 3) is None
+    assert tie_note(torch.tensor([1.0, 1.0]), 2) is None  # everything kept: no cut
