@@ -65,7 +65,8 @@ def overhead(model_id, runs):
             payload, view = service.run_comparison(image, video, question, "clse", "fastv", 64 / 576, 2,
                                                    model_id=model_id)
             start = time.perf_counter()
-            service.make_figures(payload, view, "clse", "fastv")
+            for fig in service.make_figures(payload, view, "clse", "fastv").values():
+                fig.to_json()  # what gr.Plot sends to the page
             json.dumps(payload)
             figures_ms = (time.perf_counter() - start) * 1e3
             results = payload["results"].values()

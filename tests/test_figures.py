@@ -310,3 +310,14 @@ def test_bad_frame_or_group_is_a_clear_error(cases):
         figures.importance_figure(results, view, "clse", "fastv", frame=3)
     with pytest.raises(ValueError, match="group 2"):
         figures.overlap_figure(results, view, "clse", "fastv", group=2)
+
+
+def test_frame_slider_redraws_only_the_frame_figures(cases):
+    from explorer import ui
+
+    results, view = cases["video"]
+    state = {"payload": {"results": results}, "view": view, "method_a": "clse", "method_b": "fastv"}
+    figs = ui.frame_change(state, 2)  # needs nothing of the payload but the records
+    assert len(figs) == len(ui.FRAME_FIGURES)
+    assert "frame 3 of 3" in figs[0].layout.title.text
+    assert figs[0].to_json() != ui.frame_change(state, 0)[0].to_json()
