@@ -5,9 +5,11 @@ Selection is shared by every method (`select_top`): the k highest scores, ties b
 token, returned sorted.
 """
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 
 from explorer.scoring import clse_scores
@@ -58,21 +60,29 @@ def uniform(inp):
     rank = torch.empty(len(idx))
     for f in frame.unique():
         members = (frame == f).nonzero().flatten()
-        coords = torch.stack([(idx[members] % (h * w)) // w, idx[members] % w], dim=1).float()
-        order = farthest_point_order(coords)
+        order = torch.from_numpy(frame_order(tuple((idx[members] % (h * w)).tolist()), w))
         rank[members[order]] = torch.arange(len(members), dtype=torch.float32) * t + f
     return 1.0 - rank / max(len(idx) * t, 1)
 
 
+@functools.lru_cache(maxsize=256)
+def frame_order(cells, w):
+    """Farthest-point order of a frame's alive cells (raster indices); cached: at the first stage every
+    frame of a grid has the same cells, and the diagnostics score every method on every request."""
+    cells = np.array(cells)
+    return farthest_point_order(np.stack([cells // w, cells % w], axis=1).astype(float))
+
+
 def farthest_point_order(coords):
-    """Greedy farthest-point ordering, starting from the point nearest the centre (deterministic)."""
+    """Greedy farthest-point ordering of [n, 2] points, starting from the point nearest the centre
+    (deterministic: the first of equals wins)."""
     n = len(coords)
-    order = torch.empty(n, dtype=torch.long)
+    order = np.empty(n, dtype=np.int64)
     current = int(((coords - coords.mean(0)) ** 2).sum(1).argmin())
-    nearest = torch.full((n,), float("inf"))
+    nearest = np.full(n, np.inf)
     for i in range(n):
         order[i] = current
-        nearest = torch.minimum(nearest, ((coords - coords[current]) ** 2).sum(1))
+        nearest = np.minimum(nearest, ((coords - coords[current]) ** 2).sum(1))
         current = int(nearest.argmax())
     return order
 

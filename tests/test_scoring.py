@@ -1,6 +1,7 @@
 import math
 
 import pytest
+import numpy as np
 import torch
 
 from explorer.methods import METHODS, StageInputs, farthest_point_order, select_top
@@ -119,9 +120,10 @@ def test_random_is_seeded():
 
 
 def test_farthest_point_order_is_a_permutation():
-    coords = torch.tensor([[0.0, 0], [0, 1], [5, 5], [2, 2]])
+    coords = np.array([[0.0, 0], [0, 1], [5, 5], [2, 2]])
     order = farthest_point_order(coords)
     assert sorted(order.tolist()) == [0, 1, 2, 3]
+    assert order[0] == 3 and order[1] == 2  # nearest the centre first, then the farthest from it
 
 
 def reference_highpass_magnitude(x, grid, cutoff=0.1):
