@@ -1,6 +1,6 @@
 """Train the embedded model from scratch on generated scenes and clips.
 
-    python -m models.shapes_llava.train --seed 0 --steps 5200 --threads 1 --out models/shapes_llava/weights
+    python -m models.shapes_llava.train --seed 0 --steps 4600 --threads 1 --out models/shapes_llava/weights
 
 Deterministic from the seed (single process, fixed thread count). The model and processor are built by
 `build()` below from CONFIG (data, not code) and saved with save_pretrained, the layout a hub checkpoint has.
@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import torch
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 from models.shapes_llava import scenes
 from models.toy import llava_processor, tiny_llava, word_tokenizer
@@ -40,7 +41,9 @@ TRAIN = {"batch_images": 16, "batch_clips": 4, "clip_every": 4, "questions_per_i
          "feature_penalty": 0.01,  # keeps the projected visual features near unit scale (see main)
          "vision_lr_scale": 1.0,  # < 1: the vision tower and projector learn slower (was 0.2 before patch_loss)
          "grounded_only": 0.15,  # first share of the steps: only questions that need the image (color, shape)
-         "patch_loss": 0.5}  # weight of the dense per-patch auxiliary loss (see patch_labels)
+         "patch_loss": 0.5,  # weight of the dense per-patch auxiliary loss (see patch_labels)
+         "grounding_loss": 0.5,  # weight of the attention-grounding loss (see grounding_loss)
+         "grounding_layer": 3}  # its decoder layer (head 0)
 
 # Dense auxiliary targets for every visual token, read by a linear head on the projector's output that is
 # used in training only (it is not part of the saved model, which stays a stock LLaVA). One answer word per
@@ -79,15 +82,20 @@ def sincos_2d(side, dim):
     return torch.cat([rows, cols], dim=-1).reshape(side * side, -1)
 
 
-def encode_example(tokenizer, n_image_tokens, questions):
-    """(ids, positions, blocks, labels) for one image or clip and its questions."""
+def encode_example(tokenizer, n_image_tokens, questions, target_masks=None):
+    """(ids, positions, blocks, labels, grounding) for one image or clip and its questions. grounding lists
+    (row of the segment's last prompt token, boolean mask over the image tokens of the queried objects) for
+    the questions that have target_masks."""
     ids = tokenizer.convert_tokens_to_ids(["USER", ":"]) + [tokenizer.image_token_id] * n_image_tokens
     prefix = len(ids)
     positions, blocks, labels = list(range(prefix)), [0] * prefix, [-100] * prefix
+    grounding = []
     for k, q in enumerate(questions, start=1):
         prompt = tokenizer.convert_tokens_to_ids(q.text.split() + ["ASSISTANT", ":"])
         answer = tokenizer.convert_tokens_to_ids([q.answer]) + [tokenizer.eos_token_id]
         segment = prompt + answer
+        if target_masks is not None and target_masks[k - 1] is not None:
+            grounding.append((len(ids) + len(prompt) - 1, target_masks[k - 1]))
         ids += segment
         positions += list(range(prefix, prefix + len(segment)))
         blocks += [k] * len(segment)
@@ -95,7 +103,7 @@ def encode_example(tokenizer, n_image_tokens, questions):
         seg_labels[len(prompt) - 1] = answer[0]  # ":" predicts the answer
         seg_labels[len(prompt)] = answer[1]  # the answer predicts </s>
         labels += seg_labels
-    return ids, positions, blocks, labels
+    return ids, positions, blocks, labels, grounding
 
 
 def collate(examples, pad_id):
@@ -105,7 +113,7 @@ def collate(examples, pad_id):
     positions = torch.zeros((B, length), dtype=torch.long)
     blocks = torch.full((B, length), -1)
     labels = torch.full((B, length), -100)
-    for b, (i, p, k, lab) in enumerate(examples):
+    for b, (i, p, k, lab, _) in enumerate(examples):
         n = len(i)
         ids[b, :n], positions[b, :n], blocks[b, :n], labels[b, :n] = map(torch.tensor, (i, p, k, lab))
     causal = torch.ones(length, length, dtype=torch.bool).tril()
@@ -148,7 +156,9 @@ def sample_batch(kind, rng, tokenizer, processor, tokens_per_image, max_objects=
                  range(TRAIN["batch_clips"])]
         images = [frame for clip in items for frame in clip.frames]
         objects = [objs for clip in items for objs in clip.frames_objects]
-        examples = [encode_example(tokenizer, tokens_per_image * scenes.FRAMES, clip.questions) for clip in items]
+        examples = [encode_example(tokenizer, tokens_per_image * scenes.FRAMES, clip.questions,
+                                   [np.concatenate([scenes.object_token_mask(objs[0]) for objs in clip.frames_objects])])
+                    for clip in items]
     else:
         items = [scenes.make_scene(int(rng.integers(scenes.TRAIN_SEED_START, 2**31)), max_objects) for _ in
                  range(TRAIN["batch_images"])]
@@ -157,10 +167,35 @@ def sample_batch(kind, rng, tokenizer, processor, tokens_per_image, max_objects=
         examples = []
         for scene in items:
             questions = [q for q in scene.questions if kinds is None or q.kind in kinds] or scene.questions
-            order = rng.permutation(len(questions))[: TRAIN["questions_per_image"]]
-            examples.append(encode_example(tokenizer, tokens_per_image, [questions[i] for i in order]))
+            chosen = [questions[i] for i in rng.permutation(len(questions))[: TRAIN["questions_per_image"]]]
+            masks = [np.any([scenes.object_token_mask(scene.objects[i]) for i in q.targets], axis=0) if q.targets
+                     else None for q in chosen]
+            examples.append(encode_example(tokenizer, tokens_per_image, chosen, masks))
     targets = torch.from_numpy(np.stack([patch_labels(objs) for objs in objects]))
-    return (*collate(examples, tokenizer.pad_token_id), pixel_values_of(images, processor.image_processor), targets)
+    grounding = [(b, row, mask) for b, e in enumerate(examples) for row, mask in e[4]]
+    return (*collate(examples, tokenizer.pad_token_id), pixel_values_of(images, processor.image_processor), targets,
+            grounding)
+
+
+def grounding_loss(layer, captured, grounding, image_start, head=0):
+    """Teach one attention head where to look: -log of the attention mass that the last prompt token of each
+    question puts on the queried object's visual tokens (softmax over the visual tokens), at one decoder
+    layer and head. Training only; the saved model is stock. Without it the decoder learned answer priors
+    and single-object questions but not to pick one object among several (accuracy stalled near 50%)."""
+    attn = layer.self_attn
+    hidden = captured["hidden_states"]  # the layer's normalised input, [B, L, D]
+    cos, sin = captured["position_embeddings"]
+    B, L, _ = hidden.shape
+    q = attn.q_proj(hidden).view(B, L, -1, attn.head_dim)[:, :, head].unsqueeze(1)  # [B, 1, L, hd]
+    kv_head = head * attn.k_proj.out_features // attn.q_proj.out_features
+    k = attn.k_proj(hidden).view(B, L, -1, attn.head_dim)[:, :, kv_head].unsqueeze(1)
+    q, k = apply_rotary_pos_emb(q, k, cos, sin)
+    losses = []
+    for b, row, mask in grounding:
+        keys = k[b, 0, image_start: image_start + len(mask)]
+        logp = ((keys @ q[b, 0, row]) * attn.scaling).log_softmax(-1)
+        losses.append(-torch.logsumexp(logp[torch.from_numpy(mask)], dim=0))
+    return torch.stack(losses).mean() if losses else hidden.new_zeros(())
 
 
 def learning_rate(step, total):
@@ -218,6 +253,10 @@ def main(argv=None):
     # penalty on their mean square keeps them informative; the architecture stays stock LLaVA.
     captured = {}
     model.model.multi_modal_projector.register_forward_hook(lambda module, args, out: captured.update(features=out))
+    grounded_layer = model.model.language_model.layers[TRAIN["grounding_layer"]]
+    attn_inputs = {}
+    grounded_layer.self_attn.register_forward_pre_hook(lambda module, args, kwargs: attn_inputs.update(kwargs),
+                                                       with_kwargs=True)
     start = time.time()
     history = []
     recent = {"image": [], "clip": []}
@@ -226,7 +265,7 @@ def main(argv=None):
         kind = "clip" if step % TRAIN["clip_every"] == TRAIN["clip_every"] - 1 else "image"
         max_objects = min(5, 1 + int(4 * step / (TRAIN["curriculum"] * args.steps)))
         kinds = ("color", "shape") if step < TRAIN["grounded_only"] * args.steps else None
-        ids, positions, mask, labels, pixel_values, patch_targets = sample_batch(kind, rng, tokenizer, processor, tokens_per_image,
+        ids, positions, mask, labels, pixel_values, patch_targets, grounding = sample_batch(kind, rng, tokenizer, processor, tokens_per_image,
                                                                   max_objects, kinds)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args.steps) * group["scale"]
@@ -238,8 +277,10 @@ def main(argv=None):
         patch_logits = patch_head(features.reshape(-1, features.shape[-1])).split(list(PATCH_TARGETS.values()), -1)
         patch_loss = sum(torch.nn.functional.cross_entropy(part, patch_targets[:, k].reshape(-1))
                          for k, part in enumerate(patch_logits)) / len(PATCH_TARGETS)
+        ground = grounding_loss(grounded_layer, attn_inputs, grounding, image_start=2)
         optimizer.zero_grad(set_to_none=True)
-        (loss + TRAIN["feature_penalty"] * feature_scale + TRAIN["patch_loss"] * patch_loss).backward()
+        (loss + TRAIN["feature_penalty"] * feature_scale + TRAIN["patch_loss"] * patch_loss
+         + TRAIN["grounding_loss"] * ground).backward()
         torch.nn.utils.clip_grad_norm_([*model.parameters(), *patch_head.parameters()], 1.0)
         optimizer.step()
         # answer accuracy: the positions whose label is not </s>
@@ -249,7 +290,7 @@ def main(argv=None):
         elapsed = time.time() - start
         if step % 10 == 0 or step == args.steps - 1:
             entry = {"step": step, "loss": round(loss.item(), 4), "feature_ms": round(feature_scale.item(), 3),
-                     "patch_loss": round(patch_loss.item(), 4), "acc_image": round(float(np.mean(recent["image"] or [0])), 3),
+                     "patch_loss": round(patch_loss.item(), 4), "grounding": round(ground.item(), 3), "acc_image": round(float(np.mean(recent["image"] or [0])), 3),
                      "acc_clip": round(float(np.mean(recent["clip"] or [0])), 3), "lr": round(learning_rate(step, args.steps), 6),
                      "minutes": round(elapsed / 60, 2)}
             history.append(entry)
