@@ -61,6 +61,7 @@ def evaluate(model, processor, family, items, methods, budgets, prune_layer=2):
     """Nested dict of accuracy and recall; each input is encoded once and reused by every method/budget."""
     correct = defaultdict(lambda: defaultdict(list))  # (method, keep) -> kind -> [0/1]
     recall = defaultdict(lambda: defaultdict(list))  # (method, keep) -> band -> [share]
+    ties = defaultdict(list)  # (method, keep) -> [the cut fell inside a tie of scores (record.notes)]
     for images, kind, question, target, band in items:
         inputs = family.build_inputs(processor, images, question.text, kind=kind)
         encoded = encode(model, family, inputs, kind=kind)
@@ -70,6 +71,7 @@ def evaluate(model, processor, family, items, methods, budgets, prune_layer=2):
                              max_new_tokens=3)
                 key = (method, keep)
                 correct[key][question.kind].append(record.answer == question.answer)
+                ties[key].append(any("tie at the cut" in note for note in record.notes))
                 if target is not None:
                     kept = np.zeros(record.visual_tokens, dtype=bool)
                     kept[record.kept_indices] = True
@@ -86,6 +88,7 @@ def evaluate(model, processor, family, items, methods, budgets, prune_layer=2):
             "accuracy_images": round(float(np.mean(images_only)), 4) if images_only else None,
             "questions": len(flat),
             "target_recall": {b: round(float(np.mean(v)), 4) for b, v in sorted(recall[(method, keep)].items())},
+            "tied_cuts": round(float(np.mean(ties[(method, keep)])), 4),  # share of inputs cut inside a tie
         }
         report.setdefault(method, {})["unpruned" if keep is None else str(keep)] = entry
     return report
@@ -94,14 +97,15 @@ def evaluate(model, processor, family, items, methods, budgets, prune_layer=2):
 def markdown(report):
     """The report as two Markdown tables: accuracy and target recall per method and budget, and recall by the
     object's third of the image (the positional-bias picture)."""
-    lines = ["| method | keep | accuracy (images) | motion | overall | target recall |", "|---|---|---|---|---|---|"]
+    lines = ["| method | keep | accuracy (images) | motion | overall | target recall | cut in a tie |",
+             "|---|---|---|---|---|---|---|"]
     bands = ["| method | keep | recall, top third | middle third | bottom third |", "|---|---|---|---|---|"]
     for method, by_keep in report.items():
         for keep, entry in by_keep.items():
             recall = entry["target_recall"]
             lines.append(f"| {method} | {keep} | {entry['accuracy_images']:.3f} | "
                          f"{entry['accuracy'].get('motion', float('nan')):.3f} | {entry['accuracy_overall']:.3f} | "
-                         f"{recall.get('all', float('nan')):.3f} |")
+                         f"{recall.get('all', float('nan')):.3f} | {entry['tied_cuts']:.2f} |")
             if method != "none":
                 bands.append(f"| {method} | {keep} | " + " | ".join(f"{recall.get(b, float('nan')):.3f}"
                                                                  for b in ("top", "middle", "bottom")) + " |")
