@@ -5,7 +5,10 @@
    before each run, so "rendered" means every Plotly panel is drawn again).
 2. In process, on the same inputs: the explorer's own overhead (per-layer diagnostics, figures, JSON) as a
    share of the model's compute for the three answers, with the flip test and the object sweep (extra model
-   runs the page makes for its diagnostics) listed beside it.
+   runs the page makes for its diagnostics) listed beside it. The overhead is nearly fixed while the model's
+   compute grows with its size, so it is also measured (with --sized) on a random-weight LLaVA of realistic
+   shape (explorer.bench's deep narrow one: 576 visual tokens, a 125M 32-layer decoder), saved with
+   save_pretrained and loaded through the page's own path for a model directory.
 Timings are medians over --runs, measured in this one run on this machine.
 """
 
@@ -56,9 +59,9 @@ def browser_times(url, runs):
     return times
 
 
-def overhead(model_id, runs):
+def overhead(model_id, runs, examples=EXAMPLES):
     rows = {}
-    for kind, path, question in EXAMPLES:
+    for kind, path, question in examples:
         image, video = (path, None) if kind == "image" else (None, path)
         samples = []
         for _ in range(runs + 1):
@@ -85,6 +88,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--model", default=None, help="default: the embedded model")
+    parser.add_argument("--sized", action="store_true",
+                        help="also measure the overhead on a random-weight LLaVA of realistic shape")
     args = parser.parse_args(argv)
     from tests.server import app_server  # the same launcher the tests use
 
@@ -99,6 +104,26 @@ def main(argv=None):
               f"(diagnostics {row['diagnostics_ms']:.0f} ms + figures and JSON {row['figures_json_ms']:.0f} ms) "
               f"= {100 * row['overhead_share']:.0f}% of it; extra diagnostic runs: flip test "
               f"{row['flip_test_ms']:.0f} ms, model view and object sweep {row['view_and_sweep_ms']:.0f} ms")
+    if args.sized:
+        sized_overhead(args.runs)
+
+
+def sized_overhead(runs):
+    import tempfile
+
+    from explorer import bench
+
+    name, shape = list(bench.SHAPES.items())[-1]
+    with tempfile.TemporaryDirectory() as directory:
+        model, processor = bench.build(**shape)
+        model.save_pretrained(directory)
+        processor.save_pretrained(directory)
+        del model
+        # random weights never say </s>: every answer decodes the page's 20 new tokens
+        for kind, row in overhead(directory, runs, EXAMPLES[:1]).items():
+            print(f"{kind} on {name} (random weights): model compute for the three answers "
+                  f"{row['model_compute_ms']:.0f} ms; explorer overhead (diagnostics {row['diagnostics_ms']:.0f} ms "
+                  f"+ figures and JSON {row['figures_json_ms']:.0f} ms) = {100 * row['overhead_share']:.1f}% of it")
 
 
 if __name__ == "__main__":
