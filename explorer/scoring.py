@@ -85,7 +85,7 @@ def evolution_intensity(s_ref, s_cur):
 
 
 def clse_scores(z_ref, z_cur, grid, cutoff=0.1, temp=0.1):
-    """CLSE factor f = sigmoid(standardised evolution intensity / temp): [N, C] x2 -> [N] (or batched)."""
+    """CLSE factor f = sigmoid(standardised evolution intensity / temp): [N, C] x2 -> [N] (or batched), float64."""
     s_ref, s_cur = highpass_magnitude(torch.stack([z_ref, z_cur]), grid, cutoff).unbind(0)  # one batched pass
     energy = evolution_intensity(s_ref, s_cur)
     if energy.shape[-1] > 1:
@@ -93,7 +93,10 @@ def clse_scores(z_ref, z_cur, grid, cutoff=0.1, temp=0.1):
     else:
         std = torch.zeros_like(energy)  # one token: nothing to standardise against
     standardised = (energy - energy.mean(dim=-1, keepdim=True)) / (std + EPS)
-    return torch.sigmoid(standardised / temp)
+    # float64: in float32, sigmoid(Z / 0.1) is exactly 1.0 for every Z above ~1.66, so the top few percent of
+    # tokens would tie and the cut among them would fall back to raster order (earlier tokens); in float64 the
+    # order of f is the order of Z up to Z ~3.7 standard deviations.
+    return torch.sigmoid(standardised.double() / temp)
 
 
 def radial_power_spectrum(x, grid):

@@ -51,7 +51,25 @@ def test_clse_ranks_the_most_changed_token_first_and_matches_the_formula():
     assert int(f.argmax()) == 10
     e = evolution_intensity(highpass_magnitude(z_ref, grid), highpass_magnitude(z_cur, grid))
     z = (e - e.mean()) / (e.std(unbiased=True) + 1e-6)
-    assert torch.allclose(f, torch.sigmoid(z / 0.1), atol=1e-6)
+    assert torch.allclose(f, torch.sigmoid(z.double() / 0.1), atol=1e-6)
+
+
+def test_clse_order_survives_the_sigmoids_saturation():
+    """Several tokens far above the mean: in float32 sigmoid(Z / 0.1) rounds all of them to 1.0 and the cut
+    among them falls to raster order; the scores must rank them by Z, as the formula does."""
+    torch.manual_seed(0)
+    grid = (1, 8, 8)
+    z_ref = torch.randn(64, 8)
+    z_cur = z_ref.clone()
+    for rank, token in enumerate([40, 50, 60, 30, 20]):
+        z_cur[token] += 2.5 - 0.1 * rank
+    e = evolution_intensity(highpass_magnitude(z_ref, grid), highpass_magnitude(z_cur, grid))
+    z = (e - e.mean()) / (e.std(unbiased=True) + 1e-6)
+    in_float32 = torch.sigmoid(z / 0.1)
+    assert int((in_float32 == 1.0).sum()) > 3  # the saturation this guards against
+    by_z = sorted(z.argsort(descending=True)[:3].tolist())
+    assert select_top(in_float32, 3).tolist() != by_z  # float32 would fall back to the earlier tokens
+    assert select_top(clse_scores(z_ref, z_cur, grid), 3).tolist() == by_z
 
 
 def test_ties_go_to_the_earlier_token_and_selection_is_sorted():
