@@ -284,9 +284,10 @@ def run(model, processor, encoded, method, keep, prune_layer=2, ref_layer=0, sch
 
                 if i in stage_at:
                     stage_index = len(record.stages)
-                    scores_all = torch.full((visual_total,), float("nan"))
+                    scores_all = torch.full((visual_total,), float("nan"), dtype=torch.float64)
                     for gi, group in enumerate(groups):
-                        scores = METHODS[method](inputs_for(gi, stage_index)).float()
+                        # float64: CLSE's sigmoid saturates in float32 (see scoring.clse_scores)
+                        scores = METHODS[method](inputs_for(gi, stage_index)).double()
                         scores_all[offsets[gi] + alive[gi]] = scores
                         note = tie_note(scores, stage_at[i][gi])
                         if note:
@@ -310,7 +311,7 @@ def run(model, processor, encoded, method, keep, prune_layer=2, ref_layer=0, sch
                     for name, fn in METHODS.items():
                         if fn is not None:
                             record.reference_scores[name] = torch.cat(
-                                [fn(inputs_for(gi, 0)).float() for gi in range(len(groups))]).tolist()
+                                [fn(inputs_for(gi, 0)).double() for gi in range(len(groups))]).tolist()
                     timings["diagnostics"] += (time.perf_counter() - d0) * 1e3
             record.tokens_per_layer.append(hidden.shape[1])
             record.visual_per_layer.append(sum(len(a) for a in alive))
