@@ -26,7 +26,8 @@ HOW_TO_READ = {
             "they show. If a method's score rises with the token's position, it is position-biased. The flip "
             "test runs the image upside down: a content-driven method keeps the same objects (its kept set "
             "follows the content); a position-biased one keeps the same rows. Measure, don't assume: on the small "
-            "embedded model attention's preference for late rows is weak; the object sweep shows it directly.",
+            "embedded model attention's preference for late rows is weak, while CLSE favours the top rows (its early "
+            "layers change the first tokens most); the object sweep shows both directly.",
     "cost": "Measured on the machine running this page. Pruning shortens every layer from K on, so prefill, "
             "FLOPs and the KV cache shrink; scoring is the time the method itself took.",
 }

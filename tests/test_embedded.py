@@ -85,3 +85,13 @@ def test_clse_scores_separate_the_tokens(embedded):
     items = evaluate.eval_items(EVAL_SEED, n_scenes=12, n_clips=0)
     report = evaluate.evaluate(model, processor, family, items, methods=["clse"], budgets=[28])
     assert report["clse"]["28"]["tied_cuts"] <= 0.25, report["clse"]["28"]
+
+
+def test_evolution_by_row_on_background(embedded):
+    """The README's explanation of CLSE's top-row preference on this model: on empty background, the early
+    layers change the first rows' tokens far more than the last rows', and the evolution intensity follows."""
+    rows = evaluate.evolution_by_row(*embedded, seed=EVAL_SEED, n_scenes=10)
+    energy, change = np.array(rows["evolution_intensity"]), np.array(rows["hidden_change"])
+    assert energy.shape == change.shape == (16,) and np.isfinite(energy).all() and (energy >= 0).all()
+    assert energy[:4].mean() > 3 * energy[-4:].mean(), rows
+    assert change[:4].mean() > 2 * change[-4:].mean(), rows

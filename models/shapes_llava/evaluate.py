@@ -94,6 +94,32 @@ def evaluate(model, processor, family, items, methods, budgets, prune_layer=2):
     return report
 
 
+def evolution_by_row(model, processor, family, seed, n_scenes, ref_layer=0, prune_layer=2):
+    """Where CLSE's signal comes from, by image row, on background tokens only (no object covers them): the
+    mean evolution intensity E between layers L and K and the mean change of the hidden state |z_K - z_L|,
+    over n_scenes held-out scenes. A row profile that falls from top to bottom on empty background is a
+    positional preference of the model's early layers, which CLSE inherits."""
+    from explorer.scoring import evolution_intensity, highpass_magnitude
+
+    side = family.grid_side(model)
+    energy, change = [], []
+    for i in range(n_scenes):
+        scene = scenes.make_scene(seed + i)
+        inputs = family.build_inputs(processor, [scene.image], scene.questions[0].text, kind="image")
+        with torch.no_grad():
+            hidden = model(**inputs, output_hidden_states=True).hidden_states
+        visual = inputs["input_ids"][0] == model.config.image_token_id
+        z_ref, z_cur = hidden[ref_layer][0, visual], hidden[prune_layer][0, visual]
+        grid = (1, side, side)
+        e = evolution_intensity(highpass_magnitude(z_ref, grid), highpass_magnitude(z_cur, grid)).numpy()
+        background = ~np.any([scenes.object_token_mask(o) for o in scene.objects], axis=0)
+        rows = np.arange(side * side) // side
+        energy.append([e[background & (rows == r)].mean() for r in range(side)])
+        change.append([(z_cur - z_ref).norm(dim=-1).numpy()[background & (rows == r)].mean() for r in range(side)])
+    return {"evolution_intensity": [round(float(x), 3) for x in np.nanmean(energy, 0)],
+            "hidden_change": [round(float(x), 1) for x in np.nanmean(change, 0)]}
+
+
 def markdown(report):
     """The report as two Markdown tables: accuracy and target recall per method and budget, and recall by the
     object's third of the image (the positional-bias picture)."""
@@ -124,6 +150,9 @@ def main(argv=None):
     parser.add_argument("--weights", default=None, help="model directory (default: the embedded model)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--markdown", action="store_true", help="also print the README tables")
+    parser.add_argument("--rows", action="store_true",
+                        help="only print CLSE's evolution intensity and the hidden-state change by image row, "
+                             "on background tokens (L = 0, K = --prune-layer)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -135,6 +164,9 @@ def main(argv=None):
     except (ValueError, models.ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.rows:
+        print(json.dumps(evolution_by_row(model, processor, family, args.seed, args.n, 0, args.prune_layer)))
+        return 0
     start = time.time()
     report = evaluate(model, processor, family, items, methods, budgets, args.prune_layer)
     print(json.dumps({"model": args.weights or models.EMBEDDED_ID, "seed": args.seed, "scenes": args.n,
