@@ -380,6 +380,9 @@ def run(model, processor, encoded, method, keep, prune_layer=2, ref_layer=0, sch
     return record
 
 
+TIE_AT_CUT = "tie at the cut"  # in a note of record.notes when a stage's cut fell inside a tie (tie_note)
+
+
 def tie_note(scores, k):
     """A warning when the k-th and (k+1)-th highest scores are equal: the cut then falls inside a tie, which
     select_top breaks towards earlier tokens (top rows), a positional effect of the tie-break rather than of
@@ -390,7 +393,7 @@ def tie_note(scores, k):
     if ordered[k - 1] != ordered[k]:
         return None
     tied = int((scores == ordered[k]).sum())
-    return (f"{tied} of {len(scores)} scores tie at the cut ({float(ordered[k]):.4g}); the tie was broken "
+    return (f"{tied} of {len(scores)} scores {TIE_AT_CUT} ({float(ordered[k]):.4g}); the tie was broken "
             "towards earlier tokens (top rows)")
 
 

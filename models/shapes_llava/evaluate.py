@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import models
-from explorer.engine import encode, run
+from explorer.engine import TIE_AT_CUT, encode, run
 from models.shapes_llava import scenes
 
 KINDS = ("color", "shape", "count", "exists", "where")
@@ -71,7 +71,7 @@ def evaluate(model, processor, family, items, methods, budgets, prune_layer=2):
                              max_new_tokens=3)
                 key = (method, keep)
                 correct[key][question.kind].append(record.answer == question.answer)
-                ties[key].append(any("tie at the cut" in note for note in record.notes))
+                ties[key].append(any(TIE_AT_CUT in note for note in record.notes))
                 if target is not None:
                     kept = np.zeros(record.visual_tokens, dtype=bool)
                     kept[record.kept_indices] = True
@@ -102,6 +102,7 @@ def evolution_by_row(model, processor, family, seed, n_scenes, ref_layer=0, prun
     from explorer.scoring import evolution_intensity, highpass_magnitude
 
     side = family.grid_side(model)
+    grid, rows = (1, side, side), np.arange(side * side) // side
     energy, change = [], []
     for i in range(n_scenes):
         scene = scenes.make_scene(seed + i)
@@ -110,12 +111,14 @@ def evolution_by_row(model, processor, family, seed, n_scenes, ref_layer=0, prun
             hidden = model(**inputs, output_hidden_states=True).hidden_states
         visual = inputs["input_ids"][0] == model.config.image_token_id
         z_ref, z_cur = hidden[ref_layer][0, visual], hidden[prune_layer][0, visual]
-        grid = (1, side, side)
-        e = evolution_intensity(highpass_magnitude(z_ref, grid), highpass_magnitude(z_cur, grid)).numpy()
         background = ~np.any([scenes.object_token_mask(o) for o in scene.objects], axis=0)
-        rows = np.arange(side * side) // side
-        energy.append([e[background & (rows == r)].mean() for r in range(side)])
-        change.append([(z_cur - z_ref).norm(dim=-1).numpy()[background & (rows == r)].mean() for r in range(side)])
+
+        def row_means(values):  # per image row, background tokens only (NaN for a row with none)
+            return [values[background & (rows == r)].mean() for r in range(side)]
+
+        energy.append(row_means(evolution_intensity(highpass_magnitude(z_ref, grid),
+                                                    highpass_magnitude(z_cur, grid)).numpy()))
+        change.append(row_means((z_cur - z_ref).norm(dim=-1).numpy()))
     return {"evolution_intensity": [round(float(x), 3) for x in np.nanmean(energy, 0)],
             "hidden_change": [round(float(x), 1) for x in np.nanmean(change, 0)]}
 
