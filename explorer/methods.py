@@ -106,6 +106,11 @@ DESCRIPTIONS = {
 }
 
 
+# Old names still accepted: name -> (new name, the note the record carries)
+ALIASES = {"clse_hybrid": ("clse", "'clse_hybrid' is now called 'clse' (spectral evolution x attention, the "
+                                   "published score); the spectral-only ablation is 'clse_spectral'")}
+
+
 def check_method(name):
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
