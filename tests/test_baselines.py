@@ -1,0 +1,214 @@
+"""Hand-checkable cases of the baselines' definitions (explorer/baselines.py): DivPrune, DART, PyramidDrop and
+VisionZip. The expected answers are worked out in the comments; the attention rows are checked against eager
+attention of real transformers modules with random weights (eager only as the test's oracle)."""
+
+import math
+
+import pytest
+import torch
+from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig
+from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaRotaryEmbedding, apply_rotary_pos_emb
+
+from explorer.baselines import (
+    PYRAMIDDROP_SCHEDULE,
+    attention_row_entering,
+    average_kept,
+    cls_attention,
+    dart_keep,
+    dart_order,
+    dart_scores,
+    divprune_order,
+    divprune_scores,
+    key_l1_norms,
+    pyramiddrop_lambda,
+    pyramiddrop_schedule,
+    visionzip_layer,
+    visionzip_scores,
+)
+from explorer.methods import select_top
+
+
+def on_arc(degrees):
+    return torch.tensor([[math.cos(math.radians(d)), math.sin(math.radians(d))] for d in degrees])
+
+
+# ------------------------------------------------------------------------------------------ DivPrune
+
+
+def test_divprune_picks_the_extremes_of_an_arc_first():
+    # Unit vectors at 0, 30, 40 and 90 degrees; cosine distance 1 - cos(angle between).
+    # Nearest other token: 0 -> 30 (1 - cos 30 = 0.134), 30 <-> 40 (0.015), 90 -> 40 (1 - cos 50 = 0.357):
+    # the most isolated is 90 (index 3). Farthest from it: 0 degrees (distance 1), index 0. Then the min
+    # distance to {90, 0}: 30 -> min(0.5, 0.134) = 0.134, 40 -> min(0.357, 0.234) = 0.234: 40 (index 2),
+    # then 30 (index 1).
+    features = on_arc([0, 30, 40, 90])
+    assert divprune_order(features).tolist() == [3, 0, 2, 1]
+    # Cosine distance ignores length: scaling tokens changes nothing.
+    scaled = features * torch.tensor([[5.0], [0.1], [2.0], [30.0]])
+    assert divprune_order(scaled).tolist() == [3, 0, 2, 1]
+
+
+def test_divprune_score_top_k_is_the_greedy_prefix_and_negation_reverses_it():
+    features = torch.randn(30, 8, generator=torch.Generator().manual_seed(0))
+    order = divprune_order(features)
+    scores = divprune_scores(features)
+    for k in (1, 5, 17, 30):
+        assert select_top(scores, k).tolist() == sorted(order[:k].tolist())
+    assert torch.sort(-scores, descending=True, stable=True).indices.tolist() == order.flip(0).tolist()
+
+
+def test_divprune_never_picks_a_token_twice_among_exact_duplicates():
+    # Three copies of one vector and two of another: every distance to a picked copy is 0, yet each token
+    # appears once. First pick: every token has a duplicate (nearest distance 0): the earliest, index 0.
+    # Next: the farthest from it is the other vector (distance 1 - cos 90 = 1), index 3.
+    features = on_arc([0, 0, 0, 90, 90])
+    order = divprune_order(features).tolist()
+    assert sorted(order) == [0, 1, 2, 3, 4]
+    assert order[:2] == [0, 3]
+
+
+# ------------------------------------------------------------------------------------------ DART
+
+# Six visual tokens in 2-D, token 0 the pivot (largest key norm):
+#   0 (1, 0) pivot | 1 (1, 0) duplicate, cos 1 | 2 (0.9, 0.1), cos 0.994 | 3 (0, 1), cos 0
+#   4 (-1, 0), cos -1 | 5 (1, 0.05), cos 0.99875
+HIDDEN = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.0], [1.0, 0.05]])
+KEY_NORMS = torch.tensor([5.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+
+
+def test_dart_keeps_the_pivot_and_the_tokens_least_duplicated_with_it():
+    # One pivot, k = 3: block size 3 // 1 = 3, least similar first: 4 (-1), 3 (0), 2 (0.994); the tail by
+    # max similarity to the pivot: 5 (0.99875), then the exact duplicate 1. Keep the first 3: 0, 4, 3.
+    order = dart_order(HIDDEN, KEY_NORMS, k=3, image_pivots=1, text_pivots=0)
+    assert order.tolist() == [0, 4, 3, 2, 5, 1]
+    assert dart_keep(HIDDEN, KEY_NORMS, k=3, image_pivots=1, text_pivots=0).tolist() == [0, 3, 4]
+    assert select_top(dart_scores(HIDDEN, KEY_NORMS, k=3, image_pivots=1, text_pivots=0), 3).tolist() == [0, 3, 4]
+
+
+def test_dart_pivot_is_the_largest_key_norm_and_k1_block_then_tail():
+    # Pivot 3 = (0, 1) now. k = 1: block size 1, and the first token kept is the pivot itself. The block
+    # takes the least similar to (0, 1): cos 0 for tokens 0, 1 and 4 (a tie: the earliest, 0), and the tail
+    # orders the rest by their max similarity to the pivot: 1 (0), 4 (0), 5 (0.0499), 2 (0.110).
+    norms = torch.tensor([1.0, 1.0, 1.0, 9.0, 1.0, 1.0])
+    assert dart_order(HIDDEN, norms, k=1, image_pivots=1, text_pivots=0).tolist() == [3, 0, 1, 4, 5, 2]
+    assert dart_keep(HIDDEN, norms, k=1, image_pivots=1, text_pivots=0).tolist() == [3]
+
+
+def test_dart_text_pivot_takes_its_own_block_and_is_never_kept():
+    # Text tokens: (0, -1) with the larger key norm (the text pivot) and (1, 0). k = 4 with 1 + 1 pivots:
+    # blocks of 4 // 2 = 2. Image pivot 0's block: 4 (-1), 3 (0). The text pivot (0, -1)'s block among
+    # {1, 2, 5}: similarity -y / |v|: 1 -> 0, 2 -> -0.110, 5 -> -0.0499: least similar 2, then 5. Tail: 1.
+    text = torch.tensor([[0.0, -1.0], [1.0, 0.0]])
+    text_norms = torch.tensor([3.0, 1.0])
+    order = dart_order(HIDDEN, KEY_NORMS, k=4, text_hidden=text, text_key_norms=text_norms, image_pivots=1,
+                       text_pivots=1)
+    assert order.tolist() == [0, 4, 3, 2, 5, 1]
+    kept = dart_keep(HIDDEN, KEY_NORMS, k=4, text_hidden=text, text_key_norms=text_norms, image_pivots=1,
+                     text_pivots=1)
+    assert kept.tolist() == [0, 2, 3, 4]  # exactly k visual tokens; the official would keep 1 + 2 x 2 = 5
+
+
+def test_key_l1_norms_sum_every_head_and_channel():
+    keys = torch.zeros(1, 2, 3, 2)  # [1, kv_heads, n, head_dim]
+    keys[0, 0, 1] = torch.tensor([1.0, -2.0])
+    keys[0, 1, 1] = torch.tensor([-3.0, 0.5])
+    keys[0, 1, 2] = torch.tensor([0.25, 0.0])
+    assert key_l1_norms(keys).tolist() == [0.0, 6.5, 0.25]
+
+
+# ------------------------------------------------------------------------------------------ PyramidDrop
+
+
+def test_pyramiddrop_schedule_counts():
+    # LLaVA-1.5's 32 layers, N = 576, lambda = 0.5: entering layers 8, 16, 24 keep 288, 144, 72; the average
+    # over the 32 layers is (8 x 576 + 8 x 288 + 8 x 144 + 8 x 72) / 32 = 270.
+    schedule = pyramiddrop_schedule(32, 576)
+    assert schedule == [(8, 288), (16, 144), (24, 72)]
+    assert [layer for layer, _ in schedule] == list(PYRAMIDDROP_SCHEDULE["layers"])
+    assert [count for _, count in schedule] == [int(576 * f) for f in PYRAMIDDROP_SCHEDULE["factors_of_n"]]
+    assert average_kept(schedule, 32, 576) == 270
+    # Other depths: equal parts (28 layers: 7, 14, 21); counts floored: 100 x 0.3^s = 30, 9, 2 (2.7 -> 2).
+    assert pyramiddrop_schedule(28, 100, lam=0.3) == [(7, 30), (14, 9), (21, 2)]
+
+
+def test_pyramiddrop_lambda_reaches_a_reachable_average_and_refuses_the_rest():
+    lam = pyramiddrop_lambda(270, 32, 576)
+    assert abs(lam - 0.5) < 1e-6
+    assert average_kept(pyramiddrop_schedule(32, 576, lam), 32, 576) == 270
+    # With the first stage at layer 8 of 32, every token is kept a quarter of the way: at least 144 average.
+    with pytest.raises(ValueError, match="cannot average fewer than 144"):
+        pyramiddrop_lambda(128, 32, 576)
+
+
+def test_attention_row_entering_equals_eager_attention_of_that_layer():
+    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_attention_heads=4, num_key_value_heads=2,
+                         num_hidden_layers=1, vocab_size=10)
+    config._attn_implementation = "eager"
+    torch.manual_seed(0)
+    layer = LlamaDecoderLayer(config, layer_idx=0).eval()
+    rotary = LlamaRotaryEmbedding(config)
+    hidden = torch.randn(1, 9, 32)
+    positions = torch.tensor([[0, 1, 2, 5, 6, 9, 10, 11, 12]])  # gaps, as after pruning
+    cos, sin = rotary(hidden, positions)
+    with torch.no_grad():
+        _, weights = layer.self_attn(layer.input_layernorm(hidden), position_embeddings=(cos, sin),
+                                     attention_mask=None)  # the last row attends to every token anyway
+        row = attention_row_entering(layer, apply_rotary_pos_emb, hidden, cos, sin)
+    assert torch.allclose(row, weights[0, :, -1].mean(dim=0), atol=1e-6)
+    assert abs(float(row.sum()) - 1.0) < 1e-5
+
+
+# ------------------------------------------------------------------------------------------ VisionZip
+
+
+def tiny_clip(attn_implementation):
+    config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
+                              image_size=28, patch_size=7)  # 4 x 4 patches + CLS = 17 tokens
+    return CLIPVisionModel._from_config(config, attn_implementation=attn_implementation).eval()
+
+
+def test_cls_attention_equals_eager_attention_of_the_feature_layer():
+    torch.manual_seed(0)
+    tower = tiny_clip("sdpa")
+    oracle = tiny_clip("eager")
+    oracle.load_state_dict(tower.state_dict())
+    index = visionzip_layer(-2, 3)  # LLaVA's feature layer -2 -> encoder layer 1 (official: attentions[-2])
+    attn = tower.encoder.layers[index].self_attn
+    captured = {}
+
+    def grab(module, args, kwargs):
+        captured["input"] = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
+
+    handle = attn.register_forward_pre_hook(grab, with_kwargs=True)
+    pixels = torch.randn(1, 3, 28, 28)
+    with torch.no_grad():
+        tower(pixel_values=pixels)  # SDPA: the tower never switches to eager
+        eager = oracle(pixel_values=pixels, output_attentions=True).attentions[-2]  # [1, H, 17, 17]
+        row = cls_attention(attn, captured["input"])
+        # The definition by hand: softmax(q k^T * scale) of the CLS query, per head, then the head mean.
+        x = captured["input"][0]
+        q = attn.q_proj(x[0]).view(4, 8)
+        k = attn.k_proj(x).view(17, 4, 8)
+        naive = torch.stack([torch.softmax((k[:, h] @ q[h]) * 8**-0.5, dim=0) for h in range(4)]).mean(0)
+    handle.remove()
+    assert torch.allclose(row, eager[0, :, 0].mean(dim=0), atol=1e-6)
+    assert torch.allclose(row, naive, atol=1e-6)
+    scores = visionzip_scores(row)
+    assert scores.shape == (16,) and scores.dtype == torch.float64
+    assert torch.equal(scores, row[1:].double())
+
+
+def test_visionzip_scores_drop_the_cls_column_and_keep_the_rest_unnormalised():
+    row = torch.tensor([0.4, 0.1, 0.3, 0.2])  # CLS attends 0.4 to itself
+    assert visionzip_scores(row).tolist() == pytest.approx([0.1, 0.3, 0.2])
+    assert select_top(visionzip_scores(row), 1).tolist() == [1]  # patch 1 (sequence index 2) is dominant
+    assert visionzip_scores(row, cls_index=3).tolist() == pytest.approx([0.4, 0.1, 0.3])
+
+
+def test_visionzip_layer_is_the_layer_producing_the_features():
+    assert visionzip_layer(-2, 24) == 22  # hidden_states[-2] of CLIP-L: the output of layer 22 (0-based)
+    assert visionzip_layer(23, 24) == 22  # hidden_states[23] is the same tensor
+    assert visionzip_layer(-1, 24) == 23
+    for bad in (0, -25, 25, [-2, -5]):
+        with pytest.raises(ValueError):
+            visionzip_layer(bad, 24)
