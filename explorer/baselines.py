@@ -187,7 +187,8 @@ def pyramiddrop_schedule(num_layers, n_tokens, lam=0.5, stages=4):
     the first stage at layer 8 no lambda averages below N / 4 (see `pyramiddrop_lambda`).
     """
     layers = [round(s * num_layers / stages) for s in range(1, stages)]
-    return [(layer, int(n_tokens * lam**s)) for s, layer in enumerate(layers, start=1)]
+    # At least one token per stage (the official int() can reach 0 for tiny lambdas; the engine keeps >= 1).
+    return [(layer, max(1, int(n_tokens * lam**s))) for s, layer in enumerate(layers, start=1)]
 
 
 def average_kept(schedule, num_layers, n_tokens):

@@ -129,6 +129,8 @@ def test_pyramiddrop_schedule_counts():
     assert average_kept(schedule, 32, 576) == 270
     # Other depths: equal parts (28 layers: 7, 14, 21); counts floored: 100 x 0.3^s = 30, 9, 2 (2.7 -> 2).
     assert pyramiddrop_schedule(28, 100, lam=0.3) == [(7, 30), (14, 9), (21, 2)]
+    # A tiny lambda would floor to 0 tokens: every stage keeps at least one.
+    assert pyramiddrop_schedule(32, 576, lam=0.001) == [(8, 1), (16, 1), (24, 1)]
 
 
 def test_pyramiddrop_lambda_reaches_a_reachable_average_and_refuses_the_rest():
