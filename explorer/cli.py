@@ -1,14 +1,16 @@
 """Command line: python -m explorer --image PATH --question TEXT [--model ID_OR_DIR] [--methods clse,fastv]
-[--keep 64] [--prune-layer 2] [--json]. Repeat --image for several images; add --video to treat them as the
-frames of one clip. Errors print one line to stderr and exit with status 2."""
+[--keep 64] [--prune-layer K] [--json]. Repeat --image for several images; add --video to treat them as the
+frames of one clip. Errors print one line to stderr and exit with status 2. Progress goes to stderr on a
+terminal, never into the --json output."""
 
 import argparse
 import json
 import sys
 
 from explorer import media
-from explorer.engine import RequestError, compare
 from explorer.methods import METHODS
+from explorer.settings import EARLY_KV, PROMPTS, SCHEDULES, check_settings
+from models.base import BadInput
 
 
 def parse_args(argv):
@@ -16,40 +18,67 @@ def parse_args(argv):
     parser.add_argument("--image", action="append", required=True, help="image path (repeat for several)")
     parser.add_argument("--question", required=True)
     parser.add_argument("--model", default=None, help="hub id or local directory (default: the embedded model)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--dtype", default="auto", help="auto (bfloat16/float16 on a GPU, float32 on the CPU), "
+                                                        "float32, bfloat16, float16")
+    parser.add_argument("--device-map", default=None, help="e.g. auto: spread a large model over devices")
     parser.add_argument("--methods", default="clse,fastv", help=f"comma-separated, from {', '.join(METHODS)}")
     parser.add_argument("--keep", default="64", help="visual tokens kept per image/video: a count, or a ratio < 1")
-    parser.add_argument("--prune-layer", type=int, default=2)
-    parser.add_argument("--ref-layer", type=int, default=0)
-    parser.add_argument("--schedule", choices=["single", "paper"], default="single")
+    parser.add_argument("--prune-layer", default=None, help="K (default: the family's official setting)")
+    parser.add_argument("--ref-layer", default=None, help="CLSE's L (default: the family's official setting)")
+    parser.add_argument("--schedule", choices=SCHEDULES, default="single")
+    parser.add_argument("--early-kv", choices=EARLY_KV, default=None,
+                        help="layers before a stage keep or drop pruned tokens in their KV cache "
+                             "(default: as the family's official code)")
+    parser.add_argument("--invert", action="store_true", help="keep the lowest-ranked tokens (falsification)")
+    parser.add_argument("--prompt", choices=PROMPTS, default="chat")
     parser.add_argument("--video", action="store_true", help="the images are frames of one video")
-    parser.add_argument("--max-new-tokens", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-new-tokens", default=20)
+    parser.add_argument("--seed", default=0)
+    parser.add_argument("--repeats", default=1, help="timed repeats per method, order rotated (median shown)")
     parser.add_argument("--json", action="store_true", help="print every record as one JSON object")
     return parser.parse_args(argv)
 
 
+def progress_printer():
+    """Progress lines on stderr when it is a terminal (tqdm's write keeps them off stdout)."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return lambda text: tqdm.write(f"... {text}", file=sys.stderr)
+
+
 def main(argv=None):
     args = parse_args(argv)
-    from models import EMBEDDED_ID, ModelLoadError, load  # heavy imports after argument parsing
+    from explorer.engine import compare, warm_up  # heavy imports after argument parsing
+    from models import EMBEDDED_ID, load
 
+    say = progress_printer()
     try:
+        settings = check_settings(methods=args.methods, keep=args.keep, prune_layer=args.prune_layer,
+                                  ref_layer=args.ref_layer, schedule=args.schedule, early_kv=args.early_kv,
+                                  invert=args.invert, prompt=args.prompt, max_new_tokens=args.max_new_tokens,
+                                  seed=args.seed, repeats=args.repeats)
         images = [media.load_image(path) for path in args.image]
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-        model, processor, family = load(args.model)
-        records = compare(model, processor, family, images, args.question, methods=methods, keep=args.keep,
-                          prune_layer=args.prune_layer, ref_layer=args.ref_layer, schedule=args.schedule,
-                          kind="video" if args.video else "image", max_new_tokens=args.max_new_tokens,
-                          seed=args.seed, diagnostics=args.json)
-    except (RequestError, ModelLoadError, media.MediaError) as error:
+        model, processor, family = load(args.model, device=args.device, dtype=args.dtype,
+                                        device_map=args.device_map, progress=say)
+        warm_up(model, processor, family, progress=say)
+        records = compare(model, processor, family, images, args.question, settings,
+                          kind="video" if args.video else "image", diagnostics=args.json, progress=say)
+    except (BadInput, media.MediaError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.json:
-        model_name = args.model or EMBEDDED_ID
-        print(json.dumps({"model": model_name, "results": {k: r.to_json() for k, r in records.items()}}))
+        print(json.dumps({"model": args.model or EMBEDDED_ID, "results": {k: r.to_json() for k, r in records.items()}}))
         return 0
+    first = next(iter(records.values()))
+    print(f"{first.device}, {first.dtype}; {first.repeats} timed repeat(s), medians")
+    for note in first.notes:
+        print(f"note: {note}")
     for name, record in records.items():
         t = record.timings_ms
-        print(f"{name:12s} {record.answer!r:30s} kept {len(record.kept_indices):5d}/{record.visual_tokens}  "
-              f"prefill {t['prefill']:8.1f} ms  decode {t['decode_per_token']:6.1f} ms/token  "
-              f"KV {record.kv_cache_bytes / 2**20:7.2f} MiB")
+        print(f"{name:13s} {record.answer!r:30s} kept {len(record.kept_indices):5d}/{record.visual_tokens}  "
+              f"avg {record.budget['average_kept']:7.1f}  prefill {t['prefill']:8.1f} ms  "
+              f"decode {t['decode_per_token']:6.1f} ms/token  KV {record.kv_cache_bytes / 2**20:7.2f} MiB")
     return 0

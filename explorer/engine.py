@@ -1,18 +1,20 @@
 """The pruning engine: runs a stock transformers multimodal model's decoder layer by layer, prunes visual tokens
 at the planned stages with any registered method, finishes the prefill, decodes greedily with the KV cache and
-returns a Record.
+returns a Record of what happened.
 
 Flow: media -> family.build_inputs (real processor) -> encode (vision tower + merge, captured at the decoder's
-door) -> run (decoder by hand, pruning) -> Record. Only stock modules are called: the decoder layers, their
-norms and projections, the rotary embedding, the LM head. Attention stays SDPA (or whatever the model was
-loaded with); the one attention row FastV needs is recomputed from the layer's own q/k projections.
+door) -> run (plan, prefill with pruning, decode) -> Record. With `capture=True` the run also keeps the visual
+rows of the hidden states entering every layer, so the diagnostics (explorer/diagnostics.py) are computed after
+the run from that record, outside the decoder loop. Only stock modules are called: the decoder layers, their
+norms and projections, the rotary embedding, the LM head; attention stays SDPA (or whatever the model was
+loaded with). The engine knows no family: it calls the contract of models/base.py.
 
-Choices (see README): batch size 1; the KV cache of layers before a pruning stage keeps every token (decode
-then still sees all visual tokens in those early layers, exactly as the model would); kept tokens keep their
-original position ids, so RoPE sees gaps, as in the paper.
+Choices (see README): batch size 1; kept tokens keep their original position ids, so RoPE sees gaps, as in the
+paper; layers before a stage keep (early_kv="keep") or drop ("prune") the pruned tokens in their KV cache.
+Every tensor the engine makes names its device: the model's for anything that meets the model, the CPU for
+bookkeeping. Scores are computed in float32 and ranked in float64 whatever the model's dtype.
 """
 
-import sys
 import time
 from dataclasses import dataclass
 
@@ -21,37 +23,44 @@ from transformers import DynamicCache
 from transformers.masking_utils import create_causal_mask
 
 from explorer import scoring
-from explorer.methods import METHODS, StageInputs, check_method, select_top
+from explorer.methods import METHODS, StageInputs, select_top
+from explorer.plan import plan
 from explorer.record import Record, Stage
+from explorer.settings import check_settings
+from models.base import BadInput
 
-# The paper's schedule (method.md), LLaVA-1.5's numbers: for a decoder of `depth` layers the stages sit at
-# `layers` (other depths: 1, round(0.36 n), round(0.67 n)); stage s keeps round(factors[s] * r) for a nominal
-# budget r. A family module may define its own PAPER_SCHEDULE (Qwen2-VL does).
-PAPER_SCHEDULE = {"depth": 32, "layers": (1, 11, 21), "factors": (1.72, 1.09, 0.32)}
-
-
-class RequestError(ValueError):
-    """Bad input from the user: the message says what and how to fix it."""
-
-
-@dataclass
-class Encoded:
-    """What the wrapper feeds the decoder for one request (computed once, reused by every method)."""
-
-    input_ids: torch.Tensor  # [1, S]
-    inputs_embeds: torch.Tensor  # [1, S, D] with visual features merged in
-    position_ids: torch.Tensor  # [1, S], or [3, 1, S] for multimodal rotary positions
-    groups: list  # VisualGroup per image / video
-    vision_ms: float
-    paper: dict = None  # the family's paper schedule (PAPER_SCHEDULE)
+TIE_AT_CUT = "tie at the cut"  # in a note of record.notes when a stage's cut fell inside a tie (tie_note)
 
 
 class _Captured(Exception):
     pass
 
 
-def text_model(model):
-    return model.model.language_model
+@dataclass
+class Encoded:
+    """What the wrapper feeds the decoder for one request (computed once, reused by every method)."""
+
+    family: object  # the models/ module of this model
+    kind: str  # "image" or "video"
+    input_ids: torch.Tensor  # [1, S]
+    inputs_embeds: torch.Tensor  # [1, S, D] with visual features merged in
+    position_ids: torch.Tensor  # [1, S], or [3, 1, S] for multimodal rotary positions
+    groups: list  # VisualGroup per image / video
+    vision_ms: float
+    vision_scores: list = None  # per group, scores from the vision tower (methods that prune before the decoder)
+
+
+def device_of(module):
+    return next(module.parameters()).device
+
+
+def clock(device):
+    """Seconds, read only after the device has finished its queued work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+    return time.perf_counter()
 
 
 def encode(model, family, inputs, kind="image"):
@@ -62,8 +71,11 @@ def encode(model, family, inputs, kind="image"):
         captured.update(kwargs)
         raise _Captured
 
-    handle = text_model(model).register_forward_pre_hook(grab, with_kwargs=True)
-    start = time.perf_counter()
+    lm = family.text_model(model)
+    device = device_of(lm)
+    inputs = inputs.to(device)
+    handle = lm.register_forward_pre_hook(grab, with_kwargs=True)
+    start = clock(device)
     try:
         with torch.inference_mode():
             model(**inputs, use_cache=False)
@@ -71,96 +83,75 @@ def encode(model, family, inputs, kind="image"):
         pass
     finally:
         handle.remove()
-    vision_ms = (time.perf_counter() - start) * 1e3
+    vision_ms = (clock(device) - start) * 1e3
     embeds = captured["inputs_embeds"]
     position_ids = captured.get("position_ids")
     if position_ids is None:
-        position_ids = torch.arange(embeds.shape[1]).unsqueeze(0)
-    elif position_ids.ndim == 3 and position_ids.shape[0] == 4:
-        position_ids = position_ids[1:]  # Qwen-VL style [text; t; h; w]: the rotary embedding takes t, h, w
+        position_ids = torch.arange(embeds.shape[1], device=embeds.device).unsqueeze(0)
     groups = family.visual_groups(model, inputs, kind=kind)
-    paper = getattr(family, "PAPER_SCHEDULE", PAPER_SCHEDULE)
-    return Encoded(inputs["input_ids"], embeds, position_ids, groups, vision_ms, paper)
+    return Encoded(family, kind, inputs["input_ids"], embeds, family.decoder_positions(position_ids), groups,
+                   vision_ms)
 
 
-# ----------------------------------------------------------------------------------------------- planning
+class TokenIndex:
+    """Which original sequence positions are still rows of the hidden states (host-side bookkeeping).
 
+    positions: original sequence positions of the current rows, sorted; alive[g]: group-local indices of group
+    g's visual tokens still in the sequence, sorted. All on the CPU.
+    """
 
-def parse_keep(keep):
-    """A count (int >= 1) or a ratio (0 < r < 1). Gradio numbers arrive as floats: 64.0 means 64 tokens."""
-    try:
-        keep = float(keep)
-    except (TypeError, ValueError):
-        raise RequestError(f"keep must be a number (a count >= 1 or a ratio in (0, 1)), got {keep!r}") from None
-    if not keep > 0:
-        raise RequestError(f"keep must be a count >= 1 or a ratio in (0, 1), got {keep:g}")
-    if keep < 1:
-        return ("ratio", keep)
-    if keep != int(keep):
-        raise RequestError(f"keep {keep:g} is neither a whole count nor a ratio below 1")
-    return ("count", int(keep))
+    def __init__(self, seq_len, groups):
+        self.groups = groups
+        self.positions = torch.arange(seq_len, device="cpu")
+        self.alive = [torch.arange(g.count, device="cpu") for g in groups]
+        self.offsets = torch.tensor([0] + [g.count for g in groups], device="cpu").cumsum(0).tolist()
+        self.is_visual = torch.zeros(seq_len, dtype=torch.bool, device="cpu")
+        for g in groups:
+            self.is_visual[g.positions.cpu()] = True
 
+    def rows(self, positions):
+        """Current rows of these original positions."""
+        return torch.searchsorted(self.positions, positions.cpu())
 
-def budget_for(group_count, keep):
-    mode, value = keep
-    if mode == "ratio":
-        return max(1, min(group_count, round(value * group_count)))
-    if value > group_count:
-        raise RequestError(f"keep {value} is more than the {group_count} visual tokens of this input")
-    return value
+    def group_rows(self):
+        return [self.rows(g.positions.cpu()[a]) for g, a in zip(self.groups, self.alive)]
 
+    def visual_count(self):
+        return sum(len(a) for a in self.alive)
 
-def paper_layers(num_layers, paper=PAPER_SCHEDULE):
-    if num_layers == paper["depth"]:
-        raw = paper["layers"]
-    else:
-        raw = (1, round(0.36 * num_layers), round(0.67 * num_layers))
-    layers = []
-    for layer in raw:  # shallow decoders: keep the stages strictly increasing and inside the model
-        layer = max(layer, layers[-1] + 1 if layers else 1)
-        if layer < num_layers:
-            layers.append(layer)
-    return layers
+    def kept_indices(self):
+        """Alive visual tokens as indices 0..N-1 over all groups, original order."""
+        return torch.cat([self.offsets[gi] + a for gi, a in enumerate(self.alive)]).tolist()
 
-
-def plan(groups, keep, prune_layer, num_layers, schedule="single", paper=PAPER_SCHEDULE):
-    """[(layer, [kept count per group])] for the request. Raises RequestError on impossible settings."""
-    keep = parse_keep(keep)
-    nominal = [budget_for(g.count, keep) for g in groups]
-    if schedule == "single":
-        if not 1 <= prune_layer < num_layers:
-            raise RequestError(f"prune layer must be between 1 and {num_layers - 1} for this {num_layers}-layer "
-                               f"decoder, got {prune_layer}")
-        return [(prune_layer, nominal)], nominal
-    if schedule != "paper":
-        raise RequestError(f"schedule must be 'single' or 'paper', got {schedule!r}")
-    stages, previous = [], [g.count for g in groups]
-    for layer, factor in zip(paper_layers(num_layers, paper), paper["factors"]):
-        counts = [max(1, min(prev, round(factor * r))) for prev, r in zip(previous, nominal)]
-        stages.append((layer, counts))
-        previous = counts
-    return stages, nominal
+    def restrict(self, picks):
+        """Keep picks[g] (indices into alive[g]) of every group; returns the current rows to keep."""
+        self.alive = [a[p] for a, p in zip(self.alive, picks)]
+        kept = torch.cat([g.positions.cpu()[a] for g, a in zip(self.groups, self.alive)])
+        keep = torch.cat([self.positions[~self.is_visual[self.positions]], kept]).sort().values
+        rows = self.rows(keep)
+        self.positions = keep
+        return rows
 
 
 # ------------------------------------------------------------------------------------------ decoder parts
 
 
-def attention_row(layer, last_hidden, cos_last, sin_last, keys):
-    """Head-mean softmax attention of the last token over all tokens at this layer: [n].
+def attention_row(layer, rotate, last_hidden, cos_last, sin_last, keys):
+    """Head-mean softmax attention of the last token over all tokens at this layer: [n], float32.
 
-    q is recomputed for the one last token from the layer's own input norm, q projection and rotary embedding;
-    the keys are the layer's rotated keys as they sit in the KV cache ([1, kv_heads, n, head_dim]). One query
-    row, no N x N matrix, and the model keeps its SDPA attention.
+    q is recomputed for the one last token from the layer's own input norm, q projection and rotary embedding
+    (`rotate`, the family's apply_rotary_pos_emb); the keys are the layer's rotated keys as they sit in the KV
+    cache ([1, kv_heads, n, head_dim]). One query row, no N x N matrix, and the model keeps its SDPA attention.
     """
     attn = layer.self_attn
+    device = device_of(attn)
+    last_hidden, cos_last, sin_last = last_hidden.to(device), cos_last.to(device), sin_last.to(device)
     q = attn.q_proj(layer.input_layernorm(last_hidden)).view(1, 1, -1, attn.head_dim)  # [1, 1, H, hd]
     if hasattr(attn, "q_norm"):  # families that normalise q per head
         q = attn.q_norm(q)
-    q = q.transpose(1, 2)  # [1, H, 1, hd]
-    rotate = sys.modules[type(attn).__module__].apply_rotary_pos_emb  # the family's own rotary function
-    q, _ = rotate(q, q, cos_last, sin_last)
-    keys = keys.repeat_interleave(q.shape[1] // keys.shape[1], dim=1)  # grouped-query attention
-    logits = (q @ keys.transpose(-1, -2)).float() * attn.scaling  # [1, H, 1, n]
+    q, _ = rotate(q.transpose(1, 2), q.transpose(1, 2), cos_last, sin_last)  # [1, H, 1, hd]
+    keys = keys.to(device).repeat_interleave(q.shape[1] // keys.shape[1], dim=1)  # grouped-query attention
+    logits = (q.float() @ keys.float().transpose(-1, -2)) * attn.scaling  # [1, H, 1, n]
     return logits.softmax(dim=-1)[0, :, 0].mean(dim=0)
 
 
@@ -188,201 +179,6 @@ def eos_ids(model, processor):
     return ids
 
 
-def _spectra_at(hidden, rows_of_groups, groups, cutoff):
-    out = []
-    for rows, group in zip(rows_of_groups, groups):
-        z = hidden[0, rows]
-        out.append((scoring.highpass_magnitude(z, group.grid, cutoff), scoring.radial_power_spectrum(z, group.grid),
-                    scoring.highfreq_share(z, group.grid, cutoff)))
-    return out
-
-
-# ------------------------------------------------------------------------------------------------ the run
-
-
-def run(model, processor, encoded, method, keep, prune_layer=2, ref_layer=0, schedule="single",
-        max_new_tokens=20, seed=0, cutoff=0.1, temp=0.1, diagnostics=False, question=""):
-    """One generation with `method` (a METHODS name). Returns a Record. Nothing persists between calls."""
-    check_method(method)
-    lm = text_model(model)
-    text_config = model.config.get_text_config()
-    num_layers = len(lm.layers)
-    groups = encoded.groups
-    planned, nominal = plan(groups, keep, prune_layer, num_layers, schedule, encoded.paper or PAPER_SCHEDULE)
-    stages = [] if method == "none" else planned
-    first_layer = planned[0][0]
-    if not 0 <= ref_layer < first_layer:
-        raise RequestError(f"reference layer must be between 0 and {first_layer - 1} (before the pruning layer "
-                           f"{first_layer}), got {ref_layer}")
-    stage_at = {layer: counts for layer, counts in stages}
-
-    seq_len = encoded.inputs_embeds.shape[1]
-    offsets = torch.tensor([0] + [g.count for g in groups]).cumsum(0).tolist()
-    visual_total = offsets[-1]
-    is_visual = torch.zeros(seq_len, dtype=torch.bool)
-    for g in groups:
-        is_visual[g.positions] = True
-    alive = [torch.arange(g.count) for g in groups]  # group-local indices still in the sequence
-    seq_index = torch.arange(seq_len)  # original positions of the current rows
-
-    timings = {"vision_encoder": encoded.vision_ms, "scoring": 0.0, "diagnostics": 0.0}
-    record = Record(
-        model=str(getattr(model, "name_or_path", "")), method=method, question=question, answer="", answer_ids=[],
-        groups=[{"kind": g.kind, "grid": list(g.grid), "offset": offsets[i], "count": g.count,
-                 "first_position": int(g.positions[0])} for i, g in enumerate(groups)],
-        visual_tokens=visual_total, text_tokens=seq_len - visual_total, num_layers=num_layers,
-        prune_layer=first_layer, ref_layer=ref_layer, schedule=schedule,
-        budget={"requested": keep, "keep_per_group": nominal, "nominal": sum(nominal), "average_kept": None},
-    )
-    spectra = [[] for _ in groups] if diagnostics and method == "none" else None
-
-    def rows_of(positions):
-        lookup = torch.full((seq_len,), -1, dtype=torch.long)
-        lookup[seq_index] = torch.arange(len(seq_index))
-        return lookup[positions]
-
-    def group_rows():
-        return [rows_of(g.positions[a]) for g, a in zip(groups, alive)]
-
-    def diagnose(hidden):
-        start = time.perf_counter()
-        for per_group, (hp, radial, share) in zip(spectra, _spectra_at(hidden, group_rows(), groups, cutoff)):
-            per_group.append((hp, radial, share))
-        timings["diagnostics"] += (time.perf_counter() - start) * 1e3
-
-    with torch.inference_mode():
-        hidden = encoded.inputs_embeds
-        position_ids = encoded.position_ids
-        cos, sin = lm.rotary_emb(hidden, position_ids)
-        cache = DynamicCache(config=text_config)
-        mask = causal_mask(text_config, hidden, cache, 0)
-        z_ref, last_before = None, None
-        start = time.perf_counter()
-        for i, layer in enumerate(lm.layers):
-            if spectra is not None:
-                diagnose(hidden)
-            if i == ref_layer:
-                z_ref = [hidden[0, rows] for rows in group_rows()]
-            if i in stage_at or (method == "none" and diagnostics and i == first_layer):
-                t0 = time.perf_counter()
-                cached_row = {}
-
-                def attention(rows, layer_before=lm.layers[i - 1], last_hidden=last_before):
-                    if "row" not in cached_row:
-                        cached_row["row"] = attention_row(layer_before, last_hidden, cos[:, -1:], sin[:, -1:],
-                                                          cache.layers[i - 1].keys)
-                    return cached_row["row"][rows]
-
-                rows_now = group_rows()
-
-                def inputs_for(gi, stage_index):
-                    a = alive[gi]
-                    return StageInputs(
-                        stage=stage_index, grid=groups[gi].grid, alive=a, z_ref=z_ref[gi][a],
-                        z_cur=hidden[0, rows_now[gi]], attention=lambda r=rows_now[gi]: attention(r), seed=seed,
-                        cutoff=cutoff, temp=temp)
-
-                if i in stage_at:
-                    stage_index = len(record.stages)
-                    scores_all = torch.full((visual_total,), float("nan"), dtype=torch.float64)
-                    for gi, group in enumerate(groups):
-                        # float64: CLSE's sigmoid saturates in float32 (see scoring.clse_scores)
-                        scores = METHODS[method](inputs_for(gi, stage_index)).double()
-                        scores_all[offsets[gi] + alive[gi]] = scores
-                        note = tie_note(scores, stage_at[i][gi])
-                        if note:
-                            record.notes.append(f"{method}, layer {i}, group {gi}: {note}")
-                        alive[gi] = alive[gi][select_top(scores, stage_at[i][gi])]
-                    kept_positions = torch.cat([g.positions[a] for g, a in zip(groups, alive)])
-                    keep_seq = torch.cat([seq_index[~is_visual[seq_index]], kept_positions]).sort().values
-                    rows = rows_of(keep_seq)
-                    hidden, cos, sin = hidden[:, rows], cos[:, rows], sin[:, rows]
-                    position_ids = position_ids[..., rows]
-                    seq_index = keep_seq
-                    mask = causal_mask(text_config, hidden, cache, i)
-                    scorer = "fastv" if stage_index > 0 and method in ("clse", "clse_hybrid") else method
-                    record.stages.append(Stage(
-                        layer=i, scorer=scorer, keep_counts=[len(a) for a in alive], scores=scores_all.tolist(),
-                        keep_indices=torch.cat([offsets[gi] + a for gi, a in enumerate(alive)]).tolist()))
-                    timings["scoring"] += (time.perf_counter() - t0) * 1e3
-                else:  # unpruned run: every method's first-stage scores, for the comparison views
-                    d0 = time.perf_counter()
-                    record.reference_scores = {}
-                    for name, fn in METHODS.items():
-                        if fn is not None:
-                            record.reference_scores[name] = torch.cat(
-                                [fn(inputs_for(gi, 0)).double() for gi in range(len(groups))]).tolist()
-                    timings["diagnostics"] += (time.perf_counter() - d0) * 1e3
-            record.tokens_per_layer.append(hidden.shape[1])
-            record.visual_per_layer.append(sum(len(a) for a in alive))
-            last_before = hidden[:, -1:]  # the last prompt token entering this layer, for attention scores
-            hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos, sin), past_key_values=cache,
-                           use_cache=True)
-        if spectra is not None:
-            diagnose(hidden)
-        logits = model.lm_head(lm.norm(hidden[:, -1:]))
-        token = int(logits[0, -1].argmax())
-        prefill_ms = (time.perf_counter() - start) * 1e3 - timings["diagnostics"]
-        record.kv_cache_bytes_prefill = cache_bytes(cache)
-        step_logits = [logits[0, -1].float()]  # kept on the record for tests; not serialised
-
-        # Greedy decoding from the pruned cache; positions continue after the original sequence.
-        stop = eos_ids(model, processor)
-        generated = [token]
-        next_position = int(encoded.position_ids.max()) + 1
-        start = time.perf_counter()
-        while token not in stop and len(generated) < max_new_tokens:
-            hidden = lm.embed_tokens(torch.tensor([[token]]))
-            position = torch.full((*position_ids.shape[:-1], 1), next_position)
-            next_position += 1
-            step_cos, step_sin = lm.rotary_emb(hidden, position)
-            for i, layer in enumerate(lm.layers):
-                hidden = layer(hidden, attention_mask=causal_mask(text_config, hidden, cache, i),
-                               position_embeddings=(step_cos, step_sin), past_key_values=cache, use_cache=True)
-            step_logits.append(model.lm_head(lm.norm(hidden))[0, -1].float())
-            token = int(step_logits[-1].argmax())
-            generated.append(token)
-        decode_ms = (time.perf_counter() - start) * 1e3
-
-    record.step_logits = step_logits
-    record.answer_ids = generated
-    record.answer = processor.tokenizer.decode(generated, skip_special_tokens=True).strip()
-    record.kept_indices = torch.cat([offsets[gi] + a for gi, a in enumerate(alive)]).tolist()
-    record.kv_cache_bytes = cache_bytes(cache)
-    record.budget["average_kept"] = sum(record.visual_per_layer) / num_layers
-    hidden_size = text_config.hidden_size
-    mlp = text_config.intermediate_size
-    record.flops = {
-        "prefill": sum(layer_flops(n, hidden_size, mlp) for n in record.tokens_per_layer),
-        "formula": "per decoder layer with n tokens: 4 n d^2 + 2 n^2 d + 2 n d m (FastV convention, "
-                   f"multiply-accumulates; d = {hidden_size}, m = {mlp})",
-    }
-    decode_steps = max(len(generated) - 1, 0)
-    timings.update({
-        "prefill": prefill_ms,
-        "first_token": encoded.vision_ms + prefill_ms,
-        "decode_per_token": decode_ms / decode_steps if decode_steps else 0.0,
-        "decode": decode_ms,
-        "total": encoded.vision_ms + prefill_ms + decode_ms,
-    })
-    record.timings_ms = timings
-    if spectra is not None:
-        record.spectra = [{
-            "layers": list(range(num_layers + 1)),  # entry i = input of layer i; the last = decoder output
-            "highpass": [hp.tolist() for hp, _, _ in per_group],
-            "radial": [radial.tolist() for _, radial, _ in per_group],
-            "highfreq_share": [share for _, _, share in per_group],
-        } for per_group in spectra]
-    for gi, group in enumerate(groups):  # each image/video has its own grid (Qwen: one per image size)
-        if scoring.is_degenerate_grid(group.grid, cutoff):
-            record.notes.append(f"group {gi}: grid {group.grid} too small for the high-pass mask (sigma = 0): "
-                                "CLSE used an all-pass mask")
-    return record
-
-
-TIE_AT_CUT = "tie at the cut"  # in a note of record.notes when a stage's cut fell inside a tie (tie_note)
-
-
 def tie_note(scores, k):
     """A warning when the k-th and (k+1)-th highest scores are equal: the cut then falls inside a tie, which
     select_top breaks towards earlier tokens (top rows), a positional effect of the tie-break rather than of
@@ -397,21 +193,280 @@ def tie_note(scores, k):
             "towards earlier tokens (top rows)")
 
 
-def compare(model, processor, family, images, question, methods=("clse", "fastv"), keep=64, prune_layer=2,
-            ref_layer=0, schedule="single", kind="image", max_new_tokens=20, seed=0, diagnostics=True):
-    """Unpruned + each method on one input; the image is encoded once and reused."""
+# ------------------------------------------------------------------------------------------------ the run
+
+
+def method_plan(encoded, settings, num_layers, method):
+    """The plan for one method: methods that look inside the decoder need a layer before K (K >= 1)."""
+    spec = METHODS[method]
+    inside = spec is None or any(need in spec.needs for need in ("attention", "reference"))
+    return plan(encoded.groups, settings, num_layers, encoded.family, encoded.kind, first_layer_min=1 if inside else 0)
+
+
+def stage_inputs(group_index, stage_index, index, z_ref, z_cur, attention, encoded, settings):
+    alive = index.alive[group_index]
+    vision = encoded.vision_scores[group_index][alive] if encoded.vision_scores else None
+    return StageInputs(stage=stage_index, grid=encoded.groups[group_index].grid, alive=alive,
+                       z_ref=None if z_ref is None else z_ref[group_index][alive],
+                       z_cur=z_cur[group_index], attention=attention[group_index], seed=settings.seed,
+                       cutoff=settings.cutoff, temp=settings.temp, vision_scores=vision)
+
+
+def prune_stage(layer_idx, counts, method, settings, index, hidden, z_ref, attention_at, encoded, record):
+    """Score every group's alive tokens, keep counts[g] of each; returns the current rows to keep."""
+    stage_index = len(record.stages)
+    scorer = method if stage_index == 0 else (METHODS[method].later or method)
+    rows_now = index.group_rows()
+    z_cur = [hidden[0, rows.to(hidden.device)] for rows in rows_now]
+    attention = [lambda rows=rows: attention_at()[rows.to(attention_at().device)] for rows in rows_now]
+    scores_all = torch.full((sum(g.count for g in index.groups),), float("nan"), dtype=torch.float64, device="cpu")
+    picks = []
+    for gi in range(len(index.groups)):
+        inputs = stage_inputs(gi, stage_index, index, z_ref, z_cur, attention, encoded, settings)
+        scores = METHODS[scorer].score(inputs).float().cpu().double()  # ranked in float64 on the host
+        scores_all[index.offsets[gi] + index.alive[gi]] = scores
+        note = tie_note(-scores if settings.invert else scores, counts[gi])
+        if note:
+            record.notes.append(f"{scorer}, layer {layer_idx}, group {gi}: {note}")
+        picks.append(select_top(-scores if settings.invert else scores, counts[gi]))
+    rows = index.restrict(picks)
+    record.stages.append(Stage(layer=layer_idx, scorer=scorer, keep_counts=[len(a) for a in index.alive],
+                               scores=scores_all.tolist(), keep_indices=index.kept_indices()))
+    return rows
+
+
+def trim_early_cache(cache, layer_idx, rows):
+    """early_kv="prune": layers before this stage drop the pruned tokens from their KV cache too."""
+    for layer in cache.layers[:layer_idx]:
+        index = rows.to(layer.keys.device)
+        layer.keys, layer.values = layer.keys[:, :, index], layer.values[:, :, index]
+
+
+def prefill(model, encoded, method, settings, the_plan, record, capture=None):
+    """The decoder over the prompt, pruning at the planned stages. Returns (last hidden, cache, position ids).
+    capture (a dict) receives the visual rows and the last token entering every layer (unpruned run)."""
+    lm = encoded.family.text_model(model)
+    text_config = model.config.get_text_config()
+    rotate = encoded.family.rotary(model)
+    index = TokenIndex(encoded.inputs_embeds.shape[1], encoded.groups)
+    hidden, position_ids = encoded.inputs_embeds, encoded.position_ids
+    cos, sin = lm.rotary_emb(hidden, position_ids)
+    cache = DynamicCache(config=text_config)
+    stage_at = {} if method == "none" else dict(the_plan.stages)
+    z_ref, last_before, mask = None, None, causal_mask(text_config, hidden, cache, 0)
+    for i, layer in enumerate(lm.layers):
+        if capture is not None:
+            capture["visual"].append(hidden[0, torch.cat(index.group_rows()).to(hidden.device)])
+            capture["last"].append(hidden[:, -1:])
+        if i == the_plan.ref_layer:
+            z_ref = [hidden[0, rows.to(hidden.device)] for rows in index.group_rows()]
+        if i in stage_at:
+            start = clock(hidden.device)
+            row = {}
+            attention_at = lambda i=i, last=last_before: row.setdefault("row", attention_row(  # noqa: E731
+                lm.layers[i - 1], rotate, last, cos[:, -1:], sin[:, -1:], cache.layers[i - 1].keys))
+            rows = prune_stage(i, stage_at[i], method, settings, index, hidden, z_ref, attention_at, encoded, record)
+            hidden, cos, sin = (t[:, rows.to(t.device)] for t in (hidden, cos, sin))
+            position_ids = position_ids[..., rows.to(position_ids.device)]
+            if the_plan.early_kv == "prune":
+                trim_early_cache(cache, i, rows)
+            mask = causal_mask(text_config, hidden, cache, i)
+            record.timings_ms["scoring"] += (clock(hidden.device) - start) * 1e3
+        record.tokens_per_layer.append(hidden.shape[1])
+        record.visual_per_layer.append(index.visual_count())
+        last_before = hidden[:, -1:]  # the last prompt token entering this layer, for attention scores
+        hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos, sin), past_key_values=cache,
+                       use_cache=True)
+    if capture is not None:
+        capture["visual"].append(hidden[0, torch.cat(index.group_rows()).to(hidden.device)])
+        capture.update(cos_last=cos[:, -1:], sin_last=sin[:, -1:])
+    record.kept_indices = index.kept_indices()
+    return hidden, cache, position_ids
+
+
+def decode(model, encoded, cache, first_logits, stop_ids, max_new_tokens):
+    """Greedy decoding from the (pruned) cache; positions continue after the original sequence.
+    Returns (token ids, logits of every step as float32)."""
+    lm = encoded.family.text_model(model)
+    text_config = model.config.get_text_config()
+    embed_device = device_of(lm.embed_tokens)
+    step_logits = [first_logits]
+    tokens = [int(first_logits.argmax())]
+    next_position = int(encoded.position_ids.max()) + 1
+    position_shape = (*encoded.position_ids.shape[:-1], 1)
+    while tokens[-1] not in stop_ids and len(tokens) < max_new_tokens:
+        hidden = lm.embed_tokens(torch.tensor([[tokens[-1]]], device=embed_device))
+        position = torch.full(position_shape, next_position, device=encoded.position_ids.device)
+        next_position += 1
+        cos, sin = lm.rotary_emb(hidden, position)
+        for i, layer in enumerate(lm.layers):
+            hidden = layer(hidden, attention_mask=causal_mask(text_config, hidden, cache, i),
+                           position_embeddings=(cos, sin), past_key_values=cache, use_cache=True)
+        step_logits.append(model.lm_head(lm.norm(hidden))[0, -1].float())
+        tokens.append(int(step_logits[-1].argmax()))
+    return tokens, step_logits
+
+
+def new_record(model, encoded, method, settings, the_plan, question):
+    lm = encoded.family.text_model(model)
+    groups = encoded.groups
+    offsets = torch.tensor([0] + [g.count for g in groups]).cumsum(0).tolist()
+    first_parameter = next(lm.parameters())
+    return Record(
+        model=str(getattr(model, "name_or_path", "")), method=method, question=question, answer="", answer_ids=[],
+        groups=[{"kind": g.kind, "grid": list(g.grid), "offset": offsets[i], "count": g.count,
+                 "first_position": int(g.positions[0])} for i, g in enumerate(groups)],
+        visual_tokens=offsets[-1], text_tokens=encoded.inputs_embeds.shape[1] - offsets[-1],
+        num_layers=len(lm.layers), prune_layer=the_plan.prune_layer, ref_layer=the_plan.ref_layer,
+        schedule=settings.schedule,
+        budget={"requested": settings.keep, "keep_per_group": the_plan.nominal, "nominal": sum(the_plan.nominal),
+                "average_kept": None},
+        device=str(first_parameter.device), dtype=str(first_parameter.dtype).removeprefix("torch."),
+        early_kv=the_plan.early_kv, invert=settings.invert and method != "none", settings=settings.to_json(),
+        timings_ms={"vision_encoder": encoded.vision_ms, "scoring": 0.0, "diagnostics": 0.0},
+    )
+
+
+def finish_record(record, model, processor, cache, tokens, step_logits, prefill_ms, decode_ms, vision_ms):
+    text_config = model.config.get_text_config()
+    record.step_logits = step_logits
+    record.answer_ids = tokens
+    record.answer = processor.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+    record.kv_cache_bytes = cache_bytes(cache)
+    record.budget["average_kept"] = sum(record.visual_per_layer) / record.num_layers
+    d, m = text_config.hidden_size, text_config.intermediate_size
+    record.flops = {"prefill": sum(layer_flops(n, d, m) for n in record.tokens_per_layer),
+                    "formula": "per decoder layer with n tokens: 4 n d^2 + 2 n^2 d + 2 n d m (FastV convention, "
+                               f"multiply-accumulates; d = {d}, m = {m})"}
+    steps = max(len(tokens) - 1, 0)
+    record.timings_ms.update(prefill=prefill_ms, first_token=vision_ms + prefill_ms, decode=decode_ms,
+                             decode_per_token=decode_ms / steps if steps else 0.0,
+                             total=vision_ms + prefill_ms + decode_ms)
+    for gi, group in enumerate(record.groups):  # each image/video has its own grid (Qwen: one per image size)
+        if scoring.is_degenerate_grid(group["grid"], record.settings["cutoff"]):
+            record.notes.append(f"group {gi}: grid {tuple(group['grid'])} too small for the high-pass mask "
+                                "(sigma = 0): CLSE used an all-pass mask")
+
+
+def peak_memory(device, record, model):
+    """The device allocator's peak on CUDA; elsewhere an estimate: the KV cache plus the largest layer
+    activation (the MLP's gate, up and product: 3 n m elements at the longest sequence)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device), "peak allocated on the device (torch.cuda)"
+    text_config = model.config.get_text_config()
+    element = torch.finfo(next(model.parameters()).dtype).bits // 8
+    activation = 3 * max(record.tokens_per_layer) * text_config.intermediate_size * element
+    return record.kv_cache_bytes + activation, "estimate: KV cache + the largest MLP activation (3 n m)"
+
+
+def run(model, processor, encoded, method, settings=None, capture=False, question="", **raw):
+    """One generation with `method` (a METHODS name). Returns a Record; with capture=True its `capture`
+    attribute holds what explorer/diagnostics.py needs. Nothing persists between calls."""
+    settings = settings or check_settings(**raw)
+    if method not in METHODS:
+        raise BadInput(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    lm = encoded.family.text_model(model)
+    the_plan = method_plan(encoded, settings, len(lm.layers), method)
+    record = new_record(model, encoded, method, settings, the_plan, question)
+    device = device_of(lm)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    captured = {"visual": [], "last": []} if capture else None
+    with torch.inference_mode():
+        start = clock(device)
+        hidden, cache, _ = prefill(model, encoded, method, settings, the_plan, record, captured)
+        first_logits = model.lm_head(lm.norm(hidden[:, -1:]))[0, -1].float()
+        prefill_ms = (clock(device) - start) * 1e3
+        if captured is not None:  # keys as they were after the prefill; decoding appends to the cache
+            captured["keys"] = [layer.keys for layer in cache.layers]
+        start = clock(device)
+        tokens, step_logits = decode(model, encoded, cache, first_logits, eos_ids(model, processor),
+                                     settings.max_new_tokens)
+        decode_ms = (clock(device) - start) * 1e3
+    finish_record(record, model, processor, cache, tokens, step_logits, prefill_ms, decode_ms, encoded.vision_ms)
+    record.peak_memory_bytes, record.peak_memory_kind = peak_memory(device, record, model)
+    record.capture = captured
+    return record
+
+
+def summarize(runs):
+    """One record from the timed repeats of a method: the first run's record (the answers are the same: the
+    run is deterministic), timings as the median over repeats and their spread [min, max]."""
+    record = runs[0]
+    if len(runs) > 1:
+        spread = {}
+        for name in record.timings_ms:
+            values = sorted(r.timings_ms[name] for r in runs)
+            record.timings_ms[name] = values[len(values) // 2] if len(values) % 2 else sum(
+                values[len(values) // 2 - 1:len(values) // 2 + 1]) / 2
+            spread[name] = [values[0], values[-1]]
+        record.timings_spread_ms = spread
+        record.peak_memory_bytes = max(r.peak_memory_bytes for r in runs)
+    record.repeats = len(runs)
+    return record
+
+
+def unknown_words_note(tokenizer, question, listed=300):
+    """A note naming the question's words the tokenizer maps to its unknown token (word-level vocabularies,
+    like the embedded model's), with the words it knows when the vocabulary is small enough to list."""
+    if tokenizer.unk_token_id is None:
+        return None
+    encoding = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+    unknown = [question[a:b] for token, (a, b) in zip(encoding["input_ids"], encoding["offset_mapping"])
+               if token == tokenizer.unk_token_id]
+    if not unknown:
+        return None
+    note = f"the model does not know the word(s) {', '.join(repr(w) for w in dict.fromkeys(unknown))}"
+    vocabulary = [w for w in tokenizer.get_vocab() if w not in tokenizer.all_special_tokens]
+    if len(vocabulary) <= listed:
+        note += f"; it knows: {' '.join(sorted(vocabulary))}"
+    return note
+
+
+def compare(model, processor, family, images, question, settings=None, kind="image", diagnostics=True,
+            progress=None, **raw):
+    """The unpruned run and each method of settings.methods on one input, encoded once. With repeats > 1 the
+    methods run in an order rotated between repeats and the timings are medians. Returns {method: Record}."""
+    settings = settings or check_settings(**raw)
+    say = progress or (lambda text: None)
     question = (question or "").strip()
     if not question:
-        raise RequestError("the question is empty")
+        raise BadInput("the question is empty")
     if not images:
-        raise RequestError("no image or video frames were given")
-    for name in methods:
-        if name not in METHODS:
-            raise RequestError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
-    inputs = family.build_inputs(processor, images, question, kind=kind)
+        raise BadInput("no image or video frames were given")
+    say("encoding the input")
+    inputs = family.build_inputs(processor, images, question, kind=kind, prompt=settings.prompt)
     encoded = encode(model, family, inputs, kind=kind)
-    # Validate the settings once, before any run, so nothing is half-done.
-    plan(encoded.groups, keep, prune_layer, len(text_model(model).layers), schedule, encoded.paper)
-    names = ["none"] + [m for m in methods if m != "none"]
-    return {name: run(model, processor, encoded, name, keep, prune_layer, ref_layer, schedule, max_new_tokens,
-                      seed, diagnostics=diagnostics and name == "none", question=question) for name in names}
+    names = ["none"] + [m for m in settings.methods if m != "none"]
+    num_layers = len(family.text_model(model).layers)
+    for name in names:  # every method's settings are checked before any run, so nothing is half-done
+        method_plan(encoded, settings, num_layers, name)
+    runs = {name: [] for name in names}
+    for repeat in range(settings.repeats):
+        for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+            say(f"running {name}" + (f" (repeat {repeat + 1} of {settings.repeats})" if settings.repeats > 1 else ""))
+            runs[name].append(run(model, processor, encoded, name, settings, question=question,
+                                  capture=diagnostics and name == "none" and repeat == 0))
+    records = {name: summarize(runs[name]) for name in names}
+    notes = [*settings.notes, unknown_words_note(processor.tokenizer, question)]
+    for record in records.values():
+        record.notes[:0] = [note for note in notes if note]
+    if diagnostics:
+        say("computing the diagnostics (spectra, every method's scores)")
+        from explorer.diagnostics import attach  # noqa: PLC0415  (diagnostics imports the engine)
+        attach(records["none"], model, encoded, settings)
+    return records
+
+
+RequestError = BadInput  # TEMPORARY: the page's service still imports the old name (removed when it moves)
+
+
+def warm_up(model, processor, family, progress=None):
+    """One short unpruned run on a blank image right after loading, so that no method of the first request
+    pays for the first kernels, allocations and caches."""
+    from PIL import Image  # noqa: PLC0415
+
+    if progress:
+        progress("warming up")
+    compare(model, processor, family, [Image.new("RGB", (64, 64), (128, 128, 128))], "warm up",
+            check_settings(methods=[], keep=1, max_new_tokens=2), diagnostics=False)

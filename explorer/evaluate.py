@@ -1,7 +1,7 @@
 """Evaluate the embedded model, unpruned and pruned, on held-out generated scenes and clips.
 
-    python -m models.shapes_llava.evaluate --seed 0 --n 300 [--clips 100] [--keep 85,57,28]
-        [--methods none,clse,clse_hybrid,fastv,random,uniform] [--prune-layer 2] [--weights DIR]
+    python -m explorer.evaluate --seed 0 --n 300 [--clips 100] [--keep 85,57,28]
+        [--methods none,clse,clse_spectral,fastv,random,uniform] [--prune-layer K] [--weights DIR]
 
 One question per scene (question kinds taken in turn), one motion question per clip. Prints JSON: accuracy
 per question kind and overall for each method and budget; target-token recall (the share of the queried
@@ -20,6 +20,7 @@ import torch
 
 import models
 from explorer.engine import TIE_AT_CUT, encode, run
+from explorer.settings import check_settings
 from models.shapes_llava import scenes
 
 KINDS = ("color", "shape", "count", "exists", "where")
@@ -57,7 +58,7 @@ def _target(objects, question):
     return mask, _band(objects[question.targets[0]])
 
 
-def evaluate(model, processor, family, items, methods, budgets, prune_layer=2):
+def evaluate(model, processor, family, items, methods, budgets, prune_layer=None):
     """Nested dict of accuracy and recall; each input is encoded once and reused by every method/budget."""
     correct = defaultdict(lambda: defaultdict(list))  # (method, keep) -> kind -> [0/1]
     recall = defaultdict(lambda: defaultdict(list))  # (method, keep) -> band -> [share]
@@ -67,8 +68,8 @@ def evaluate(model, processor, family, items, methods, budgets, prune_layer=2):
         encoded = encode(model, family, inputs, kind=kind)
         for method in methods:
             for keep in ([None] if method == "none" else budgets):
-                record = run(model, processor, encoded, method, keep or 1, prune_layer=prune_layer,
-                             max_new_tokens=3)
+                settings = check_settings(keep=keep or 1, prune_layer=prune_layer, max_new_tokens=3)
+                record = run(model, processor, encoded, method, settings)
                 key = (method, keep)
                 correct[key][question.kind].append(record.answer == question.answer)
                 ties[key].append(any(TIE_AT_CUT in note for note in record.notes))
@@ -101,16 +102,16 @@ def evolution_by_row(model, processor, family, seed, n_scenes, ref_layer=0, prun
     positional preference of the model's early layers, which CLSE inherits."""
     from explorer.scoring import evolution_intensity, highpass_magnitude
 
-    side = family.grid_side(model)
-    grid, rows = (1, side, side), np.arange(side * side) // side
     energy, change = [], []
     for i in range(n_scenes):
         scene = scenes.make_scene(seed + i)
         inputs = family.build_inputs(processor, [scene.image], scene.questions[0].text, kind="image")
         with torch.no_grad():
             hidden = model(**inputs, output_hidden_states=True).hidden_states
-        visual = inputs["input_ids"][0] == model.config.image_token_id
-        z_ref, z_cur = hidden[ref_layer][0, visual], hidden[prune_layer][0, visual]
+        group = family.visual_groups(model, inputs, kind="image")[0]
+        grid, side = group.grid, group.grid[1]
+        rows = np.arange(group.count) // group.grid[2]
+        z_ref, z_cur = hidden[ref_layer][0, group.positions], hidden[prune_layer][0, group.positions]
         background = ~np.any([scenes.object_token_mask(o) for o in scene.objects], axis=0)
 
         def row_means(values):  # per image row, background tokens only (NaN for a row with none)
@@ -148,8 +149,8 @@ def main(argv=None):
     parser.add_argument("--clips", type=int, default=None, help="motion clips (default n // 3)")
     parser.add_argument("--keep", default="85,57,28",
                         help="visual tokens kept (default: the paper's 192/128/64 of 576 scaled to 256 tokens)")
-    parser.add_argument("--methods", default="none,clse,clse_hybrid,fastv,random,uniform")
-    parser.add_argument("--prune-layer", type=int, default=2)
+    parser.add_argument("--methods", default="none,clse,clse_spectral,fastv,random,uniform")
+    parser.add_argument("--prune-layer", type=int, default=None, help="default: the family's official K")
     parser.add_argument("--weights", default=None, help="model directory (default: the embedded model)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--markdown", action="store_true", help="also print the README tables")
@@ -168,7 +169,7 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.rows:
-        print(json.dumps(evolution_by_row(model, processor, family, args.seed, args.n, 0, args.prune_layer)))
+        print(json.dumps(evolution_by_row(model, processor, family, args.seed, args.n, 0, args.prune_layer or 2)))
         return 0
     start = time.time()
     report = evaluate(model, processor, family, items, methods, budgets, args.prune_layer)

@@ -21,26 +21,24 @@ class StageInputs:
 
     stage: int  # 0 for the first pruning stage
     grid: tuple  # (t, h, w) of the group's full token grid
-    alive: torch.Tensor  # original indices (within the group) of the tokens still alive, sorted
-    z_ref: torch.Tensor  # [n_alive, C] hidden states entering the reference layer L
+    alive: torch.Tensor  # original indices (within the group) of the tokens still alive, sorted (CPU)
+    z_ref: torch.Tensor  # [n_alive, C] hidden states entering the reference layer L (None at K = 0)
     z_cur: torch.Tensor  # [n_alive, C] hidden states entering the pruning layer K
-    attention: Callable  # () -> [n_alive]: last prompt token's head-mean attention at layer K - 1
+    attention: Callable  # () -> [n_alive] float32: last prompt token's head-mean attention at layer K - 1
     seed: int
     cutoff: float = 0.1
     temp: float = 0.1
+    vision_scores: torch.Tensor = None  # [n_alive] scores from the vision tower, where the family gives them
 
 
 def clse(inp):
-    # The spectrum needs the full grid: only the first stage is spectral; later ones use attention (the paper).
-    if inp.stage > 0:
-        return inp.attention()
+    """The published CLSE score: spectral evolution between L and K times the last prompt token's attention."""
+    return clse_scores(inp.z_ref, inp.z_cur, inp.grid, inp.cutoff, inp.temp) * inp.attention().double()
+
+
+def clse_spectral(inp):
+    """The paper's ablation: spectral evolution alone (not question-aware)."""
     return clse_scores(inp.z_ref, inp.z_cur, inp.grid, inp.cutoff, inp.temp)
-
-
-def clse_hybrid(inp):
-    if inp.stage > 0:
-        return inp.attention()
-    return clse_scores(inp.z_ref, inp.z_cur, inp.grid, inp.cutoff, inp.temp) * inp.attention()
 
 
 def fastv(inp):
@@ -48,8 +46,8 @@ def fastv(inp):
 
 
 def random_scores(inp):
-    generator = torch.Generator().manual_seed(inp.seed + 7919 * inp.stage)
-    return torch.rand(len(inp.alive), generator=generator)
+    generator = torch.Generator(device="cpu").manual_seed(inp.seed + 7919 * inp.stage)
+    return torch.rand(len(inp.alive), generator=generator, device="cpu")
 
 
 def uniform(inp):
@@ -57,11 +55,11 @@ def uniform(inp):
     t, h, w = inp.grid
     idx = inp.alive
     frame = idx // (h * w)
-    rank = torch.empty(len(idx))
+    rank = torch.empty(len(idx), device="cpu")
     for f in frame.unique():
         members = (frame == f).nonzero().flatten()
         order = torch.from_numpy(frame_order(tuple((idx[members] % (h * w)).tolist()), w))
-        rank[members[order]] = torch.arange(len(members), dtype=torch.float32) * t + f
+        rank[members[order]] = torch.arange(len(members), dtype=torch.float32, device="cpu") * t + f
     return 1.0 - rank / max(len(idx) * t, 1)
 
 
@@ -87,34 +85,35 @@ def farthest_point_order(coords):
     return order
 
 
+@dataclass(frozen=True)
+class Method:
+    score: Callable  # StageInputs -> [n_alive] scores, higher = keep
+    group: str  # how the page groups it: spectral, attention, diversity, vision, baseline
+    description: str  # one sentence: what it looks at
+    later: str = None  # the method scoring stages after the first (None: itself)
+    needs: tuple = ()  # "attention" (layer K-1 exists: K >= 1), "reference" (L < K), "vision" (vision scores)
+
+
+# Adding a method is one function above and one line here.
 METHODS = {
     "none": None,  # the unpruned reference
-    "clse": clse,
-    "clse_hybrid": clse_hybrid,
-    "fastv": fastv,
-    "random": random_scores,
-    "uniform": uniform,
+    "clse": Method(clse, "spectral", "CLSE (published): spectral evolution of each token between layers L and K "
+                   "x the last prompt token's attention at K-1; attention at later stages", "fastv",
+                   ("attention", "reference")),
+    "clse_spectral": Method(clse_spectral, "spectral", "CLSE's spectral evolution alone (the paper's ablation; "
+                            "not question-aware); attention at later stages", "fastv", ("reference",)),
+    "fastv": Method(fastv, "attention", "FastV: the last prompt token's head-mean attention at layer K-1",
+                    needs=("attention",)),
+    "random": Method(random_scores, "baseline", "random tokens (seeded)"),
+    "uniform": Method(uniform, "baseline", "a spatially even subsample of the grid"),
 }
-
-DESCRIPTIONS = {
-    "none": "unpruned reference",
-    "clse": "CLSE: spectral evolution between layers L and K (first stage), attention after",
-    "clse_hybrid": "CLSE x attention (first stage), attention after",
-    "fastv": "FastV: last prompt token's head-mean attention at layer K-1",
-    "random": "random (seeded)",
-    "uniform": "spatially even subsample of the grid",
-}
-
+GROUPS = {"spectral": "spectral", "attention": "attention", "diversity": "diversity / similarity",
+          "vision": "vision-side", "baseline": "baselines"}
+DESCRIPTIONS = {"none": "unpruned reference", **{n: m.description for n, m in METHODS.items() if m}}
 
 # Old names still accepted: name -> (new name, the note the record carries)
 ALIASES = {"clse_hybrid": ("clse", "'clse_hybrid' is now called 'clse' (spectral evolution x attention, the "
                                    "published score); the spectral-only ablation is 'clse_spectral'")}
-
-
-def check_method(name):
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
-    return name
 
 
 def select_top(scores, k):

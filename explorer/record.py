@@ -1,27 +1,13 @@
-"""Plain records of what a run did. Figures, the page, the command line and the tests read only these."""
+"""Plain records of what a run did. Analysis, figures, the page, the command line and the tests read only these.
+
+Two attributes ride on a Record without being serialised: `step_logits` (the logits of every generated token,
+for tests) and `capture` (the unpruned run's hidden states, read by explorer/diagnostics.py)."""
 
 import dataclasses
 import math
 from dataclasses import dataclass, field
 
 import torch
-
-
-@dataclass
-class VisualGroup:
-    """One image or one video inside the decoder's input sequence.
-
-    positions: sequence positions of its grid tokens, in raster order (frame-major for video);
-    grid: (t, h, w) with t * h * w == len(positions). Each group is scored and budgeted on its own.
-    """
-
-    kind: str  # "image" or "video"
-    grid: tuple
-    positions: torch.Tensor
-
-    @property
-    def count(self):
-        return len(self.positions)
 
 
 @dataclass
@@ -59,6 +45,16 @@ class Record:
     spectra: list = None  # per group, unpruned run only: {"layers", "highpass", "radial", "highfreq_share"}
     reference_scores: dict = None  # unpruned run only: every method's first-stage scores, for comparisons
     notes: list = field(default_factory=list)
+    schema: int = 2  # 2: clse is the published score, plus the fields below (README, "Result JSON")
+    device: str = ""  # where the decoder ran, e.g. "cpu", "cuda:0" (the first layer's device)
+    dtype: str = ""  # the decoder's dtype, e.g. "float32", "bfloat16"
+    early_kv: str = ""  # "keep" | "prune": layers before a stage keep / drop pruned tokens in their KV cache
+    invert: bool = False  # the falsification ablation: the lowest-ranked tokens were kept
+    settings: dict = field(default_factory=dict)  # the request's Settings
+    timings_spread_ms: dict = None  # {name: [min, max]} over the timed repeats (timings_ms holds the medians)
+    repeats: int = 1
+    peak_memory_bytes: int = 0
+    peak_memory_kind: str = ""  # how peak_memory_bytes was measured (device allocator or an estimate)
 
     def to_json(self):
         return _jsonable(dataclasses.asdict(self))

@@ -28,9 +28,9 @@ def highpass_mask(h, w, cutoff=0.1):
     """
     sigma = cutoff * min(h // 2, w // 2)
     if sigma <= 0:
-        return torch.ones(h, w)
-    rows = torch.arange(h, dtype=torch.float32) - h // 2
-    cols = torch.arange(w, dtype=torch.float32) - w // 2
+        return torch.ones(h, w, device="cpu")
+    rows = torch.arange(h, dtype=torch.float32, device="cpu") - h // 2
+    cols = torch.arange(w, dtype=torch.float32, device="cpu") - w // 2
     dist2 = rows[:, None] ** 2 + cols[None, :] ** 2
     return 1.0 - torch.exp(-dist2 / (2 * sigma**2))
 
@@ -45,10 +45,10 @@ def gaussian_lowpass_matrix(n, sigma):
     """[n, n] real matrix of the 1-D filter F^-1 diag(g) F, g(u) = exp(-u^2 / (2 sigma^2)) over centred
     frequencies u = k - n // 2. g is symmetric, so the matrix is real. sigma <= 0 gives zeros (all-pass)."""
     if sigma <= 0:
-        return torch.zeros(n, n)
-    freq = torch.arange(n, dtype=torch.float64) - n // 2
+        return torch.zeros(n, n, device="cpu")
+    freq = torch.arange(n, dtype=torch.float64, device="cpu") - n // 2
     gain = torch.fft.ifftshift(torch.exp(-(freq**2) / (2 * sigma**2)))
-    eye = torch.eye(n, dtype=torch.float64)
+    eye = torch.eye(n, dtype=torch.float64, device="cpu")
     return torch.fft.ifft(torch.fft.fft(eye, dim=0) * gain[:, None], dim=0).real.float()
 
 
@@ -96,7 +96,7 @@ def clse_scores(z_ref, z_cur, grid, cutoff=0.1, temp=0.1):
     # float64: in float32, sigmoid(Z / 0.1) is exactly 1.0 for every Z above ~1.66, so the top few percent of
     # tokens would tie and the cut among them would fall back to raster order (earlier tokens); in float64 the
     # order of f is the order of Z up to Z ~3.7 standard deviations.
-    return torch.sigmoid(standardised.double() / temp)
+    return torch.sigmoid(standardised.cpu().double() / temp)  # on the CPU: MPS has no float64
 
 
 def radial_power_spectrum(x, grid):
@@ -108,13 +108,13 @@ def radial_power_spectrum(x, grid):
     t, h, w = grid
     maps = _as_maps(x, grid)
     power = torch.fft.fftshift(torch.fft.fft2(maps, norm="ortho"), dim=(-2, -1)).abs() ** 2
-    power = power.mean(dim=(-4, -3))  # over frames and channels -> [h, w]
-    rows = torch.arange(h, dtype=torch.float32) - h // 2
-    cols = torch.arange(w, dtype=torch.float32) - w // 2
+    power = power.mean(dim=(-4, -3)).cpu()  # over frames and channels -> [h, w]
+    rows = torch.arange(h, dtype=torch.float32, device="cpu") - h // 2
+    cols = torch.arange(w, dtype=torch.float32, device="cpu") - w // 2
     radius = torch.sqrt(rows[:, None] ** 2 + cols[None, :] ** 2).round().long().flatten()
     n_bins = int(radius.max()) + 1
-    totals = torch.zeros(n_bins).index_add_(0, radius, power.flatten().cpu())
-    counts = torch.zeros(n_bins).index_add_(0, radius, torch.ones_like(radius, dtype=torch.float32))
+    totals = torch.zeros(n_bins, device="cpu").index_add_(0, radius, power.flatten())
+    counts = torch.zeros(n_bins, device="cpu").index_add_(0, radius, torch.ones_like(radius, dtype=torch.float32))
     return totals / counts
 
 
@@ -124,5 +124,5 @@ def highfreq_share(x, grid, cutoff=0.1):
     maps = _as_maps(x, grid)
     power = torch.fft.fftshift(torch.fft.fft2(maps), dim=(-2, -1)).abs() ** 2
     total = power.sum()
-    passed = (power * highpass_mask(h, w, cutoff) ** 2).sum()
+    passed = (power * highpass_mask(h, w, cutoff).to(power.device) ** 2).sum()
     return float(passed / total) if total > 0 else 0.0

@@ -35,9 +35,10 @@ class Settings:
     temp: float = 0.1  # CLSE's sigmoid temperature
     prompt: str = "chat"
     repeats: int = 1  # timed repeats per method (median reported)
+    notes: tuple = ()  # what the check changed (an old method name), for the records' notes
 
     def to_json(self):
-        return {**asdict(self), "methods": list(self.methods)}
+        return {**asdict(self), "methods": list(self.methods), "notes": list(self.notes)}
 
 
 def _number(name, value, whole=False, low=None, high=None):
@@ -87,17 +88,19 @@ def _choice(name, value, choices, optional=False):
 
 
 def method_names(methods):
-    """Known method names, old names mapped to new ones (the message is the record's note)."""
+    """(known method names, notes): old names are mapped to new ones, with a note saying so."""
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.split(",") if m.strip()]
-    names = []
+    names, notes = [], []
     for name in methods:
-        name = ALIASES.get(name, (name, None))[0]
+        if name in ALIASES:
+            name, note = ALIASES[name]
+            notes.append(note)
         if name not in METHODS:
             raise BadInput(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
         if name not in names:
             names.append(name)
-    return tuple(names)
+    return tuple(names), tuple(notes)
 
 
 def check_settings(**raw):
@@ -107,8 +110,9 @@ def check_settings(**raw):
         raise BadInput(f"unknown setting(s): {', '.join(sorted(unknown))}")
     d = Settings()
     get = raw.get
+    methods, notes = method_names(get("methods", d.methods))
     return Settings(
-        methods=method_names(get("methods", d.methods)),
+        methods=methods, notes=notes,
         keep=_keep(get("keep", d.keep)),
         prune_layer=_optional_layer("prune layer", get("prune_layer")),
         ref_layer=_optional_layer("reference layer", get("ref_layer")),

@@ -1,15 +1,17 @@
-"""Positional sweep on the embedded model: one object moved from the top of the frame to the bottom; for each
+"""Positional sweep on the embedded model (its scenes are the ground truth): one object moved from the top of the frame to the bottom; for each
 place, the share of the object's visual tokens each method keeps. A content-driven method keeps the object
 wherever it is; a position-biased one keeps it more when it sits late in the sequence (bottom rows)."""
 
 import numpy as np
 
 from explorer.engine import encode, run
+from explorer.settings import check_settings
 from models.shapes_llava import scenes
 
 
-def positional_sweep(model, processor, family, methods, keep, prune_layer=2, steps=8, shape="circle",
+def positional_sweep(model, processor, family, methods, keep, prune_layer=None, steps=8, shape="circle",
                      color="red", size=56):
+    settings = check_settings(methods=methods, keep=keep, prune_layer=prune_layer, max_new_tokens=1)
     half = size / 2
     rows = np.linspace(half, scenes.IMAGE_SIZE - half, steps)
     sweep = {"positions": [], "recall": {m: [] for m in methods}, "object": f"{color} {shape}, {size} px"}
@@ -20,7 +22,7 @@ def positional_sweep(model, processor, family, methods, keep, prune_layer=2, ste
         encoded = encode(model, family, inputs)
         sweep["positions"].append(round(float(y / scenes.IMAGE_SIZE), 3))
         for method in methods:
-            record = run(model, processor, encoded, method, keep, prune_layer=prune_layer, max_new_tokens=1)
+            record = run(model, processor, encoded, method, settings)
             kept = np.zeros(record.visual_tokens, dtype=bool)
             kept[record.kept_indices] = True
             sweep["recall"][method].append(round(float(kept[target].mean()), 4))

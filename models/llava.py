@@ -8,20 +8,52 @@ raster order. Several images are several runs; video frames are passed as severa
 (t, h, w) group.
 """
 
+import sys
+
 import torch
 from PIL import Image
 
-from explorer.record import VisualGroup
+from models.base import VisualGroup
 
 MODEL_CLASSES = ("LlavaForConditionalGeneration",)
 HUB_IDS = ("llava-hf/llava-1.5-7b-hf", "llava-hf/llava-interleave-qwen-0.5b-hf")
+# The official code's single-stage settings (images: L = 0, K = 1, "after the first layer"; video: L = 2,
+# K = 3) and its KV-cache policy: the official LLaVA image code also trims the cache of the layers before K,
+# the video code keeps it.
+DEFAULTS = {"image": {"ref_layer": 0, "prune_layer": 1, "early_kv": "prune"},
+            "video": {"ref_layer": 2, "prune_layer": 3, "early_kv": "keep"}}
+# The paper's schedule for LLaVA-1.5 (32 layers): stages at 1, 11, 21; its keep table for 576 tokens is used
+# literally (rounding the factors would give 209 and 61 at 192); another budget r keeps round(factor * r).
+PAPER_SCHEDULE = {"depth": 32, "layers": (1, 11, 21), "factors": (1.72, 1.09, 0.32), "tokens": 576,
+                  "keep_table": {192: (330, 210, 62), 128: (220, 140, 41), 64: (110, 70, 20)}}
+# LLaVA-1.5's official evaluation prompt (the vicuna_v1 conversation, with its system prompt); the llava-hf
+# chat template has no system prompt, so the sequence and the last token's attention differ.
+VICUNA_V1 = ("A chat between a curious human and an artificial intelligence assistant. The assistant gives "
+             "helpful, detailed, and polite answers to the human's questions. USER: {images}\n{question} ASSISTANT:")
 
 
-def build_inputs(processor, images, question, kind="image"):
-    """Real processor call: one user turn with every image (or frame) first, then the question."""
-    content = [{"type": "image"} for _ in images] + [{"type": "text", "text": question}]
-    prompt = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
-    return processor(images=list(images), text=prompt, return_tensors="pt")
+def build_inputs(processor, images, question, kind="image", prompt="chat"):
+    """Real processor call: one user turn with every image (or frame) first, then the question; prompt
+    "chat" uses the checkpoint's chat template, "official" LLaVA-1.5's vicuna_v1 evaluation prompt."""
+    if prompt == "official":
+        text = VICUNA_V1.format(images="\n".join([processor.image_token] * len(images)), question=question)
+    else:
+        content = [{"type": "image"} for _ in images] + [{"type": "text", "text": question}]
+        text = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+    return processor(images=list(images), text=text, return_tensors="pt")
+
+
+def text_model(model):
+    return model.model.language_model
+
+
+def rotary(model):
+    """The decoder attention's own apply_rotary_pos_emb (Llama, Qwen2, ... whichever text model it has)."""
+    return sys.modules[type(text_model(model).layers[0].self_attn).__module__].apply_rotary_pos_emb
+
+
+def decoder_positions(position_ids):
+    return position_ids
 
 
 def grid_side(model):

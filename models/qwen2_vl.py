@@ -27,18 +27,24 @@ is passed as video metadata (VIDEO_FPS = 2 frames per second by default, qwen-vl
 rate; pass the real rate if the frames were sampled differently). Qwen2-VL ignores fps.
 """
 
+import sys
+
 import torch
 from PIL import Image
 
-from explorer.engine import RequestError
-from explorer.record import VisualGroup
+from models.base import BadInput, VisualGroup
 
 MODEL_CLASSES = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
 HUB_IDS = ("Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2-VL-7B-Instruct", "Qwen/Qwen2.5-VL-3B-Instruct",
            "Qwen/Qwen2.5-VL-7B-Instruct")
 # The paper's Qwen2-VL schedule (28 layers): stages at 1, 10, 19 keeping 0.57 / 0.36 / 0.098 of N for the
 # nominal ratio 0.334, i.e. these multiples of the nominal budget.
-PAPER_SCHEDULE = {"depth": 28, "layers": (1, 10, 19), "factors": (0.57 / 0.334, 0.36 / 0.334, 0.098 / 0.334)}
+PAPER_SCHEDULE = {"depth": 28, "layers": (1, 10, 19), "factors": (0.57 / 0.334, 0.36 / 0.334, 0.098 / 0.334),
+                  "ratio_table": {0.334: (0.57, 0.36, 0.098), 0.223: (0.38, 0.24, 0.066),
+                                  0.112: (0.19, 0.12, 0.034)}}
+# The official code's single-stage settings; the official Qwen2-VL and video code keep the early KV cache.
+DEFAULTS = {"image": {"ref_layer": 0, "prune_layer": 1, "early_kv": "keep"},
+            "video": {"ref_layer": 2, "prune_layer": 3, "early_kv": "keep"}}
 VIDEO_FPS = 2.0  # assumed sampling rate of the given frames (only Qwen2.5-VL's temporal ids use it)
 MAX_ASPECT = 200  # smart_resize refuses more elongated images
 
@@ -51,13 +57,29 @@ def _same_size(frames):
 def _check_aspect(images):
     for im in images:
         if max(im.size) / min(im.size) > MAX_ASPECT:
-            raise RequestError(f"an image of {im.width} x {im.height} pixels is too elongated for Qwen2-VL's processor "
+            raise BadInput(f"an image of {im.width} x {im.height} pixels is too elongated for Qwen2-VL's processor "
                                f"(aspect ratio above {MAX_ASPECT}); crop it first")
 
 
-def build_inputs(processor, images, question, kind="image", fps=VIDEO_FPS):
+def text_model(model):
+    return model.model.language_model
+
+
+def rotary(model):
+    """The text attention's own apply_rotary_pos_emb: cos/sin come from the rotary embedding with the M-RoPE
+    sections already merged, so it is the plain rotation."""
+    return sys.modules[type(text_model(model).layers[0].self_attn).__module__].apply_rotary_pos_emb
+
+
+def decoder_positions(position_ids):
+    """The wrapper gives [4, B, S] ids (text; t; h; w) in transformers 5: the rotary embedding takes t, h, w."""
+    return position_ids[1:] if position_ids.ndim == 3 and position_ids.shape[0] == 4 else position_ids
+
+
+def build_inputs(processor, images, question, kind="image", fps=VIDEO_FPS, prompt="chat"):
     """Real processor call with the chat template: one user turn, the images (or the one video) first, then the
-    question. kind "image": every PIL image is an image item; kind "video": the frames are one video."""
+    question. kind "image": every PIL image is an image item; kind "video": the frames are one video. The
+    official Qwen2-VL evaluation uses this same chat template, so prompt "official" is "chat" here."""
     images = [im.convert("RGB") for im in images]
     _check_aspect(images)
     if kind == "video":

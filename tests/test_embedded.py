@@ -7,7 +7,8 @@ import torch
 
 import models
 from explorer.engine import compare
-from models.shapes_llava import evaluate, scenes
+from explorer import evaluate
+from models.shapes_llava import scenes
 
 EVAL_SEED = 424_242  # below scenes.TRAIN_SEED_START: never seen in training
 

@@ -6,7 +6,11 @@ import torch
 from transformers import DynamicCache, LlavaForConditionalGeneration
 
 from explorer import engine
-from explorer.engine import RequestError, attention_row, compare, encode, plan, run
+from explorer.engine import attention_row, compare, encode, run
+from explorer.plan import paper_layers, plan
+from explorer.settings import check_settings
+from models import llava, qwen2_vl
+from models.base import BadInput
 from explorer.methods import METHODS
 from tests.conftest import Tiny, random_image
 
@@ -37,11 +41,14 @@ def test_keep_all_equals_the_stock_model(tiny, method):
     assert record.kept_indices == list(range(n))
 
 
-def no_cache_logits(t, encoded, kept_positions, prune_layer, tokens):
-    """Reference: recompute everything without a cache. Layers < K see every token, layers >= K only the text,
-    the kept visual tokens and the generated tokens; returns the logits after each prefix."""
+def no_cache_logits(t, encoded, kept_positions, prune_layer, tokens, early_kv="keep"):
+    """Reference: recompute everything without a cache. Layers < K see every prompt token (early_kv "keep":
+    the generated tokens see them too; "prune": the generated tokens do not see the dropped visual tokens),
+    layers >= K only the text, the kept visual tokens and the generated tokens; returns the logits after each
+    prefix."""
     lm = t.model.model.language_model
     outputs = []
+    prompt = encoded.inputs_embeds.shape[1]
     for step in range(len(tokens)):
         extra = lm.embed_tokens(torch.tensor([tokens[:step]], dtype=torch.long))
         hidden = torch.cat([encoded.inputs_embeds, extra], dim=1)
@@ -52,25 +59,32 @@ def no_cache_logits(t, encoded, kept_positions, prune_layer, tokens):
             is_visual[g.positions] = True
         keep = ~is_visual
         keep[kept_positions] = True
+        early = torch.full((seq, seq), float("-inf")).triu(1)
+        if early_kv == "prune":
+            early[prompt:, ~keep] = float("-inf")
         for i, layer in enumerate(lm.layers):
             if i == prune_layer:
                 hidden, positions = hidden[:, keep], positions[:, keep]
             cos, sin = lm.rotary_emb(hidden, positions)
-            mask = torch.full((hidden.shape[1], hidden.shape[1]), float("-inf")).triu(1)[None, None]
-            hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos, sin))
+            n = hidden.shape[1]
+            mask = early if i < prune_layer else torch.full((n, n), float("-inf")).triu(1)
+            hidden = layer(hidden, attention_mask=mask[None, None], position_embeddings=(cos, sin))
         outputs.append(t.model.lm_head(lm.norm(hidden[:, -1]))[0].float())
     return outputs
 
 
+@pytest.mark.parametrize("early_kv", ["keep", "prune"])
 @pytest.mark.parametrize("method", ["clse", "fastv", "random"])
-def test_pruned_cached_decode_matches_a_no_cache_recompute(tiny, method):
+def test_pruned_cached_decode_matches_a_no_cache_recompute(tiny, method, early_kv):
     image = random_image(1)
     inputs = tiny.family.build_inputs(tiny.processor, [image], QUESTION)
     encoded = encode(tiny.model, tiny.family, inputs)
-    record = run(tiny.model, tiny.processor, encoded, method, keep=9, prune_layer=2, max_new_tokens=5)
+    record = run(tiny.model, tiny.processor, encoded, method, keep=9, prune_layer=2, max_new_tokens=5,
+                 early_kv=early_kv)
+    assert record.early_kv == early_kv
     kept_positions = encoded.groups[0].positions[record.kept_indices]
     with torch.inference_mode():
-        reference = no_cache_logits(tiny, encoded, kept_positions, 2, record.answer_ids)
+        reference = no_cache_logits(tiny, encoded, kept_positions, 2, record.answer_ids, early_kv)
     assert len(record.step_logits) == len(reference) >= 2
     for ours, theirs in zip(record.step_logits, reference):
         assert torch.allclose(ours, theirs, atol=1e-5)
@@ -93,7 +107,7 @@ def test_attention_row_equals_eager_attention_last_row(tiny):
             last = hidden[:, -1:]
             hidden = layer(hidden, attention_mask=None, position_embeddings=(cos, sin), past_key_values=cache,
                            use_cache=True)
-            row = attention_row(layer, last, cos[:, -1:], sin[:, -1:], cache.layers[i].keys)
+            row = attention_row(layer, tiny.family.rotary(tiny.model), last, cos[:, -1:], sin[:, -1:], cache.layers[i].keys)
             assert torch.allclose(row, weights[i][0, :, -1].mean(0), atol=1e-6)
     assert tiny.model.config.text_config._attn_implementation == "sdpa"
 
@@ -130,21 +144,25 @@ def test_selection_counts_text_tokens_and_layers(tiny):
 def test_ratio_budget_and_paper_schedule(tiny):
     groups = encode(tiny.model, tiny.family, tiny.family.build_inputs(tiny.processor, [random_image(5)],
                                                                       QUESTION)).groups
-    assert plan(groups, 0.25, 2, 4)[0] == [(2, [9])]
-    stages, nominal = plan(groups, 10, 2, 4, schedule="paper")
-    assert nominal == [10]
-    assert [s[0] for s in stages] == [1, 2, 3]  # 4 layers: 1, round(1.44) -> 2, round(2.68) -> 3
-    assert [s[1] for s in stages] == [[17], [11], [3]]  # round(1.72 r), round(1.09 r), round(0.32 r)
-    assert engine.paper_layers(32) == [1, 11, 21] and engine.paper_layers(28) == [1, 10, 19]
+    def stages_of(groups, keep, num_layers, schedule="single", family=llava, prune_layer=2):
+        return plan(groups, check_settings(keep=keep, prune_layer=prune_layer, schedule=schedule), num_layers, family)
+
+    assert stages_of(groups, 0.25, 4).stages == [(2, [9])]
+    the_plan = stages_of(groups, 10, 4, "paper")
+    assert the_plan.nominal == [10]
+    assert [s[0] for s in the_plan.stages] == [1, 2, 3]  # 4 layers: 1, round(1.44) -> 2, round(2.68) -> 3
+    assert [s[1] for s in the_plan.stages] == [[17], [11], [3]]  # round(1.72 r), round(1.09 r), round(0.32 r)
+    assert paper_layers(32, llava.PAPER_SCHEDULE) == [1, 11, 21]
+    assert paper_layers(28, qwen2_vl.PAPER_SCHEDULE) == [1, 10, 19]
     fake = [type("G", (), {"count": 576})()]
-    assert [c for _, c in plan(fake, 192, 2, 32, "paper")[0]] == [[330], [209], [61]]
-    assert [c for _, c in plan(fake, 64, 2, 32, "paper")[0]] == [[110], [70], [20]]
-    from models import qwen2_vl  # the paper's Qwen2-VL schedule: ratios of the original N
-    thousand = [type("G", (), {"count": 1000})()]
-    stages, _ = plan(thousand, 0.334, 2, 28, "paper", qwen2_vl.PAPER_SCHEDULE)
-    assert stages == [(1, [570]), (10, [360]), (19, [98])]
-    stages, _ = plan(thousand, 0.112, 2, 28, "paper", qwen2_vl.PAPER_SCHEDULE)
-    assert [c[0] for _, c in stages] == [191, 121, 33]  # method.md: 0.19 / 0.12 / 0.034
+    # the paper's keep table, literally (rounding 1.72/1.09/0.32 x 192 would give 330/209/61)
+    assert [c for _, c in stages_of(fake, 192, 32, "paper").stages] == [[330], [210], [62]]
+    assert [c for _, c in stages_of(fake, 64, 32, "paper").stages] == [[110], [70], [20]]
+    assert [c for _, c in stages_of(fake, 100, 32, "paper").stages] == [[172], [109], [32]]  # off the table
+    thousand = [type("G", (), {"count": 1000})()]  # the paper's Qwen2-VL schedule: ratios of the original N
+    assert stages_of(thousand, 0.334, 28, "paper", qwen2_vl).stages == [(1, [570]), (10, [360]), (19, [98])]
+    # method.md: 0.19 / 0.12 / 0.034 of N, from the paper's table (the factors would give 191 / 121 / 33)
+    assert [c[0] for _, c in stages_of(thousand, 0.112, 28, "paper", qwen2_vl).stages] == [190, 120, 34]
 
 
 def test_paper_schedule_run_prunes_in_three_stages(tiny):
@@ -208,6 +226,9 @@ def test_record_is_json_and_requests_do_not_leak(tiny):
     (dict(keep=37), "more than the 36"),
     (dict(keep=2.5), "neither a whole count"),
     (dict(keep="lots"), "keep must be a number"),
+    (dict(keep=float("inf")), "keep must be"),
+    (dict(keep="1e309"), "keep must be"),
+    (dict(prune_layer=float("nan")), "prune layer must be a whole number"),
     (dict(prune_layer=0), "prune layer must be between 1 and 3"),
     (dict(prune_layer=4), "prune layer must be between 1 and 3"),
     (dict(methods=["magic"]), "unknown method 'magic'"),
@@ -219,7 +240,7 @@ def test_bad_requests_fail_clearly(tiny, kwargs, message):
     args = dict(question=QUESTION, methods=["clse"], keep=5, prune_layer=2, max_new_tokens=2)
     args.update(kwargs)
     question = args.pop("question")
-    with pytest.raises(RequestError, match=message):
+    with pytest.raises(BadInput, match=message):
         compare(tiny.model, tiny.processor, tiny.family, [random_image(30)], question, **args)
 
 

@@ -7,8 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer import engine
-from explorer.engine import attention_row, compare, encode, plan, run
+from transformers import DynamicCache
+
+from explorer.engine import attention_row, compare, encode, run
+from explorer.plan import paper_layers, plan
+from explorer.settings import check_settings
+from models.base import BadInput
 from models import qwen2_vl
 from models.toy import qwen2_vl_processor, qwen_tokenizer, tiny_qwen2_vl
 from tests.conftest import WORDS, random_image
@@ -224,9 +228,10 @@ def test_paper_schedule_runs_with_planned_counts(qwen):
     image = random_image(6, (300, 200))
     records = compare(qwen.model, qwen.processor, qwen.family, [image], QUESTION, methods=["clse", "fastv"], keep=8,
                       schedule="paper", max_new_tokens=3)
-    assert engine.paper_layers(4) == [1, 2, 3]
-    stages, nominal = plan(encode(qwen.model, qwen.family, qwen.family.build_inputs(
-        qwen.processor, [image], QUESTION)).groups, 8, 2, 4, schedule="paper", paper=qwen.family.PAPER_SCHEDULE)
+    assert paper_layers(4, qwen.family.PAPER_SCHEDULE) == [1, 2, 3]
+    the_plan = plan(encode(qwen.model, qwen.family, qwen.family.build_inputs(qwen.processor, [image], QUESTION)).groups,
+                    check_settings(keep=8, schedule="paper"), 4, qwen.family)
+    stages, nominal = the_plan.stages, the_plan.nominal
     # the paper's Qwen ratios 0.57 / 0.36 / 0.098 of N for the nominal 0.334: multiples 1.71 / 1.08 / 0.29 of r
     assert nominal == [8] and stages == [(1, [14]), (2, [9]), (3, [2])]
     for name in ("clse", "fastv"):
@@ -251,12 +256,12 @@ def test_attention_row_equals_eager_attention_last_row(qwen):
         lm = qwen.model.model.language_model
         hidden = encoded.inputs_embeds
         cos, sin = lm.rotary_emb(hidden, encoded.position_ids)
-        cache = engine.DynamicCache(config=qwen.model.config.text_config)
+        cache = DynamicCache(config=qwen.model.config.text_config)
         for i, layer in enumerate(lm.layers[:3]):
             last = hidden[:, -1:]
             hidden = layer(hidden, attention_mask=None, position_embeddings=(cos, sin), past_key_values=cache,
                            use_cache=True)
-            row = attention_row(layer, last, cos[:, -1:], sin[:, -1:], cache.layers[i].keys)
+            row = attention_row(layer, qwen.family.rotary(qwen.model), last, cos[:, -1:], sin[:, -1:], cache.layers[i].keys)
             assert torch.allclose(row, weights[i][0, :, -1].mean(0), atol=1e-6)
     assert qwen.model.config.text_config._attn_implementation == "sdpa"
 
@@ -341,6 +346,6 @@ def test_requests_do_not_leak(qwen):
 
 
 def test_too_elongated_image_fails_clearly(qwen):
-    with pytest.raises(engine.RequestError, match="too elongated"):
+    with pytest.raises(BadInput, match="too elongated"):
         compare(qwen.model, qwen.processor, qwen.family, [random_image(13, (2010, 10))], QUESTION, methods=["clse"],
                 keep=2, max_new_tokens=1)

@@ -122,18 +122,18 @@ def _inputs(grid, alive=None, seed=0):
 
 def test_uniform_spreads_over_the_grid_and_frames():
     grid = (1, 8, 8)
-    keep = select_top(METHODS["uniform"](_inputs(grid)), 4)
+    keep = select_top(METHODS["uniform"].score(_inputs(grid)), 4)
     rows, cols = keep // 8, keep % 8
     quadrants = {(int(r) >= 4, int(c) >= 4) for r, c in zip(rows, cols)}
     assert len(quadrants) == 4  # one token in each quadrant
-    video = select_top(METHODS["uniform"](_inputs((4, 4, 4))), 8)
+    video = select_top(METHODS["uniform"].score(_inputs((4, 4, 4))), 8)
     assert torch.bincount(video // 16, minlength=4).tolist() == [2, 2, 2, 2]
 
 
 def test_random_is_seeded():
-    a = METHODS["random"](_inputs((1, 5, 5), seed=3))
-    b = METHODS["random"](_inputs((1, 5, 5), seed=3))
-    c = METHODS["random"](_inputs((1, 5, 5), seed=4))
+    a = METHODS["random"].score(_inputs((1, 5, 5), seed=3))
+    b = METHODS["random"].score(_inputs((1, 5, 5), seed=3))
+    c = METHODS["random"].score(_inputs((1, 5, 5), seed=4))
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 

@@ -1,0 +1,60 @@
+"""Diagnostics of the unpruned run, computed after it from its capture (the visual rows of the hidden states
+entering every layer, the last prompt token entering every layer, and each layer's keys after the prefill):
+the per-layer spectra and every method's first-stage scores, the same scores each method would have computed
+at the pruning layer. The decoder loop does none of this work.
+"""
+
+import torch
+
+from explorer import scoring
+from explorer.engine import TokenIndex, attention_row, clock, device_of, method_plan, stage_inputs
+from explorer.methods import METHODS
+
+
+def spectra(visual, groups, cutoff):
+    """Per group: the high-pass magnitude map, the radial power spectrum and the high-frequency share of the
+    visual tokens entering every layer (entry i = input of layer i; the last = the decoder's output)."""
+    out, start = [], 0
+    for group in groups:
+        per_layer = [z[start:start + group.count] for z in visual]
+        start += group.count
+        highpass = scoring.highpass_magnitude(torch.stack(per_layer), group.grid, cutoff).cpu()
+        out.append({
+            "layers": list(range(len(per_layer))),
+            "highpass": highpass.tolist(),
+            "radial": [scoring.radial_power_spectrum(z, group.grid).tolist() for z in per_layer],
+            "highfreq_share": [scoring.highfreq_share(z, group.grid, cutoff) for z in per_layer],
+        })
+    return out
+
+
+def reference_scores(model, encoded, settings, capture):
+    """Every method's first-stage scores at the unpruned run's pruning layer K, from the capture."""
+    lm = encoded.family.text_model(model)
+    the_plan = method_plan(encoded, settings, len(lm.layers), "none")
+    k, index = the_plan.prune_layer, TokenIndex(encoded.inputs_embeds.shape[1], encoded.groups)
+    split = [g.count for g in encoded.groups]
+    z_ref = list(capture["visual"][the_plan.ref_layer].split(split))
+    z_cur = list(capture["visual"][k].split(split))
+    row = attention_row(lm.layers[k - 1], encoded.family.rotary(model), capture["last"][k - 1],
+                        capture["cos_last"], capture["sin_last"], capture["keys"][k - 1])
+    attention = [lambda rows=rows: row[rows.to(row.device)] for rows in index.group_rows()]
+    scores = {}
+    for name, method in METHODS.items():
+        if method is None or ("vision" in method.needs and not encoded.vision_scores):
+            continue
+        scores[name] = torch.cat([
+            method.score(stage_inputs(gi, 0, index, z_ref, z_cur, attention, encoded, settings)).float().cpu()
+            for gi in range(len(encoded.groups))]).double().tolist()
+    return scores
+
+
+def attach(record, model, encoded, settings):
+    """Fill the unpruned record's spectra and reference scores from its capture, then drop the capture."""
+    device = device_of(encoded.family.text_model(model))
+    start = clock(device)
+    with torch.inference_mode():
+        record.spectra = spectra(record.capture["visual"], encoded.groups, settings.cutoff)
+        record.reference_scores = reference_scores(model, encoded, settings, record.capture)
+    record.capture = None
+    record.timings_ms["diagnostics"] = (clock(device) - start) * 1e3
