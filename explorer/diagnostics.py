@@ -7,7 +7,7 @@ at the pruning layer. The decoder loop does none of this work.
 import torch
 
 from explorer import scoring
-from explorer.engine import TokenIndex, attention_row, clock, device_of, method_plan, stage_inputs
+from explorer.engine import LayerView, TokenIndex, clock, device_of, method_plan, stage_inputs
 from explorer.methods import METHODS
 
 
@@ -29,22 +29,21 @@ def spectra(visual, groups, cutoff):
 
 
 def reference_scores(model, encoded, settings, capture):
-    """Every method's first-stage scores at the unpruned run's pruning layer K, from the capture."""
+    """Every method's first-stage scores at the unpruned run's pruning layer K, from the capture: the scores
+    each method would have computed there (the same StageInputs a pruned run builds)."""
     lm = encoded.family.text_model(model)
     the_plan = method_plan(encoded, settings, len(lm.layers), "none")
     k, index = the_plan.prune_layer, TokenIndex(encoded.inputs_embeds.shape[1], encoded.groups)
-    split = [g.count for g in encoded.groups]
-    z_ref = list(capture["visual"][the_plan.ref_layer].split(split))
-    z_cur = list(capture["visual"][k].split(split))
-    row = attention_row(lm.layers[k - 1], encoded.family.rotary(model), capture["last"][k - 1],
-                        capture["cos_last"], capture["sin_last"], capture["keys"][k - 1])
-    attention = [lambda rows=rows: row[rows.to(row.device)] for rows in index.group_rows()]
+    z_ref = list(capture["visual"][the_plan.ref_layer].split([g.count for g in encoded.groups]))
+    view = LayerView(model, encoded.family, k, capture["hidden_at_k"], capture["cos"], capture["sin"],
+                     capture["keys"][k - 1] if k else None, capture["last"][k - 1] if k else None)
     scores = {}
     for name, method in METHODS.items():
-        if method is None or ("vision" in method.needs and not encoded.vision_scores):
-            continue
+        if method is None or ("vision" in method.needs and not encoded.vision_scores) or (
+                k == 0 and {"attention", "reference"} & set(method.needs)):
+            continue  # what this model or layer cannot give
         scores[name] = torch.cat([
-            method.score(stage_inputs(gi, 0, index, z_ref, z_cur, attention, encoded, settings)).float().cpu()
+            method.score(stage_inputs(gi, 0, the_plan.nominal[gi], index, z_ref, view, encoded, settings)).float().cpu()
             for gi in range(len(encoded.groups))]).double().tolist()
     return scores
 

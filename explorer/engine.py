@@ -22,7 +22,7 @@ import torch
 from transformers import DynamicCache
 from transformers.masking_utils import create_causal_mask
 
-from explorer import scoring
+from explorer import baselines, scoring
 from explorer.methods import METHODS, StageInputs, select_top
 from explorer.plan import plan
 from explorer.record import Record, Stage
@@ -64,8 +64,9 @@ def clock(device):
 
 
 def encode(model, family, inputs, kind="image"):
-    """Run the vision tower and the merge through the stock forward, stopping at the decoder's door."""
-    captured = {}
+    """Run the vision tower and the merge through the stock forward, stopping at the decoder's door. Where the
+    family names a vision [CLS] attention, its row over every image's patches is read on the way."""
+    captured, vision_inputs = {}, []
 
     def grab(module, args, kwargs):
         captured.update(kwargs)
@@ -74,7 +75,11 @@ def encode(model, family, inputs, kind="image"):
     lm = family.text_model(model)
     device = device_of(lm)
     inputs = inputs.to(device)
-    handle = lm.register_forward_pre_hook(grab, with_kwargs=True)
+    handles = [lm.register_forward_pre_hook(grab, with_kwargs=True)]
+    vision = family.vision_attention(model)
+    if vision is not None:
+        handles.append(vision[0].register_forward_pre_hook(
+            lambda module, args, kwargs: vision_inputs.append(kwargs["hidden_states"]), with_kwargs=True))
     start = clock(device)
     try:
         with torch.inference_mode():
@@ -82,15 +87,36 @@ def encode(model, family, inputs, kind="image"):
     except _Captured:
         pass
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
     vision_ms = (clock(device) - start) * 1e3
     embeds = captured["inputs_embeds"]
     position_ids = captured.get("position_ids")
     if position_ids is None:
         position_ids = torch.arange(embeds.shape[1], device=embeds.device).unsqueeze(0)
     groups = family.visual_groups(model, inputs, kind=kind)
-    return Encoded(family, kind, inputs["input_ids"], embeds, family.decoder_positions(position_ids), groups,
-                   vision_ms)
+    encoded = Encoded(family, kind, inputs["input_ids"], embeds, family.decoder_positions(position_ids), groups,
+                      vision_ms)
+    if vision_inputs:
+        encoded.vision_scores = vision_cls_scores(vision, vision_inputs[0], groups)
+    return encoded
+
+
+def vision_cls_scores(vision, hidden_states, groups):
+    """Per group, the [CLS] attention to each patch of its images (frames in order), [count] float64."""
+    module, cls_index = vision
+    with torch.inference_mode():
+        per_image = [baselines.visionzip_scores(baselines.cls_attention(module, h[None], cls_index), cls_index)
+                     for h in hidden_states]
+    scores, start = [], 0
+    for group in groups:
+        frames = group.grid[0] if group.kind == "video" else 1
+        patches = torch.cat(per_image[start:start + frames])
+        start += frames
+        if len(patches) != group.count:  # e.g. a tower whose patches are merged or cropped before the decoder
+            return None
+        scores.append(patches)
+    return scores
 
 
 class TokenIndex:
@@ -199,38 +225,83 @@ def tie_note(scores, k):
 def method_plan(encoded, settings, num_layers, method):
     """The plan for one method: methods that look inside the decoder need a layer before K (K >= 1)."""
     spec = METHODS[method]
-    inside = spec is None or any(need in spec.needs for need in ("attention", "reference"))
+    if spec is not None and "vision" in spec.needs and not encoded.vision_scores:
+        raise BadInput(f"{method} reads the vision encoder's [CLS] attention, and this model's vision tower has "
+                       "no [CLS] token feeding the decoder's grid")
+    inside = spec is not None and any(need in spec.needs for need in ("attention", "reference"))
     return plan(encoded.groups, settings, num_layers, encoded.family, encoded.kind, first_layer_min=1 if inside else 0)
 
 
-def stage_inputs(group_index, stage_index, index, z_ref, z_cur, attention, encoded, settings):
-    alive = index.alive[group_index]
-    vision = encoded.vision_scores[group_index][alive] if encoded.vision_scores else None
-    return StageInputs(stage=stage_index, grid=encoded.groups[group_index].grid, alive=alive,
-                       z_ref=None if z_ref is None else z_ref[group_index][alive],
-                       z_cur=z_cur[group_index], attention=attention[group_index], seed=settings.seed,
-                       cutoff=settings.cutoff, temp=settings.temp, vision_scores=vision)
+class LayerView:
+    """What a method may ask about the sequence entering pruning layer k, each computed only when asked and
+    once: the last prompt token's attention row at layer k-1 (from the cached keys) and at layer k itself
+    (keys recomputed from the states entering k), and DART's inputs. Rows are current rows of `hidden`."""
+
+    def __init__(self, model, family, k, hidden, cos, sin, keys_before, last_before):
+        self.model, self.family, self.k = model, family, k
+        self.hidden, self.cos, self.sin, self.keys_before, self.last_before = hidden, cos, sin, keys_before, last_before
+        self.rows = {}
+
+    def _cached(self, name, compute):
+        if name not in self.rows:
+            self.rows[name] = compute()
+        return self.rows[name]
+
+    def attention_before(self, rows):
+        layers = self.family.text_model(self.model).layers
+        row = self._cached("before", lambda: attention_row(
+            layers[self.k - 1], self.family.rotary(self.model), self.last_before, self.cos[:, -1:],
+            self.sin[:, -1:], self.keys_before))
+        return row[rows.to(row.device)]
+
+    def attention_at(self, rows):
+        layer = self.family.text_model(self.model).layers[self.k]
+        row = self._cached("at", lambda: baselines.attention_row_entering(
+            layer, self.family.rotary(self.model), self.hidden.to(device_of(layer)), self.cos.to(device_of(layer)),
+            self.sin.to(device_of(layer))))
+        return row[rows.to(row.device)]
+
+    def duplication(self, rows, text_rows):
+        """DART's inputs: final-normed states entering k and L1 key norms at k-1, visual rows and text after."""
+        norm = self.family.text_model(self.model).norm
+        normed = self._cached("normed", lambda: norm(self.hidden[0].to(device_of(norm))))
+        norms = self._cached("key_norms", lambda: baselines.key_l1_norms(self.keys_before))
+        pick = lambda x, r: x[r.to(x.device)]  # noqa: E731
+        return pick(normed, rows), pick(norms, rows), pick(normed, text_rows), pick(norms, text_rows)
 
 
-def prune_stage(layer_idx, counts, method, settings, index, hidden, z_ref, attention_at, encoded, record):
+def stage_inputs(group_index, stage_index, k, index, z_ref, view, encoded, settings):
+    """StageInputs for one group: everything restricted to its alive tokens (current rows from `index`)."""
+    alive, rows = index.alive[group_index], index.group_rows()[group_index]
+    group = encoded.groups[group_index]
+    text_after = ~index.is_visual[index.positions] & (index.positions > int(group.positions[-1]))
+    text_rows = text_after.nonzero().flatten()
+    return StageInputs(
+        stage=stage_index, grid=group.grid, alive=alive, k=k, seed=settings.seed, cutoff=settings.cutoff,
+        temp=settings.temp, z_ref=None if z_ref is None else z_ref[group_index][alive],
+        z_cur=view.hidden[0, rows.to(view.hidden.device)],
+        attention=lambda: view.attention_before(rows), attention_at_k=lambda: view.attention_at(rows),
+        duplication=lambda: view.duplication(rows, text_rows),
+        vision_scores=encoded.vision_scores[group_index][alive] if encoded.vision_scores else None)
+
+
+def prune_stage(view, counts, method, settings, index, z_ref, encoded, record):
     """Score every group's alive tokens, keep counts[g] of each; returns the current rows to keep."""
     stage_index = len(record.stages)
     scorer = method if stage_index == 0 else (METHODS[method].later or method)
-    rows_now = index.group_rows()
-    z_cur = [hidden[0, rows.to(hidden.device)] for rows in rows_now]
-    attention = [lambda rows=rows: attention_at()[rows.to(attention_at().device)] for rows in rows_now]
     scores_all = torch.full((sum(g.count for g in index.groups),), float("nan"), dtype=torch.float64, device="cpu")
     picks = []
     for gi in range(len(index.groups)):
-        inputs = stage_inputs(gi, stage_index, index, z_ref, z_cur, attention, encoded, settings)
+        inputs = stage_inputs(gi, stage_index, counts[gi], index, z_ref, view, encoded, settings)
         scores = METHODS[scorer].score(inputs).float().cpu().double()  # ranked in float64 on the host
         scores_all[index.offsets[gi] + index.alive[gi]] = scores
-        note = tie_note(-scores if settings.invert else scores, counts[gi])
+        ranked = -scores if settings.invert else scores
+        note = tie_note(ranked, counts[gi])
         if note:
-            record.notes.append(f"{scorer}, layer {layer_idx}, group {gi}: {note}")
-        picks.append(select_top(-scores if settings.invert else scores, counts[gi]))
+            record.notes.append(f"{scorer}, layer {view.k}, group {gi}: {note}")
+        picks.append(select_top(ranked, counts[gi]))
     rows = index.restrict(picks)
-    record.stages.append(Stage(layer=layer_idx, scorer=scorer, keep_counts=[len(a) for a in index.alive],
+    record.stages.append(Stage(layer=view.k, scorer=scorer, keep_counts=[len(a) for a in index.alive],
                                scores=scores_all.tolist(), keep_indices=index.kept_indices()))
     return rows
 
@@ -247,7 +318,6 @@ def prefill(model, encoded, method, settings, the_plan, record, capture=None):
     capture (a dict) receives the visual rows and the last token entering every layer (unpruned run)."""
     lm = encoded.family.text_model(model)
     text_config = model.config.get_text_config()
-    rotate = encoded.family.rotary(model)
     index = TokenIndex(encoded.inputs_embeds.shape[1], encoded.groups)
     hidden, position_ids = encoded.inputs_embeds, encoded.position_ids
     cos, sin = lm.rotary_emb(hidden, position_ids)
@@ -258,14 +328,15 @@ def prefill(model, encoded, method, settings, the_plan, record, capture=None):
         if capture is not None:
             capture["visual"].append(hidden[0, torch.cat(index.group_rows()).to(hidden.device)])
             capture["last"].append(hidden[:, -1:])
+            if i == the_plan.prune_layer:
+                capture.update(hidden_at_k=hidden, cos=cos, sin=sin)
         if i == the_plan.ref_layer:
             z_ref = [hidden[0, rows.to(hidden.device)] for rows in index.group_rows()]
         if i in stage_at:
             start = clock(hidden.device)
-            row = {}
-            attention_at = lambda i=i, last=last_before: row.setdefault("row", attention_row(  # noqa: E731
-                lm.layers[i - 1], rotate, last, cos[:, -1:], sin[:, -1:], cache.layers[i - 1].keys))
-            rows = prune_stage(i, stage_at[i], method, settings, index, hidden, z_ref, attention_at, encoded, record)
+            keys_before = cache.layers[i - 1].keys if i > 0 else None
+            view = LayerView(model, encoded.family, i, hidden, cos, sin, keys_before, last_before)
+            rows = prune_stage(view, stage_at[i], method, settings, index, z_ref, encoded, record)
             hidden, cos, sin = (t[:, rows.to(t.device)] for t in (hidden, cos, sin))
             position_ids = position_ids[..., rows.to(position_ids.device)]
             if the_plan.early_kv == "prune":
@@ -279,7 +350,6 @@ def prefill(model, encoded, method, settings, the_plan, record, capture=None):
                        use_cache=True)
     if capture is not None:
         capture["visual"].append(hidden[0, torch.cat(index.group_rows()).to(hidden.device)])
-        capture.update(cos_last=cos[:, -1:], sin_last=sin[:, -1:])
     record.kept_indices = index.kept_indices()
     return hidden, cache, position_ids
 

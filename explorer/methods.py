@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from explorer import baselines
 from explorer.scoring import clse_scores
 
 
@@ -29,6 +30,9 @@ class StageInputs:
     cutoff: float = 0.1
     temp: float = 0.1
     vision_scores: torch.Tensor = None  # [n_alive] scores from the vision tower, where the family gives them
+    k: int = 0  # this stage's kept count for the group (DART's blocks depend on it)
+    attention_at_k: Callable = None  # () -> [n_alive]: the same row at layer K itself, from the states entering K
+    duplication: Callable = None  # () -> DART's (hidden, key_norms, text_hidden, text_key_norms) at K
 
 
 def clse(inp):
@@ -43,6 +47,23 @@ def clse_spectral(inp):
 
 def fastv(inp):
     return inp.attention()
+
+
+def pyramiddrop(inp):
+    return inp.attention_at_k().double()
+
+
+def divprune(inp):
+    return baselines.divprune_scores(inp.z_cur)
+
+
+def dart(inp):
+    hidden, key_norms, text_hidden, text_key_norms = inp.duplication()
+    return baselines.dart_scores(hidden, key_norms, inp.k, text_hidden, text_key_norms)
+
+
+def visionzip(inp):
+    return inp.vision_scores
 
 
 def random_scores(inp):
@@ -104,6 +125,14 @@ METHODS = {
                             "not question-aware); attention at later stages", "fastv", ("reference",)),
     "fastv": Method(fastv, "attention", "FastV: the last prompt token's head-mean attention at layer K-1",
                     needs=("attention",)),
+    "pyramiddrop": Method(pyramiddrop, "attention", "PyramidDrop: the last prompt token's head-mean attention at "
+                          "the pruning layer K itself (from the states entering K)", needs=("attention",)),
+    "divprune": Method(divprune, "diversity", "DivPrune: a max-min diverse subset of the visual tokens' "
+                       "features (cosine distance), greedy", "fastv"),
+    "dart": Method(dart, "diversity", "DART: pivot tokens (largest key norms) and the tokens least duplicated "
+                   "with them (cosine)", "fastv", ("attention",)),
+    "visionzip": Method(visionzip, "vision", "VisionZip (dominant tokens): the vision encoder's [CLS] attention "
+                        "to each patch, before the decoder", "fastv", ("vision",)),
     "random": Method(random_scores, "baseline", "random tokens (seeded)"),
     "uniform": Method(uniform, "baseline", "a spatially even subsample of the grid"),
 }

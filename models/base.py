@@ -14,6 +14,8 @@ A family is one module in models/ (llava.py, qwen2_vl.py, ...) listed in models.
     rotary(model) -> apply_rotary_pos_emb(q, k, cos, sin) of the decoder's attention
     decoder_positions(position_ids) -> the position ids the decoder's rotary embedding takes
     model_view(processor, images, kind) -> [PIL image]: what the vision tower saw, one per frame
+    vision_attention(model) -> (attention module, CLS index) of the vision layer the features come from, or
+                    None (no CLS token): what VisionZip's dominant-token score reads
 
 Nothing here imports explorer/: models/ is a leaf package.
 """

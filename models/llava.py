@@ -56,6 +56,20 @@ def decoder_positions(position_ids):
     return position_ids
 
 
+def vision_attention(model):
+    """(attention module, CLS index) of the vision layer whose output LLaVA takes as its features, for methods
+    that read the tower's [CLS] attention (VisionZip); None when the tower has no CLS token or the features
+    come from several layers. hidden_states[f] is the output of layer f - 1 (f >= 1), of layer n + f (f < 0)."""
+    encoder = getattr(model.model.vision_tower, "encoder", None)
+    feature_layer = model.config.vision_feature_layer
+    if encoder is None or not isinstance(feature_layer, int) or feature_layer == 0 or \
+            type(model.model.vision_tower).__name__ != "CLIPVisionModel":
+        return None
+    n = len(encoder.layers)
+    index = feature_layer - 1 if feature_layer > 0 else n + feature_layer
+    return (encoder.layers[index].self_attn, 0) if 0 <= index < n else None
+
+
 def grid_side(model):
     vision = model.config.vision_config
     return vision.image_size // vision.patch_size

@@ -76,6 +76,11 @@ def decoder_positions(position_ids):
     return position_ids[1:] if position_ids.ndim == 3 and position_ids.shape[0] == 4 else position_ids
 
 
+def vision_attention(model):
+    """Qwen2-VL's vision tower has no [CLS] token: no CLS attention for methods that need one (VisionZip)."""
+    return None
+
+
 def build_inputs(processor, images, question, kind="image", fps=VIDEO_FPS, prompt="chat"):
     """Real processor call with the chat template: one user turn, the images (or the one video) first, then the
     question. kind "image": every PIL image is an image item; kind "video": the frames are one video. The
