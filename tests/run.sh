@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q --disable-pip-version-check -r requirements.txt -r tests/requirements.txt
+# lmms-eval for the benchmark harness's test (tests/test_lmms_eval.py); the app's install leaves it out.
+python -m pip install -q --disable-pip-version-check -r tests/requirements-lmms.txt
 # The browser test drives Debian's Chromium through Playwright (never `playwright install`: no downloads).
 if ! command -v chromium >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -1,0 +1,164 @@
+"""The benchmark harness end to end: the offline shapes task on the embedded model through lmms-eval's own
+command line (a subprocess of `python -m explorer.lmms_eval`), its per-sample records, the report built from
+them, and the benchmark's answers against the page's engine (engine.compare) on the same inputs."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import models
+from explorer import engine
+from explorer.lmms_eval import PruningExplorer, cut_at_stop, launcher_args  # needs tests/requirements-lmms.txt
+from explorer.report import load_report, main as report_main, report_figures
+from explorer.settings import check_settings
+from explorer.tasks.shapes import make
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LIMIT = 8
+KEEP = 28
+RUNS = {"none": "method=none", "clse": f"method=clse,keep={KEEP}"}
+
+
+# Two processes, as `accelerate launch --num_processes 2` starts them on two GPUs: torchrun is the launcher that
+# also runs on CPUs (gloo); lmms-eval shards the documents by rank and gathers the results itself.
+DATA_PARALLEL = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
+
+
+def lmms_eval_command(*args, launcher=DATA_PARALLEL):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", GRADIO_ANALYTICS_ENABLED="False")
+    return subprocess.run([*launcher, "-m", "explorer.lmms_eval", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("shapes_task")
+    yaml_path = make.make(str(folder), LIMIT)
+    assert os.path.isfile(yaml_path) and os.path.isfile(folder / "test.parquet")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def runs(dataset, tmp_path_factory):
+    """Two runs (unpruned, CLSE at 28 of 256) in one lmms-eval command on two processes, each run into its own
+    folder (lmms-eval names its files by the second the run started)."""
+    out = tmp_path_factory.mktemp("lmms_runs")
+    config = out / "runs.yaml"
+    entries = [{"model": "pruning_explorer", "model_args": f"{args},records_dir={out / name}", "tasks": str(dataset),
+                "limit": LIMIT, "output_path": str(out / name), "log_samples": True} for name, args in RUNS.items()]
+    config.write_text(json.dumps(entries))  # JSON is YAML
+    result = lmms_eval_command("--config", str(config))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Error during evaluation" not in result.stdout + result.stderr, result.stdout[-3000:]
+    return out
+
+
+def results_of(folder):
+    files = glob.glob(os.path.join(folder, "**", "*_results.json"), recursive=True)
+    assert len(files) == 1, files
+    with open(files[0]) as f:
+        return json.load(f)
+
+
+def records_of(folder):
+    files = glob.glob(os.path.join(folder, "records", "*_rank*.jsonl"))
+    return [json.loads(line) for path in files for line in open(path)]
+
+
+def test_each_process_answers_its_share(runs):
+    for name in RUNS:
+        ranks = {}
+        for record in records_of(runs / name):
+            ranks.setdefault(record["rank"], set()).add(record["doc_id"])
+        assert set(ranks) == {0, 1} and not ranks[0] & ranks[1]
+        assert ranks[0] | ranks[1] == set(range(LIMIT))
+        assert sorted(os.listdir(runs / name / "records"))[1].endswith("_rank1.jsonl")
+
+
+def test_accuracy_metric_is_a_share(runs):
+    for name in RUNS:
+        results = results_of(runs / name)
+        assert results["config"]["model"] == "pruning_explorer"
+        accuracy = results["results"]["shapes"]["exact_match,none"]
+        assert isinstance(accuracy, float) and 0.0 <= accuracy <= 1.0
+        assert results["n-samples"]["shapes"]["effective"] == LIMIT
+
+
+def test_every_sample_has_a_record_with_kept_indices(runs):
+    for name in RUNS:
+        records = records_of(runs / name)
+        assert sorted(r["doc_id"] for r in records) == list(range(LIMIT))
+        for record in records:
+            assert record["task"] == "shapes" and "error" not in record
+            assert record["groups"][0]["grid"] == [1, 16, 16]
+            assert record["target_grid"] == [16, 16]
+            kept = record["kept_indices"]
+            assert kept == sorted(set(kept)) and all(0 <= i < record["visual_tokens"] for i in kept)
+            if name == "none":
+                assert len(kept) == record["visual_tokens"] and record["stages"] == []
+            else:
+                assert len(kept) == KEEP and record["stages"][0]["keep_indices"] == kept
+                assert len(record["stages"][0]["scores"]) == record["visual_tokens"]
+                assert record["budget"]["average_kept"] > KEEP  # layers before K see every token
+        samples = [json.loads(line) for path in glob.glob(str(runs / name / "**" / "*_samples_shapes.jsonl"),
+                                                          recursive=True) for line in open(path)]
+        by_doc = {r["doc_id"]: r["response"] for r in records}
+        assert {s["doc_id"]: s["filtered_resps"] for s in samples} == by_doc  # what lmms-eval scored
+
+
+def test_benchmark_answers_equal_the_page_engine(runs):
+    """The same scene, question and settings through engine.compare (the page's call) give the same answer
+    and the same kept tokens as the benchmark run."""
+    model, processor, family = models.load(models.EMBEDDED_ID, device="cpu")
+    records = {r["doc_id"]: r for r in records_of(runs / "clse")}
+    settings = check_settings(methods=["clse"], keep=KEEP, max_new_tokens=8)
+    for doc_id in range(3):
+        row = make.scene_row(doc_id, seed=0)
+        page = engine.compare(model, processor, family, [row["image"]], row["question"], settings, kind="image",
+                              diagnostics=False)
+        assert page["clse"].answer == records[doc_id]["answer"]
+        assert page["clse"].kept_indices == records[doc_id]["kept_indices"]
+        assert page["none"].answer == {r["doc_id"]: r for r in records_of(runs / "none")}[doc_id]["answer"]
+
+
+def test_report_from_the_runs(runs, tmp_path, capsys):
+    report = load_report([str(runs)])
+    by_method = {run["method"]: run for run in report["runs"]}
+    assert report["tasks"] == ["shapes"] and set(by_method) == {"none", "clse"}
+    unpruned, clse = by_method["none"], by_method["clse"]
+    assert unpruned["target_recall"] == 1.0 and unpruned["average_kept"] == 256
+    assert 0.0 <= clse["target_recall"] < 1.0 and KEEP < clse["average_kept"] < 256
+    assert clse["accuracy"] == results_of(runs / "clse")["results"]["shapes"]["exact_match,none"]
+    assert -1.0 <= clse["score_position_spearman"] <= 1.0
+    density = clse["density"]
+    assert density["grid"] == [16, 16] and not density["normalized"]
+    # every sample keeps exactly KEEP of 256 cells, so the mean share over the grid is KEEP / 256
+    assert abs(sum(map(sum, density["share"])) / 256 - KEEP / 256) < 1e-9
+    assert abs(sum(density["rows"]) / 16 - KEEP / 256) < 1e-9
+    figures = report_figures(report)
+    assert {"accuracy:shapes", "recall:shapes", "rows:shapes", "spearman:shapes"} <= set(figures)
+    assert len(figures["accuracy:shapes"].data) == 2  # one curve per method
+    assert report_main([str(runs), "--json", str(tmp_path / "r.json")]) == 0
+    assert "| shapes | clse | 28 |" in capsys.readouterr().out
+    assert json.loads((tmp_path / "r.json").read_text())["runs"]
+
+
+def test_unknown_model_args_are_refused_by_name():
+    with pytest.raises(ValueError, match="does not know the model_args kep; it knows pretrained, method, keep"):
+        PruningExplorer(method="clse", kep=28)
+
+
+def test_launcher_adds_the_task_folder_and_the_records_folder(tmp_path):
+    argv = launcher_args(["--model", "pruning_explorer", "--model_args", "method=fastv", "--tasks", "shapes",
+                          "--output_path", str(tmp_path)])
+    assert argv[argv.index("--include_path") + 1].endswith(os.path.join("explorer", "tasks"))
+    assert f"--model_args=method=fastv,records_dir={tmp_path}" in argv
+
+
+def test_answers_stop_at_the_tasks_stop_strings():
+    assert cut_at_stop("yes. no", ["."]) == "yes"
+    assert cut_at_stop("top-left", "\n\n") == "top-left"
