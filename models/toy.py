@@ -6,7 +6,7 @@ PreTrainedTokenizerFast, so the rest of the project cannot tell them from a hub 
 """
 
 import torch
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import (
     CLIPImageProcessor,
     CLIPVisionConfig,
@@ -32,15 +32,21 @@ CHAT_TEMPLATE = (
 )
 
 
-def _word_level(special_tokens, words, isolated=()):
+def _word_level(special_tokens, words, isolated=(), lowercase=False, ignore=""):
     """A word-level tokenizers backend: special tokens first, then the words, in order (ids are stable).
-    Words split on white space; "?.,!:;" are tokens of their own; hyphenated words ("top-left") stay whole;
-    `isolated` strings (e.g. "<image>") are cut out even when glued to a word."""
+    Words split on white space; "?.,!:;" are tokens of their own, also when glued to a word ("circle?" ->
+    "circle", "?"); hyphenated words ("top-left") stay whole; `isolated` strings (e.g. "<image>") are cut out
+    even when glued to a word. `lowercase`: the text is lower-cased before it is split (a Lowercase normalizer;
+    special tokens are matched before it and stay as they are) and the words are stored lower-cased. `ignore`:
+    characters replaced by a space before splitting (e.g. "!" in "circle?!", which no question uses)."""
     vocab = {tok: i for i, tok in enumerate(special_tokens)}
     for word in words:
-        vocab.setdefault(word, len(vocab))
+        vocab.setdefault(word.lower() if lowercase else word, len(vocab))
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.normalizer = None
+    steps = [normalizers.Lowercase()] if lowercase else []
+    if ignore:
+        steps.append(normalizers.Replace(Regex("[" + "".join("\\" + c for c in ignore) + "]"), " "))
+    backend.normalizer = normalizers.Sequence(steps) if steps else None
     backend.pre_tokenizer = pre_tokenizers.Sequence(
         [*(pre_tokenizers.Split(text, behavior="isolated") for text in isolated), pre_tokenizers.WhitespaceSplit(),
          pre_tokenizers.Split(Regex(r"[?.,!:;]"), behavior="isolated")]
@@ -49,10 +55,15 @@ def _word_level(special_tokens, words, isolated=()):
     return backend
 
 
-def word_tokenizer(words):
-    """A word-level tokenizer over `words` (lower-cased words and punctuation), with LLaVA's special tokens."""
+def word_tokenizer(words, lowercase=False, ignore=""):
+    """A word-level tokenizer over `words` (lower-cased words and punctuation), with LLaVA's special tokens.
+    `lowercase` (the embedded model's): questions are lower-cased before they are split, so "What color is the
+    circle?" reads as "what color is the circle ?"; the template's words (USER, ASSISTANT) are then stored
+    lower-cased too, so the chat template's text still tokenises without <unk>. `ignore`: punctuation dropped
+    before splitting (see _word_level)."""
     return PreTrainedTokenizerFast(
-        tokenizer_object=_word_level(SPECIAL_TOKENS, [*TEMPLATE_WORDS, *words], isolated=["<image>"]),
+        tokenizer_object=_word_level(SPECIAL_TOKENS, [*TEMPLATE_WORDS, *words], isolated=["<image>"],
+                                     lowercase=lowercase, ignore=ignore),
         bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
         extra_special_tokens={"image_token": "<image>"},
     )

@@ -110,3 +110,119 @@ def test_target_token_mask_matches_the_object():
     assert rows.min() >= y0 // 14 and rows.max() <= (y1 - 1) // 14
     assert cols.min() >= x0 // 14 and cols.max() <= (x1 - 1) // 14
     assert mask.sum() >= 4
+
+
+# ------------------------------------------------------------------------------- the variant option
+
+
+def test_variant_scenes_are_reproducible_and_leave_plain_scenes_alone():
+    plain, variant = scenes.make_scene(5), scenes.make_scene(5, variant=True)
+    assert variant.image.tobytes() == scenes.make_scene(5, variant=True).image.tobytes()
+    assert plain.image.tobytes() == scenes.make_scene(5, variant=False).image.tobytes()
+    assert variant.image.tobytes() != plain.image.tobytes()
+    assert all(o.rgb is None for o in plain.objects)
+    clip = scenes.make_clip(4, variant=True)
+    assert clip.frames[1].tobytes() == scenes.make_clip(4, variant=True).frames[1].tobytes()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_variant_scenes_stay_in_the_documented_world(seed):
+    scene = scenes.make_scene(seed, variant=True)
+    pixels = np.asarray(scene.image).astype(int)
+    assert pixels.shape == (scenes.IMAGE_SIZE, scenes.IMAGE_SIZE, 3)
+    for obj in scene.objects:
+        x0, y0, x1, y1 = obj.box
+        assert scenes.VARIANT_MIN_SIZE <= x1 - x0 <= scenes.VARIANT_MAX_SIZE
+        assert np.abs(np.subtract(obj.rgb, scenes.COLORS[obj.color])).max() <= scenes.COLOR_JITTER
+        # the object's inner pixels are its colour up to jitter and JPEG (nearest named colour: its own)
+        inner = scenes.object_pixels(obj)
+        inner = inner & np.roll(inner, 3, 0) & np.roll(inner, -3, 0) & np.roll(inner, 3, 1) & np.roll(inner, -3, 1)
+        mean = pixels[inner].mean(axis=0)
+        nearest = min(scenes.COLORS, key=lambda c: np.abs(mean - scenes.COLORS[c]).sum())
+        assert nearest == obj.color
+    for q in scene.questions:
+        assert q.answer in scenes.vocabulary() and all(w in scenes.vocabulary() for w in q.text.split())
+    clip = scenes.make_clip(seed, variant=True)
+    path = [objs[0].center for objs in clip.frames_objects]
+    dx, dy = np.subtract(path[-1], path[0])
+    expected = scenes.DIRECTIONS[clip.questions[0].answer]
+    assert np.sign(dx) == expected[0] and np.sign(dy) == expected[1]
+
+
+def test_variant_scenes_differ_in_the_documented_ways():
+    sizes = [o.box[2] - o.box[0] for s in range(300) for o in scenes.make_scene(s, variant=True).objects]
+    assert min(sizes) < scenes.MIN_SIZE and max(sizes) > scenes.MAX_SIZE
+    edges = np.asarray(scenes.make_scene(2, variant=True).image).astype(int)
+    plain = np.asarray(scenes.make_scene(2).image).astype(int)
+    # anti-aliasing and JPEG: many more distinct colours than the flat plain image
+    assert len(np.unique(edges.reshape(-1, 3), axis=0)) > 10 * len(np.unique(plain.reshape(-1, 3), axis=0))
+
+
+# ------------------------------------------------------------------------------- tokenizer and training
+
+
+def test_questions_as_people_type_them_tokenise_without_unknown_words():
+    from models.shapes_llava import train
+
+    _, processor = train.build(0)
+    tok = processor.tokenizer
+    for typed, plain in [("What color is the circle?", "what color is the circle ?"),
+                         ("How many squares are there?", "how many squares are there ?"),
+                         ("Where is the RED circle ?!", "where is the red circle ?")]:
+        assert tok.tokenize(typed) == plain.split()
+        assert tok.unk_token_id not in tok.encode(typed, add_special_tokens=False)
+    assert tok.tokenize("what colour is the cat ?").count("<unk>") == 2  # unknown words stay visible
+    # the training sequence is exactly the processor's (chat template, capitals, glued "?")
+    train.check_encoding(tok, processor, (train.CONFIG["image_size"] // train.CONFIG["patch_size"]) ** 2)
+
+
+def test_training_drop_mask_equals_the_engines_pruned_run():
+    """Dropping tokens in training (key columns masked from layer K on, in one forward) gives the same answer
+    logits as the explorer's pruned run at layer K keeping the same tokens."""
+    import torch
+
+    from explorer import engine, methods
+    from models import llava
+    from models.shapes_llava import train
+
+    torch.manual_seed(0)
+    model, processor = train.build(0)
+    model.eval()
+    tok = processor.tokenizer
+    scene = scenes.make_scene(3)
+    question = scene.questions[0]
+    n = (train.CONFIG["image_size"] // train.CONFIG["patch_size"]) ** 2
+    keep = np.random.default_rng(1).random(n) < 0.3
+    state = {}
+    handles = train.drop_hooks(model, state)
+    try:
+        for layer in (1, 3):
+            example = train.encode_example(tok, n, [question])
+            ids, positions, mask, _ = train.collate([example], tok.pad_token_id)
+            row = example[5][0]
+            ids, positions, mask = ids[:, : row + 1], positions[:, : row + 1], mask[:, :, : row + 1, : row + 1]
+            dropped = torch.zeros((len(model.model.language_model.layers), 1, row + 1), dtype=torch.bool)
+            start = len(train.encode_text(tok, "USER:"))
+            dropped[layer:, 0, start: start + n] = torch.from_numpy(~keep)
+            pixels = train.pixel_values_of([scene.image], processor.image_processor)
+            state["dropped"] = dropped
+            with torch.no_grad():
+                ours = model(input_ids=ids, pixel_values=pixels, attention_mask=mask, position_ids=positions).logits
+            state["dropped"] = None
+            def fixed(inp):  # a "method" that keeps exactly the chosen tokens
+                return torch.from_numpy(keep)[inp.alive].double()
+
+            methods.METHODS["fixed_test_set"] = methods.Method(fixed, "baseline", "test: a fixed kept set")
+            try:
+                inputs = llava.build_inputs(processor, [scene.image], question.text)
+                encoded = engine.encode(model, llava, inputs)
+                record = engine.run(model, processor, encoded, "fixed_test_set", keep=int(keep.sum()),
+                                    prune_layer=layer, max_new_tokens=1)
+            finally:
+                del methods.METHODS["fixed_test_set"]
+            assert sorted(record.stages[0].keep_indices) == np.nonzero(keep)[0].tolist()
+            assert torch.allclose(ours[0, row], record.step_logits[0], atol=1e-4), \
+                (ours[0, row] - record.step_logits[0]).abs().max()
+    finally:
+        for h in handles:
+            h.remove()

@@ -7,10 +7,18 @@ Everything is a pure function of a seed (numpy's default_rng), so anyone can reg
   patches, with the motion question.
 Seeds: training uses seeds >= TRAIN_SEED_START; evaluation and tests use seeds below it.
 
+`variant=True` (both functions) draws the same kind of world slightly differently, for robustness in training
+and for a "variant set" in evaluation: object sizes 36-80 px (the plain range is 42-72), each object's colour
+jittered by up to 14 levels per channel, anti-aliased edges (drawn at 3x and downsampled), a background with
+a gentle gradient and faint noise, and JPEG compression at a random quality 35-95. The variation is drawn
+from a second generator seeded from the scene's seed, so a variant scene is still a pure function of its seed;
+without the option nothing changes (the plain held-out scenes are exactly as before).
+
 Each object records its box and can draw its own pixel mask, so the visual tokens covering the object a
 question is about are known (`object_token_mask`).
 """
 
+import io
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +39,9 @@ NUMBERS = ("zero", "one", "two", "three", "four", "five")
 QUADRANTS = ("top-left", "top-right", "bottom-left", "bottom-right")
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 MIN_SIZE, MAX_SIZE = 42, 72  # 3 to 5 patches across
+VARIANT_MIN_SIZE, VARIANT_MAX_SIZE = 36, 80  # variant scenes: a little outside the plain range
+COLOR_JITTER = 14  # variant scenes: each object's colour moves by up to this much per channel
+SUPERSAMPLE = 3  # variant scenes: drawn at 3x and downsampled (anti-aliased edges)
 GAP = 6  # pixels between shapes
 
 
@@ -39,6 +50,7 @@ class Shape:
     shape: str
     color: str
     box: tuple  # (x0, y0, x1, y1) in pixels, x1/y1 exclusive
+    rgb: tuple = None  # drawn colour when it differs from COLORS[color] (variant scenes)
 
     @property
     def center(self):
@@ -72,8 +84,8 @@ class Clip:
     frames: list = None  # PIL images
 
 
-def draw(draw_ctx, obj, fill):
-    x0, y0, x1, y1 = obj.box
+def draw(draw_ctx, obj, fill, scale=1):
+    x0, y0, x1, y1 = (v * scale for v in obj.box)
     if obj.shape == "circle":
         draw_ctx.ellipse([x0, y0, x1 - 1, y1 - 1], fill=fill)
     elif obj.shape == "square":
@@ -88,6 +100,53 @@ def render(background, objects):
     for obj in objects:
         draw(ctx, obj, COLORS[obj.color])
     return image
+
+
+class Variation:
+    """The variant option's randomness for one scene or clip: a generator of its own (seeded from the scene's
+    seed), so the plain layout draws are untouched by it."""
+
+    def __init__(self, seed):
+        self.rng = np.random.default_rng([seed, 0x5EED])
+        rng = self.rng
+        # background: a gentle linear gradient (up to +-8 levels across the frame) and faint noise
+        self.gradient = rng.uniform(-8, 8, size=(2, 3))
+        self.noise = float(rng.uniform(0, 3))
+        self.quality = int(rng.integers(35, 96))
+        self.noise_seed = int(rng.integers(2**31))
+
+    def color(self, name):
+        base = np.array(COLORS[name])
+        return tuple(int(v) for v in np.clip(base + self.rng.integers(-COLOR_JITTER, COLOR_JITTER + 1, 3), 0, 255))
+
+    def render(self, background, objects):
+        """Anti-aliased objects over a varied background, then JPEG at this scene's quality."""
+        big = IMAGE_SIZE * SUPERSAMPLE
+        image = Image.new("RGB", (big, big), background)
+        ctx = ImageDraw.Draw(image)
+        for obj in objects:
+            draw(ctx, obj, obj.rgb or COLORS[obj.color], scale=SUPERSAMPLE)
+        pixels = np.asarray(image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BOX), dtype=np.float32)
+        ramp = np.linspace(-1, 1, IMAGE_SIZE, dtype=np.float32)
+        shade = ramp[None, :, None] * self.gradient[0] + ramp[:, None, None] * self.gradient[1]
+        noise = np.random.default_rng(self.noise_seed).normal(0, self.noise, pixels.shape).astype(np.float32)
+        # the shading and noise apply to the background only (objects keep their own colour)
+        background_share = 1 - np.asarray(_coverage(objects), dtype=np.float32)[:, :, None]
+        pixels = np.clip(pixels + background_share * (shade + noise), 0, 255).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=self.quality)
+        buffer.seek(0)
+        return Image.open(buffer).convert("RGB")
+
+
+def _coverage(objects):
+    """[H, W] share of each pixel covered by some object, at the anti-aliased resolution."""
+    big = IMAGE_SIZE * SUPERSAMPLE
+    canvas = Image.new("L", (big, big), 0)
+    ctx = ImageDraw.Draw(canvas)
+    for obj in objects:
+        draw(ctx, obj, 255, scale=SUPERSAMPLE)
+    return np.asarray(canvas.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BOX), dtype=np.float32) / 255
 
 
 def object_pixels(obj):
@@ -125,11 +184,11 @@ def _background(rng):
     return tuple(int(v) for v in rng.integers(228, 252, size=3))
 
 
-def _random_objects(rng, count, boxes=None):
+def _random_objects(rng, count, boxes=None, sizes=(MIN_SIZE, MAX_SIZE)):
     boxes = list(boxes or [])
     objects = []
     for _ in range(count):
-        size = int(rng.integers(MIN_SIZE, MAX_SIZE + 1))
+        size = int(rng.integers(sizes[0], sizes[1] + 1))
         box = _place(rng, boxes, size)
         if box is None:
             continue
@@ -175,31 +234,41 @@ def scene_questions(objects, rng):
     return questions
 
 
-def make_scene(seed, max_objects=5):
-    """A scene of 1 to max_objects shapes (training's curriculum starts with fewer)."""
+def make_scene(seed, max_objects=5, variant=False):
+    """A scene of 1 to max_objects shapes (training's curriculum starts with fewer); `variant`: drawn slightly
+    differently (see the module's docstring)."""
     rng = np.random.default_rng(seed)
     background = _background(rng)
+    sizes = (VARIANT_MIN_SIZE, VARIANT_MAX_SIZE) if variant else (MIN_SIZE, MAX_SIZE)
     objects = []
     while not objects:
-        objects = _random_objects(rng, int(rng.integers(1, max_objects + 1)))
+        objects = _random_objects(rng, int(rng.integers(1, max_objects + 1)), sizes=sizes)
     scene = Scene(seed, background, objects)
     scene.questions = scene_questions(objects, rng)
-    scene.image = render(background, objects)
+    if variant:
+        variation = Variation(seed)
+        for obj in objects:
+            obj.rgb = variation.color(obj.color)
+        scene.image = variation.render(background, objects)
+    else:
+        scene.image = render(background, objects)
     return scene
 
 
 FRAMES = 4
 
 
-def make_clip(seed):
-    """4 frames; the target moves 14-28 px per frame (3 to 6 patches in all); up to 2 static distractors."""
+def make_clip(seed, variant=False):
+    """4 frames; the target moves 14-28 px per frame (3 to 6 patches in all); up to 2 static distractors.
+    `variant`: drawn slightly differently (see the module's docstring; every frame gets its own JPEG)."""
     rng = np.random.default_rng(seed)
     background = _background(rng)
+    sizes = (VARIANT_MIN_SIZE, VARIANT_MAX_SIZE) if variant else (MIN_SIZE, MAX_SIZE)
     while True:
         direction = str(rng.choice(list(DIRECTIONS)))
         dx, dy = DIRECTIONS[direction]
         step = int(rng.integers(14, 29))
-        size = int(rng.integers(MIN_SIZE, MAX_SIZE + 1))
+        size = int(rng.integers(sizes[0], sizes[1] + 1))
         travel = step * (FRAMES - 1)
         # the whole path must fit in the frame
         lx0, ly0 = max(0, -dx * travel), max(0, -dy * travel)
@@ -211,13 +280,20 @@ def make_clip(seed):
         sweep = (min(p[0] for p in path), min(p[1] for p in path), max(p[0] for p in path) + size,
                  max(p[1] for p in path) + size)
         target = Shape(str(rng.choice(SHAPES)), str(rng.choice(list(COLORS))), start)
-        others = [o for o in _random_objects(rng, int(rng.integers(0, 3)), boxes=[sweep])
+        others = [o for o in _random_objects(rng, int(rng.integers(0, 3)), boxes=[sweep], sizes=sizes)
                   if (o.color, o.shape) != (target.color, target.shape)]
         break
-    frames_objects = [[Shape(target.shape, target.color, (x, y, x + size, y + size))] + others for x, y in path]
+    variation = Variation(seed) if variant else None
+    if variant:
+        target.rgb = variation.color(target.color)
+        for obj in others:
+            obj.rgb = variation.color(obj.color)
+    frames_objects = [[Shape(target.shape, target.color, (x, y, x + size, y + size), target.rgb)] + others
+                      for x, y in path]
     clip = Clip(seed, background, frames_objects)
     clip.questions = [Question(f"which way does the {target.color} {target.shape} move ?", direction, "motion", [0])]
-    clip.frames = [render(background, objs) for objs in frames_objects]
+    clip.frames = [variation.render(background, objs) if variant else render(background, objs)
+                   for objs in frames_objects]
     return clip
 
 

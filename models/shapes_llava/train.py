@@ -9,6 +9,14 @@ Several questions share one image: the sequence is [USER : <image>...] followed 
 ("{question} ASSISTANT : {answer} </s>"). A block mask lets each segment see the image prefix and itself
 only, and every segment gets the position ids it would have alone after the image, so each segment is
 exactly the single-question prompt the model sees at inference, at a fraction of the cost.
+
+Visual tokens are dropped at a pruning layer K in training (see `sample_drops`): dropping token j from layer K
+on is, in one forward, masking key column j for every query at layers >= K (a forward pre-hook on each decoder
+layer swaps in that layer's mask), so the model learns to answer from the tokens it still has.
+
+Resumable: every --checkpoint-every steps the model, the patch head, the optimizer, the numpy and torch RNG
+states and the step go to --checkpoint-dir (default artifacts/train_ckpt); `--resume DIR` continues from there
+with the checkpoint's own settings. The weights directory (--out) is written once, at the end.
 """
 
 import argparse
@@ -16,6 +24,7 @@ import json
 import math
 import os
 import time
+import copy
 
 import numpy as np
 import torch
@@ -44,7 +53,14 @@ TRAIN = {"batch_images": 16, "batch_clips": 4, "clip_every": 4, "questions_per_i
          "grounded_only": 0.15,  # first share of the steps: only questions that need the image (color, shape)
          "patch_loss": 0.5,  # weight of the dense per-patch auxiliary loss (see patch_labels)
          "grounding_loss": 0.5,  # weight of the attention-grounding loss (see grounding_loss)
-         "grounding_layer": 3}  # its decoder layer (head 0)
+         "grounding_layer": 3,  # its decoder layer (head 0)
+         "variant": 0.5,  # share of training scenes and clips drawn with scenes' variant option
+         # visual-token drops at a pruning layer (see sample_drops): per sequence, the probability of each mode
+         "drop_none": 0.35, "drop_random": 0.35, "drop_keep_object": 0.2, "drop_object": 0.1,
+         "drop_two_stages": 0.3,  # of the dropping sequences: two nested stages
+         "unknowable_loss": 1.0,  # weight of the uniform target for a question whose object was dropped entirely
+         "no_question_mark": 0.1}  # share of training questions typed without the final "?"
+DROP_LAYERS = (1, 2, 3)  # the explorer prunes images at K = 1 and video at K = 3 by default; FastV uses 2
 
 # Dense auxiliary targets for every visual token, read by a linear head on the projector's output that is
 # used in training only (it is not part of the saved model, which stays a stock LLaVA). One answer word per
@@ -57,7 +73,9 @@ PATCH_TARGETS = {"color": 1 + len(scenes.COLORS), "shape": 1 + len(scenes.SHAPES
 
 
 def build(seed=0):
-    tokenizer = word_tokenizer(scenes.vocabulary())
+    # Questions as people type them: lower-cased, "?" and ":" split off words, ".,!;" dropped (no question
+    # uses them); training also drops the final "?" from some questions (TRAIN["no_question_mark"]).
+    tokenizer = word_tokenizer(scenes.vocabulary(), lowercase=True, ignore=".,!;")
     processor = llava_processor(tokenizer, CONFIG["image_size"], CONFIG["patch_size"])
     model = tiny_llava(tokenizer, seed=seed, **CONFIG)
     # CLIP's default init (std 0.02) makes the position embeddings ~1/35 of a patch's content: a tower trained
@@ -83,18 +101,28 @@ def sincos_2d(side, dim):
     return torch.cat([rows, cols], dim=-1).reshape(side * side, -1)
 
 
-def encode_example(tokenizer, n_image_tokens, questions, target_masks=None):
-    """(ids, positions, blocks, labels, grounding) for one image or clip and its questions. grounding lists
-    (row of the segment's last prompt token, boolean mask over the image tokens of the queried objects) for
-    the questions that have target_masks."""
-    ids = tokenizer.convert_tokens_to_ids(["USER", ":"]) + [tokenizer.image_token_id] * n_image_tokens
+def encode_text(tokenizer, text):
+    return tokenizer.encode(text, add_special_tokens=False)
+
+
+def encode_example(tokenizer, n_image_tokens, questions, target_masks=None, bare=()):
+    """(ids, positions, blocks, labels, grounding, answer_rows) for one image or clip and its questions.
+    grounding lists (row of the segment's last prompt token, boolean mask over the image tokens of the queried
+    objects) for the questions that have target_masks; answer_rows the row whose label is each answer.
+    Text goes through the tokenizer itself (as the chat template's text does at inference: "USER:" and
+    "... ASSISTANT:"), so the sequence is exactly what the processor produces; main() checks it. bare: the
+    indices of questions written without their final "?"."""
+    ids = encode_text(tokenizer, "USER:") + [tokenizer.image_token_id] * n_image_tokens
     prefix = len(ids)
     positions, blocks, labels = list(range(prefix)), [0] * prefix, [-100] * prefix
-    grounding = []
+    grounding, answer_rows = [], []
     for k, q in enumerate(questions, start=1):
-        prompt = tokenizer.convert_tokens_to_ids(q.text.split() + ["ASSISTANT", ":"])
-        answer = tokenizer.convert_tokens_to_ids([q.answer]) + [tokenizer.eos_token_id]
+        text = q.text[:-2] if k - 1 in bare and q.text.endswith(" ?") else q.text
+        prompt = encode_text(tokenizer, text + " ASSISTANT:")
+        answer = encode_text(tokenizer, q.answer) + [tokenizer.eos_token_id]
+        assert len(answer) == 2 and tokenizer.unk_token_id not in prompt + answer, (q.text, q.answer)
         segment = prompt + answer
+        answer_rows.append(len(ids) + len(prompt) - 1)
         if target_masks is not None and target_masks[k - 1] is not None:
             grounding.append((len(ids) + len(prompt) - 1, target_masks[k - 1]))
         ids += segment
@@ -104,7 +132,7 @@ def encode_example(tokenizer, n_image_tokens, questions, target_masks=None):
         seg_labels[len(prompt) - 1] = answer[0]  # ":" predicts the answer
         seg_labels[len(prompt)] = answer[1]  # the answer predicts </s>
         labels += seg_labels
-    return ids, positions, blocks, labels, grounding
+    return ids, positions, blocks, labels, grounding, answer_rows
 
 
 def collate(examples, pad_id):
@@ -114,7 +142,7 @@ def collate(examples, pad_id):
     positions = torch.zeros((B, length), dtype=torch.long)
     blocks = torch.full((B, length), -1)
     labels = torch.full((B, length), -100)
-    for b, (i, p, k, lab, _) in enumerate(examples):
+    for b, (i, p, k, lab, *_) in enumerate(examples):
         n = len(i)
         ids[b, :n], positions[b, :n], blocks[b, :n], labels[b, :n] = map(torch.tensor, (i, p, k, lab))
     causal = torch.ones(length, length, dtype=torch.bool).tril()
@@ -151,38 +179,132 @@ def pixel_values_of(images, image_processor):
     return (pixels * image_processor.rescale_factor - mean) / std
 
 
-def sample_batch(kind, rng, tokenizer, processor, tokens_per_image, max_objects=5, kinds=None):
+# The answers a question of each kind can have: a question whose queried object was dropped entirely is trained
+# towards the uniform distribution over these (the model cannot know; see sample_drops).
+KIND_ANSWERS = {"color": list(scenes.COLORS), "shape": list(scenes.SHAPES), "where": list(scenes.QUADRANTS),
+                "exists": ["yes", "no"], "motion": list(scenes.DIRECTIONS)}
+
+
+def sample_drops(rng, n_tokens, object_masks):
+    """The visual tokens dropped in one training sequence: a list of stages (layer K, boolean [n_tokens] mask of
+    the tokens dropped from K on), nested (a later stage drops a superset), or [] for no drop.
+
+    object_masks: per question, the list of its queried objects' token masks (may be empty). The drops are
+    random or object-based, never computed from the model (no attention or spectral score), so no pruning
+    method is favoured by the training: the model only learns to answer from whatever tokens remain.
+    Modes (TRAIN's drop_* probabilities): none; a random subset (keep 5%-70%); everything but one question's
+    queried objects (plus a random 0-30% of the rest); one question's queried objects (plus a random share of
+    the rest)."""
+    u = rng.random()
+    p_none, p_random, p_keep = TRAIN["drop_none"], TRAIN["drop_random"], TRAIN["drop_keep_object"]
+    with_objects = [np.any(m, axis=0) for m in object_masks if len(m)]
+    if u < p_none:
+        return []
+    if u < p_none + p_random or not with_objects:
+        keep = rng.random(n_tokens) < rng.uniform(0.05, 0.7)
+    elif u < p_none + p_random + p_keep:
+        target = with_objects[int(rng.integers(len(with_objects)))]
+        keep = target | (rng.random(n_tokens) < rng.uniform(0.0, 0.3))
+    else:
+        target = with_objects[int(rng.integers(len(with_objects)))]
+        keep = ~target & (rng.random(n_tokens) < rng.uniform(0.05, 0.9))
+    if not keep.any():
+        keep[int(rng.integers(n_tokens))] = True
+    drop = ~keep
+    if rng.random() < TRAIN["drop_two_stages"]:
+        first, second = sorted(rng.choice(DROP_LAYERS, size=2, replace=False).tolist())
+        early = drop & (rng.random(n_tokens) < rng.uniform(0.2, 0.8))
+        return [(first, early), (second, drop)]
+    return [(int(rng.choice(DROP_LAYERS)), drop)]
+
+
+def sample_batch(kind, rng, tokenizer, processor, tokens_per_image, max_objects=5, kinds=None, n_layers=6):
+    """One batch. Returns ids, positions, mask, labels, pixel values, patch targets, grounding (b, row, target
+    mask), unknowable (b, row, candidate answer ids) and dropped ([n_layers, B, length] boolean: key columns
+    dropped at each decoder layer)."""
+    n_tokens = tokens_per_image * (scenes.FRAMES if kind == "clip" else 1)
     if kind == "clip":
-        items = [scenes.make_clip(int(rng.integers(scenes.TRAIN_SEED_START, 2**31))) for _ in
-                 range(TRAIN["batch_clips"])]
+        items = [scenes.make_clip(int(rng.integers(scenes.TRAIN_SEED_START, 2**31)),
+                                  variant=bool(rng.random() < TRAIN["variant"])) for _ in range(TRAIN["batch_clips"])]
         images = [frame for clip in items for frame in clip.frames]
         objects = [objs for clip in items for objs in clip.frames_objects]
-        examples = [encode_example(tokenizer, tokens_per_image * scenes.FRAMES, clip.questions,
-                                   [np.concatenate([scenes.object_token_mask(objs[0]) for objs in clip.frames_objects])])
-                    for clip in items]
+        per_item = []
+        for clip in items:
+            target = np.concatenate([scenes.object_token_mask(objs[0]) for objs in clip.frames_objects])
+            per_item.append((clip.questions, [[target]]))
     else:
-        items = [scenes.make_scene(int(rng.integers(scenes.TRAIN_SEED_START, 2**31)), max_objects) for _ in
-                 range(TRAIN["batch_images"])]
+        items = [scenes.make_scene(int(rng.integers(scenes.TRAIN_SEED_START, 2**31)), max_objects,
+                                   variant=bool(rng.random() < TRAIN["variant"]))
+                 for _ in range(TRAIN["batch_images"])]
         images = [scene.image for scene in items]
         objects = [scene.objects for scene in items]
-        examples = []
+        per_item = []
         for scene in items:
             questions = [q for q in scene.questions if kinds is None or q.kind in kinds] or scene.questions
             chosen = [questions[i] for i in rng.permutation(len(questions))[: TRAIN["questions_per_image"]]]
-            masks = [np.any([scenes.object_token_mask(scene.objects[i]) for i in q.targets], axis=0) if q.targets
-                     else None for q in chosen]
-            examples.append(encode_example(tokenizer, tokens_per_image, chosen, masks))
+            per_item.append((chosen, [[scenes.object_token_mask(scene.objects[i]) for i in q.targets]
+                                      for q in chosen]))
+    examples, stages_of, unknowable = [], [], []
+    for b, (questions, object_masks) in enumerate(per_item):
+        stages = sample_drops(rng, n_tokens, object_masks)
+        final = stages[-1][1] if stages else np.zeros(n_tokens, dtype=bool)
+        bare = [k for k in range(len(questions)) if rng.random() < TRAIN["no_question_mark"]]
+        example = encode_example(tokenizer, n_tokens, questions,
+                                 [np.any(m, axis=0) if len(m) else None for m in object_masks], bare)
+        labels = example[3]
+        for q, masks, row in zip(questions, object_masks, example[5]):
+            if not masks:
+                continue
+            gone = [not (m & ~final).any() for m in masks]  # objects with every token dropped
+            if q.kind == "count" and any(gone):
+                labels[row] = -100  # the true count is not what is left to see; no honest one-word target
+            elif q.kind != "count" and all(gone):
+                labels[row] = -100
+                unknowable.append((b, row, [encode_text(tokenizer, a)[0] for a in KIND_ANSWERS[q.kind]]))
+        examples.append(example)
+        stages_of.append(stages)
+    ids, positions, mask, labels = collate(examples, tokenizer.pad_token_id)
+    dropped = torch.zeros((n_layers, len(examples), ids.shape[1]), dtype=torch.bool)
+    image_start = len(encode_text(tokenizer, "USER:"))
+    for b, stages in enumerate(stages_of):
+        for layer, drop in stages:
+            dropped[layer:, b, image_start: image_start + n_tokens] |= torch.from_numpy(drop)
     targets = torch.from_numpy(np.stack([patch_labels(objs) for objs in objects]))
-    grounding = [(b, row, mask) for b, e in enumerate(examples) for row, mask in e[4]]
-    return (*collate(examples, tokenizer.pad_token_id), pixel_values_of(images, processor.image_processor), targets,
-            grounding)
+    grounding = [(b, row, m) for b, e in enumerate(examples) for row, m in e[4]]
+    return (ids, positions, mask, labels, pixel_values_of(images, processor.image_processor), targets, grounding,
+            unknowable, dropped)
 
 
-def grounding_loss(layer, captured, grounding, image_start, head=0):
+def drop_hooks(model, state):
+    """Forward pre-hooks on the decoder layers: while state["dropped"] is set ([n_layers, B, L] boolean), layer
+    l's attention mask also hides the key columns dropped at l, for every query. Equivalent to removing those
+    tokens from layer l on (their own rows still run, but nothing reads them; they still see the text prefix,
+    so no softmax is empty). Returns the hook handles."""
+    def hook(index):
+        def pre(module, args, kwargs):
+            dropped = state.get("dropped")
+            mask = kwargs.get("attention_mask")
+            if dropped is None or mask is None or not dropped[index].any():
+                return None
+            hide = dropped[index][:, None, None, :]  # [B, 1, 1, L]
+            if mask.dtype == torch.bool:
+                mask = mask & ~hide
+            else:
+                mask = mask.masked_fill(hide, torch.finfo(mask.dtype).min)
+            kwargs["attention_mask"] = mask
+            return args, kwargs
+        return pre
+    layers = model.model.language_model.layers
+    return [layer.register_forward_pre_hook(hook(i), with_kwargs=True) for i, layer in enumerate(layers)]
+
+
+def grounding_loss(layer, captured, grounding, image_start, head=0, dropped=None):
     """Teach one attention head where to look: -log of the attention mass that the last prompt token of each
     question puts on the queried object's visual tokens (softmax over the visual tokens), at one decoder
     layer and head. Training only; the saved model is stock. Without it the decoder learned answer priors
-    and single-object questions but not to pick one object among several (accuracy stalled near 50%)."""
+    and single-object questions but not to pick one object among several (accuracy stalled near 50%).
+    dropped: [B, L] key columns dropped at this layer; they leave the softmax and the target (a question
+    whose target is entirely dropped does not count)."""
     attn = layer.self_attn
     hidden = captured["hidden_states"]  # the layer's normalised input, [B, L, D]
     cos, sin = captured["position_embeddings"]
@@ -194,8 +316,16 @@ def grounding_loss(layer, captured, grounding, image_start, head=0):
     losses = []
     for b, row, mask in grounding:
         keys = k[b, 0, image_start: image_start + len(mask)]
-        logp = ((keys @ q[b, 0, row]) * attn.scaling).log_softmax(-1)
-        losses.append(-torch.logsumexp(logp[torch.from_numpy(mask)], dim=0))
+        target = torch.from_numpy(mask)
+        scores = (keys @ q[b, 0, row]) * attn.scaling
+        if dropped is not None:
+            gone = dropped[b, image_start: image_start + len(mask)]
+            target = target & ~gone
+            if not target.any():
+                continue
+            scores = scores.masked_fill(gone, float("-inf"))
+        logp = scores.log_softmax(-1)
+        losses.append(-torch.logsumexp(logp[target], dim=0))
     return torch.stack(losses).mean() if losses else hidden.new_zeros(())
 
 
@@ -215,14 +345,48 @@ def save(model, processor, out, meta):
         json.dump(meta, f, indent=1)
 
 
+def save_checkpoint(directory, model, processor, patch_head, optimizer, rng, state):
+    """Everything needed to continue: the model (also as a loadable save_pretrained directory, model/),
+    the patch head, the optimizer, the numpy and torch RNG states, the step, history and settings. Written to a
+    temporary file and renamed, so an interrupted save leaves the previous checkpoint intact."""
+    os.makedirs(directory, exist_ok=True)
+    payload = {"model": model.state_dict(), "patch_head": patch_head.state_dict(),
+               "optimizer": optimizer.state_dict(), "numpy_rng": rng.bit_generator.state,
+               "torch_rng": torch.get_rng_state(), **state}
+    tmp = os.path.join(directory, "state.pt.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, os.path.join(directory, "state.pt"))
+    save(model, processor, os.path.join(directory, "model"),
+         {k: state[k] for k in ("seed", "steps", "steps_done", "config", "train", "history")})
+
+
+def check_encoding(tokenizer, processor, tokens_per_image):
+    """The training sequence of one question equals what the processor's chat template gives at inference
+    (question typed with capitals and glued punctuation, as people type it)."""
+    scene = scenes.make_scene(0)
+    q = scene.questions[0]
+    typed = q.text[:-2].capitalize() + "?"  # "What color is the circle?"
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": typed}]}]
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
+    expected = processor(images=[scene.image], text=prompt, return_tensors="pt")["input_ids"][0].tolist()
+    ids, *_ , answer_rows = encode_example(tokenizer, tokens_per_image, [q])
+    assert ids[: answer_rows[0] + 1] == expected, (prompt, expected[-12:], ids[answer_rows[0] - 11: answer_rows[0] + 1])
+    assert tokenizer.unk_token_id not in expected
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "weights"))
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--minutes", type=float, default=90, help="safety cap: stop and save after this long")
+    parser.add_argument("--minutes", type=float, default=90,
+                        help="safety cap: stop and save after this long (training time summed over resumes)")
     parser.add_argument("--checkpoint-every", type=int, default=150)
+    parser.add_argument("--checkpoint-dir", default=os.path.join("artifacts", "train_ckpt"),
+                        help="where checkpoints go (not --out, which is written once, at the end)")
+    parser.add_argument("--resume", default=None, metavar="DIR",
+                        help="continue from the checkpoint in DIR (its seed, steps and TRAIN settings apply)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override a TRAIN entry, e.g. --set lr=0.002 patch_loss=0 (recorded in training.json)")
     args = parser.parse_args(argv)
@@ -231,6 +395,12 @@ def main(argv=None):
         if key not in TRAIN:
             parser.error(f"unknown TRAIN key {key!r}; known: {', '.join(TRAIN)}")
         TRAIN[key] = type(TRAIN[key])(float(value)) if not isinstance(TRAIN[key], str) else value
+    resumed = None
+    if args.resume:
+        resumed = torch.load(os.path.join(args.resume, "state.pt"), weights_only=False)
+        TRAIN.update(resumed["train"])
+        args.seed, args.steps = resumed["seed"], resumed["steps"]
+        print(f"resuming from {args.resume} at step {resumed['steps_done']} of {args.steps}", flush=True)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -239,6 +409,7 @@ def main(argv=None):
     model.train()
     tokenizer = processor.tokenizer
     tokens_per_image = (CONFIG["image_size"] // CONFIG["patch_size"]) ** 2
+    n_layers = CONFIG["text_layers"]
     vision = [p for n, p in model.named_parameters() if "vision_tower" in n or "multi_modal_projector" in n]
     decoder = [p for n, p in model.named_parameters() if not ("vision_tower" in n or "multi_modal_projector" in n)]
     patch_head = torch.nn.Linear(CONFIG["text_width"], sum(PATCH_TARGETS.values()))  # training only, not saved
@@ -249,6 +420,16 @@ def main(argv=None):
     check = [scenes.make_scene(seed).image for seed in range(3)]
     reference = processor.image_processor(images=check, return_tensors="pt")["pixel_values"]
     assert torch.allclose(pixel_values_of(check, processor.image_processor), reference, atol=1e-4)
+    check_encoding(tokenizer, processor, tokens_per_image)
+    history, recent, first_step, done_minutes = [], {"image": [], "clip": []}, 0, 0.0
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        patch_head.load_state_dict(resumed["patch_head"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        rng.bit_generator.state = resumed["numpy_rng"]
+        torch.set_rng_state(resumed["torch_rng"])
+        history, recent = resumed["history"], resumed["recent"]
+        first_step, done_minutes = resumed["steps_done"], resumed["minutes"]
     # The projected visual features' scale. Free, they drift to one huge constant vector (norm ~200, every
     # token alike after the decoder's RMSNorm) and grounding never starts. Pulled towards zero, they enter at
     # norm ~12 while the residual stream reaches ~140 in two layers: the visual tokens' high-pass magnitude then
@@ -260,21 +441,31 @@ def main(argv=None):
     attn_inputs = {}
     grounded_layer.self_attn.register_forward_pre_hook(lambda module, args, kwargs: attn_inputs.update(kwargs),
                                                        with_kwargs=True)
+    drop_state = {}
+    drop_hooks(model, drop_state)
+    image_start = len(encode_text(tokenizer, "USER:"))
     start = time.time()
-    history = []
-    recent = {"image": [], "clip": []}
-    step = 0
-    for step in range(args.steps):
+    step = first_step - 1
+    meta = lambda: {"seed": args.seed, "steps_done": step + 1, "steps": args.steps, "config": CONFIG,
+                    "train": copy.deepcopy(TRAIN), "history": history}
+    for step in range(first_step, args.steps):
         kind = "clip" if step % TRAIN["clip_every"] == TRAIN["clip_every"] - 1 else "image"
         max_objects = min(5, 1 + int(4 * step / (TRAIN["curriculum"] * args.steps)))
         kinds = ("color", "shape") if step < TRAIN["grounded_only"] * args.steps else None
-        ids, positions, mask, labels, pixel_values, patch_targets, grounding = sample_batch(kind, rng, tokenizer, processor, tokens_per_image,
-                                                                  max_objects, kinds)
+        (ids, positions, mask, labels, pixel_values, patch_targets, grounding, unknowable,
+         dropped) = sample_batch(kind, rng, tokenizer, processor, tokens_per_image, max_objects, kinds, n_layers)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args.steps) * group["scale"]
+        drop_state["dropped"] = dropped
         logits = model(input_ids=ids, pixel_values=pixel_values, attention_mask=mask, position_ids=positions).logits
+        drop_state["dropped"] = None
         targets = labels != -100
         loss = torch.nn.functional.cross_entropy(logits[targets], labels[targets])
+        if unknowable:  # uniform over the kind's answers: cross-entropy against it
+            logp = torch.stack([logits[b, row].log_softmax(-1) for b, row, _ in unknowable])
+            unknown = torch.stack([-lp[cands].mean() for lp, (_, _, cands) in zip(logp, unknowable)]).mean()
+        else:
+            unknown = logits.new_zeros(())
         features = captured["features"]
         feature_scale = features.pow(2).mean()
         target = TRAIN["feature_target"]
@@ -282,10 +473,11 @@ def main(argv=None):
         patch_logits = patch_head(features.reshape(-1, features.shape[-1])).split(list(PATCH_TARGETS.values()), -1)
         patch_loss = sum(torch.nn.functional.cross_entropy(part, patch_targets[:, k].reshape(-1))
                          for k, part in enumerate(patch_logits)) / len(PATCH_TARGETS)
-        ground = grounding_loss(grounded_layer, attn_inputs, grounding, image_start=2)
+        ground = grounding_loss(grounded_layer, attn_inputs, grounding, image_start=image_start,
+                                dropped=dropped[TRAIN["grounding_layer"]])
         optimizer.zero_grad(set_to_none=True)
         (loss + TRAIN["feature_penalty"] * feature_term + TRAIN["patch_loss"] * patch_loss
-         + TRAIN["grounding_loss"] * ground).backward()
+         + TRAIN["grounding_loss"] * ground + TRAIN["unknowable_loss"] * unknown).backward()
         torch.nn.utils.clip_grad_norm_([*model.parameters(), *patch_head.parameters()], 1.0)
         optimizer.step()
         # answer accuracy: the positions whose label is not </s>
@@ -293,23 +485,24 @@ def main(argv=None):
         correct = (logits[answer_positions].argmax(-1) == labels[answer_positions]).float().mean().item()
         recent[kind] = (recent[kind] + [correct])[-20:]
         elapsed = time.time() - start
+        minutes = done_minutes + elapsed / 60
         if step % 10 == 0 or step == args.steps - 1:
             entry = {"step": step, "loss": round(loss.item(), 4), "feature_ms": round(feature_scale.item(), 3),
-                     "patch_loss": round(patch_loss.item(), 4), "grounding": round(ground.item(), 3), "acc_image": round(float(np.mean(recent["image"] or [0])), 3),
-                     "acc_clip": round(float(np.mean(recent["clip"] or [0])), 3), "lr": round(learning_rate(step, args.steps), 6),
-                     "minutes": round(elapsed / 60, 2)}
+                     "patch_loss": round(patch_loss.item(), 4), "grounding": round(ground.item(), 3),
+                     "unknowable": round(unknown.item(), 3),
+                     "acc_image": round(float(np.mean(recent["image"] or [0])), 3),
+                     "acc_clip": round(float(np.mean(recent["clip"] or [0])), 3),
+                     "lr": round(learning_rate(step, args.steps), 6), "minutes": round(minutes, 2)}
             history.append(entry)
             print(json.dumps(entry), flush=True)
-        if (step + 1) % args.checkpoint_every == 0:
-            save(model, processor, args.out, {"seed": args.seed, "steps_done": step + 1, "steps": args.steps,
-                                              "config": CONFIG, "train": TRAIN, "history": history})
-        if elapsed > args.minutes * 60:
+        if (step + 1) % args.checkpoint_every == 0 and step + 1 < args.steps:
+            save_checkpoint(args.checkpoint_dir, model, processor, patch_head, optimizer, rng,
+                            {**meta(), "recent": recent, "minutes": minutes})
+        if minutes > args.minutes:
             print(f"stopping at the {args.minutes}-minute cap after {step + 1} steps", flush=True)
             break
     model.eval()
-    save(model, processor, args.out, {"seed": args.seed, "steps_done": step + 1, "steps": args.steps,
-                                      "config": CONFIG, "train": TRAIN, "history": history,
-                                      "minutes": round((time.time() - start) / 60, 1)})
+    save(model, processor, args.out, {**meta(), "minutes": round(done_minutes + (time.time() - start) / 60, 1)})
 
 
 if __name__ == "__main__":
