@@ -15,6 +15,7 @@ Every tensor the engine makes names its device: the model's for anything that me
 bookkeeping. Scores are computed in float32 and ranked in float64 whatever the model's dtype.
 """
 
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -130,7 +131,7 @@ class TokenIndex:
         self.groups = groups
         self.positions = torch.arange(seq_len, device="cpu")
         self.alive = [torch.arange(g.count, device="cpu") for g in groups]
-        self.offsets = torch.tensor([0] + [g.count for g in groups], device="cpu").cumsum(0).tolist()
+        self.offsets = list(itertools.accumulate([g.count for g in groups], initial=0))
         self.is_visual = torch.zeros(seq_len, dtype=torch.bool, device="cpu")
         for g in groups:
             self.is_visual[g.positions.cpu()] = True
@@ -380,7 +381,7 @@ def decode(model, encoded, cache, first_logits, stop_ids, max_new_tokens):
 def new_record(model, encoded, method, settings, the_plan, question):
     lm = encoded.family.text_model(model)
     groups = encoded.groups
-    offsets = torch.tensor([0] + [g.count for g in groups]).cumsum(0).tolist()
+    offsets = list(itertools.accumulate([g.count for g in groups], initial=0))
     first_parameter = next(lm.parameters())
     return Record(
         model=str(getattr(model, "name_or_path", "")), method=method, question=question, answer="", answer_ids=[],
