@@ -247,7 +247,8 @@ def launcher_args(argv):
         return argv + ["--model_args", records]
     model_args = flag_value(argv, args_at, "--model_args")
     if "records_dir=" not in model_args:
-        argv[args_at] = "--model_args=" + ",".join(part for part in (model_args, records) if part)
+        joined = ",".join(part for part in (model_args, records) if part)
+        argv[args_at] = f"--model_args={joined}" if argv[args_at].startswith("--model_args=") else joined
     return argv
 
 

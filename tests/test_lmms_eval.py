@@ -11,14 +11,15 @@ import sys
 import pytest
 
 import models
-from explorer import engine
+from explorer import engine, media
 from explorer.lmms_eval import PruningExplorer, cut_at_stop, launcher_args  # needs tests/requirements-lmms.txt
 from explorer.report import load_report, main as report_main, report_figures
 from explorer.settings import check_settings
 from explorer.tasks.shapes import make
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LIMIT = 8
+LIMIT = 8  # scenes (task shapes)
+CLIPS = 4  # clips as video files (task shapes_motion)
 KEEP = 28
 RUNS = {"none": "method=none", "clse": f"method=clse,keep={KEEP}"}
 
@@ -37,15 +38,16 @@ def lmms_eval_command(*args, launcher=DATA_PARALLEL):
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     folder = tmp_path_factory.mktemp("shapes_task")
-    yaml_path = make.make(str(folder), LIMIT)
-    assert os.path.isfile(yaml_path) and os.path.isfile(folder / "test.parquet")
+    yaml_paths = make.make(str(folder), LIMIT, clips=CLIPS)
+    assert [os.path.basename(p) for p in yaml_paths] == ["shapes.yaml", "shapes_motion.yaml"]
+    assert len(os.listdir(folder / "videos")) == CLIPS
     return folder
 
 
 @pytest.fixture(scope="module")
 def runs(dataset, tmp_path_factory):
-    """Two runs (unpruned, CLSE at 28 of 256) in one lmms-eval command on two processes, each run into its own
-    folder (lmms-eval names its files by the second the run started)."""
+    """Two runs (unpruned, CLSE at 28 tokens per image or clip) of both shapes tasks in one lmms-eval command on
+    two processes, each run into its own folder (lmms-eval names its files by the second the run started)."""
     out = tmp_path_factory.mktemp("lmms_runs")
     config = out / "runs.yaml"
     entries = [{"model": "pruning_explorer", "model_args": f"{args},records_dir={out / name}", "tasks": str(dataset),
@@ -73,9 +75,10 @@ def test_each_process_answers_its_share(runs):
     for name in RUNS:
         ranks = {}
         for record in records_of(runs / name):
-            ranks.setdefault(record["rank"], set()).add(record["doc_id"])
+            ranks.setdefault(record["rank"], set()).add((record["task"], record["doc_id"]))
         assert set(ranks) == {0, 1} and not ranks[0] & ranks[1]
-        assert ranks[0] | ranks[1] == set(range(LIMIT))
+        assert ranks[0] | ranks[1] == {("shapes", i) for i in range(LIMIT)} | {("shapes_motion", i)
+                                                                               for i in range(CLIPS)}
         assert sorted(os.listdir(runs / name / "records"))[1].endswith("_rank1.jsonl")
 
 
@@ -83,19 +86,23 @@ def test_accuracy_metric_is_a_share(runs):
     for name in RUNS:
         results = results_of(runs / name)
         assert results["config"]["model"] == "pruning_explorer"
-        accuracy = results["results"]["shapes"]["exact_match,none"]
-        assert isinstance(accuracy, float) and 0.0 <= accuracy <= 1.0
-        assert results["n-samples"]["shapes"]["effective"] == LIMIT
+        for task, count in (("shapes", LIMIT), ("shapes_motion", CLIPS)):
+            accuracy = results["results"][task]["exact_match,none"]
+            assert isinstance(accuracy, float) and 0.0 <= accuracy <= 1.0
+            assert results["n-samples"][task]["effective"] == count
 
 
 def test_every_sample_has_a_record_with_kept_indices(runs):
     for name in RUNS:
         records = records_of(runs / name)
-        assert sorted(r["doc_id"] for r in records) == list(range(LIMIT))
         for record in records:
-            assert record["task"] == "shapes" and "error" not in record
-            assert record["groups"][0]["grid"] == [1, 16, 16]
-            assert record["target_grid"] == [16, 16]
+            assert "error" not in record, record["error"]
+            frames = {"shapes": 1, "shapes_motion": 4}[record["task"]]
+            assert record["kind"] == ("image" if frames == 1 else "video")
+            assert record["groups"][0]["grid"] == [frames, 16, 16] and record["visual_tokens"] == frames * 256
+            assert record["target_grid"] == [16, 16]  # no target tokens for "is there a ... ?" answered "no"
+            assert all(0 <= i < record["visual_tokens"] for i in record["target_tokens"])
+            assert record["target_tokens"] or record["task"] == "shapes"  # every clip has its moving object
             kept = record["kept_indices"]
             assert kept == sorted(set(kept)) and all(0 <= i < record["visual_tokens"] for i in kept)
             if name == "none":
@@ -104,31 +111,36 @@ def test_every_sample_has_a_record_with_kept_indices(runs):
                 assert len(kept) == KEEP and record["stages"][0]["keep_indices"] == kept
                 assert len(record["stages"][0]["scores"]) == record["visual_tokens"]
                 assert record["budget"]["average_kept"] > KEEP  # layers before K see every token
-        samples = [json.loads(line) for path in glob.glob(str(runs / name / "**" / "*_samples_shapes.jsonl"),
-                                                          recursive=True) for line in open(path)]
-        by_doc = {r["doc_id"]: r["response"] for r in records}
-        assert {s["doc_id"]: s["filtered_resps"] for s in samples} == by_doc  # what lmms-eval scored
+        for task in ("shapes", "shapes_motion"):
+            samples = [json.loads(line) for path in glob.glob(str(runs / name / "**" / f"*_samples_{task}.jsonl"),
+                                                              recursive=True) for line in open(path)]
+            by_doc = {r["doc_id"]: r["response"] for r in records if r["task"] == task}
+            assert {s["doc_id"]: s["filtered_resps"] for s in samples} == by_doc  # what lmms-eval scored
 
 
-def test_benchmark_answers_equal_the_page_engine(runs):
+def test_benchmark_answers_equal_the_page_engine(runs, dataset):
     """The same scene, question and settings through engine.compare (the page's call) give the same answer
     and the same kept tokens as the benchmark run."""
     model, processor, family = models.load(models.EMBEDDED_ID, device="cpu")
-    records = {r["doc_id"]: r for r in records_of(runs / "clse")}
+    pruned = {(r["task"], r["doc_id"]): r for r in records_of(runs / "clse")}
+    unpruned = {(r["task"], r["doc_id"]): r for r in records_of(runs / "none")}
     settings = check_settings(methods=["clse"], keep=KEEP, max_new_tokens=8)
-    for doc_id in range(3):
-        row = make.scene_row(doc_id, seed=0)
-        page = engine.compare(model, processor, family, [row["image"]], row["question"], settings, kind="image",
-                              diagnostics=False)
-        assert page["clse"].answer == records[doc_id]["answer"]
-        assert page["clse"].kept_indices == records[doc_id]["kept_indices"]
-        assert page["none"].answer == {r["doc_id"]: r for r in records_of(runs / "none")}[doc_id]["answer"]
+    inputs = [(("shapes", i), [make.scene_row(i, seed=0)["image"]], make.scene_row(i, seed=0)["question"], "image")
+              for i in range(2)]
+    clip = str(dataset / "videos" / "clip_1.avi")
+    inputs.append((("shapes_motion", 1), media.sample_video_frames(clip, 4), pruned[("shapes_motion", 1)]["question"],
+                   "video"))  # the page's own reader of an uploaded video
+    for key, images, question, kind in inputs:
+        page = engine.compare(model, processor, family, images, question, settings, kind=kind, diagnostics=False)
+        assert page["clse"].answer == pruned[key]["answer"]
+        assert page["clse"].kept_indices == pruned[key]["kept_indices"]
+        assert page["none"].answer == unpruned[key]["answer"]
 
 
 def test_report_from_the_runs(runs, tmp_path, capsys):
     report = load_report([str(runs)])
-    by_method = {run["method"]: run for run in report["runs"]}
-    assert report["tasks"] == ["shapes"] and set(by_method) == {"none", "clse"}
+    by_method = {run["method"]: run for run in report["runs"] if run["task"] == "shapes"}
+    assert report["tasks"] == ["shapes", "shapes_motion"] and set(by_method) == {"none", "clse"}
     unpruned, clse = by_method["none"], by_method["clse"]
     assert unpruned["target_recall"] == 1.0 and unpruned["average_kept"] == 256
     assert 0.0 <= clse["target_recall"] < 1.0 and KEEP < clse["average_kept"] < 256
@@ -139,8 +151,11 @@ def test_report_from_the_runs(runs, tmp_path, capsys):
     # every sample keeps exactly KEEP of 256 cells, so the mean share over the grid is KEEP / 256
     assert abs(sum(map(sum, density["share"])) / 256 - KEEP / 256) < 1e-9
     assert abs(sum(density["rows"]) / 16 - KEEP / 256) < 1e-9
+    motion = next(r for r in report["runs"] if r["task"] == "shapes_motion" and r["method"] == "clse")
+    assert motion["density"]["grid"] == [16, 16] and 0.0 <= motion["target_recall"] < 1.0  # per-frame cells
     figures = report_figures(report)
-    assert {"accuracy:shapes", "recall:shapes", "rows:shapes", "spearman:shapes"} <= set(figures)
+    assert {"accuracy:shapes", "recall:shapes", "rows:shapes", "spearman:shapes", "accuracy:shapes_motion",
+            "density:shapes:clse:28"} <= set(figures)
     assert len(figures["accuracy:shapes"].data) == 2  # one curve per method
     assert report_main([str(runs), "--json", str(tmp_path / "r.json")]) == 0
     assert "| shapes | clse | 28 |" in capsys.readouterr().out
@@ -156,7 +171,9 @@ def test_launcher_adds_the_task_folder_and_the_records_folder(tmp_path):
     argv = launcher_args(["--model", "pruning_explorer", "--model_args", "method=fastv", "--tasks", "shapes",
                           "--output_path", str(tmp_path)])
     assert argv[argv.index("--include_path") + 1].endswith(os.path.join("explorer", "tasks"))
-    assert f"--model_args=method=fastv,records_dir={tmp_path}" in argv
+    assert argv[argv.index("--model_args") + 1] == f"method=fastv,records_dir={tmp_path}"
+    argv = launcher_args(["--model_args=method=fastv", "--tasks=shapes", f"--output_path={tmp_path}"])
+    assert f"--model_args=method=fastv,records_dir={tmp_path}" in argv and "--include_path" in argv
 
 
 def test_answers_stop_at_the_tasks_stop_strings():

@@ -2,6 +2,9 @@
 
 
 def shapes_doc_to_visual(doc):
+    """A scene's image, or a clip's video file path (lmms-eval's convention for video tasks)."""
+    if doc.get("video"):
+        return [doc["video"]]
     return [doc["image"].convert("RGB")]
 
 
