@@ -1,16 +1,10 @@
-"""Every Plotly figure of the explorer page, as pure functions of run records.
+"""Every Plotly figure of the explorer page, drawn from an explorer.analysis.Analysis.
 
-Inputs are plain data: `results` = {method: record.to_json()} (the "none" record is always there and alone
-carries `spectra` and `reference_scores`), PIL images (one per image, or the frames of a video), method names.
-No model calls, no global state. Nothing assumes a grid size: every map reads its group's
-`grid` [t, h, w], `offset` (first visual index of the group) and `count`.
-
-Conventions used throughout:
-- visual token n of a group (0 .. t*h*w - 1) sits in frame n // (h*w), row (n % (h*w)) // w, column n % w;
-  hover texts show the global visual index (offset + n), the one `kept_indices` uses;
-- scores are compared across methods as percentiles within the group (100 = the method's highest score),
-  because raw CLSE scores (0..1 sigmoids) and attention weights live on unrelated scales;
-- "rank" is 1 for the highest score, ties going to the earlier token, exactly as the selection does.
+Figures compute no numbers of their own: every score, rank, percentile, correlation, IoU, count and ratio
+comes from the analysis (each computed once there); a figure turns them into traces, hover texts and titles.
+Builders redrawn with the frame slider take (analysis, images, frame), where images are the pictures the
+model saw (one per image, or the frames of a video); the others take the analysis alone. No model calls, no
+global state.
 """
 
 import base64
@@ -19,106 +13,29 @@ import io
 import numpy as np
 import plotly.graph_objects as go
 
+from explorer.analysis import check_frame, grid_of, kept_vector, to_grid
+
 METHOD_COLORS = {
     "none": "#7f7f7f",
-    "clse": "#1f77b4",
-    "clse_hybrid": "#9467bd",
+    "clse": "#9467bd",
+    "clse_spectral": "#1f77b4",
     "fastv": "#ff7f0e",
+    "pyramiddrop": "#d62728",
+    "divprune": "#e377c2",
+    "dart": "#bcbd22",
+    "visionzip": "#17becf",
     "random": "#2ca02c",
     "uniform": "#8c564b",
 }
 OVERLAP_COLORS = {"neither": "rgba(0,0,0,0.75)", "both": "rgba(255,217,47,0.55)"}
 PRUNED_SHADE = "rgba(0,0,0,0.72)"  # darkens pruned patches on top of the image
 SCORE_SCALE = "Viridis"
-TIMING_PARTS = [  # (label, how to get it from timings_ms); the parts add up to timings_ms["total"]
-    ("vision encoder", lambda t: t["vision_encoder"]),
-    ("scoring (the method itself)", lambda t: t["scoring"]),
-    ("prefill without scoring", lambda t: t["prefill"] - t["scoring"]),
-    ("decode", lambda t: t["decode"]),
-]
 TIMING_COLORS = ["#9edae5", "#d62728", "#1f77b4", "#bcbd22"]
+NO_SPECTRA = "No spectra in this run (the unpruned run was made without diagnostics)."
 
 
 def method_color(method):
-    return METHOD_COLORS.get(method, "#17becf")
-
-
-# ------------------------------------------------------------------------------------------- record access
-
-
-def group_info(results, group=0):
-    """The group's dict from the unpruned record (every record of one comparison has the same groups)."""
-    groups = results["none"]["groups"]
-    if not 0 <= group < len(groups):
-        raise ValueError(f"group {group} does not exist; this input has {len(groups)} group(s)")
-    return groups[group]
-
-
-def grid_of(g):
-    t, h, w = g["grid"]
-    return int(t), int(h), int(w)
-
-
-def group_values(values, g):
-    """A per-token vector of one group as float numbers (None -> NaN). `values` runs over all visual tokens
-    (length N: the group's slice is taken) or over this group only (length count)."""
-    if len(values) != g["count"]:
-        values = values[g["offset"]:g["offset"] + g["count"]]
-    return np.array([np.nan if v is None else v for v in values], dtype=float)
-
-
-def to_grid(values, g):
-    """A group's per-token vector (see group_values) -> array [t, h, w]: token n at (n // hw, n % hw // w, n % w)."""
-    return group_values(values, g).reshape(grid_of(g))
-
-
-def kept_vector(record, g):
-    """1.0 where the token is kept for decoding (after every stage), 0.0 where pruned, over the group."""
-    kept = np.zeros(g["count"])
-    local = np.asarray(record["kept_indices"], dtype=int) - g["offset"]
-    kept[local[(local >= 0) & (local < g["count"])]] = 1.0
-    return kept
-
-
-def first_stage_scores(results, method):
-    """The method's first-stage scores over all visual tokens (None = already pruned), or None if unknown.
-
-    From the method's own record when it was run with a pruning stage, otherwise from the unpruned record's
-    `reference_scores` (every method scored at the prune layer without pruning). "none" has no scores."""
-    record = results.get(method)
-    if record and record.get("stages"):
-        return record["stages"][0]["scores"]
-    return (results["none"].get("reference_scores") or {}).get(method)
-
-
-def average_ranks(values):
-    """1-based ascending ranks, ties averaged (as Spearman needs)."""
-    _, inverse, counts = np.unique(np.asarray(values, dtype=float), return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    return (ends - (counts - 1) / 2.0)[inverse]
-
-
-def percentiles(values):
-    """Scores -> 0..100 within the vector (100 = highest, ties share a value); NaN stays NaN."""
-    values = np.asarray(values, dtype=float)
-    out = np.full(values.shape, np.nan)
-    valid = ~np.isnan(values)
-    n = int(valid.sum())
-    if n == 1:
-        out[valid] = 100.0
-    elif n > 1:
-        out[valid] = (average_ranks(values[valid]) - 1) / (n - 1) * 100
-    return out
-
-
-def descending_ranks(values):
-    """1 = highest score, ties to the earlier token (the selection's order); NaN stays NaN."""
-    values = np.asarray(values, dtype=float)
-    ranks = np.full(values.shape, np.nan)
-    valid = np.flatnonzero(~np.isnan(values))
-    order = valid[np.argsort(-values[valid], kind="stable")]
-    ranks[order] = np.arange(1, len(order) + 1)
-    return ranks
+    return METHOD_COLORS.get(method, "#7b4173")
 
 
 # ----------------------------------------------------------------------------------------- shared drawing
@@ -131,10 +48,10 @@ def empty_figure(message, title=""):
     return fig
 
 
-def frame_image(images, results, group=0, frame=0):
-    """The PIL image under (group, frame): images are listed group after group, frame after frame."""
-    groups = results["none"]["groups"]
-    index = sum(grid_of(g)[0] for g in groups[:group]) + frame
+def frame_image(images, a, frame=0):
+    """The PIL image under (the analysis's group, frame): images are listed group after group, frame after
+    frame."""
+    index = sum(grid_of(g)[0] for g in a.none["groups"][:a.group]) + frame
     if images is None or index >= len(images):
         return None
     return images[index]
@@ -193,14 +110,14 @@ def fmt(values, digits=4):
     return ["-" if np.isnan(v) else f"{v:.{digits}g}" for v in values]
 
 
-def token_fields(scores, kept):
-    """The standard hover fields of a method over one group: score, rank, percentile, kept."""
-    ranks = descending_ranks(scores)
+def token_fields(a, method, kept):
+    """The standard hover fields of a method over the group: score, rank, percentile, kept."""
+    scores, ranks = a.scores_of(method), a.ranks_of(method)
     scored = int((~np.isnan(scores)).sum())
     return {
         "score": fmt(scores),
         "rank": ["-" if np.isnan(k) else f"{int(k)} of {scored}" for k in ranks],
-        "percentile": fmt(percentiles(scores), 3),
+        "percentile": fmt(a.percentiles_of(method), 3),
         "kept": ["yes" if k else "no" for k in kept],
     }
 
@@ -275,80 +192,79 @@ def frame_note(g, frame):
     return f" (frame {frame + 1} of {t})" if t > 1 else ""
 
 
-def check_frame(g, frame):
-    t = grid_of(g)[0]
-    if not 0 <= frame < t:
-        raise ValueError(f"frame {frame} does not exist; this group has {t} frame(s)")
-
-
-def method_record(results, method):
-    if method not in results:
-        raise ValueError(f"method {method!r} was not run in these results (have {', '.join(results)})")
-    return results[method]
-
-
 def layer_label(i, num_layers):
     return "decoder output" if i == num_layers else f"input of layer {i}"
+
+
+def _mark_layers(fig, a, horizontal=False):
+    """Dashed lines at the reference layer L and the pruning layer K."""
+    for layer, name in ((a.none["ref_layer"], "L (reference)"), (a.none["prune_layer"], "K (prune)")):
+        reference_line(fig, layer, horizontal, f"{name} = {layer}", dash="dash", color="#444")
+
+
+def _rgba(hex_color, alpha):
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _rho_label(m, rho):
+    return f"{m} (Spearman {rho:+.2f})" if not np.isnan(rho) else f"{m} (Spearman n/a)"
 
 
 # ----------------------------------------------------------------------------------------------- answers
 
 
-def answers_table(results):
-    reference = results["none"]["answer_ids"]
-    rows = []
-    for name, r in results.items():
-        rows.append([
-            name,
-            r["answer"] or "(empty)",
-            "reference" if name == "none" else ("yes" if r["answer_ids"] == reference else "no"),
-            f"{len(r['kept_indices'])} / {r['visual_tokens']}",
-            f"{r['budget']['average_kept']:.1f}" if r["budget"].get("average_kept") is not None else "-",
-            f"{r['timings_ms']['prefill']:.1f}",
-            f"{r['kv_cache_bytes'] / 2**20:.2f}",
-        ])
-    header = ["method", "answer", "same as unpruned", "visual tokens kept / total",
-              "visual tokens per layer (average)", "prefill ms", "KV cache MiB"]
+def _answer_cells(row):
+    same = "reference" if row["same"] is None else ("yes" if row["same"] else "no")
+    nominal = "-" if row["nominal"] is None else f"{row['nominal']:g}"
+    average = "-" if row["average_kept"] is None else f"{row['average_kept']:.1f}"
+    return [row["method"], row["answer"] or "(empty)", same, f"{row['kept']} / {row['visual_tokens']}", nominal,
+            average, f"{row['prefill_ms']:.1f}", f"{row['kv_cache_mib']:.2f}"]
+
+
+def answers_table(a):
+    rows = [_answer_cells(row) for row in a.answers]
+    header = ["method", "answer", "same as unpruned", "visual tokens kept / total", "nominal budget",
+              "visual tokens per layer (average over all layers)", "prefill ms", "KV cache MiB"]
     colors = [method_color(row[0]) for row in rows]
     fig = go.Figure(go.Table(
         header=dict(values=[f"<b>{h}</b>" for h in header], align="left", fill_color="#e8e8e8"),
         cells=dict(values=list(map(list, zip(*rows))), align="left",
                    font=dict(color=[colors] + [["black"] * len(rows)] * (len(header) - 1))),
     ))
-    notes = [note for r in results.values() for note in r.get("notes", [])]
     title = "Answers: unpruned vs pruned (KV cache measured after decoding)"
-    if notes:  # e.g. a tie at the cut: the reader must know the selection was not the score's doing
-        title += "".join(f"<br><sup>note: {note}</sup>" for note in dict.fromkeys(notes))
-    fig.update_layout(title=title, margin=dict(l=10, r=10, t=50 + 18 * len(set(notes)), b=10))
+    if a.runs_on:
+        title += f"; the model runs on {a.runs_on}"
+    # e.g. a tie at the cut: the reader must know the selection was not the score's doing
+    title += "".join(f"<br><sup>note: {note}</sup>" for note in a.notes)
+    top = 50 + 18 * len(a.notes)
+    fig.update_layout(title=title, margin=dict(l=10, r=10, t=top, b=10), height=top + 120 + 30 * len(rows))
     return fig
 
 
 # ------------------------------------------------------------------------------------ importance & overlap
 
 
-def importance_figure(results, images, method_a, method_b, frame=0, group=0):
+def importance_figure(a, images, frame=0):
     """Scores (as percentiles, one shared colour scale) over the image, and the kept masks below."""
-    g = group_info(results, group)
+    g = a.g
     check_frame(g, frame)
     _, h, w = grid_of(g)
-    methods = [method_a, method_b]
-    kept = {m: kept_vector(method_record(results, m), g) for m in methods}
+    methods = list(a.pair)
     titles = [f"{m}: score percentile (first stage)" for m in methods]
-    titles += [f"{m}: kept {int(kept[m].sum())} of {g['count']} for decoding (dark = pruned)" for m in methods]
+    titles += [f"{m}: kept {int(a.kept[m].sum())} of {g['count']} for decoding (dark = pruned)" for m in methods]
     fig = grid_figure(2, 2, titles)
-    image = frame_image(images, results, group, frame)
+    image = frame_image(images, a, frame)
     background = image_trace(image, h, w) if image is not None else None  # encoded once, drawn four times
     traces = []
     for col, m in enumerate(methods, start=1):
-        raw = first_stage_scores(results, m)
-        scores = group_values(raw, g) if raw is not None else np.full(g["count"], np.nan)
-        text = hover_text(g, frame, token_fields(scores, kept[m]))
+        text = hover_text(g, frame, token_fields(a, m, a.kept[m]))
         for row in (1, 2):
             if background is not None:
                 traces.append(in_cell(go.Image(background), row, col, 2))
-        pct = to_grid(percentiles(scores), g)[frame]
+        pct = to_grid(a.percentiles_of(m), g)[frame]
         traces.append(in_cell(grid_heatmap(pct, text, coloraxis="coloraxis", opacity=0.6, name=m), 1, col, 2))
-        traces.append(in_cell(mask_heatmap(to_grid(kept[m], g)[frame], text), 2, col, 2))
+        traces.append(in_cell(mask_heatmap(to_grid(a.kept[m], g)[frame], text), 2, col, 2))
     fig.add_traces(traces)
     style_grid_axes(fig, h, w, rows=2, cols=2)
     fig.update_layout(
@@ -360,24 +276,13 @@ def importance_figure(results, images, method_a, method_b, frame=0, group=0):
     return fig
 
 
-def overlap_counts(results, method_a, method_b, group=0):
-    """{"both", "only A", "only B", "neither"} counts over one group (keys use the method names)."""
-    g = group_info(results, group)
-    a = kept_vector(method_record(results, method_a), g).astype(bool)
-    b = kept_vector(method_record(results, method_b), g).astype(bool)
-    return {"both": int((a & b).sum()), f"only {method_a}": int((a & ~b).sum()),
-            f"only {method_b}": int((~a & b).sum()), "neither": int((~a & ~b).sum())}
-
-
-def overlap_figure(results, images, method_a, method_b, frame=0, group=0):
+def overlap_figure(a, images, frame=0):
     """One map: kept by both / only A / only B / neither (codes 3 / 1 / 2 / 0), counts over the whole group."""
-    g = group_info(results, group)
+    g = a.g
     check_frame(g, frame)
     _, h, w = grid_of(g)
-    a = kept_vector(method_record(results, method_a), g).astype(bool)
-    b = kept_vector(method_record(results, method_b), g).astype(bool)
-    codes = np.where(a & b, 3, np.where(a, 1, np.where(b, 2, 0)))
-    counts = overlap_counts(results, method_a, method_b, group)
+    method_a, method_b = a.pair
+    codes, counts = a.overlap["codes"], a.overlap["counts"]
     labels = ["neither", f"only {method_a}", f"only {method_b}", "both"]
     colors = [OVERLAP_COLORS["neither"], _rgba(method_color(method_a), 0.6), _rgba(method_color(method_b), 0.6),
               OVERLAP_COLORS["both"]]
@@ -386,7 +291,7 @@ def overlap_figure(results, images, method_a, method_b, frame=0, group=0):
         scale += [[i / 4, color], [(i + 1) / 4, color]]
     text = hover_text(g, frame, {"kept by": [labels[c] for c in codes]})
     fig = go.Figure()
-    image = frame_image(images, results, group, frame)
+    image = frame_image(images, a, frame)
     if image is not None:
         fig.add_trace(image_trace(image, h, w))
     fig.add_trace(grid_heatmap(to_grid(codes, g)[frame], text, zmin=-0.5, zmax=3.5, colorscale=scale, colorbar=dict(
@@ -398,33 +303,12 @@ def overlap_figure(results, images, method_a, method_b, frame=0, group=0):
     return fig
 
 
-def _rgba(hex_color, alpha):
-    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r},{g},{b},{alpha})"
-
-
-def frame_counts(record, results):
-    """[(label, kept count)] per frame of every group (one entry per image for image groups)."""
-    groups = results["none"]["groups"]
-    kept = set(record["kept_indices"])
-    out = []
-    for gi, g in enumerate(groups):
-        t, h, w = grid_of(g)
-        for f in range(t):
-            start = g["offset"] + f * h * w
-            count = len(kept.intersection(range(start, start + h * w)))
-            name = f"frame {f + 1}" if t > 1 else f"image {gi + 1}"
-            out.append((name if len(groups) == 1 or t == 1 else f"video {gi + 1} frame {f + 1}", count))
-    return out
-
-
-def frame_counts_figure(results, methods):
+def frame_counts_figure(a):
     fig = go.Figure()
-    for m in methods:
-        pairs = frame_counts(method_record(results, m), results)
+    for m, pairs in a.frame_counts.items():
         fig.add_trace(go.Bar(x=[p[0] for p in pairs], y=[p[1] for p in pairs], name=m, marker_color=method_color(m),
                              hovertemplate=f"{m}<br>%{{x}}: %{{y}} tokens kept<extra></extra>"))
-    sizes = {grid_of(g)[1] * grid_of(g)[2] for g in results["none"]["groups"]}
+    sizes = {grid_of(g)[1] * grid_of(g)[2] for g in a.none["groups"]}
     each = f" (each has {sizes.pop()} tokens)" if len(sizes) == 1 else ""
     fig.update_layout(barmode="group", title=f"Kept visual tokens per frame or image{each}",
                       xaxis_title="frame (or image)", yaxis_title="kept tokens")
@@ -434,30 +318,18 @@ def frame_counts_figure(results, methods):
 # ----------------------------------------------------------------------------------------------- spectra
 
 
-def spectra_of(results, group=0):
-    spectra = results["none"].get("spectra")
-    if not spectra:
-        return None
-    group_info(results, group)
-    return spectra[group]
-
-
-NO_SPECTRA = "No spectra in this run (the unpruned run was made without diagnostics)."
-
-
-def spectrum_heatmap(results, group=0):
-    spec = spectra_of(results, group)
-    if spec is None:
+def spectrum_heatmap(a):
+    if a.spectra is None:
         return empty_figure(NO_SPECTRA, "Spatial spectrum per layer")
-    radial = np.array(spec["radial"], dtype=float)  # [layer entries, radius bins]
-    num_layers = results["none"]["num_layers"]
-    layers = spec["layers"]
+    radial = np.array(a.spectra["radial"], dtype=float)  # [layer entries, radius bins]
+    num_layers = a.none["num_layers"]
+    layers = a.spectra["layers"]
     z = np.log10(np.maximum(radial, 1e-30))
     text = [[f"{layer_label(i, num_layers)}<br>radius {r}<br>power {radial[k, r]:.4g}" for r in range(z.shape[1])]
             for k, i in enumerate(layers)]
     fig = go.Figure(go.Heatmap(z=z, x=np.arange(z.shape[1]), y=layers, text=text, colorscale="Magma",
                                hovertemplate="%{text}<extra></extra>", colorbar=dict(title="log10 power")))
-    _mark_layers(fig, results, horizontal=True)
+    _mark_layers(fig, a, horizontal=True)
     fig.update_layout(title="Spatial power spectrum of the visual tokens, layer by layer<br><sup>radially averaged "
                             "(0 = the mean over the image, higher = finer detail); last row = decoder output</sup>",
                       xaxis_title="radial frequency (bins from the centre of the 2-D spectrum)",
@@ -466,23 +338,15 @@ def spectrum_heatmap(results, group=0):
     return fig
 
 
-def _mark_layers(fig, results, horizontal=False):
-    """Dashed lines at the reference layer L and the pruning layer K."""
-    r = results["none"]
-    for layer, name in ((r["ref_layer"], "L (reference)"), (r["prune_layer"], "K (prune)")):
-        reference_line(fig, layer, horizontal, f"{name} = {layer}", dash="dash", color="#444")
-
-
-def spectrum_curves(results, layers=None, group=0):
-    spec = spectra_of(results, group)
-    if spec is None:
+def spectrum_curves(a, layers=None):
+    if a.spectra is None:
         return empty_figure(NO_SPECTRA, "Spectrum curves")
-    num_layers = results["none"]["num_layers"]
+    num_layers = a.none["num_layers"]
     if layers is None:
-        layers = [0, results["none"]["prune_layer"], num_layers]
+        layers = [0, a.none["prune_layer"], num_layers]
     fig = go.Figure()
     for i in dict.fromkeys(layers):  # unique, in order
-        power = spec["radial"][i]
+        power = a.spectra["radial"][i]
         fig.add_trace(go.Scatter(x=list(range(len(power))), y=power, mode="lines+markers",
                                  name=layer_label(i, num_layers)))
     fig.update_layout(title="Radial power spectrum at chosen layers", xaxis_title="radial frequency (bins)",
@@ -490,20 +354,20 @@ def spectrum_curves(results, layers=None, group=0):
     return fig
 
 
-def highpass_maps_figure(results, group=0, frame=0):
+def highpass_maps_figure(a, images, frame=0):
     """The per-token high-pass magnitude s(z) at each layer entry, with a slider over layers.
 
     The slider restyles the one heatmap (method "update") instead of animating go.Frames: Gradio's gr.Plot
-    hands Plotly only data/layout/config and drops frames, so an "animate" slider would do nothing there."""
-    spec = spectra_of(results, group)
-    if spec is None:
+    hands Plotly only data/layout/config and drops frames, so an "animate" slider would do nothing there.
+    `images` is unused: the map is drawn without the picture so the magnitudes read clearly."""
+    if a.spectra is None:
         return empty_figure(NO_SPECTRA, "High-pass magnitude per layer")
-    g = group_info(results, group)
+    g = a.g
     check_frame(g, frame)
     _, h, w = grid_of(g)
-    num_layers = results["none"]["num_layers"]
-    maps = [to_grid(values, g)[frame] for values in spec["highpass"]]
-    start = min(results["none"]["prune_layer"], len(maps) - 1)
+    num_layers = a.none["num_layers"]
+    maps = [to_grid(values, g)[frame] for values in a.spectra["highpass"]]
+    start = min(a.none["prune_layer"], len(maps) - 1)
 
     def title(i):
         return (f"High-pass magnitude per token, {layer_label(i, num_layers)}{frame_note(g, frame)} "
@@ -521,43 +385,40 @@ def highpass_maps_figure(results, group=0, frame=0):
     return fig
 
 
-def highfreq_share_figure(results):
-    spectra = results["none"].get("spectra")
+def highfreq_share_figure(a):
+    spectra = a.none.get("spectra")
     if not spectra:
         return empty_figure(NO_SPECTRA, "High-frequency share per layer")
-    num_layers = results["none"]["num_layers"]
+    num_layers = a.none["num_layers"]
     fig = go.Figure()
     for gi, spec in enumerate(spectra):
         fig.add_trace(go.Scatter(x=spec["layers"], y=spec["highfreq_share"], mode="lines+markers",
-                                 name=f"group {gi + 1} ({results['none']['groups'][gi]['kind']})",
+                                 name=f"group {gi + 1} ({a.none['groups'][gi]['kind']})",
                                  text=[layer_label(i, num_layers) for i in spec["layers"]],
                                  hovertemplate="%{text}<br>share %{y:.3f}<extra></extra>"))
-    _mark_layers(fig, results)
+    _mark_layers(fig, a)
     fig.update_layout(title="Share of spectral energy passed by the CLSE high-pass mask, per layer",
                       xaxis_title=f"hidden states entering layer ({num_layers} = decoder output)",
                       yaxis_title="high-frequency share (0..1)")
     return fig
 
 
-def evolution_map(results, images, group=0, frame=0):
+def evolution_map(a, images, frame=0):
     """|s_K - s_L| per token (the numerator of CLSE's evolution intensity) over the image."""
-    spec = spectra_of(results, group)
-    if spec is None:
+    if a.evolution is None:
         return empty_figure(NO_SPECTRA, "Spectral evolution map")
-    g = group_info(results, group)
+    g = a.g
     check_frame(g, frame)
     _, h, w = grid_of(g)
-    k, ref = results["none"]["prune_layer"], results["none"]["ref_layer"]
-    s_k, s_l = group_values(spec["highpass"][k], g), group_values(spec["highpass"][ref], g)
-    change = np.abs(s_k - s_l)
-    intensity = np.minimum(change / (np.mean(s_l) + s_l + 1e-6), 1.0)  # CLSE's E_i (method.md, step 2)
-    text = hover_text(g, frame, {"|s_K - s_L|": fmt(change), f"s at layer L={ref}": fmt(s_l),
-                                 f"s at layer K={k}": fmt(s_k), "evolution intensity E": fmt(intensity)})
+    k, ref = a.none["prune_layer"], a.none["ref_layer"]
+    e = a.evolution
+    text = hover_text(g, frame, {"|s_K - s_L|": fmt(e["change"]), f"s at layer L={ref}": fmt(e["s_l"]),
+                                 f"s at layer K={k}": fmt(e["s_k"]), "evolution intensity E": fmt(e["intensity"])})
     fig = go.Figure()
-    image = frame_image(images, results, group, frame)
+    image = frame_image(images, a, frame)
     if image is not None:
         fig.add_trace(image_trace(image, h, w))
-    fig.add_trace(grid_heatmap(to_grid(change, g)[frame], text, colorscale="Inferno", opacity=0.65,
+    fig.add_trace(grid_heatmap(to_grid(e["change"], g)[frame], text, colorscale="Inferno", opacity=0.65,
                                colorbar=dict(title="|s_K - s_L|")))
     style_grid_axes(fig, h, w)
     fig.update_layout(title=f"How much each token's high-frequency content changed between layer L={ref} and "
@@ -569,51 +430,12 @@ def evolution_map(results, images, group=0, frame=0):
 # ------------------------------------------------------------------------------------------ positional bias
 
 
-def rank_correlation(scores, positions):
-    """Spearman's rho (Pearson correlation of ranks, ties averaged), numpy only. Pairs with a None/NaN are
-    dropped; NaN if fewer than 2 pairs remain or either side is constant."""
-    x = np.array([np.nan if v is None else v for v in scores], dtype=float)
-    y = np.array([np.nan if v is None else v for v in positions], dtype=float)
-    valid = ~(np.isnan(x) | np.isnan(y))
-    if valid.sum() < 2:
-        return float("nan")
-    rx, ry = average_ranks(x[valid]), average_ranks(y[valid])
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    denominator = np.sqrt((rx**2).sum() * (ry**2).sum())
-    return float((rx * ry).sum() / denominator) if denominator > 0 else float("nan")
-
-
-def method_group_scores(results, method, group=0):
-    raw = first_stage_scores(results, method)
-    return None if raw is None else group_values(raw, group_info(results, group))
-
-
-def bias_summary(results, methods, group=0):
-    """{method: Spearman of its first-stage scores with the raster index} (None where undefined); methods
-    without scores (e.g. "none") are left out."""
-    out = {}
-    for m in methods:
-        scores = method_group_scores(results, m, group)
-        if scores is not None:
-            rho = rank_correlation(scores, np.arange(len(scores)))
-            out[m] = None if np.isnan(rho) else rho
-    return out
-
-
-def _rho_label(m, rho):
-    return f"{m} (Spearman {rho:+.2f})" if not np.isnan(rho) else f"{m} (Spearman n/a)"
-
-
-def position_scatter(results, methods, group=0):
+def position_scatter(a):
     fig = go.Figure()
-    for m in methods:
-        scores = method_group_scores(results, m, group)
-        if scores is None:
-            continue
-        index = np.arange(len(scores))
-        valid = ~np.isnan(scores)
-        rho = rank_correlation(scores, index)
-        fig.add_trace(go.Scatter(x=index[valid], y=percentiles(scores)[valid], mode="markers", name=_rho_label(m, rho),
+    for m, pct in a.percentiles.items():
+        index = np.arange(len(pct))
+        valid = ~np.isnan(pct)
+        fig.add_trace(go.Scatter(x=index[valid], y=pct[valid], mode="markers", name=_rho_label(m, a.spearman[m]),
                                  marker=dict(color=method_color(m), size=5, opacity=0.6),
                                  hovertemplate=f"{m}<br>token %{{x}}<br>percentile %{{y:.1f}}<extra></extra>"))
     fig.update_layout(title="Score against position in the sequence<br><sup>a method whose score rises with the "
@@ -623,90 +445,52 @@ def position_scatter(results, methods, group=0):
     return fig
 
 
-def row_profile(results, methods, group=0):
-    g = group_info(results, group)
-    t, h, w = grid_of(g)
+def row_profile(a):
     fig = go.Figure()
-    for m in methods:
-        scores = method_group_scores(results, m, group)
-        if scores is None:
-            continue
-        by_row = percentiles(scores).reshape(t, h, w).transpose(1, 0, 2).reshape(h, t * w)
-        counts = (~np.isnan(by_row)).sum(axis=1)
-        mean = np.where(counts > 0, np.nansum(by_row, axis=1) / np.maximum(counts, 1), np.nan)
-        rho = rank_correlation(scores, np.arange(len(scores)))
-        fig.add_trace(go.Scatter(x=np.arange(h), y=mean, mode="lines+markers", name=_rho_label(m, rho),
-                                 line_color=method_color(m),
+    for m, mean in a.row_means.items():
+        fig.add_trace(go.Scatter(x=np.arange(len(mean)), y=mean, mode="lines+markers",
+                                 name=_rho_label(m, a.spearman[m]), line_color=method_color(m),
                                  hovertemplate=f"{m}<br>row %{{x}}: mean percentile %{{y:.1f}}<extra></extra>"))
     reference_line(fig, 50, horizontal=True, text="no preference (50)")
-    fig.update_layout(title="Mean score percentile by image row (legend: Spearman with the raster index)",
+    fig.update_layout(title="Mean score percentile by image row<br><sup>legend: Spearman with the raster index</sup>",
                       xaxis_title="image row (0 = top)", yaxis_title="mean score percentile", yaxis_range=[0, 100])
     return fig
 
 
-def mirror_rows(indices, g):
-    """Visual indices of a group's upside-down image mapped to the original orientation (row r -> h-1-r)."""
+def flip_figure(a, frame=0):
+    """The flip test's kept sets: on the original, and the flipped run's mapped back; its IoUs in the titles."""
+    if not a.flip:
+        return empty_figure("No method to compare in the flip test.", "Flip test")
+    g = a.g
     _, h, w = grid_of(g)
-    out = []
-    for n in indices:
-        local = n - g["offset"]
-        if 0 <= local < g["count"]:
-            f, rest = divmod(local, h * w)
-            r, c = divmod(rest, w)
-            out.append(g["offset"] + f * h * w + (h - 1 - r) * w + c)
-    return out
-
-
-def iou(a, b):
-    a, b = set(a), set(b)
-    union = a | b
-    return len(a & b) / len(union) if union else float("nan")
-
-
-def flip_test(results, flipped_results, methods, group=0, frame=0):
-    """(figure, {method: {"follows_content", "stays_in_place"}}) comparing a run with the run on the image
-    flipped upside down. follows_content = IoU(kept, flipped kept mapped back), stays_in_place = IoU(kept,
-    flipped kept as is), over the group's tokens kept for decoding (all frames). Only `kept_indices` of the
-    flipped records is read. Methods missing from either run are skipped; `frame` picks the frame drawn."""
-    g = group_info(results, group)
-    _, h, w = grid_of(g)
-    in_group = range(g["offset"], g["offset"] + g["count"])  # a range: membership is O(1)
-    numbers, masks = {}, []
-    for m in methods:
-        if m not in results or m not in flipped_results:
-            continue
-        kept = [n for n in results[m]["kept_indices"] if n in in_group]
-        flipped = [n for n in flipped_results[m]["kept_indices"] if n in in_group]
-        mapped = mirror_rows(flipped, g)
-        numbers[m] = {"follows_content": iou(kept, mapped), "stays_in_place": iou(kept, flipped)}
-        masks.append((m, kept, mapped))
-    if not masks:
-        return empty_figure("No method to compare in the flip test.", "Flip test"), numbers
     titles = []
-    for m, _, _ in masks:
-        n = numbers[m]
+    for m, n in a.flip.items():
         titles += [f"{m}: kept on the original",
                    f"{m}: flipped run, mapped back<br>follows content {n['follows_content']:.2f} · "
                    f"stays in place {n['stays_in_place']:.2f}"]
-    fig = grid_figure(len(masks), 2, titles, horizontal_spacing=0.2 / 2,
-                      vertical_spacing=0.12 / max(len(masks), 1))
+    rows = len(a.flip)
+    fig = grid_figure(rows, 2, titles, horizontal_spacing=0.2 / 2, vertical_spacing=0.12 / rows)
     traces = []
-    for row, (m, kept, mapped) in enumerate(masks, start=1):
-        for col, indices in ((1, kept), (2, mapped)):
-            vector = kept_vector({"kept_indices": indices}, g)
+    for row, (m, n) in enumerate(a.flip.items(), start=1):
+        for col, indices in ((1, n["kept"]), (2, n["mapped"])):
+            vector = kept_vector(indices, g)
             text = hover_text(g, frame, {"kept": ["yes" if v else "no" for v in vector]})
             traces.append(in_cell(mask_heatmap(to_grid(vector, g)[frame], text, pruned_color="#eeeeee",
                                                kept_color=method_color(m)), row, col, 2))
     fig.add_traces(traces)
-    style_grid_axes(fig, h, w, rows=len(masks), cols=2)
+    style_grid_axes(fig, h, w, rows=rows, cols=2)
     fig.update_layout(title="Flip test: the same question on the image turned upside down<br><sup>content-driven: "
                             "follows content > stays in place; position-biased: the reverse</sup>",
-                      height=max(420, 330 * len(masks)))
-    return fig, numbers
+                      height=max(420, 330 * rows))
+    return fig
 
 
-def sweep_figure(sweep):
+def sweep_figure(a):
     """Recall of an object's tokens as the object moves from the top (0) to the bottom (1) of the image."""
+    sweep = a.sweep
+    if not sweep:
+        return empty_figure("The object sweep needs known object positions: it runs on the embedded model.",
+                            "Object sweep")
     fig = go.Figure()
     for m, recall in sweep["recall"].items():
         fig.add_trace(go.Scatter(x=sweep["positions"], y=recall, mode="lines+markers", name=m,
@@ -720,50 +504,61 @@ def sweep_figure(sweep):
 # --------------------------------------------------------------------------------------------------- cost
 
 
-def cost_figure(results):
-    names = list(results)
+def cost_figure(a):
+    """Stacked time per stage and method; with repeats, the total's median carries its min-max as an error bar."""
+    names = list(a.results)
     fig = go.Figure()
-    for (label, part), color in zip(TIMING_PARTS, TIMING_COLORS):
-        values = [part(results[m]["timings_ms"]) for m in names]
+    for i, color in enumerate(TIMING_COLORS):
+        label = a.timing_parts[names[0]][i][0]
+        values = [a.timing_parts[m][i][1] for m in names]
         fig.add_trace(go.Bar(y=names, x=values, name=label, orientation="h", marker_color=color,
                              hovertemplate=f"%{{y}}<br>{label}: %{{x:.1f}} ms<extra></extra>"))
-    totals = [results[m]["timings_ms"]["total"] for m in names]
-    fig.add_trace(go.Scatter(y=names, x=totals, mode="text", text=[f" {t:.0f} ms" for t in totals],
+    totals = [a.results[m]["timings_ms"]["total"] for m in names]
+    spreads = [a.timing_spread[m].get("total") for m in names]
+    error = None
+    if all(spreads):  # timed over repeats: median bar, min-max whisker
+        error = dict(type="data", symmetric=False, array=[hi - t for t, (lo, hi) in zip(totals, spreads)],
+                     arrayminus=[t - lo for t, (lo, hi) in zip(totals, spreads)], color="#444")
+    fig.add_trace(go.Scatter(y=names, x=totals, mode="text+markers" if error else "text", error_x=error,
+                             marker=dict(size=1, color="#444"), text=[f" {t:.0f} ms" for t in totals],
                              textposition="middle right", showlegend=False, hoverinfo="skip"))
+    repeats = " (median of the repeats; whiskers: min to max of the total)" if error else ""
     fig.update_layout(barmode="stack", title="Where the time goes, per method (measured on the machine that ran "
-                                             "this request; the vision encoder ran once and is shared)",
+                                             f"this request; the vision encoder ran once and is shared){repeats}",
                       xaxis_title="milliseconds", yaxis_title="method", yaxis_autorange="reversed")
     return fig
 
 
-def tokens_per_layer_figure(results):
+def tokens_per_layer_figure(a):
     fig = go.Figure()
-    for m, r in results.items():
+    for m, r in a.results.items():
         layers = list(range(len(r["tokens_per_layer"])))
         fig.add_trace(go.Scatter(x=layers, y=r["tokens_per_layer"], mode="lines+markers", line_shape="hv", name=m,
                                  line_color=method_color(m), customdata=r["visual_per_layer"],
                                  hovertemplate=f"{m}<br>layer %{{x}}: %{{y}} tokens (%{{customdata}} visual)"
                                                "<extra></extra>"))
-    _mark_layers(fig, results)
+    _mark_layers(fig, a)
     fig.update_layout(title="Sequence length entering each decoder layer", xaxis_title="decoder layer",
                       yaxis_title="tokens (text + visual)")
     return fig
 
 
-def efficiency_figure(results):
-    base = results["none"]
-    names = list(results)
-    flops = [results[m]["flops"]["prefill"] / base["flops"]["prefill"] for m in names]
-    kv = [results[m]["kv_cache_bytes_prefill"] / base["kv_cache_bytes_prefill"] for m in names]
-    formula = base["flops"].get("formula", "")
+def efficiency_figure(a):
+    names = list(a.results)
+    formula = a.none["flops"].get("formula", "")
+    memory_kind = a.none.get("peak_memory_kind")
+    colors = {"prefill FLOPs": "#1f77b4", "KV cache after prefill": "#ff7f0e", "peak memory": "#2ca02c"}
     fig = go.Figure()
-    for label, values, color in (("prefill FLOPs", flops, "#1f77b4"), ("KV cache after prefill", kv, "#ff7f0e")):
-        fig.add_trace(go.Bar(x=names, y=values, name=label, marker_color=color, text=[f"{v:.2f}x" for v in values],
-                             textposition="outside", customdata=[formula] * len(names),
+    for label, ratios in a.relative_cost.items():
+        values = [ratios[m] for m in names]
+        note = formula if label == "prefill FLOPs" else (memory_kind or "") if label == "peak memory" else ""
+        fig.add_trace(go.Bar(x=names, y=values, name=label, marker_color=colors[label],
+                             text=[f"{v:.2f}x" for v in values], textposition="outside", customdata=[note] * len(names),
                              hovertemplate=f"%{{x}}<br>{label}: %{{y:.3f}} of unpruned<br>%{{customdata}}"
                                            "<extra></extra>"))
     reference_line(fig, 1, horizontal=True)
+    memory = f"; peak memory: {memory_kind}" if memory_kind and "peak memory" in a.relative_cost else ""
     fig.update_layout(barmode="group", title=f"Cost relative to unpruned (1 = same as unpruned)<br><sup>FLOPs {formula}"
-                                             "</sup>", xaxis_title="method", yaxis_title="fraction of unpruned",
+                                             f"{memory}</sup>", xaxis_title="method", yaxis_title="fraction of unpruned",
                       yaxis_range=[0, 1.2])
     return fig

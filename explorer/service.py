@@ -1,13 +1,17 @@
-"""What the page does, without the page: load models once, read the user's media, run the comparison and the
-flip test, and turn the records into figures. ui.py wires Gradio components to these functions.
+"""What the page does, without the page: check a request, load its model once, run the comparison, then the
+page's diagnostic runs (the flip test, the embedded model's object sweep). ui.py wires Gradio components to
+these functions and draws the panels (explorer.panels) from the request's analysis.
 
-Every request builds its records from scratch (the engine keeps nothing between calls); the only state kept
-across requests is the loaded model, guarded by one lock per model so model work runs one at a time, and
-the embedded model's object sweep, which depends only on the settings (methods, budget, layer), never on the
-user's input.
+A request runs in two steps so the page can show the answers before the diagnostics: `answer` (the
+comparison: the unpruned run and the two methods) and `diagnose` (everything the diagnostic panels need on
+top). Every request builds its records from scratch (the engine keeps nothing between calls); the only
+state kept across requests is the loaded model, guarded by one lock per model so model work runs one at a
+time, and the embedded model's object sweep, which depends only on the settings (methods, budget, layer),
+never on the user's input.
 """
 
 import copy
+import dataclasses
 import json
 import os
 import tempfile
@@ -17,15 +21,16 @@ import time
 from PIL import ImageOps
 
 import models
-from explorer import figures, media
-from explorer.engine import RequestError, compare
-from explorer.methods import METHODS
+from explorer import engine, media
+from explorer.analysis import Analysis
+from explorer.settings import check_settings
+from models.base import BadInput
 
 MAX_QUESTION_CHARS = 500
-BUDGET_PRESETS = {  # the paper's budgets on LLaVA-1.5's 576 tokens, as ratios so they scale to any grid
-    "192 of 576 (1/3)": 192 / 576,
-    "128 of 576 (2/9)": 128 / 576,
-    "64 of 576 (1/9)": 64 / 576,
+BUDGET_PRESETS = {  # the paper's LLaVA-1.5 budgets (192, 128, 64 tokens) as ratios, so they scale to any grid
+    "1/3 (the paper's 192)": 1 / 3,
+    "2/9 (the paper's 128)": 2 / 9,
+    "1/9 (the paper's 64)": 1 / 9,
 }
 
 _models = {}
@@ -33,9 +38,7 @@ _locks = {}
 _sweeps = {}  # (model id, methods, keep, prune layer) -> the object sweep: fixed scenes, deterministic methods
 _registry_lock = threading.Lock()
 
-
-class UserError(ValueError):
-    """Anything the user can fix; the page shows the message."""
+UserError = BadInput  # anything the user can fix; the page shows the message
 
 
 def model_choices():
@@ -79,97 +82,91 @@ def check_question(question):
     return question
 
 
-def run_comparison(image_path, video_path, question, method_a, method_b, keep, prune_layer, ref_layer=0,
-                   schedule="single", model_id=None, num_frames=4, max_new_tokens=20):
-    """The whole request: returns (payload, model_view_images). The payload is the command line's --json
-    object plus the flip test and the positional-bias numbers."""
+@dataclasses.dataclass
+class Request:
+    """One checked request: what the user gave and the settings every run of it uses."""
+
+    images: list  # PIL images: one image, or a video's sampled frames
+    kind: str  # "image" or "video"
+    question: str
+    settings: object  # explorer.settings.Settings
+    model_id: str
+    pair: tuple  # (method A, method B) as chosen on the page
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+
+
+def prepare(image_path, video_path, question, method_a, method_b, keep, prune_layer="auto", ref_layer="auto",
+            schedule="single", model_id=None, num_frames=4, early_kv="auto", invert=False, prompt="chat", repeats=1):
+    """The page's raw inputs checked once: a Request, or BadInput with the sentence the user sees."""
     question = check_question(question)
-    for name in (method_a, method_b):
-        if name not in METHODS:
-            raise UserError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
-    images, kind = read_media(image_path, video_path, num_frames)
-    model, processor, family, lock = get_model(model_id)
-    methods = [method_a] + ([method_b] if method_b != method_a else [])
-    settings = dict(methods=methods, keep=keep, prune_layer=int(prune_layer), ref_layer=int(ref_layer),
-                    schedule=schedule, kind=kind, max_new_tokens=int(max_new_tokens))
-    clock = {}
+    settings = check_settings(methods=[method_a, method_b], keep=keep, prune_layer=prune_layer,
+                              ref_layer=ref_layer, schedule=schedule, early_kv=early_kv, invert=bool(invert),
+                              frames=num_frames, prompt=prompt, repeats=repeats)
+    images, kind = read_media(image_path, video_path, settings.frames)
+    methods = settings.methods  # aliases already renamed (the records carry the note)
+    return Request(images, kind, question, settings, model_id or models.EMBEDDED_ID,
+                   (methods[0], methods[-1]))
+
+
+def answer(request, say=None):
+    """The comparison: (payload, analysis). The payload is the command line's --json object; `say(text)` is
+    told each stage (loading the model, encoding, each method)."""
+    say = say or (lambda text: None)
+    say(f"loading the model {request.model_id}")
+    model, processor, family, lock = get_model(request.model_id)
     with lock:
-        try:
-            start = time.perf_counter()
-            records = compare(model, processor, family, images, question, **settings)
-            clock["comparison"] = time.perf_counter()
-            flipped = compare(model, processor, family, [ImageOps.flip(im) for im in images], question,
-                              **{**settings, "max_new_tokens": 1}, diagnostics=False)
-            clock["flip_test"] = time.perf_counter()
-        except RequestError as error:
-            raise UserError(str(error)) from None
-        view = family.model_view(processor, images, kind=kind)
+        records = engine.compare(model, processor, family, request.images, request.question, request.settings,
+                                 kind=request.kind, diagnostics=True, progress=say)
+    payload = {"model": request.model_id, "results": {name: r.to_json() for name, r in records.items()},
+               "page_timings_ms": {"comparison": (time.perf_counter() - request.started) * 1e3}}
+    return payload, Analysis(payload, pair=request.pair)
+
+
+def diagnose(request, payload, analysis, say=None):
+    """The page's diagnostic runs, added to the payload: the flip test (kept sets on the image upside down),
+    the positional-bias summary and, on the embedded model, the object sweep. Returns the images the model
+    saw (for drawing under the maps)."""
+    say = say or (lambda text: None)
+    model, processor, family, lock = get_model(request.model_id)
+    settings = request.settings
+    with lock:
+        start = time.perf_counter()
+        say("the flip test: the same input upside down")
+        flipped = engine.compare(model, processor, family, [ImageOps.flip(im) for im in request.images],
+                                 request.question, dataclasses.replace(settings, max_new_tokens=1, repeats=1),
+                                 kind=request.kind, diagnostics=False)
+        middle = time.perf_counter()
+        view = family.model_view(processor, request.images, kind=request.kind)
         sweep = None
-        if (model_id or models.EMBEDDED_ID) == models.EMBEDDED_ID:  # known ground truth: objects and their tokens
-            from models.shapes_llava.sweep import positional_sweep
-            key = (models.EMBEDDED_ID, tuple(methods), keep, int(prune_layer))
-            if key not in _sweeps:
-                _sweeps[key] = positional_sweep(model, processor, family, methods, keep, int(prune_layer))
-            sweep = copy.deepcopy(_sweeps[key])
-        clock["sweep"] = time.perf_counter()
-    results = {name: record.to_json() for name, record in records.items()}
-    flipped_results = {name: record.to_json() for name, record in flipped.items()}
-    _, flip_numbers = figures.flip_test(results, flipped_results, methods)
-    payload = {
-        "model": model_id or models.EMBEDDED_ID,
-        "results": results,
-        "flip_test": flip_numbers,
-        "flipped_kept_indices": {name: r["kept_indices"] for name, r in flipped_results.items()},
-        "positional_bias": figures.bias_summary(results, list(results)),
-        "positional_sweep": sweep,
-        "page_timings_ms": {"comparison": (clock["comparison"] - start) * 1e3,
-                            "flip_test": (clock["flip_test"] - clock["comparison"]) * 1e3,
-                            "view_and_sweep": (clock["sweep"] - clock["flip_test"]) * 1e3},
-    }
-    return payload, view
+        if request.model_id == models.EMBEDDED_ID:  # known ground truth: objects and their tokens
+            say("the object sweep (embedded model)")
+            sweep = object_sweep(model, processor, family, settings)
+        end = time.perf_counter()
+    payload["flipped_kept_indices"] = {name: [int(n) for n in r.kept_indices] for name, r in flipped.items()}
+    payload["positional_sweep"] = sweep
+    payload["flip_test"] = analysis.flip_numbers()
+    payload["positional_bias"] = analysis.bias_summary()
+    payload["page_timings_ms"].update(flip_test=(middle - start) * 1e3, view_and_sweep=(end - middle) * 1e3)
+    return view
 
 
-FIGURE_BUILDERS = {  # name -> f(payload, view, method_a, method_b, frame): every figure of the page
-    "answers": lambda p, v, a, b, f: figures.answers_table(p["results"]),
-    "importance": lambda p, v, a, b, f: figures.importance_figure(p["results"], v, a, b, frame=f),
-    "overlap": lambda p, v, a, b, f: figures.overlap_figure(p["results"], v, a, b, frame=f),
-    "frame_counts": lambda p, v, a, b, f: figures.frame_counts_figure(p["results"], _pruned(p)),
-    "spectrum_heatmap": lambda p, v, a, b, f: figures.spectrum_heatmap(p["results"]),
-    "spectrum_curves": lambda p, v, a, b, f: figures.spectrum_curves(p["results"]),
-    "highpass_maps": lambda p, v, a, b, f: figures.highpass_maps_figure(p["results"], frame=f),
-    "highfreq_share": lambda p, v, a, b, f: figures.highfreq_share_figure(p["results"]),
-    "evolution": lambda p, v, a, b, f: figures.evolution_map(p["results"], v, frame=f),
-    "position_scatter": lambda p, v, a, b, f: figures.position_scatter(p["results"], _all_methods()),
-    "row_profile": lambda p, v, a, b, f: figures.row_profile(p["results"], _all_methods()),
-    "flip": lambda p, v, a, b, f: _flip_figure(p),
-    "sweep": lambda p, v, a, b, f: figures.sweep_figure(p["positional_sweep"]) if p.get("positional_sweep") else
-    figures.empty_figure("The object sweep needs known object positions: it runs on the embedded model.",
-                         "Object sweep"),
-    "cost": lambda p, v, a, b, f: figures.cost_figure(p["results"]),
-    "tokens_per_layer": lambda p, v, a, b, f: figures.tokens_per_layer_figure(p["results"]),
-    "efficiency": lambda p, v, a, b, f: figures.efficiency_figure(p["results"]),
-}
+def object_sweep(model, processor, family, settings):
+    """The embedded model's object sweep for these settings, computed once per settings and reused."""
+    from explorer.sweep import positional_sweep  # noqa: PLC0415  (only the embedded model has one)
+
+    key = (settings.methods, settings.keep, settings.prune_layer)
+    if key not in _sweeps:
+        _sweeps[key] = positional_sweep(model, processor, family, list(settings.methods), settings.keep,
+                                        settings.prune_layer)
+    return copy.deepcopy(_sweeps[key])
 
 
-def _pruned(payload):
-    return [m for m in payload["results"] if m != "none"]
-
-
-def _all_methods():
-    return [m for m in METHODS if m != "none"]
-
-
-def _flip_figure(payload):
-    results = payload["results"]
-    flipped_results = {name: {**results[name], "kept_indices": kept}
-                       for name, kept in payload["flipped_kept_indices"].items()}
-    return figures.flip_test(results, flipped_results, _pruned(payload))[0]
-
-
-def make_figures(payload, view, method_a, method_b, frame=0, names=None):
-    """The page's figures (all, or those named), as pure functions of the payload and the images the
-    model saw."""
-    return {name: FIGURE_BUILDERS[name](payload, view, method_a, method_b, frame) for name in names or FIGURE_BUILDERS}
+def run_comparison(*inputs, say=None, **options):
+    """The whole request in one call (scripts, the page benchmark): (payload, view, analysis)."""
+    request = prepare(*inputs, **options)
+    payload, analysis = answer(request, say)
+    view = diagnose(request, payload, analysis, say)
+    return payload, view, analysis
 
 
 def save_payload(payload):

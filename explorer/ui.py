@@ -1,36 +1,24 @@
-"""The Gradio page. Wiring only: components -> service functions -> components. No model logic here."""
+"""The Gradio page. Wiring only: components -> service functions -> panels. No model logic here.
+
+The layout of the results is built from explorer.panels: the answers above the tabs, one tab per section,
+each with its "how to read this" and its panels; the Compare event's outputs are the panels in PANELS'
+order, then the result JSON, its download, the request's state and the frame slider.
+"""
 
 import os
 
 import gradio as gr
 
-from explorer import service
-from explorer.methods import DESCRIPTIONS, METHODS
+from explorer import panels, service
+from explorer.methods import DESCRIPTIONS, GROUPS, METHODS
+from models.base import BadInput
 
-FIGURES = ["answers", "importance", "overlap", "frame_counts", "spectrum_heatmap", "spectrum_curves",
-           "highpass_maps", "highfreq_share", "evolution", "position_scatter", "row_profile", "flip", "sweep", "cost",
-           "tokens_per_layer", "efficiency"]
-FRAME_FIGURES = ["importance", "overlap", "highpass_maps", "evolution"]
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
-
-HOW_TO_READ = {
-    "answers": "The same question answered three ways. A pruned answer that matches the unpruned one means "
-               "the dropped tokens did not matter for this question.",
-    "importance": "Top: each method's score for every visual token (one square = one image patch), as a "
-                  "percentile so both methods share one colour scale. Bottom: the tokens each method kept "
-                  "(dark = pruned). Hover a square for its index, row, column, score, rank.",
-    "spectra": "How the spatial pattern of the visual tokens changes through the decoder. Low frequencies are "
-               "smooth, large-scale structure; high frequencies are edges and detail. CLSE keeps the tokens "
-               "whose high-frequency content changes most between the reference layer L and the pruning layer K.",
-    "bias": "Attention scores often favour tokens late in the sequence (the bottom rows of an image), whatever "
-            "they show. If a method's score rises with the token's position, it is position-biased. The flip "
-            "test runs the image upside down: a content-driven method keeps the same objects (its kept set "
-            "follows the content); a position-biased one keeps the same rows. Measure, don't assume: on the small "
-            "embedded model attention's preference for late rows is weak, while CLSE favours the top rows (its early "
-            "layers change the first tokens most); the object sweep shows both directly.",
-    "cost": "Measured on the machine running this page. Pruning shortens every layer from K on, so prefill, "
-            "FLOPs and the KV cache shrink; scoring is the time the method itself took.",
-}
+LAYER_CHOICES = ["auto"] + [str(i) for i in range(0, 41)]
+RESIZE_PLOTS = "() => { setTimeout(() => window.dispatchEvent(new Event('resize')), 50); }"
+EARLY_KV_INFO = ("whether the layers before K keep the pruned tokens in their KV cache (decode still sees them "
+                 "there) or drop them too; auto = as the family's official code (LLaVA drops them, Qwen2-VL "
+                 "and video keep them)")
 
 
 class CheckedImage(gr.Image):
@@ -47,28 +35,48 @@ class CheckedImage(gr.Image):
             raise gr.Error(f"{name} is not a readable image ({type(error).__name__})") from None
 
 
-def compare_click(image, video, question, method_a, method_b, keep, prune_layer, ref_layer=0, schedule="single",
-                  model_id=None, num_frames=4, progress=gr.Progress()):
-    progress(0.1, desc="loading the model and running the comparison")
+class StageProgress:
+    """The engine's and the service's `say(text)` shown on a gr.Progress: each stage advances the bar and
+    names itself. `expected` is an estimate of the number of stages (the bar stops short of full until the
+    end)."""
+
+    def __init__(self, progress, expected):
+        self.progress, self.expected, self.done = progress, expected, 0
+
+    def __call__(self, text):
+        self.progress(min(self.done / self.expected, 0.95), desc=text)
+        self.done += 1
+
+
+def compare_click(image, video, question, method_a, method_b, keep, prune_layer="auto", ref_layer="auto",
+                  schedule="single", model_id=None, num_frames=4, early_kv="auto", invert=False, prompt="chat",
+                  repeats=1, progress=gr.Progress()):
+    """The Compare event: the answers as soon as the comparison ran, then every panel. The last output set
+    (what gradio_client's predict returns) holds everything."""
+    # stages: loading, encoding, none + two methods, diagnostics, flip test, sweep, drawing
+    say = StageProgress(progress, expected=8)
     try:
-        payload, view = service.run_comparison(image, video, question, method_a, method_b, keep, prune_layer,
-                                               ref_layer, schedule, model_id, num_frames)
-    except service.UserError as error:
+        request = service.prepare(image, video, question, method_a, method_b, keep, prune_layer, ref_layer,
+                                  schedule, model_id, num_frames, early_kv, invert, prompt, repeats)
+        payload, analysis = service.answer(request, say)
+        first = panels.draw(analysis, panels=panels.FIRST)
+        yield [first.get(p.name, None) for p in panels.PANELS] + [gr.skip()] * 4
+        view = service.diagnose(request, payload, analysis, say)
+    except BadInput as error:
         raise gr.Error(str(error)) from None
-    progress(0.9, desc="drawing")
-    figs = service.make_figures(payload, view, method_a, method_b)
-    frames = payload["results"]["none"]["groups"][0]["grid"][0]
-    state = {"payload": payload, "view": view, "method_a": method_a, "method_b": method_b}
+    say("drawing")
+    figs = panels.draw(analysis, view)
+    frames = analysis.grid[0]
+    state = {"analysis": analysis, "view": view}
     slider = gr.update(maximum=max(frames - 1, 1), value=0, visible=frames > 1)
-    return [figs[name] for name in FIGURES] + [payload, service.save_payload(payload), state, slider]
+    yield [figs[p.name] for p in panels.PANELS] + [payload, service.save_payload(payload), state, slider]
 
 
 def frame_change(state, frame):
     if not state:
-        return [gr.update() for _ in FRAME_FIGURES]
-    figs = service.make_figures(state["payload"], state["view"], state["method_a"], state["method_b"],
-                                frame=int(frame), names=FRAME_FIGURES)
-    return [figs[name] for name in FRAME_FIGURES]
+        return [gr.update() for _ in panels.PER_FRAME]
+    figs = panels.draw(state["analysis"], state["view"], int(frame), panels=panels.PER_FRAME)
+    return [figs[p.name] for p in panels.PER_FRAME]
 
 
 def preset_change(preset):
@@ -88,78 +96,116 @@ def examples():
     return rows
 
 
+def method_choices():
+    """(label, name) pairs grouped as methods.GROUPS orders them, the unpruned reference last."""
+    choices = [(f"{label}: {name}", name) for key, label in GROUPS.items()
+               for name, m in METHODS.items() if m is not None and m.group == key]
+    return choices + [("reference: none (unpruned)", "none")]
+
+
+def method_dropdown(label, value):
+    return gr.Dropdown(method_choices(), value=value, label=label, info=DESCRIPTIONS[value])
+
+
+def build_inputs():
+    """The request's components, in the order of the `compare` API's parameters."""
+    with gr.Column(scale=1):
+        image = CheckedImage(type="filepath", sources=["upload", "clipboard", "webcam"], label="Image")
+        video = gr.Video(sources=["upload"], label="Video (frames sampled evenly)")
+        question = gr.Textbox(label="Question", max_lines=3)
+    with gr.Column(scale=1):
+        model_id = gr.Dropdown(service.model_choices(), label="Model", allow_custom_value=True,
+                               value=os.environ.get("EXPLORER_MODEL", service.model_choices()[0]),
+                               info="the embedded model, a hub id (needs the hub) or a local directory")
+        with gr.Row():
+            method_a = method_dropdown("Method A", "clse")
+            method_b = method_dropdown("Method B", "fastv")
+        preset = gr.Radio(list(service.BUDGET_PRESETS), label="Budget preset (a share of the model's visual tokens)")
+        keep = gr.Number(value=round(1 / 9, 4), label="Keep: a count >= 1 or a ratio < 1 per image/video")
+        with gr.Row():
+            prune_layer = gr.Dropdown(LAYER_CHOICES, value="auto", allow_custom_value=True, label="Prune layer K",
+                                      info="auto = the paper's setting: K=1 for images, K=3 for video")
+            ref_layer = gr.Dropdown(LAYER_CHOICES, value="auto", allow_custom_value=True,
+                                    label="Reference layer L (CLSE)",
+                                    info="auto = the paper's setting: L=0 for images, L=2 for video")
+        with gr.Row():
+            schedule = gr.Radio(["single", "paper"], value="single", label="Schedule",
+                                info="one stage at K, or the paper's three stages")
+            num_frames = gr.Slider(1, 16, value=4, step=1, label="Video frames")
+        with gr.Accordion("More settings", open=False):
+            early_kv = gr.Radio(["auto", "keep", "prune"], value="auto", label="KV cache of the layers before K",
+                                info=EARLY_KV_INFO)
+            invert = gr.Checkbox(False, label="Invert: keep the lowest-ranked tokens (the falsification ablation: "
+                                              "a score that matters should do worse inverted)")
+            prompt = gr.Radio(["chat", "official"], value="chat", label="Prompt",
+                              info="the model's chat template, or the official evaluation prompt (LLaVA-1.5: "
+                                   "vicuna_v1 with its system prompt)")
+            repeats = gr.Slider(1, 5, value=1, step=1, label="Timed repeats",
+                                info="each method timed this many times (order rotated): the cost panel shows the "
+                                     "median and the spread")
+    inputs = [image, video, question, method_a, method_b, keep, prune_layer, ref_layer, schedule, model_id,
+              num_frames, early_kv, invert, prompt, repeats]
+    return inputs, preset
+
+
+def build_section(section, plots):
+    """The section's reading text, its own content if it brings any, and its panels (half-width ones in pairs)."""
+    gr.Markdown(section.how_to_read)
+    if section.render:
+        section.render()
+    row = []
+    for panel in panels.panels_of(section.name) + [None]:
+        if row and (panel is None or not panel.half or len(row) == 2):
+            with gr.Row():
+                for waiting in row:
+                    plots[waiting.name] = gr.Plot(label=waiting.label)
+            row = []
+        if panel is not None and panel.half:
+            row.append(panel)
+        elif panel is not None:
+            plots[panel.name] = gr.Plot(label=panel.label)
+
+
+def build_results():
+    """The answers, the frame slider, then one tab per section and the result JSON. Returns the components
+    the Compare event writes: ({panel name: gr.Plot}, result JSON, download, frame slider)."""
+    plots = {}
+    top, *tabs = panels.SECTIONS
+    gr.Markdown(f"## {top.label}")
+    build_section(top, plots)
+    frame = gr.Slider(0, 1, value=0, step=1, label="Frame (video)", visible=False)  # maximum set per request
+    with gr.Tabs():
+        for section in tabs:
+            with gr.Tab(section.label, id=section.name) as tab:
+                build_section(section, plots)
+            # Plotly draws a plot that arrives while its tab is hidden at its default 700 px: a resize event
+            # when the tab opens lets it take the tab's width.
+            tab.select(None, js=RESIZE_PLOTS)
+        with gr.Tab("Result JSON", id="result"):
+            gr.Markdown("The whole result: the command line's `--json` records plus `flip_test`, "
+                        "`positional_bias` and `positional_sweep`; the API returns the same object.")
+            result_json = gr.JSON(label="Records (same schema as `python -m explorer --json`)", visible=False)
+            download = gr.File(label="Download JSON")
+    return plots, result_json, download, frame
+
+
 def build_app():
-    method_names = list(METHODS)
-    default_model = os.environ.get("EXPLORER_MODEL", service.model_choices()[0])
     with gr.Blocks(title="Visual-token pruning explorer") as demo:
         gr.Markdown("# Visual-token pruning explorer\nUpload an image or a video, ask a question, and see what "
                     "the model answers unpruned, pruned by method A and pruned by method B, and why.")
         with gr.Row():
-            with gr.Column(scale=1):
-                image = CheckedImage(type="filepath", sources=["upload", "clipboard", "webcam"], label="Image")
-                video = gr.Video(sources=["upload"], label="Video (frames sampled evenly)")
-                question = gr.Textbox(label="Question", max_lines=3)
-            with gr.Column(scale=1):
-                model_id = gr.Dropdown(service.model_choices(), value=default_model, label="Model",
-                                       allow_custom_value=True,
-                                       info="the embedded model, a hub id (needs the hub) or a local directory")
-                with gr.Row():
-                    method_a = gr.Dropdown(method_names, value="clse", label="Method A",
-                                           info=DESCRIPTIONS["clse"])
-                    method_b = gr.Dropdown(method_names, value="fastv", label="Method B",
-                                           info=DESCRIPTIONS["fastv"])
-                preset = gr.Radio(list(service.BUDGET_PRESETS), label="Budget preset (scaled to the model's grid)")
-                keep = gr.Number(value=round(64 / 576, 4), label="Keep: a count >= 1 or a ratio < 1 per image/video")
-                with gr.Row():
-                    prune_layer = gr.Number(value=2, precision=0, label="Prune layer K")
-                    ref_layer = gr.Number(value=0, precision=0, label="Reference layer L")
-                with gr.Row():
-                    schedule = gr.Radio(["single", "paper"], value="single", label="Schedule")
-                    num_frames = gr.Slider(1, 16, value=4, step=1, label="Video frames")
-                run = gr.Button("Compare", variant="primary")
-        gr.Examples(examples(), inputs=[image, video, question], label="Examples")
-
-        plots = {}
-        gr.Markdown("## 1. Answers\n" + HOW_TO_READ["answers"])
-        plots["answers"] = gr.Plot(label="Answers")
-        gr.Markdown("## 2. Token importance\n" + HOW_TO_READ["importance"])
-        frame = gr.Slider(0, 1, value=0, step=1, label="Frame", visible=False)  # maximum set per request
-        plots["importance"] = gr.Plot(label="Scores and kept tokens")
-        with gr.Row():
-            plots["overlap"] = gr.Plot(label="Overlap of the kept sets")
-            plots["frame_counts"] = gr.Plot(label="Kept tokens per frame")
-        gr.Markdown("## 3. Per-layer spectra\n" + HOW_TO_READ["spectra"])
-        with gr.Row():
-            plots["spectrum_heatmap"] = gr.Plot(label="Radial power spectrum per layer")
-            plots["spectrum_curves"] = gr.Plot(label="Spectrum at chosen layers")
-        with gr.Row():
-            plots["highpass_maps"] = gr.Plot(label="High-pass magnitude per layer")
-            plots["highfreq_share"] = gr.Plot(label="High-frequency share per layer")
-        plots["evolution"] = gr.Plot(label="CLSE evolution |s_K - s_L|")
-        gr.Markdown("## 4. Positional bias\n" + HOW_TO_READ["bias"])
-        with gr.Row():
-            plots["position_scatter"] = gr.Plot(label="Score against position")
-            plots["row_profile"] = gr.Plot(label="Mean score by row")
-        with gr.Row():
-            plots["flip"] = gr.Plot(label="Flip test")
-            plots["sweep"] = gr.Plot(label="Object sweep (embedded model)")
-        gr.Markdown("## 5. Cost\n" + HOW_TO_READ["cost"])
-        plots["cost"] = gr.Plot(label="Time per stage")
-        with gr.Row():
-            plots["tokens_per_layer"] = gr.Plot(label="Tokens per layer")
-            plots["efficiency"] = gr.Plot(label="FLOPs and KV cache vs unpruned")
-        gr.Markdown("## Result")
-        with gr.Row():
-            result_json = gr.JSON(label="Records (same schema as `python -m explorer --json`)", visible=False)
-            download = gr.File(label="Download JSON")
+            inputs, preset = build_inputs()
+        run = gr.Button("Compare", variant="primary")
+        gr.Examples(examples(), inputs=inputs[:3], label="Examples")
+        # The progress bar sits here, not over the panels: the answers stay readable while the rest runs.
+        status = gr.Markdown("*A request's progress shows here.*", min_height=60, container=True)
+        plots, result_json, download, frame = build_results()
         state = gr.State()
-
-        inputs = [image, video, question, method_a, method_b, keep, prune_layer, ref_layer, schedule, model_id,
-                  num_frames]
-        outputs = [plots[name] for name in FIGURES] + [result_json, download, state, frame]
-        run.click(compare_click, inputs=inputs, outputs=outputs, api_name="compare", concurrency_id="model")
-        question.submit(compare_click, inputs=inputs, outputs=outputs, api_name=False, concurrency_id="model")
-        frame.change(frame_change, inputs=[state, frame], outputs=[plots[n] for n in FRAME_FIGURES],
-                     api_name=False)
-        preset.change(preset_change, inputs=preset, outputs=keep, api_name=False)
+        outputs = [plots[p.name] for p in panels.PANELS] + [result_json, download, state, frame]
+        event = dict(fn=compare_click, inputs=inputs, outputs=outputs, concurrency_id="model", show_progress_on=status)
+        run.click(**event, api_name="compare")
+        inputs[2].submit(**event, api_visibility="private")
+        frame.change(frame_change, inputs=[state, frame], outputs=[plots[p.name] for p in panels.PER_FRAME],
+                     api_visibility="private")
+        preset.change(preset_change, inputs=preset, outputs=inputs[5], api_visibility="private")
     return demo

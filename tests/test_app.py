@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 
-from explorer.ui import FIGURES
+from explorer.panels import PANELS
 from tests.conftest import random_image
 from tests.server import app_server
 
+FIGURES = [p.name for p in PANELS]
 FIGURE_COUNT = len(FIGURES)
 ROOT_ASSETS = pathlib.Path(__file__).resolve().parent.parent / "assets"
 
@@ -163,3 +164,33 @@ def test_embedded_model_page_includes_the_object_sweep(tmp_path):
         sweep = payload["positional_sweep"]
         assert len(sweep["positions"]) == len(sweep["recall"]["clse"]) == len(sweep["recall"]["fastv"]) >= 5
         assert all(0.0 <= share <= 1.0 for shares in sweep["recall"].values() for share in shares)
+
+
+def test_answers_come_first_then_every_panel(client, tmp_path):
+    """The event is a generator: its first output set holds the answers alone (the other panels emptied), the
+    last one everything, and that last one is what predict returns."""
+    path = random_png(tmp_path)
+    job = client.submit(handle_file(str(path)), None, "what color is the circle ?", "clse", "fastv", 9, 2,
+                        api_name="/compare")
+    final = job.result()
+    first, *_, last = job.outputs()
+    assert json.loads(first[0]["plot"])["data"][0]["type"] == "table"  # the answers panel
+    assert all(plot is None for plot in first[1:FIGURE_COUNT])
+    assert last == final
+    check_outputs(final, ["clse", "fastv"])
+
+
+def test_the_paper_settings_and_the_new_controls_reach_the_records(client, page_model, tmp_path):
+    """'auto' layers take the family's official single-stage setting (LLaVA images: L=0, K=1); early_kv,
+    invert and repeats reach every pruned record, and repeats give the cost panel a spread."""
+    path = random_png(tmp_path)
+    outputs = client.predict(handle_file(str(path)), None, "what color is the circle ?", "clse_spectral", "fastv",
+                             9, "auto", "auto", "single", page_model, 4, "keep", True, "chat", 2, api_name="/compare")
+    payload = check_outputs(outputs, ["clse_spectral", "fastv"])
+    for name in ("clse_spectral", "fastv"):
+        record = payload["results"][name]
+        assert (record["prune_layer"], record["ref_layer"]) == (1, 0)
+        assert record["early_kv"] == "keep" and record["invert"] is True
+        assert record["timings_spread_ms"]["total"][0] <= record["timings_ms"]["total"]
+    cost = json.loads(outputs[FIGURES.index("cost")]["plot"])
+    assert cost["data"][-1]["error_x"]["array"]  # whiskers drawn from the spread

@@ -1,18 +1,23 @@
-"""A real headless Chromium (Debian's, driven by Playwright) loads the page, uploads an image, clicks Compare,
-waits for every panel and saves a screenshot to artifacts/page.png."""
+"""A real headless Chromium (Debian's, driven by Playwright) loads the page, clicks an example and Compare, opens
+every tab, sees every panel drawn at its tab's width, and saves screenshots to artifacts/ (page.png: the
+answers and the first tab; page-<tab>.png for the others)."""
 
 import os
 import shutil
 
-import pytest
-
-from explorer.ui import FIGURES
+from explorer import panels
+from explorer.bench_page import OPEN_TAB_PLOTS, drawn_in_open_tab
 from tests.server import ROOT, app_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = os.path.join(ROOT, "artifacts")
-PANELS = len(FIGURES)
+PANELS = len(panels.PANELS)
+TABS = panels.SECTIONS[1:]  # the first section (the answers) sits above the tabs
 EXAMPLE_QUESTION = "where is the red circle ?"  # assets/examples.txt: scene_205.png
+SECOND_QUESTION = "how many circles are there ?"  # assets/examples.txt: scene_333.png
+# [drawn width of the plot, width of its block] for every plot of the open tab
+WIDTHS = f"{OPEN_TAB_PLOTS}.map(e => [Number(e.querySelector('.main-svg').getAttribute('width')), " \
+         "e.parentElement.getBoundingClientRect().width])"
 
 
 def launch(playwright):
@@ -23,8 +28,33 @@ def launch(playwright):
     )
 
 
+def pick_example(page, question):
+    page.get_by_text(question).first.click()  # the example fills the image and the question
+    page.wait_for_function(
+        f"Array.from(document.querySelectorAll('textarea, input')).some(e => e.value === '{question}')",
+        timeout=30_000)
+
+
+def open_every_tab(page, shots=None):
+    """Opens each tab in turn: all of its panels are drawn, each as wide as its block (a plot drawn while its
+    tab was hidden must take the width when the tab opens). Returns the page's text seen in all tabs."""
+    seen = []
+    for section in TABS:
+        page.get_by_role("tab", name=section.label).click()
+        expected = panels.panels_of(section.name)
+        drawn_in_open_tab(page, len(expected))
+        for panel in expected:
+            assert page.get_by_text(panel.label, exact=True).first.is_visible(), panel.label
+        page.wait_for_function(f"{WIDTHS}.every(([svg, block]) => Math.abs(svg - block) < 8)", timeout=10_000)
+        seen.append(page.locator("body").inner_text())
+        if shots is not None:
+            page.screenshot(path=os.path.join(ARTIFACTS, f"page-{section.name}.png"), full_page=True)
+    return "\n".join(seen)
+
+
 def test_page_runs_an_example_in_a_real_browser():
-    """The page as a visitor meets it: the embedded model, one click on an example, one on Compare."""
+    """The page as a visitor meets it: the embedded model, one click on an example, one on Compare, then every
+    tab; then a second example while the other tabs hold the first one's panels."""
     assert os.path.exists(CHROMIUM), "tests/run.sh installs Debian's chromium"
     from playwright.sync_api import sync_playwright
 
@@ -35,19 +65,25 @@ def test_page_runs_an_example_in_a_real_browser():
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url, wait_until="load")
         page.get_by_role("button", name="Compare").wait_for(timeout=60_000)
-        page.get_by_text(EXAMPLE_QUESTION).first.click()  # the example fills the image and the question
-        page.wait_for_function(
-            f"Array.from(document.querySelectorAll('textarea, input')).some(e => e.value === '{EXAMPLE_QUESTION}')",
-            timeout=30_000)
+        pick_example(page, EXAMPLE_QUESTION)
         page.locator("img[src*='scene_205']").first.wait_for(timeout=30_000)
         page.get_by_role("button", name="Compare").click()
-        page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {PANELS}",
-                               timeout=120_000)
-        assert page.locator(".js-plotly-plot").count() >= PANELS
-        text = page.locator("body").inner_text()
-        assert "Error" not in text
-        for name in ("clse", "fastv", "Object sweep"):
-            assert name in text
+        drawn_in_open_tab(page, len(panels.panels_of(TABS[0].name)))  # the last panels come with the end
+        assert page.locator(".js-plotly-plot .main-svg").count() >= 1 + len(panels.panels_of(TABS[0].name))
         page.screenshot(path=shot, full_page=True)
+        text = open_every_tab(page, shots=True)
+        assert "Error" not in text
+        for name in ("clse", "fastv", "Object sweep", "follows content", "nominal budget"):
+            assert name in text
+        assert page.locator(".js-plotly-plot .main-svg").count() >= PANELS  # every tab has been opened
+
+        page.get_by_role("tab", name=TABS[0].label).click()
+        pick_example(page, SECOND_QUESTION)
+        page.get_by_role("button", name="Compare").click()
+        # the answers come first: the tab's panels are emptied until the rest is drawn
+        page.wait_for_function(f"{OPEN_TAB_PLOTS}.filter(e => e.querySelector('.main-svg')).length === 0",
+                               timeout=60_000)
+        drawn_in_open_tab(page, len(panels.panels_of(TABS[0].name)))
+        assert "Error" not in open_every_tab(page)
         browser.close()
     assert os.path.getsize(shot) > 10_000

@@ -1,5 +1,6 @@
-"""Figures are pure functions of run records: real records from the tiny model (one image, two images, a
-3-frame video) and small synthetic records for exact checks (non-square grids, mirrored kept sets)."""
+"""The analysis computes the page's numbers from run records and the figures draw them: real records from the
+tiny model (one image, two images, a 3-frame video) and small synthetic records for exact checks (non-square
+grids, mirrored kept sets)."""
 
 import copy
 import json
@@ -9,7 +10,8 @@ import plotly.graph_objects as go
 import pytest
 from PIL import Image
 
-from explorer import figures
+from explorer import analysis, figures, panels
+from explorer.analysis import Analysis
 from explorer.engine import compare
 from models import llava
 from tests.conftest import random_image
@@ -20,7 +22,7 @@ METHODS = ["clse", "fastv", "random"]
 
 def run_case(tiny, images, kind="image"):
     records = compare(tiny.model, tiny.processor, tiny.family, images, QUESTION, methods=METHODS, keep=9,
-                      prune_layer=2, max_new_tokens=3, kind=kind)
+                      prune_layer=2, ref_layer=0, max_new_tokens=3, kind=kind)
     return {name: r.to_json() for name, r in records.items()}, llava.model_view(tiny.processor, images)
 
 
@@ -33,34 +35,24 @@ def cases(tiny):
     }
 
 
+def analysed(results, group=0, flipped=None, sweep=None, pair=("clse", "fastv")):
+    payload = {"results": results, "positional_sweep": sweep,
+               "flipped_kept_indices": {m: r["kept_indices"] for m, r in (flipped or results).items()}}
+    return Analysis(payload, pair=pair, group=group)
+
+
 def all_figures(results, view, group, frame):
-    a, b = "clse", "fastv"
-    flip_fig, _ = figures.flip_test(results, results, METHODS, group=group)
-    every = ["clse", "clse_hybrid", "fastv", "random", "uniform"]
-    return [
-        figures.answers_table(results),
-        figures.importance_figure(results, view, a, b, frame=frame, group=group),
-        figures.overlap_figure(results, view, a, b, frame=frame, group=group),
-        figures.frame_counts_figure(results, METHODS),
-        figures.spectrum_heatmap(results, group=group),
-        figures.spectrum_curves(results, group=group),
-        figures.highpass_maps_figure(results, group=group, frame=frame),
-        figures.highfreq_share_figure(results),
-        figures.evolution_map(results, view, group=group, frame=frame),
-        figures.position_scatter(results, every, group=group),
-        figures.row_profile(results, every, group=group),
-        flip_fig,
-        figures.sweep_figure({"positions": [0.1, 0.5, 0.9], "recall": {"clse": [0.2, 0.4, 0.6], "fastv": [0, 0.5, 1]}}),
-        figures.cost_figure(results),
-        figures.tokens_per_layer_figure(results),
-        figures.efficiency_figure(results),
-    ]
+    a = analysed(results, group, sweep={"positions": [0.1, 0.5, 0.9],
+                                        "recall": {"clse": [0.2, 0.4, 0.6], "fastv": [0, 0.5, 1]}})
+    return [panel.figure(a, view, frame) for panel in panels.PANELS]
 
 
 @pytest.mark.parametrize("case, group, frame", [("image", 0, 0), ("two_images", 1, 0), ("video", 0, 2)])
 def test_every_figure_serialises(cases, case, group, frame):
     results, view = cases[case]
-    for fig in all_figures(results, view, group, frame):
+    figs = all_figures(results, view, group, frame)
+    assert len(figs) == len(panels.PANELS)
+    for fig in figs:
         assert isinstance(fig, go.Figure)
         assert json.loads(fig.to_json())["data"]
 
@@ -94,8 +86,9 @@ def test_importance_masks_hover_and_percentiles(cases, case, group):
         percent = expected_percentiles(scores)
         best = int(np.argmax(scores))  # the first of the highest: rank 1, as the selection breaks ties
         checked = set()
+        a = analysed(results, group)
         for frame in range(t):
-            fig = figures.importance_figure(results, view, "clse", "fastv", frame=frame, group=group)
+            fig = figures.importance_figure(a, view, frame=frame)
             assert [tr.type for tr in fig.data].count("image") == 4  # the picture under every panel
             score_a, mask_a, score_b, mask_b = heatmaps(fig)
             score_map, mask = (score_a, mask_a) if method == "clse" else (score_b, mask_b)
@@ -142,12 +135,13 @@ def synthetic_results(grid=(2, 3, 5), offset=4, kept_a=(0, 2, 7, 16, 29), kept_b
 def test_grid_mapping_on_a_non_square_grid():
     results = synthetic_results()
     g = results["none"]["groups"][1]
-    grid = figures.to_grid(list(range(100, 100 + g["offset"] + g["count"])), g)
+    grid = analysis.to_grid(list(range(100, 100 + g["offset"] + g["count"])), g)
     assert grid.shape == (2, 3, 5)
     for n in (0, 7, 16, 29):
         assert grid[n // 15, (n % 15) // 5, n % 5] == 100 + g["offset"] + n
     image = Image.new("RGB", (200, 90))  # wider than the 3 x 5 grid's 5:3 aspect: centre-cropped to 150 x 90
-    fig = figures.importance_figure(results, [Image.new("RGB", (8, 8)), image, image], "a", "b", frame=1, group=1)
+    a = Analysis({"results": results}, pair=("a", "b"), group=1)
+    fig = figures.importance_figure(a, [Image.new("RGB", (8, 8)), image, image], frame=1)
     picture = next(tr for tr in fig.data if tr.type == "image")
     assert picture.dx == pytest.approx(5 / 150) and picture.dy == pytest.approx(3 / 90)
     mask = heatmaps(fig)[1]
@@ -159,24 +153,25 @@ def test_grid_mapping_on_a_non_square_grid():
 def test_overlap_counts_add_up_and_codes(cases):
     results, view = cases["image"]
     g = results["none"]["groups"][0]
-    counts = figures.overlap_counts(results, "clse", "fastv")
+    a = analysed(results)
+    counts = a.overlap["counts"]
     assert sum(counts.values()) == g["count"]
     both = set(results["clse"]["kept_indices"]) & set(results["fastv"]["kept_indices"])
     assert counts["both"] == len(both)
-    fig = figures.overlap_figure(results, view, "clse", "fastv")
+    fig = figures.overlap_figure(a, view)
     z = np.asarray(heatmaps(fig)[0].z)
     assert (z == 3).sum() == counts["both"] and (z == 0).sum() == counts["neither"]
     assert all(str(v) in fig.layout.title.text for v in counts.values())
 
     synthetic = synthetic_results()
-    counts = figures.overlap_counts(synthetic, "a", "b", group=1)
+    counts = Analysis({"results": synthetic}, pair=("a", "b"), group=1).overlap["counts"]
     assert counts == {"both": 2, "only a": 3, "only b": 2, "neither": 30 - 7}
 
 
 @pytest.mark.parametrize("case", ["video", "two_images", "image"])
 def test_frame_counts_sum_to_kept(cases, case):
     results, _ = cases[case]
-    fig = figures.frame_counts_figure(results, METHODS)
+    fig = figures.frame_counts_figure(analysed(results))
     frames = sum(g["grid"][0] for g in results["none"]["groups"])
     for bar, method in zip(fig.data, METHODS):
         assert len(bar.y) == frames
@@ -187,23 +182,26 @@ def test_frame_counts_sum_to_kept(cases, case):
 
 
 def test_rank_correlation_by_hand():
-    assert figures.rank_correlation([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
-    assert figures.rank_correlation([4, 3, 2, 1], [0, 1, 2, 3]) == pytest.approx(-1.0)
+    assert analysis.rank_correlation([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert analysis.rank_correlation([4, 3, 2, 1], [0, 1, 2, 3]) == pytest.approx(-1.0)
     # ties averaged: ranks (1, 2.5, 2.5, 4) vs (1, 2, 3, 4) -> 4.5 / sqrt(4.5 * 5)
-    assert figures.rank_correlation([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(4.5 / np.sqrt(22.5))
-    assert figures.rank_correlation([5, None, 7, 9], [0, 1, 2, 3]) == pytest.approx(1.0)  # None skipped
-    assert np.isnan(figures.rank_correlation([1, 1, 1], [0, 1, 2]))
+    assert analysis.rank_correlation([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(4.5 / np.sqrt(22.5))
+    assert analysis.rank_correlation([5, None, 7, 9], [0, 1, 2, 3]) == pytest.approx(1.0)  # None skipped
+    assert np.isnan(analysis.rank_correlation([1, 1, 1], [0, 1, 2]))
 
 
 def test_bias_summary_and_score_sources():
     results = synthetic_results()
-    summary = figures.bias_summary(results, ["none", "a", "b", "uniform"], group=1)
+    a = Analysis({"results": results}, pair=("a", "b"), group=1)
+    summary = a.spearman
     assert set(summary) == {"a", "b", "uniform"}  # "none" has no scores; "uniform" comes from reference_scores
     assert summary["b"] == pytest.approx(1.0)  # b's scores rise with the index
-    fig = figures.position_scatter(results, ["a", "b", "uniform"], group=1)
+    assert a.bias_summary() == {"a": summary["a"], "b": summary["b"]}  # the payload's: the methods run
+    fig = figures.position_scatter(a)
+    assert [tr.name.split()[0] for tr in fig.data] == ["a", "b", "uniform"]
     assert "+1.00" in fig.data[1].name
-    profile = figures.row_profile(results, ["b"], group=1)
-    assert list(profile.data[0].y) == sorted(profile.data[0].y)  # b favours the bottom rows
+    profile = figures.row_profile(a)
+    assert list(profile.data[1].y) == sorted(profile.data[1].y)  # b favours the bottom rows
 
 
 def test_flip_test_mirrored_and_identical():
@@ -211,13 +209,16 @@ def test_flip_test_mirrored_and_identical():
     # grid 2 x 3 x 5: local n = f*15 + r*5 + c; mirroring rows maps r -> 2 - r
     mirrored = copy.deepcopy(results)
     g = results["none"]["groups"][1]
-    mirrored["a"]["kept_indices"] = figures.mirror_rows(results["a"]["kept_indices"], g)
+    mirrored["a"]["kept_indices"] = analysis.mirror_rows(results["a"]["kept_indices"], g)
     assert sorted(mirrored["a"]["kept_indices"]) == [4 + n for n in (5, 10, 11, 19, 26)]
-    fig, numbers = figures.flip_test(results, mirrored, ["a"], group=1)
+    a = analysed(results, group=1, flipped={"a": mirrored["a"]}, pair=("a", "b"))
+    numbers = a.flip_numbers()
+    assert set(numbers) == {"a"}  # b has no flipped run here
     assert numbers["a"]["follows_content"] == 1.0
     assert numbers["a"]["stays_in_place"] == pytest.approx(1 / 9)  # only token 5 (middle row) is shared
+    fig = figures.flip_figure(a)
     assert "follows content 1.00" in fig.layout.annotations[1].text
-    _, numbers = figures.flip_test(results, results, ["a", "b", "not_run"], group=1)
+    numbers = analysed(results, group=1, flipped={**results, "not_run": results["a"]}, pair=("a", "b")).flip_numbers()
     assert set(numbers) == {"a", "b"}
     assert numbers["a"]["stays_in_place"] == 1.0 and numbers["b"]["stays_in_place"] == 1.0
 
@@ -227,7 +228,8 @@ def test_flip_test_on_a_real_flipped_run(tiny, cases):
 
     results, _ = cases["image"]
     flipped, _ = run_case(tiny, [ImageOps.flip(random_image(0))])
-    fig, numbers = figures.flip_test(results, flipped, METHODS)
+    a = analysed(results, flipped=flipped)
+    numbers, fig = a.flip_numbers(), figures.flip_figure(a)
     assert set(numbers) == set(METHODS)
     for n in numbers.values():
         assert 0 <= n["follows_content"] <= 1 and 0 <= n["stays_in_place"] <= 1
@@ -236,7 +238,7 @@ def test_flip_test_on_a_real_flipped_run(tiny, cases):
 
 def test_cost_segments_sum_to_total(cases):
     results, _ = cases["image"]
-    fig = figures.cost_figure(results)
+    fig = figures.cost_figure(analysed(results))
     bars = [tr for tr in fig.data if tr.type == "bar"]
     assert len(bars) == 4
     for i, name in enumerate(fig.data[0].y):
@@ -245,13 +247,14 @@ def test_cost_segments_sum_to_total(cases):
 
 def test_efficiency_and_tokens_per_layer(cases):
     results, _ = cases["image"]
-    fig = figures.efficiency_figure(results)
-    flops, kv = fig.data
+    a = analysed(results)
+    fig = figures.efficiency_figure(a)
+    flops, kv = fig.data[:2]  # then peak memory, where the records measured it
     names = list(fig.data[0].x)
     assert flops.y[names.index("none")] == 1 and kv.y[names.index("none")] == 1
     assert all(v < 1 for name, v in zip(names, flops.y) if name != "none")
     assert "4 n d^2" in fig.layout.title.text
-    lines = figures.tokens_per_layer_figure(results)
+    lines = figures.tokens_per_layer_figure(a)
     for trace in lines.data:
         assert list(trace.y) == results[trace.name]["tokens_per_layer"] and trace.line.shape == "hv"
 
@@ -260,19 +263,20 @@ def test_spectra_figures(cases):
     results, view = cases["video"]
     spec = results["none"]["spectra"][0]
     num_layers = results["none"]["num_layers"]
-    heat = figures.spectrum_heatmap(results)
+    a = analysed(results)
+    heat = figures.spectrum_heatmap(a)
     assert np.asarray(heat.data[0].z).shape == (num_layers + 1, len(spec["radial"][0]))
     assert heat.data[0].z[1][2] == pytest.approx(np.log10(spec["radial"][1][2]))
-    curves = figures.spectrum_curves(results)
+    curves = figures.spectrum_curves(a)
     assert [tr.name for tr in curves.data] == ["input of layer 0", "input of layer 2", "decoder output"]
 
-    maps = figures.highpass_maps_figure(results, frame=2)
+    maps = figures.highpass_maps_figure(a, view, frame=2)
     steps = maps.layout.sliders[0].steps
     assert len(steps) == num_layers + 1
     n = 2 * 36 + 3 * 6 + 4  # frame 2, row 3, column 4
     assert steps[1].args[0]["z"][0][3][4] == pytest.approx(spec["highpass"][1][n])
 
-    evolution = figures.evolution_map(results, view, frame=2)
+    evolution = figures.evolution_map(a, view, frame=2)
     k, ref = results["none"]["prune_layer"], results["none"]["ref_layer"]
     z = heatmaps(evolution)[0].z
     s_k, s_l = spec["highpass"][k][n], spec["highpass"][ref][n]
@@ -280,26 +284,28 @@ def test_spectra_figures(cases):
     intensity = min(abs(s_k - s_l) / (np.mean(spec["highpass"][ref]) + s_l + 1e-6), 1.0)
     assert f"evolution intensity E: {intensity:.4g}" in heatmaps(evolution)[0].text[3][4]
 
-    share = figures.highfreq_share_figure(results)
+    share = figures.highfreq_share_figure(a)
     assert list(share.data[0].y) == spec["highfreq_share"]
 
 
 def test_missing_spectra_give_a_message_not_an_error(cases):
     results, view = cases["image"]
     bare = {name: {**r, "spectra": None} for name, r in results.items()}
-    for fig in (figures.spectrum_heatmap(bare), figures.spectrum_curves(bare), figures.highpass_maps_figure(bare),
-                figures.highfreq_share_figure(bare), figures.evolution_map(bare, view)):
+    a = analysed(bare)
+    for fig in (figures.spectrum_heatmap(a), figures.spectrum_curves(a), figures.highpass_maps_figure(a, view),
+                figures.highfreq_share_figure(a), figures.evolution_map(a, view)):
         assert "No spectra" in fig.layout.annotations[0].text
 
 
 def test_answers_table_and_sweep(cases):
     results, _ = cases["image"]
-    table = figures.answers_table(results).data[0]
+    table = figures.answers_table(analysed(results)).data[0]
     columns = table.cells.values
     assert list(columns[0]) == list(results)
     assert columns[2][0] == "reference" and set(columns[2][1:]) <= {"yes", "no"}
     assert columns[3][1] == f"9 / {results['none']['visual_tokens']}"
-    sweep = figures.sweep_figure({"positions": [0, 1], "recall": {"clse": [1, 0.5], "fastv": [0, 1]}})
+    sweep = figures.sweep_figure(analysed(results, sweep={"positions": [0, 1],
+                                                          "recall": {"clse": [1, 0.5], "fastv": [0, 1]}}))
     assert [tr.name for tr in sweep.data] == ["clse", "fastv"]
     assert sweep.data[0].line.color == figures.METHOD_COLORS["clse"]
 
@@ -307,17 +313,97 @@ def test_answers_table_and_sweep(cases):
 def test_bad_frame_or_group_is_a_clear_error(cases):
     results, view = cases["image"]
     with pytest.raises(ValueError, match="frame 3"):
-        figures.importance_figure(results, view, "clse", "fastv", frame=3)
+        figures.importance_figure(analysed(results), view, frame=3)
     with pytest.raises(ValueError, match="group 2"):
-        figures.overlap_figure(results, view, "clse", "fastv", group=2)
+        analysed(results, group=2)
+    with pytest.raises(ValueError, match="'uniform' was not run"):
+        analysed(results, pair=("clse", "uniform"))
 
 
 def test_frame_slider_redraws_only_the_frame_figures(cases):
     from explorer import ui
 
     results, view = cases["video"]
-    state = {"payload": {"results": results}, "view": view, "method_a": "clse", "method_b": "fastv"}
+    state = {"analysis": analysed(results), "view": view}
     figs = ui.frame_change(state, 2)  # needs nothing of the payload but the records
-    assert len(figs) == len(ui.FRAME_FIGURES)
+    assert len(figs) == len(panels.PER_FRAME)
     assert "frame 3 of 3" in figs[0].layout.title.text
     assert figs[0].to_json() != ui.frame_change(state, 0)[0].to_json()
+
+
+def test_answers_show_budgets_device_and_notes(cases):
+    results, _ = cases["image"]
+    noted = copy.deepcopy(results)
+    noted["clse"]["notes"] = ["the cut at 9 fell inside a tie of scores"]
+    noted["fastv"]["notes"] = ["the cut at 9 fell inside a tie of scores", "the model does not know the word 'cat'"]
+    table = figures.answers_table(analysed(noted))
+    header = [h.replace("<b>", "").replace("</b>", "") for h in table.data[0].header.values]
+    columns = dict(zip(header, table.data[0].cells.values))
+    for row, name in enumerate(results):
+        budget = results[name]["budget"]
+        assert columns["nominal budget"][row] == f"{budget['nominal']:g}"
+        assert columns["visual tokens per layer (average over all layers)"][row] == f"{budget['average_kept']:.1f}"
+    title = table.layout.title.text
+    assert f"runs on {results['none']['device']}, {results['none']['dtype']}" in title
+    assert title.count("inside a tie") == 1 and "'cat'" in title  # every note, each once
+
+
+def test_cost_error_bars_and_peak_memory_only_when_measured(cases):
+    results, _ = cases["image"]
+    plain = copy.deepcopy(results)
+    for record in plain.values():
+        record["timings_spread_ms"], record["peak_memory_bytes"] = None, 0
+    assert figures.cost_figure(analysed(plain)).data[-1].error_x.array is None
+    assert [tr.name for tr in figures.efficiency_figure(analysed(plain)).data] == ["prefill FLOPs",
+                                                                                 "KV cache after prefill"]
+    timed = copy.deepcopy(plain)
+    for i, record in enumerate(timed.values()):
+        total = record["timings_ms"]["total"]
+        record["timings_spread_ms"] = {"total": [total - 1 - i, total + 2 + i]}
+        record["peak_memory_bytes"], record["peak_memory_kind"] = 1000 * (i + 1), "estimate: KV cache"
+    whisker = figures.cost_figure(analysed(timed)).data[-1].error_x
+    assert list(whisker.array) == pytest.approx([2 + i for i in range(len(timed))])
+    assert list(whisker.arrayminus) == pytest.approx([1 + i for i in range(len(timed))])
+    memory = figures.efficiency_figure(analysed(timed))
+    assert memory.data[-1].name == "peak memory" and list(memory.data[-1].y) == [1, 2, 3, 4]
+    assert "estimate: KV cache" in memory.layout.title.text
+
+
+def test_every_number_is_computed_once(cases, monkeypatch):
+    """Drawing every panel, then the frame panels again, computes each rank correlation, percentile vector
+    and flip IoU once: the figures read them from the analysis."""
+    results, view = cases["video"]
+    calls = {"rank_correlation": 0, "percentiles": 0, "iou": 0}
+    for name in calls:
+        original = getattr(analysis, name)
+        monkeypatch.setattr(analysis, name, lambda *args, _f=original, _n=name: calls.__setitem__(_n, calls[_n] + 1)
+                            or _f(*args))
+    a = analysed(results)
+    panels.draw(a, view)
+    panels.draw(a, view, frame=2, panels=panels.PER_FRAME)
+    a.bias_summary(), a.flip_numbers()
+    scored = len(a.scores)
+    assert calls == {"rank_correlation": scored, "percentiles": scored, "iou": 2 * len(a.flip)}
+
+
+def test_the_panel_registry_lays_out_the_page():
+    names = [p.name for p in panels.PANELS]
+    assert len(names) == len(set(names))
+    sections = [s.name for s in panels.SECTIONS]
+    assert all(p.section in sections for p in panels.PANELS)
+    assert [p.name for p in panels.FIRST] == ["answers"] and panels.SECTIONS[0].name == "answers"
+    assert {p.name for p in panels.PER_FRAME} == {"importance", "overlap", "highpass_maps", "evolution"}
+    for section in panels.SECTIONS[1:]:  # every tab has its reading text and at least one panel
+        assert section.how_to_read and panels.panels_of(section.name)
+
+
+def test_method_menus_are_grouped_and_every_method_is_described():
+    from explorer import ui
+    from explorer.methods import DESCRIPTIONS, GROUPS, METHODS
+
+    choices = ui.method_choices()
+    assert sorted(name for _, name in choices) == sorted(METHODS)
+    groups = [label.split(":")[0] for label, name in choices if name != "none"]
+    assert groups == sorted(groups, key=list(GROUPS.values()).index)  # grouped, in GROUPS' order
+    guide = panels.method_guide()
+    assert all(f"`{name}`: {DESCRIPTIONS[name]}" in guide for name in METHODS if name != "none")
