@@ -510,7 +510,8 @@ def compare(model, processor, family, images, question, settings=None, kind="ima
     encoded = encode(model, family, inputs, kind=kind)
     names = ["none"] + [m for m in settings.methods if m != "none"]
     num_layers = len(family.text_model(model).layers)
-    for name in names:  # every method's settings are checked before any run, so nothing is half-done
+    for name in names[1:] + names[:1]:  # checked before any run, so nothing is half-done (methods first: their
+        # limits are the stricter ones, e.g. K >= 1 for attention)
         method_plan(encoded, settings, num_layers, name)
     runs = {name: [] for name in names}
     for repeat in range(settings.repeats):

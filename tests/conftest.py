@@ -14,7 +14,7 @@ import torch  # noqa: E402
 torch.set_num_threads(1)  # tiny models gain nothing from threads; robust when the machine is busy
 
 from models import llava  # noqa: E402
-from models.toy import llava_processor, tiny_llava, word_tokenizer  # noqa: E402
+from models.shapes_llava.build import llava_processor, random_llava, word_tokenizer  # noqa: E402
 
 WORDS = "what color is the circle square ? red green blue yes no one two three".split()
 
@@ -25,7 +25,7 @@ class Tiny:
     def __init__(self, image_size=84, patch_size=14, **kwargs):
         self.tokenizer = word_tokenizer(WORDS)
         self.processor = llava_processor(self.tokenizer, image_size, patch_size)
-        self.model = tiny_llava(self.tokenizer, image_size=image_size, patch_size=patch_size, **kwargs)
+        self.model = random_llava(self.tokenizer, image_size=image_size, patch_size=patch_size, **kwargs)
         self.family = llava
         self.side = image_size // patch_size
 

@@ -14,7 +14,7 @@ from explorer.plan import paper_layers, plan
 from explorer.settings import check_settings
 from models.base import BadInput
 from models import qwen2_vl
-from models.toy import qwen2_vl_processor, qwen_tokenizer, tiny_qwen2_vl
+from tests.tiny_qwen import qwen2_vl_processor, qwen_tokenizer, tiny_qwen2_vl
 from tests.conftest import WORDS, random_image
 
 QUESTION = "what color is the circle ?"

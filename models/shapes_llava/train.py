@@ -31,7 +31,7 @@ import torch
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 from models.shapes_llava import scenes
-from models.toy import llava_processor, tiny_llava, word_tokenizer
+from models.shapes_llava.build import llava_processor, random_llava, word_tokenizer
 
 CONFIG = {  # the embedded model's architecture
     "image_size": scenes.IMAGE_SIZE,  # 224 / 14 -> a 16 x 16 grid of 256 visual tokens
@@ -77,7 +77,7 @@ def build(seed=0):
     # uses them); training also drops the final "?" from some questions (TRAIN["no_question_mark"]).
     tokenizer = word_tokenizer(scenes.vocabulary(), lowercase=True, ignore=".,!;")
     processor = llava_processor(tokenizer, CONFIG["image_size"], CONFIG["patch_size"])
-    model = tiny_llava(tokenizer, seed=seed, **CONFIG)
+    model = random_llava(tokenizer, seed=seed, **CONFIG)
     # CLIP's default init (std 0.02) makes the position embeddings ~1/35 of a patch's content: a tower trained
     # from scratch then barely knows where a patch is (a linear probe for the patch's row stayed at chance
     # after 100 steps), and "where" and motion questions stall. Start them as 2-D sin-cos (as MAE does, at the
