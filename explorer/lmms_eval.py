@@ -38,12 +38,14 @@ import os
 import sys
 from dataclasses import replace
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from loguru import logger
 from lmms_eval.api.model import lmms
 from lmms_eval.models import MODEL_REGISTRY_V2
 from lmms_eval.models.registry_v2 import ModelManifest
+from PIL import Image
 from tqdm import tqdm
 
 import models
@@ -55,12 +57,15 @@ from models.base import BadInput
 MODEL_NAME = "pruning_explorer"
 TASKS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
+FRAME_SIDE = 1024  # video frames are kept at most this large, as the page's video reader keeps them
 
 
 def video_frames(path, count):
-    """`count` evenly spaced frames of a local benchmark video. Unlike media.sample_video_frames this has no
-    size or duration limit: those protect the page from uploads, and benchmark videos (Video-MME) are often
-    longer than 10 minutes and larger than 50 MB."""
+    """`count` evenly spaced RGB frames of a local benchmark video (the page's spacing: linspace over the frames,
+    rounded), each at most FRAME_SIDE px on its longer side as the page keeps them. Unlike the page's reader
+    it has no size or duration limit: those protect the page from uploads, and benchmark videos (Video-MME)
+    are often longer than 10 minutes and larger than 50 MB. Seeks to the picked frames; decodes in order when
+    the container's frame count is missing or wrong."""
     import cv2  # noqa: PLC0415  (only video tasks need it)
 
     name = os.path.basename(path)
@@ -69,10 +74,52 @@ def video_frames(path, count):
         if not capture.isOpened():
             raise media.MediaError(f"{name} is not a readable video")
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        frames = media.frames_by_seeking(capture, media.evenly_spaced(total, count), name) if total > 0 else None
+        frames = []
+        for index in np.linspace(0, total - 1, min(count, total)).round().astype(int) if total > 0 else []:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, int(index))
+            ok, frame = capture.read()
+            if not ok:
+                frames = []
+                break
+            frames.append(frame)
     finally:
         capture.release()
-    return frames or media.frames_by_counting(path, count, name)
+    if not frames:
+        frames = frames_in_order(path, count)
+    return [rgb_frame(frame) for frame in frames]
+
+
+def frames_in_order(path, count):
+    """Every frame decoded once to count them (grab), then the picked ones decoded again."""
+    import cv2  # noqa: PLC0415
+
+    capture = cv2.VideoCapture(path)
+    total = 0
+    while capture.grab():
+        total += 1
+    capture.release()
+    if total == 0:
+        raise media.MediaError(f"{os.path.basename(path)} has no decodable frames (empty or corrupt video)")
+    picks = set(np.linspace(0, total - 1, min(count, total)).round().astype(int).tolist())
+    capture, frames = cv2.VideoCapture(path), []
+    for index in range(max(picks) + 1):
+        ok, frame = capture.read()
+        if ok and index in picks:
+            frames.append(frame)
+    capture.release()
+    return frames
+
+
+def rgb_frame(frame):
+    """A decoded BGR frame -> RGB PIL image, shrunk (aspect kept) to at most FRAME_SIDE px."""
+    import cv2  # noqa: PLC0415
+
+    height, width = frame.shape[:2]
+    scale = FRAME_SIDE / max(height, width)
+    if scale < 1:
+        frame = cv2.resize(frame, (max(1, round(width * scale)), max(1, round(height * scale))),
+                           interpolation=cv2.INTER_AREA)
+    return Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
 
 
 def media_of(visuals, frames):

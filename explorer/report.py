@@ -325,8 +325,9 @@ def report_figures(report):
     kept-token density over the grid per run; kept share by row; score-position correlation."""
     figures = {}
     for task in report["tasks"]:
-        figures[f"accuracy:{task}"] = curve_figure(report, task, "accuracy", f"{task}: accuracy against tokens kept",
-                                                   "accuracy")
+        metric = next((r["main_metric"] for r in report["runs"] if r["task"] == task and r["main_metric"]), "score")
+        figures[f"accuracy:{task}"] = curve_figure(report, task, "accuracy", f"{task}: {metric} against tokens kept",
+                                                   metric)
         if any(r["task"] == task and r["target_recall"] is not None for r in report["runs"]):
             figures[f"recall:{task}"] = curve_figure(report, task, "target_recall",
                                                      f"{task}: queried object's tokens kept", "target recall")
