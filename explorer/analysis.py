@@ -240,6 +240,18 @@ class Analysis:
         return list(dict.fromkeys(note for r in self.results.values() for note in r.get("notes") or []))
 
     @functools.cached_property
+    def settings_used(self):
+        """'K=1, L=0, KV cache before K: prune' as the pruned records report them (None when none was pruned)."""
+        pruned = [r for m, r in self.results.items() if m != "none" and r.get("stages")]
+        if not pruned:
+            return None
+        r = pruned[0]
+        text = f"{r.get('schedule', 'single')} schedule, K={r['prune_layer']}, L={r['ref_layer']}"
+        if r.get("early_kv"):
+            text += f", KV cache before K: {r['early_kv']}"
+        return text + (", inverted (lowest-ranked tokens kept)" if any(p.get("invert") for p in pruned) else "")
+
+    @functools.cached_property
     def runs_on(self):
         """'cpu, float32' from the records (None when they do not say)."""
         parts = [self.none.get("device"), self.none.get("dtype")]

@@ -235,9 +235,11 @@ def answers_table(a):
     title = "Answers: unpruned vs pruned (KV cache measured after decoding)"
     if a.runs_on:
         title += f"; the model runs on {a.runs_on}"
+    if a.settings_used:
+        title += f"<br><sup>{a.settings_used}</sup>"
     # e.g. a tie at the cut: the reader must know the selection was not the score's doing
     title += "".join(f"<br><sup>note: {note}</sup>" for note in a.notes)
-    top = 50 + 18 * len(a.notes)
+    top = 50 + 18 * (len(a.notes) + bool(a.settings_used))
     fig.update_layout(title=title, margin=dict(l=10, r=10, t=top, b=10), height=top + 120 + 30 * len(rows))
     return fig
 

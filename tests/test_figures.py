@@ -346,6 +346,11 @@ def test_answers_show_budgets_device_and_notes(cases):
     title = table.layout.title.text
     assert f"runs on {results['none']['device']}, {results['none']['dtype']}" in title
     assert title.count("inside a tie") == 1 and "'cat'" in title  # every note, each once
+    record = results["clse"]
+    assert f"K={record['prune_layer']}, L={record['ref_layer']}, KV cache before K: {record['early_kv']}" in title
+    assert "inverted" not in title
+    noted["fastv"]["invert"] = True
+    assert "inverted (lowest-ranked tokens kept)" in figures.answers_table(analysed(noted)).layout.title.text
 
 
 def test_cost_error_bars_and_peak_memory_only_when_measured(cases):
