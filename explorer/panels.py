@@ -71,8 +71,9 @@ SECTIONS = [
             "(its early layers change the first tokens most); the object sweep shows both directly."),
     Section("cost", "Cost",
             "Measured on the machine running this page. Pruning shortens every layer from K on, so prefill, FLOPs "
-            "and the KV cache shrink; scoring is the time the method itself took. With several timed repeats the "
-            "bars are medians and the whiskers span the fastest to the slowest repeat."),
+            "and the KV cache shrink; scoring is the time the method itself took. With several timed repeats (More "
+            "settings) the bars are medians and the whiskers span the fastest to the slowest repeat. Peak memory is "
+            "the device's peak allocation on a GPU and an estimate on the CPU (the panel's subtitle says which)."),
 ]
 
 PANELS = [

@@ -86,9 +86,12 @@ def test_video_request_prunes_across_frames(client, tmp_path):
     (lambda tmp: (str(random_png(tmp)), None, "what ?", "clse", "fastv", 0, 2), "keep must be"),
     (lambda tmp: (str(random_png(tmp)), None, "what ?", "clse", "fastv", 100000, 2), "more than the"),
     (lambda tmp: (str(random_png(tmp)), None, "what ?", "clse", "fastv", 9, 99), "prune layer must be between"),
-    (lambda tmp: (str(not_an_image(tmp)), None, "what ?", "clse", "fastv", 9, 2), "not a readable image"),
-    (lambda tmp: (None, str(not_a_video(tmp)), "what ?", "clse", "fastv", 9, 2), "not a readable video|no decodable"),
-    (lambda tmp: (None, str(empty_video(tmp)), "what ?", "clse", "fastv", 9, 2), "not a readable video|no decodable"),
+    (lambda tmp: (str(junk(tmp, "fake.png", b"this is not an image at all")), None, "what ?", "clse", "fastv", 9, 2),
+     "not a readable image"),
+    (lambda tmp: (None, str(junk(tmp, "fake.webm", b"\x1a\x45\xdf\xa3 garbage that is not a video")), "what ?",
+                  "clse", "fastv", 9, 2), "not a readable video|no decodable"),
+    (lambda tmp: (None, str(junk(tmp, "empty.mp4", b"")), "what ?", "clse", "fastv", 9, 2),
+     "not a readable video|no decodable"),
 ])
 def test_bad_inputs_get_clear_errors_and_the_server_keeps_serving(client, tmp_path, make_inputs, message):
     from gradio_client.exceptions import AppError
@@ -109,21 +112,10 @@ def random_png(tmp, name="img.png"):
     return path
 
 
-def not_an_image(tmp):
-    path = tmp / "fake.png"
-    path.write_bytes(b"this is not an image at all")
-    return path
-
-
-def not_a_video(tmp):
-    path = tmp / "fake.webm"
-    path.write_bytes(b"\x1a\x45\xdf\xa3 garbage that is not a video")
-    return path
-
-
-def empty_video(tmp):
-    path = tmp / "empty.mp4"
-    path.write_bytes(b"")
+def junk(tmp, name, data):
+    """A file named like media that holds something else (or nothing)."""
+    path = tmp / name
+    path.write_bytes(data)
     return path
 
 
