@@ -36,7 +36,6 @@ RUN_DEFAULTS = {"pretrained": "shapes-llava", "method": "clse", "keep": 64, "pru
 GROUND_TRUTH_FIELDS = ("target_tokens", "target_grid")  # document fields copied into a record (shapes task)
 DROPPED_FIELDS = ("spectra", "reference_scores", "capture")  # page diagnostics, not needed over a dataset
 SCORE_DIGITS = 5  # significant digits of the stage scores kept per sample (ranks and correlations only)
-NORMALIZED_BINS = 16  # grids that differ between samples (Qwen2-VL) are binned on this many rows and columns
 
 
 def arg_value(text):
@@ -177,12 +176,13 @@ def target_recall(line):
 
 def density(lines):
     """Share of samples (frames) keeping each grid cell: on the native grid when every sample has the same
-    one, else on NORMALIZED_BINS x NORMALIZED_BINS bins of relative position."""
+    one; else (Qwen2-VL: a grid per image) by relative position, on as many rows and columns as the smallest
+    grid has, so that every sample covers every bin."""
     groups = [cell for line in lines for cell in group_cells(line)]
     if not groups:
         return None
     grids = {grid for grid, _, _ in groups}
-    bins = next(iter(grids)) if len(grids) == 1 else (NORMALIZED_BINS, NORMALIZED_BINS)
+    bins = (min(h for h, _ in grids), min(w for _, w in grids))  # the native grid when there is only one
     cells = bins[0] * bins[1]
     kept, seen = np.zeros(cells), np.zeros(cells)
     for (h, w), mask, _ in groups:

@@ -13,7 +13,7 @@ import pytest
 import models
 from explorer import engine, media
 from explorer.lmms_eval import PruningExplorer, cut_at_stop, launcher_args  # needs tests/requirements-lmms.txt
-from explorer.report import load_report, main as report_main, report_figures
+from explorer.report import density, load_report, main as report_main, report_figures, spearman
 from explorer.settings import check_settings
 from explorer.tasks.shapes import make
 
@@ -179,3 +179,19 @@ def test_launcher_adds_the_task_folder_and_the_records_folder(tmp_path):
 def test_answers_stop_at_the_tasks_stop_strings():
     assert cut_at_stop("yes. no", ["."]) == "yes"
     assert cut_at_stop("top-left", "\n\n") == "top-left"
+
+
+def test_spearman_and_density_by_hand():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([4, 3, 2, 1], [10, 20, 30, 40]) == pytest.approx(-1.0)
+    assert spearman([1, 1, 2, 2], [1, 2, 3, 4]) == pytest.approx(0.8944271909999159)  # ties share their rank
+    # two 2 x 2 images: the first keeps the top row, the second the top-left cell
+    lines = [{"kept_indices": kept, "groups": [{"grid": [1, 2, 2], "offset": 0, "count": 4}]}
+             for kept in ([0, 1], [0])]
+    grid = density(lines)
+    assert grid["grid"] == [2, 2] and grid["share"] == [[1.0, 0.5], [0.0, 0.0]] and grid["rows"] == [0.75, 0.0]
+    # grids that differ are binned by relative position on the smallest grid: 4 x 4 cells onto 2 x 2 bins
+    lines.append({"kept_indices": [15], "groups": [{"grid": [1, 4, 4], "offset": 0, "count": 16}]})
+    grid = density(lines)
+    assert grid["normalized"] and grid["grid"] == [2, 2]
+    assert grid["share"] == [[2 / 6, 1 / 6], [0.0, 1 / 6]]  # bins of 1 + 1 + 4 cells; the last cell kept
