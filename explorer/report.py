@@ -335,7 +335,9 @@ def report_figures(report):
         figures[f"spearman:{task}"] = spearman_figure(report, task)
         for run in report["runs"]:
             if run["task"] == task and run["density"] and run["method"] != "none":
-                figures[f"density:{task}:{label(run)}:{run['keep']}"] = density_figure(run)
+                name = f"density:{task}:{label(run)} keep {run['keep']}"
+                same = sum(1 for key in figures if key == name or key.startswith(name + " #"))
+                figures[name + (f" #{same + 1}" if same else "")] = density_figure(run)  # same settings, other run
     return figures
 
 
@@ -373,10 +375,12 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f)
-    if args.html:
+    if args.html:  # plotly.js embedded once (works offline), then every figure
         with open(args.html, "w") as f:
-            for figure in report_figures(report).values():
-                f.write(figure.to_html(full_html=False, include_plotlyjs="cdn"))
+            f.write("<html><head><meta charset='utf-8'><title>benchmark report</title></head><body>\n")
+            for i, figure in enumerate(report_figures(report).values()):
+                f.write(figure.to_html(full_html=False, include_plotlyjs=i == 0) + "\n")
+            f.write("</body></html>\n")
     return 0
 
 

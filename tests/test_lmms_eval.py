@@ -155,7 +155,7 @@ def test_report_from_the_runs(runs, tmp_path, capsys):
     assert motion["density"]["grid"] == [16, 16] and 0.0 <= motion["target_recall"] < 1.0  # per-frame cells
     figures = report_figures(report)
     assert {"accuracy:shapes", "recall:shapes", "rows:shapes", "spearman:shapes", "accuracy:shapes_motion",
-            "density:shapes:clse:28"} <= set(figures)
+            "density:shapes:clse keep 28"} <= set(figures)
     assert len(figures["accuracy:shapes"].data) == 2  # one curve per method
     assert report_main([str(runs), "--json", str(tmp_path / "r.json")]) == 0
     assert "| shapes | clse | 28 |" in capsys.readouterr().out
