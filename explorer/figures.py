@@ -171,9 +171,9 @@ def in_cell(trace, row, col, cols):
     return trace.update(xaxis="x" if i == 1 else f"x{i}", yaxis="y" if i == 1 else f"y{i}")
 
 
-def reference_line(fig, value, horizontal=False, text=None, dash="dot", color="#888"):
-    """A dashed line across the plot at x = value (or y = value), with an optional label. Plain layout shapes:
-    plotly's add_vline / add_hline are several milliseconds each."""
+def reference_line(fig, value, horizontal=False, text=None, dash="dot", color="#888", at=1.0):
+    """A dashed line across the plot at x = value (or y = value), with an optional label at `at` along it (0..1
+    of the plot). Plain layout shapes: plotly's add_vline / add_hline are several milliseconds each."""
     line = dict(type="line", line=dict(dash=dash, color=color))
     if horizontal:
         line.update(xref="paper", x0=0, x1=1, yref="y", y0=value, y1=value)
@@ -182,8 +182,8 @@ def reference_line(fig, value, horizontal=False, text=None, dash="dot", color="#
     fig.layout.shapes += (line,)
     if text:
         label = dict(text=text, showarrow=False, xanchor="right" if horizontal else "left", yanchor="bottom")
-        label.update(dict(xref="paper", x=1, yref="y", y=value) if horizontal else
-                     dict(xref="x", x=value, yref="paper", y=1))
+        label.update(dict(xref="paper", x=at, yref="y", y=value) if horizontal else
+                     dict(xref="x", x=value, yref="paper", y=at))
         fig.layout.annotations += (label,)
 
 
@@ -198,8 +198,10 @@ def layer_label(i, num_layers):
 
 def _mark_layers(fig, a, horizontal=False):
     """Dashed lines at the reference layer L and the pruning layer K."""
-    for layer, name in ((a.none["ref_layer"], "L (reference)"), (a.none["prune_layer"], "K (prune)")):
-        reference_line(fig, layer, horizontal, f"{name} = {layer}", dash="dash", color="#444")
+    # the labels sit at different heights: L and K are often neighbours (L=0, K=1)
+    for (layer, name), at in zip(((a.none["ref_layer"], "L (reference)"), (a.none["prune_layer"], "K (prune)")),
+                                 (1.0, 0.9)):
+        reference_line(fig, layer, horizontal, f"{name} = {layer}", dash="dash", color="#444", at=at)
 
 
 def _rgba(hex_color, alpha):

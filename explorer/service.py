@@ -107,6 +107,13 @@ def prepare(image_path, video_path, question, method_a, method_b, keep, prune_la
                    (methods[0], methods[-1]))
 
 
+def expected_stages(request):
+    """How many stages a request reports (for a progress bar): loading, encoding, each run and repeat, the
+    diagnostics, the flip test, the sweep on the embedded model, drawing."""
+    runs = (1 + len([m for m in request.settings.methods if m != "none"])) * request.settings.repeats
+    return 5 + runs + (request.model_id == models.EMBEDDED_ID)
+
+
 def answer(request, say=None):
     """The comparison: (payload, analysis). The payload is the command line's --json object; `say(text)` is
     told each stage (loading the model, encoding, each method)."""

@@ -37,8 +37,8 @@ class CheckedImage(gr.Image):
 
 class StageProgress:
     """The engine's and the service's `say(text)` shown on a gr.Progress: each stage advances the bar and
-    names itself. `expected` is an estimate of the number of stages (the bar stops short of full until the
-    end)."""
+    names itself. `expected` is the number of stages the request reports (the bar stops short of full until
+    the end)."""
 
     def __init__(self, progress, expected):
         self.progress, self.expected, self.done = progress, expected, 0
@@ -53,11 +53,10 @@ def compare_click(image, video, question, method_a, method_b, keep, prune_layer=
                   repeats=1, progress=gr.Progress()):
     """The Compare event: the answers as soon as the comparison ran, then every panel. The last output set
     (what gradio_client's predict returns) holds everything."""
-    # stages: loading, encoding, none + two methods, diagnostics, flip test, sweep, drawing
-    say = StageProgress(progress, expected=8)
     try:
         request = service.prepare(image, video, question, method_a, method_b, keep, prune_layer, ref_layer,
                                   schedule, model_id, num_frames, early_kv, invert, prompt, repeats)
+        say = StageProgress(progress, service.expected_stages(request))
         payload, analysis = service.answer(request, say)
         first = panels.draw(analysis, panels=panels.FIRST)
         yield [first.get(p.name, None) for p in panels.PANELS] + [gr.skip()] * 4
@@ -196,7 +195,7 @@ def build_app():
         with gr.Row():
             inputs, preset = build_inputs()
         run = gr.Button("Compare", variant="primary")
-        gr.Examples(examples(), inputs=inputs[:3], label="Examples")
+        gr.Examples(examples(), inputs=inputs[:3], label="Examples", examples_per_page=4)
         # The progress bar sits here, not over the panels: the answers stay readable while the rest runs.
         status = gr.Markdown("*A request's progress shows here.*", min_height=60, container=True)
         plots, result_json, download, frame = build_results()
