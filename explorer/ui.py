@@ -103,7 +103,14 @@ def method_choices():
 
 
 def method_dropdown(label, value):
-    return gr.Dropdown(method_choices(), value=value, label=label, info=DESCRIPTIONS[value])
+    # custom values pass through: old names (clse_hybrid) are renamed by check_settings with a note, and an
+    # unknown name gets its sentence there
+    return gr.Dropdown(method_choices(), value=value, label=label, info=DESCRIPTIONS[value], allow_custom_value=True)
+
+
+def method_info(name):
+    """The method menu's help line follows the choice."""
+    return gr.update(info=DESCRIPTIONS.get(name, ""))
 
 
 def build_inputs():
@@ -207,4 +214,6 @@ def build_app():
         frame.change(frame_change, inputs=[state, frame], outputs=[plots[p.name] for p in panels.PER_FRAME],
                      api_visibility="private")
         preset.change(preset_change, inputs=preset, outputs=inputs[5], api_visibility="private")
+        for menu in inputs[3:5]:
+            menu.change(method_info, inputs=menu, outputs=menu, api_visibility="private")
     return demo

@@ -86,6 +86,7 @@ def test_video_request_prunes_across_frames(client, tmp_path):
     (lambda tmp: (str(random_png(tmp)), None, "what ?", "clse", "fastv", 0, 2), "keep must be"),
     (lambda tmp: (str(random_png(tmp)), None, "what ?", "clse", "fastv", 100000, 2), "more than the"),
     (lambda tmp: (str(random_png(tmp)), None, "what ?", "clse", "fastv", 9, 99), "prune layer must be between"),
+    (lambda tmp: (str(random_png(tmp)), None, "what ?", "clse", "magic", 9, 2), "unknown method 'magic'"),
     (lambda tmp: (str(junk(tmp, "fake.png", b"this is not an image at all")), None, "what ?", "clse", "fastv", 9, 2),
      "not a readable image"),
     (lambda tmp: (None, str(junk(tmp, "fake.webm", b"\x1a\x45\xdf\xa3 garbage that is not a video")), "what ?",
@@ -186,3 +187,12 @@ def test_the_paper_settings_and_the_new_controls_reach_the_records(client, page_
         assert record["timings_spread_ms"]["total"][0] <= record["timings_ms"]["total"]
     cost = json.loads(outputs[FIGURES.index("cost")]["plot"])
     assert cost["data"][-1]["error_x"]["array"]  # whiskers drawn from the spread
+
+
+def test_an_old_method_name_is_renamed_with_a_note(client, tmp_path):
+    outputs = client.predict(handle_file(str(random_png(tmp_path))), None, "what color is the circle ?", "clse_hybrid",
+                             "fastv", 9, 2, api_name="/compare")
+    payload = check_outputs(outputs, ["clse", "fastv"])
+    assert any("'clse_hybrid' is now called 'clse'" in note for note in payload["results"]["clse"]["notes"])
+    answers = json.loads(outputs[0]["plot"])
+    assert "now called" in answers["layout"]["title"]["text"]
