@@ -1,9 +1,12 @@
 """A real headless Chromium (Debian's, driven by Playwright) loads the page, clicks an example and Compare, opens
 every tab, sees every panel drawn at its tab's width, and saves screenshots to artifacts/ (page.png: the
-answers and the first tab; page-<tab>.png for the others)."""
+answers and the first tab; page-<tab>.png for the others); on a clip, the frame slider redraws the frame
+panels."""
 
 import os
 import shutil
+
+import pytest
 
 from explorer import panels
 from explorer.bench_page import OPEN_TAB_PLOTS, drawn_in_open_tab
@@ -15,9 +18,16 @@ PANELS = len(panels.PANELS)
 TABS = panels.SECTIONS[1:]  # the first section (the answers) sits above the tabs
 EXAMPLE_QUESTION = "where is the red circle ?"  # assets/examples.txt: scene_205.png
 SECOND_QUESTION = "how many circles are there ?"  # assets/examples.txt: scene_333.png
+VIDEO_QUESTION = "which way does the green circle move ?"  # assets/examples.txt: clip_17.webm
 # [drawn width of the plot, width of its block] for every plot of the open tab
 WIDTHS = f"{OPEN_TAB_PLOTS}.map(e => [Number(e.querySelector('.main-svg').getAttribute('width')), " \
          "e.parentElement.getBoundingClientRect().width])"
+
+
+@pytest.fixture(scope="module")
+def url():
+    with app_server() as address:
+        yield address
 
 
 def launch(playwright):
@@ -52,7 +62,7 @@ def open_every_tab(page, shots=None):
     return "\n".join(seen)
 
 
-def test_page_runs_an_example_in_a_real_browser():
+def test_page_runs_an_example_in_a_real_browser(url):
     """The page as a visitor meets it: the embedded model, one click on an example, one on Compare, then every
     tab; then a second example while the other tabs hold the first one's panels."""
     assert os.path.exists(CHROMIUM), "tests/run.sh installs Debian's chromium"
@@ -60,7 +70,7 @@ def test_page_runs_an_example_in_a_real_browser():
 
     os.makedirs(ARTIFACTS, exist_ok=True)
     shot = os.path.join(ARTIFACTS, "page.png")
-    with app_server() as url, sync_playwright() as p:
+    with sync_playwright() as p:
         browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url, wait_until="load")
@@ -87,3 +97,25 @@ def test_page_runs_an_example_in_a_real_browser():
         assert "Error" not in open_every_tab(page)
         browser.close()
     assert os.path.getsize(shot) > 10_000
+
+
+def test_the_frame_slider_redraws_a_clip_frame_by_frame(url):
+    from playwright.sync_api import sync_playwright
+
+    titles = "Array.from(document.querySelectorAll('.gtitle')).map(e => e.textContent)"
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url, wait_until="load")
+        page.get_by_role("button", name="Compare").wait_for(timeout=60_000)
+        pick_example(page, VIDEO_QUESTION)
+        page.locator("video").first.wait_for(timeout=30_000)
+        page.get_by_role("button", name="Compare").click()
+        drawn_in_open_tab(page, len(panels.panels_of(TABS[0].name)))
+        assert any("(frame 1 of 4)" in t for t in page.evaluate(titles))
+        frame = page.locator("input[type=number][aria-label*='Frame']").first
+        frame.fill("2")
+        frame.press("Enter")
+        page.wait_for_function(f"{titles}.filter(t => t.includes('(frame 3 of 4)')).length >= 2", timeout=30_000)
+        assert not any("(frame 1 of 4)" in t for t in page.evaluate(titles))
+        browser.close()
