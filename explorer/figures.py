@@ -548,21 +548,22 @@ def tokens_per_layer_figure(a):
 
 
 def efficiency_figure(a):
+    """FLOPs, KV cache and (when measured) peak memory of each method as a fraction of unpruned."""
     names = list(a.results)
     formula = a.none["flops"].get("formula", "")
-    memory_kind = a.none.get("peak_memory_kind")
+    memory_kind = a.none.get("peak_memory_kind") if "peak memory" in a.relative_cost else None
+    notes = {"prefill FLOPs": formula, "peak memory": memory_kind or ""}
     colors = {"prefill FLOPs": "#1f77b4", "KV cache after prefill": "#ff7f0e", "peak memory": "#2ca02c"}
     fig = go.Figure()
     for label, ratios in a.relative_cost.items():
         values = [ratios[m] for m in names]
-        note = formula if label == "prefill FLOPs" else (memory_kind or "") if label == "peak memory" else ""
         fig.add_trace(go.Bar(x=names, y=values, name=label, marker_color=colors[label],
-                             text=[f"{v:.2f}x" for v in values], textposition="outside", customdata=[note] * len(names),
+                             text=[f"{v:.2f}x" for v in values], textposition="outside",
+                             customdata=[notes.get(label, "")] * len(names),
                              hovertemplate=f"%{{x}}<br>{label}: %{{y:.3f}} of unpruned<br>%{{customdata}}"
                                            "<extra></extra>"))
     reference_line(fig, 1, horizontal=True)
-    memory = f"; peak memory: {memory_kind}" if memory_kind and "peak memory" in a.relative_cost else ""
-    fig.update_layout(barmode="group", title=f"Cost relative to unpruned (1 = same as unpruned)<br><sup>FLOPs {formula}"
-                                             f"{memory}</sup>", xaxis_title="method", yaxis_title="fraction of unpruned",
-                      yaxis_range=[0, 1.2])
+    subtitle = f"FLOPs {formula}" + (f"; peak memory: {memory_kind}" if memory_kind else "")
+    fig.update_layout(barmode="group", xaxis_title="method", yaxis_title="fraction of unpruned", yaxis_range=[0, 1.2],
+                      title=f"Cost relative to unpruned (1 = same as unpruned)<br><sup>{subtitle}</sup>")
     return fig
