@@ -1,21 +1,88 @@
-"""Reading user media into PIL images, with clear errors. Video frames are sampled evenly with OpenCV."""
+"""Reading user media into PIL images with bounded work, and the result files the page hands out.
 
+Every bound is decided from what a file says about itself before its pixels are decoded: an image's header
+gives its size (JPEG can even be decoded at 1/2, 1/4 or 1/8 scale), a video container gives its frame size,
+count and rate, and only the frames that are used are decoded (by seeking). So one request never holds more
+than one decoded image of at most MAX_DECODE_PIXELS, or one full video frame plus the frames it keeps.
+"""
+
+import json
+import math
 import os
+import tempfile
+import time
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-MAX_IMAGE_PIXELS = 40_000_000  # about 6300 x 6300: beyond this, refuse rather than exhaust memory
-MAX_VIDEO_BYTES = 200 * 2**20
+from models.base import BadInput  # the one error type for anything the user can fix
+
+MAX_DECODE_PIXELS = 16_000_000  # e.g. 4000 x 4000: at most 64 MB decoded (RGBA), whatever the file's size
+MAX_IMAGE_SIDE = 2048  # larger images are shrunk (aspect kept) before they reach a processor
+MAX_ASPECT_RATIO = 10  # processors resize the short side up: a 10000 x 1 image would become 2.24M x 224 px
+MAX_UPLOAD_MB = 50  # the page's upload limit (app.py), also the video file limit here
+MAX_VIDEO_BYTES = MAX_UPLOAD_MB * 2**20
 MAX_VIDEO_SECONDS = 600
+MAX_VIDEO_FRAMES = 30 * MAX_VIDEO_SECONDS  # frames counted when the container does not say how many it has
+MAX_FRAME_PIXELS = 3840 * 2160  # a 4K frame (25 MB decoded); larger frames are refused before decoding
+MAX_FRAME_SIDE = 1024  # kept frames are shrunk to this, so 16 frames hold at most 16 x 3 MB
+MAX_FRAMES = 16  # the page's frame slider goes to 16
+
+RESULTS_DIR = os.path.join(tempfile.gettempdir(), "pruning-explorer-results")
+RESULT_MAX_AGE_S = int(os.environ.get("EXPLORER_FILE_MAX_AGE_S", 30 * 60))  # result files (and, in app.py,
+# Gradio's uploads and copies) live this long
 
 
-class MediaError(ValueError):
-    pass
+class MediaError(BadInput):
+    """An image or video the page cannot use; the message says why and what to do."""
+
+
+def check_image_shape(width, height, what="the image"):
+    """Refuse shapes whose processed form would be huge, from the size alone (no pixels needed)."""
+    if width < 1 or height < 1:
+        raise MediaError(f"{what} is empty ({width} x {height} pixels)")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise MediaError(f"{what} is {width} x {height} pixels: one side is more than {MAX_ASPECT_RATIO} times "
+                         f"the other; crop it closer to a square (at most {MAX_ASPECT_RATIO}:1)")
+
+
+def shrink(image, max_side=MAX_IMAGE_SIDE):
+    """The image with its longer side at most max_side (aspect ratio kept; a new image, the input untouched)."""
+    scale = max_side / max(image.size)
+    if scale < 1:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    return image
+
+
+def open_image_file(path):
+    """Open an image file and decode it only if its header says the decode is bounded."""
+    name = os.path.basename(path)
+    try:
+        image = Image.open(path)
+        check_image_shape(image.width, image.height, what=name)
+        scale = MAX_IMAGE_SIDE / max(image.size)
+        if scale < 1:  # JPEG decodes at 1/2, 1/4 or 1/8 scale, still at least this size; other formats ignore it
+            image.draft(None, (math.ceil(image.width * scale), math.ceil(image.height * scale)))
+        if image.width * image.height > MAX_DECODE_PIXELS:
+            raise MediaError(f"{name} is {image.width} x {image.height} pixels: larger than the "
+                             f"{MAX_DECODE_PIXELS // 10**6} megapixel limit; shrink it first")
+        image.load()
+        image = ImageOps.exif_transpose(image)  # phone photos: upright as the user sees them
+    except MediaError:
+        raise
+    except Image.DecompressionBombError:
+        raise MediaError(f"{name} is larger than the {MAX_DECODE_PIXELS // 10**6} megapixel limit; "
+                         f"shrink it first") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise MediaError(f"{name} is not a readable image ({type(error).__name__})") from None
+    return image
 
 
 def load_image(source):
-    """A path, PIL image or HxWx3 array -> RGB PIL image."""
+    """A path -> RGB PIL image within the bounds (aspect ratio, decoded pixels, MAX_IMAGE_SIDE), decided from
+    the file's header. A PIL image or H x W (x 3) array (already in memory: a caller's own data, never an
+    upload) is only converted to RGB."""
     if isinstance(source, Image.Image):
         image = source
     elif isinstance(source, np.ndarray):
@@ -25,56 +92,180 @@ def load_image(source):
     else:
         path = str(source)
         if not os.path.isfile(path):
-            raise MediaError(f"image file not found: {path}")
-        try:
-            image = Image.open(path)
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise MediaError(f"image {os.path.basename(path)} is {image.width} x {image.height}: larger than "
-                                 f"the {MAX_IMAGE_PIXELS // 10**6} megapixel limit")
-            image.load()
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
-            raise MediaError(f"{os.path.basename(path)} is not a readable image ({type(error).__name__})") from None
-    if image.width * image.height > MAX_IMAGE_PIXELS:
-        raise MediaError(f"image is {image.width} x {image.height}: larger than the "
-                         f"{MAX_IMAGE_PIXELS // 10**6} megapixel limit")
+            raise MediaError(f"image file not found: {os.path.basename(path)}")
+        image = shrink(open_image_file(path))
     if image.width < 1 or image.height < 1:
-        raise MediaError("image is empty")
+        raise MediaError("the image is empty")
     return image.convert("RGB")
 
 
-def sample_video_frames(path, num_frames=4):
-    """Evenly spaced RGB frames of a video file, as PIL images."""
+def check_frame_count(num_frames):
+    """The number of video frames as an int in 1..MAX_FRAMES; NaN, infinities, fractions and text refused."""
+    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, float, np.integer, np.floating)):
+        raise MediaError(f"video frames must be a whole number from 1 to {MAX_FRAMES}, got {num_frames!r}")
+    if not math.isfinite(num_frames) or num_frames != int(num_frames) or not 1 <= num_frames <= MAX_FRAMES:
+        raise MediaError(f"video frames must be a whole number from 1 to {MAX_FRAMES}, got {num_frames!r}")
+    return int(num_frames)
+
+
+def video_properties(capture, name):
+    """(frame count, fps, width, height) as the container states them; the count may be 0 or wrong."""
     import cv2
 
-    path = str(path)
-    if not os.path.isfile(path):
-        raise MediaError(f"video file not found: {path}")
-    if os.path.getsize(path) > MAX_VIDEO_BYTES:
-        raise MediaError(f"video is larger than {MAX_VIDEO_BYTES // 2**20} MB")
-    if not 1 <= num_frames <= 32:
-        raise MediaError(f"frame count must be between 1 and 32, got {num_frames}")
+    total = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    total = int(total) if math.isfinite(total) and total > 0 else 0
+    fps = fps if math.isfinite(fps) and fps > 0 else 0.0
+    if width * height > MAX_FRAME_PIXELS:
+        raise MediaError(f"{name} has {width} x {height} frames: larger than the "
+                         f"{MAX_FRAME_PIXELS / 10**6:.1f} megapixel (4K) limit")
+    if total and fps and total / fps > MAX_VIDEO_SECONDS:
+        raise MediaError(f"{name} is {total / fps:.0f} s long; the limit is {MAX_VIDEO_SECONDS} s")
+    if total > MAX_VIDEO_FRAMES:
+        raise MediaError(f"{name} has {total} frames; the limit is {MAX_VIDEO_FRAMES}")
+    return total, fps, width, height
+
+
+def keep_frame(frame, name):
+    """A decoded BGR frame -> a small RGB PIL image (the full-size frame is dropped right away)."""
+    import cv2
+
+    height, width = frame.shape[:2]
+    if width * height > MAX_FRAME_PIXELS:  # the container may not have said
+        raise MediaError(f"{name} has {width} x {height} frames: larger than the "
+                         f"{MAX_FRAME_PIXELS / 10**6:.1f} megapixel (4K) limit")
+    check_image_shape(width, height, what=f"a frame of {name}")
+    scale = MAX_FRAME_SIDE / max(width, height)
+    if scale < 1:
+        frame = cv2.resize(frame, (max(1, round(width * scale)), max(1, round(height * scale))),
+                           interpolation=cv2.INTER_AREA)
+    return Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+
+
+def evenly_spaced(total, count):
+    return [int(i) for i in np.linspace(0, total - 1, min(count, total)).round()]
+
+
+def frames_by_seeking(capture, picks, name):
+    """Decode only the picked frames; None when a seek fails (the container's frame count was wrong)."""
+    import cv2
+
+    frames = []
+    for index in picks:
+        capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = capture.read()
+        if not ok:
+            return None
+        frames.append(keep_frame(frame, name))
+    return frames
+
+
+def frames_by_counting(path, num_frames, name):
+    """Two passes for containers without a usable frame count: count the frames without converting them
+    (grab), then decode only the picked ones. Never holds more than num_frames frames."""
+    import cv2
+
+    capture = cv2.VideoCapture(path)
+    total = 0
+    try:
+        while capture.grab():
+            total += 1
+            if total > MAX_VIDEO_FRAMES:
+                raise MediaError(f"{name} has more than {MAX_VIDEO_FRAMES} frames; that is the limit")
+    finally:
+        capture.release()
+    if total == 0:
+        raise MediaError(f"{name} has no decodable frames (empty or corrupt video)")
+    picks = set(evenly_spaced(total, num_frames))
+    frames = []
     capture = cv2.VideoCapture(path)
     try:
-        if not capture.isOpened():
-            raise MediaError(f"{os.path.basename(path)} is not a readable video")
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        fps = capture.get(cv2.CAP_PROP_FPS) or 0
-        if fps > 0 and total / fps > MAX_VIDEO_SECONDS:
-            raise MediaError(f"video is {total / fps:.0f} s long; the limit is {MAX_VIDEO_SECONDS} s")
-        frames = []
-        while True:  # decode all frames: frame counts in containers are often wrong
-            ok, frame = capture.read()
-            if not ok:
+        for index in range(max(picks) + 1):
+            if not capture.grab():
                 break
-            frames.append(frame)
-            if len(frames) > 30 * MAX_VIDEO_SECONDS:
-                raise MediaError("video has too many frames")
+            if index in picks:
+                ok, frame = capture.retrieve()
+                if ok:
+                    frames.append(keep_frame(frame, name))
     finally:
         capture.release()
     if not frames:
-        raise MediaError(f"{os.path.basename(path)} has no decodable frames (empty or corrupt video)")
-    height, width = frames[0].shape[:2]
-    if height * width > MAX_IMAGE_PIXELS:
-        raise MediaError(f"video frames are {width} x {height}: too large")
-    picks = np.linspace(0, len(frames) - 1, min(num_frames, len(frames))).round().astype(int)
-    return [Image.fromarray(frames[i][:, :, ::-1].copy()) for i in picks]
+        raise MediaError(f"{name} has no decodable frames (empty or corrupt video)")
+    return frames
+
+
+def sample_video_frames(path, num_frames=4):
+    """num_frames evenly spaced RGB frames of a video file, as PIL images (at most MAX_FRAME_SIDE px)."""
+    import cv2
+
+    path = str(path)
+    name = os.path.basename(path)
+    num_frames = check_frame_count(num_frames)
+    if not os.path.isfile(path):
+        raise MediaError(f"video file not found: {name}")
+    if os.path.getsize(path) > MAX_VIDEO_BYTES:
+        raise MediaError(f"{name} is larger than {MAX_UPLOAD_MB} MB")
+    capture = cv2.VideoCapture(path)
+    try:
+        if not capture.isOpened():
+            raise MediaError(f"{name} is not a readable video")
+        total, _, _, _ = video_properties(capture, name)
+        frames = frames_by_seeking(capture, evenly_spaced(total, num_frames), name) if total else None
+    finally:
+        capture.release()
+    if frames is None:
+        frames = frames_by_counting(path, num_frames, name)
+    return frames
+
+
+def read_media(image_path, video_path, num_frames=4):
+    """(images, kind) from the page's inputs: an image, or a video sampled into frames."""
+    if image_path and video_path:
+        raise MediaError("give an image or a video, not both")
+    if image_path:
+        return [load_image(image_path)], "image"
+    if video_path:
+        return sample_video_frames(video_path, num_frames), "video"
+    raise MediaError("upload an image or a video first")
+
+
+def save_result_json(payload):
+    """The whole result as a JSON file for download, in our own folder; older results are removed first."""
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    remove_old_results()
+    handle, path = tempfile.mkstemp(prefix="pruning-explorer-", suffix=".json", dir=RESULTS_DIR)
+    with os.fdopen(handle, "w") as out:
+        json.dump(payload, out)
+    return path
+
+
+def remove_old_results(max_age_s=None, now=None):
+    """Delete result files older than max_age_s (default RESULT_MAX_AGE_S); returns how many were removed."""
+    return remove_old_files(RESULTS_DIR, RESULT_MAX_AGE_S if max_age_s is None else max_age_s, now)
+
+
+def remove_old_files(directory, max_age_s, now=None, keep=frozenset()):
+    """Delete the files under directory older than max_age_s (by the later of mtime and ctime, as Gradio ages
+    its cache), except those in keep, then the emptied subfolders; returns how many entries were removed."""
+    now = time.time() if now is None else now
+    removed = 0
+    for folder, subfolders, files in os.walk(directory, topdown=False):
+        for name in files:
+            path = os.path.join(folder, name)
+            try:
+                info = os.lstat(path)
+                if path not in keep and now - max(info.st_mtime, info.st_ctime) > max_age_s:
+                    os.remove(path)
+                    removed += 1
+            except OSError:  # removed by another thread meanwhile
+                continue
+        for name in subfolders:
+            path = os.path.join(folder, name)
+            try:
+                if not os.path.islink(path) and not os.listdir(path):
+                    os.rmdir(path)
+                    removed += 1
+            except OSError:  # filled or removed meanwhile
+                continue
+    return removed
