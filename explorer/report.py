@@ -35,6 +35,7 @@ RUN_DEFAULTS = {"pretrained": "shapes-llava", "method": "clse", "keep": 64, "pru
                 "dtype": None, "max_new_tokens": None}
 GROUND_TRUTH_FIELDS = ("target_tokens", "target_grid")  # document fields copied into a record (shapes task)
 DROPPED_FIELDS = ("spectra", "reference_scores", "capture")  # page diagnostics, not needed over a dataset
+FIGURE_HEIGHT = 420  # px; plotly would otherwise fill the window's height in a page or an HTML file
 SCORE_DIGITS = 5  # significant digits of the stage scores kept per sample (ranks and correlations only)
 
 
@@ -282,7 +283,7 @@ def curve_figure(report, task, key, title, y_title):
             x=[r["average_kept"] for r in runs], y=[r[key] for r in runs], mode="lines+markers", name=name,
             hovertemplate="%{y:.3f} at %{x:.1f} tokens kept on average<extra>" + name + "</extra>"))
     figure.update_layout(title=title, xaxis_title="visual tokens kept (real average over layers)",
-                         yaxis_title=y_title, legend_title="method")
+                         yaxis_title=y_title, legend_title="method", height=FIGURE_HEIGHT)
     return figure
 
 
@@ -292,9 +293,11 @@ def density_figure(run):
     figure = go.Figure(go.Heatmap(z=grid["share"], zmin=0, zmax=1, colorscale="Viridis",
                                   colorbar={"title": "share kept"},
                                   hovertemplate="row %{y}, column %{x}: kept in %{z:.0%} of samples<extra></extra>"))
-    figure.update_yaxes(autorange="reversed", title="row" + (" (relative bins)" if grid["normalized"] else ""))
-    figure.update_xaxes(title="column", scaleanchor="y")
-    figure.update_layout(title=f"{run['task']}: where {name} keeps tokens ({run['records']} samples)")
+    figure.update_yaxes(autorange="reversed", title="row" + (" (relative bins)" if grid["normalized"] else ""),
+                        constrain="domain")
+    figure.update_xaxes(title="column", scaleanchor="y", constrain="domain")
+    figure.update_layout(title=f"{run['task']}: where {name} keeps tokens ({run['records']} samples)",
+                         height=FIGURE_HEIGHT)
     return figure
 
 
@@ -306,7 +309,7 @@ def rows_figure(report, task):
             figure.add_trace(go.Scatter(x=list(range(len(rows))), y=rows, mode="lines+markers",
                                         name=f"{label(run)} keep {run['keep']}"))
     figure.update_layout(title=f"{task}: share of tokens kept by image row", xaxis_title="row (top = 0)",
-                         yaxis_title="share kept", yaxis_range=[0, 1])
+                         yaxis_title="share kept", yaxis_range=[0, 1], height=FIGURE_HEIGHT)
     return figure
 
 
@@ -316,7 +319,7 @@ def spearman_figure(report, task):
     figure = go.Figure(go.Bar(x=names, y=[r["score_position_spearman"] for r in runs],
                               hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
     figure.update_layout(title=f"{task}: Spearman(score, raster position), mean over samples",
-                         yaxis_title="rank correlation", yaxis_range=[-1, 1])
+                         yaxis_title="rank correlation", yaxis_range=[-1, 1], height=FIGURE_HEIGHT)
     return figure
 
 
