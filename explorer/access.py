@@ -4,8 +4,9 @@ Allowed models: the embedded one, the hub ids the families offer, the deployment
 and directories under the roots named in EXPLORER_MODEL_DIRS (os.pathsep-separated). Every spelling of a
 model resolves to one canonical key (directories by realpath), so one model is loaded once. Anything else is
 refused with one sentence, the same whatever the reason, so the page cannot be used to probe the server's
-files. Hub ids are downloaded on a visitor's request only where EXPLORER_ALLOW_DOWNLOAD=1; otherwise only a
-copy already in the local Hugging Face cache is used (as with HF_HUB_OFFLINE=1).
+files. Hub ids are downloaded on a visitor's request only where EXPLORER_ALLOW_DOWNLOAD=1 (the deployment's
+own default, EXPLORER_MODEL, always may); otherwise only a copy already in the local Hugging Face cache is
+used (as with HF_HUB_OFFLINE=1).
 
 At most EXPLORER_MAX_MODELS (default 2) models are loaded at once; the least recently used is unloaded.
 
@@ -37,6 +38,10 @@ _cache_lock = threading.Lock()  # guards _loaded and _locks; held while loading,
 
 class ModelRefused(BadInput):
     """A model this deployment does not serve, or cannot serve now; the message is for the visitor."""
+
+
+class ClientGone(Exception):
+    """The visitor left while their request ran: stop, nobody will see the result (not an error to log)."""
 
 
 def model_roots():
@@ -106,8 +111,8 @@ def source_of(key):
     """What models.load gets for a canonical key: a directory, or a hub id only where downloads are allowed."""
     if key == models.EMBEDDED_ID:
         return models.EMBEDDED_DIR
-    if os.path.isabs(key) or downloads_allowed():
-        return key
+    if os.path.isabs(key) or downloads_allowed() or key == default_model():
+        return key  # the deployment's own default may download: the deployer chose it, not a visitor
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -200,3 +205,9 @@ def client_gone(request):
     queue = app.get_blocks()._queue
     events = [event for job in queue.active_jobs if job for event in job if event.session_hash == session_hash]
     return bool(events) and not any(event.alive for event in events)
+
+
+def stop_if_client_gone(request):
+    """Raise ClientGone when the visitor of this running request has left; call it between stages."""
+    if request is not None and client_gone(request):
+        raise ClientGone(getattr(request, "session_hash", None))

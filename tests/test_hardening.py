@@ -241,6 +241,9 @@ def test_hub_id_is_never_downloaded_unless_the_deployment_allows_it(model_root, 
     hub_id = models.hub_ids()[0]
     with pytest.raises(access.ModelRefused, match="offered but not downloaded on this server"):
         access.get_model(hub_id)
+    monkeypatch.setenv("EXPLORER_MODEL", hub_id)  # the deployment's own default may download: its choice
+    assert access.source_of(hub_id) == hub_id
+    monkeypatch.delenv("EXPLORER_MODEL")
     # the same id already in the local cache (the hub's layout) loads without the network
     repo = cache / f"models--{hub_id.replace('/', '--')}"
     snapshot = repo / "snapshots" / ("0" * 40)
