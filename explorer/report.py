@@ -268,7 +268,10 @@ def load_report(paths):
 
 
 def label(run):
-    return f"{run['method']}{' (inverted)' if run['invert'] else ''}"
+    """The method, and every other answer-changing setting that differs from its default (keep aside)."""
+    extras = [f"{key}={value}" for key, value in run["settings"].items()
+              if key in RUN_DEFAULTS and key not in ("method", "keep", "invert") and value != RUN_DEFAULTS[key]]
+    return f"{run['method']}{' (inverted)' if run['invert'] else ''}" + (f" [{', '.join(extras)}]" if extras else "")
 
 
 def curve_figure(report, task, key, title, y_title):
