@@ -1,4 +1,5 @@
 """Load and fault script for the page: python -m explorer.stress [--budget-s 290] [--file-age-s 40]
+(or --one-request: one request's peak memory on the embedded model, in this process).
 
 Starts the page (python app.py) on 127.0.0.1 with its own temporary folders, sends it 30+ kinds of bad input
 through gradio_client and raw REST calls, 20 concurrent clients, a client asking three times at once,
@@ -432,13 +433,68 @@ def print_table(rows, summary):
         print(line)
 
 
+def one_request_peaks(work):
+    """In this process, on the embedded model: the peak RSS above the resident baseline of one request's media
+    reading and model work (the comparison and the flipped run the page adds), for the largest inputs the
+    bounds let through. (The page's analysis and drawing come on top; the server table shows the whole.)"""
+    from PIL import ImageOps
+
+    from explorer import access, engine
+    from explorer.media import read_media
+    from explorer.settings import check_settings
+
+    gradient = np.add.outer(np.arange(4000, dtype=np.uint16), np.arange(4000, dtype=np.uint16))
+    cases = [("PNG 4000 x 4000 (16 MP, the decode limit)", lambda: Image.fromarray(
+        (gradient % 256).astype(np.uint8)).convert("RGB").save(os.path.join(work, "16mp.png"))),
+        ("JPEG 8000 x 6000 (48 MP, decoded at 1/2 scale)", lambda: Image.new("RGB", (8000, 6000), (90, 120, 200)).save(
+            os.path.join(work, "48mp.jpg"))),
+        ("PNG 4000 x 400 (10:1)", lambda: Image.new("RGB", (4000, 400), (90, 120, 200)).save(
+            os.path.join(work, "wide.png"))),
+        ("mp4 1280 x 720, 600 frames, 16 sampled", lambda: write_clip(os.path.join(work, "hd.mp4"), 600,
+                                                                      (1280, 720), 30, "mp4v")),
+        ("AVI 3840 x 2160 (4K), 64 frames, 16 sampled", lambda: write_clip(os.path.join(work, "4k.avi"), 64,
+                                                                           (3840, 2160), 30, "MJPG"))]
+    paths = ["16mp.png", "48mp.jpg", "wide.png", "hd.mp4", "4k.avi"]
+    model, processor, family, _ = access.get_model(None)
+    settings = check_settings(methods=["clse", "fastv"], keep=1 / 9, frames=16)
+    pid = os.getpid()
+    rows = []
+    for (name, make), path in zip([(None, lambda: None)] + cases, ["warm-up"] + paths):
+        make()
+        is_video = path.endswith((".mp4", ".avi"))
+        full = os.path.join(work, path) if path != "warm-up" else os.path.join(ASSETS, "scene_205.png")
+        baseline = memory_mb(pid, "VmRSS")
+        reset_peak(pid)
+        images, kind = read_media(None if is_video else full, full if is_video else None, 16)
+        after_media = memory_mb(pid, "VmHWM") - baseline
+        engine.compare(model, processor, family, images, QUESTION, settings, kind=kind)
+        engine.compare(model, processor, family, [ImageOps.flip(im) for im in images], QUESTION, settings,
+                       kind=kind, diagnostics=False)
+        if name:
+            rows.append((name, after_media, memory_mb(pid, "VmHWM") - baseline, baseline))
+    print("| input | peak above baseline after reading the media (MB) | after the model work (MB) | "
+          "baseline RSS (MB) |")
+    print("|---|---|---|---|")
+    for name, media_mb, total_mb, baseline in rows:
+        print(f"| {name} | {media_mb:.0f} | {total_mb:.0f} | {baseline:.0f} |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget-s", type=float, default=290, help="stop starting new kinds after this long")
     parser.add_argument("--file-age-s", type=int, default=40, help="the server's EXPLORER_FILE_MAX_AGE_S")
+    parser.add_argument("--one-request", action="store_true",
+                        help="instead: one request's peak memory in this process, on the embedded model")
     args = parser.parse_args(argv)
     start = time.time()
     work = tempfile.mkdtemp(prefix="explorer-stress-")
+    if args.one_request:
+        import torch
+
+        torch.set_num_threads(1)  # the page's machine may be busy; memory does not depend on threads
+        one_request_peaks(work)
+        shutil.rmtree(work, ignore_errors=True)
+        return
     folders = {name: os.path.join(work, name) for name in ("gradio", "tmp", "models", "inputs", "client")}
     for folder in folders.values():
         os.makedirs(folder)
