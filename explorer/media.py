@@ -55,20 +55,21 @@ def shrink(image, max_side=MAX_IMAGE_SIDE):
     return image
 
 
-def open_image_file(path):
-    """Open an image file and decode it only if its header says the decode is bounded."""
-    name = os.path.basename(path)
+def check_image_header(path):
+    """Refuse an image file from its header alone (nothing decoded): for a page component to call before
+    anything else opens the upload (Gradio's gr.Image decodes and converts non-RGB files itself)."""
+    name = os.path.basename(str(path))
     try:
-        image = Image.open(path)
-        check_image_shape(image.width, image.height, what=name)
-        scale = MAX_IMAGE_SIDE / max(image.size)
-        if scale < 1:  # JPEG decodes at 1/2, 1/4 or 1/8 scale, still at least this size; other formats ignore it
-            image.draft(None, (math.ceil(image.width * scale), math.ceil(image.height * scale)))
-        if image.width * image.height > MAX_DECODE_PIXELS:
-            raise MediaError(f"{name} is {image.width} x {image.height} pixels: larger than the "
-                             f"{MAX_DECODE_PIXELS // 10**6} megapixel limit; shrink it first")
-        image.load()
-        image = ImageOps.exif_transpose(image)  # phone photos: upright as the user sees them
+        with Image.open(path) as image:
+            check_image_shape(image.width, image.height, what=name)
+            scale = min(1.0, MAX_IMAGE_SIDE / max(image.size))
+            if image.format == "JPEG":  # decoded at 1/2, 1/4 or 1/8 scale when that still covers MAX_IMAGE_SIDE
+                scale = 1 / 2 ** max(0, min(3, int(math.log2(1 / scale)))) if scale < 1 else 1.0
+            else:
+                scale = 1.0
+            if image.width * image.height * scale * scale > MAX_DECODE_PIXELS:
+                raise MediaError(f"{name} is {image.width} x {image.height} pixels: larger than the "
+                                 f"{MAX_DECODE_PIXELS // 10**6} megapixel limit; shrink it first")
     except MediaError:
         raise
     except Image.DecompressionBombError:
@@ -76,7 +77,20 @@ def open_image_file(path):
                          f"shrink it first") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         raise MediaError(f"{name} is not a readable image ({type(error).__name__})") from None
-    return image
+
+
+def open_image_file(path):
+    """Decode an image file once its header says the decode is bounded (JPEG at a reduced scale)."""
+    check_image_header(path)
+    try:
+        image = Image.open(path)
+        scale = MAX_IMAGE_SIDE / max(image.size)
+        if scale < 1:  # JPEG decodes at 1/2, 1/4 or 1/8 scale, still at least this size; other formats ignore it
+            image.draft(None, (math.ceil(image.width * scale), math.ceil(image.height * scale)))
+        image.load()
+        return ImageOps.exif_transpose(image)  # phone photos: upright as the user sees them
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise MediaError(f"{os.path.basename(path)} is not a readable image ({type(error).__name__})") from None
 
 
 def load_image(source):

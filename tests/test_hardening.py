@@ -69,6 +69,16 @@ def test_oversized_image_is_refused_from_its_header(tmp_path, width, height):
         media.load_image(path)
 
 
+def test_page_can_refuse_an_upload_before_anything_decodes_it(tmp_path):
+    png_header_only(tmp_path / "wide.png", 10000, 1)
+    png_header_only(tmp_path / "big.png", 9000, 9000)
+    for name, message in (("wide.png", "more than 10 times"), ("big.png", "larger than the 16 megapixel limit")):
+        with pytest.raises(media.MediaError, match=message):
+            media.check_image_header(tmp_path / name)
+    Image.new("RGB", (8000, 6000)).save(tmp_path / "photo.jpg")  # 48 MP, but decoded at half scale: 12 MP
+    media.check_image_header(tmp_path / "photo.jpg")
+
+
 def test_large_jpeg_is_decoded_at_reduced_scale(tmp_path):
     Image.fromarray(np.full((4000, 6000, 3), 90, np.uint8)).save(tmp_path / "photo.jpg", quality=80)
     decoded = media.open_image_file(str(tmp_path / "photo.jpg"))
