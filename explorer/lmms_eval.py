@@ -3,12 +3,13 @@
     python -m explorer.lmms_eval --model pruning_explorer \
         --model_args pretrained=llava-hf/llava-1.5-7b-hf,method=clse,keep=64 \
         --tasks pope --output_path runs/ --log_samples
-    accelerate launch --num_processes 8 -m explorer.lmms_eval ...   # one process per GPU, requests sharded
+    accelerate launch --num_processes 8 -m explorer.lmms_eval ...   # one process per GPU, documents sharded
+    torchrun --nproc_per_node 2 -m explorer.lmms_eval ...            # the same, also on CPUs (gloo)
 
 The launcher registers the model `pruning_explorer` in lmms-eval's model registry (lmms-eval 0.7.3 finds models
 through `lmms_eval.models.MODEL_REGISTRY_V2`, filled from its own table, Python entry points of installed
 packages, or LMMS_EVAL_PLUGINS; this checkout is not an installed package, so the launcher registers it before
-handing the arguments to lmms-eval), adds `--include_path explorer/tasks` (the offline `shapes` task), and
+handing the arguments to lmms-eval), adds `--include_path explorer/tasks` (the offline tasks `shapes` and `shapes_motion`), and
 when `--output_path` is given adds `records_dir=<output_path>` to the model args. Everything else is
 lmms-eval's own command line, unchanged.
 
