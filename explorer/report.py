@@ -3,13 +3,16 @@
     python -m explorer.report RUN_DIR [RUN_DIR ...] [--json report.json] [--html report.html]
 
 A run folder is what `python -m explorer.lmms_eval ... --output_path RUN_DIR --log_samples` wrote:
-lmms-eval's `*_results.json` and `*_samples_<task>.jsonl` (in a subfolder named after the model) and our
-per-sample records `records/<run tag>_rank<R>.jsonl` (see explorer/lmms_eval.py). Several runs (methods,
-budgets, models) may share a folder. The report gives, per task and run: the task's metrics (accuracy) against
-the real average of visual tokens kept (the paper's curves); the queried object's target-token recall where the
-documents carry ground truth (`target_tokens`, the offline shapes task) and the accuracy split by it; and the
-dataset-level positional bias: the share of samples keeping each grid cell and each row, and the Spearman
-correlation between a token's score and its raster position, averaged over samples.
+lmms-eval's `<date>_results.json` and `<date>_samples_<task>.jsonl` (in a subfolder named after the
+`pretrained` model arg, or in RUN_DIR itself without one) and our per-sample records
+`records/<run tag>_rank<R>.jsonl` (see explorer/lmms_eval.py). Several runs (methods, budgets, models) may share
+a folder, unless they start within the same second (lmms-eval names its files by that second). The report
+gives, per task and run: the task's metrics (accuracy) against the real average of visual tokens kept (the
+paper's curves); where the documents carry ground truth (`target_tokens`, the offline shapes tasks) the queried
+object's target-token recall, the accuracy with at least / less than half of the object kept, and the recall by
+the object's third of the image; and the dataset-level positional bias: the share of samples keeping each grid
+cell and each row, and the Spearman correlation between a token's score and its raster position, averaged
+over samples.
 
 `load_report(paths) -> dict` and `report_figures(report) -> {name: plotly Figure}` are pure functions of the
 files and of the report, so the page can draw a report without lmms-eval installed.
@@ -175,6 +178,20 @@ def target_recall(line):
     return len(set(target) & set(line["kept_indices"])) / len(target)
 
 
+def object_third(line):
+    """"top", "middle" or "bottom": the third of the image holding the centre row of the queried object's tokens
+    (in the first frame of a clip); None without ground truth."""
+    target, grid = line.get("target_tokens") or [], line.get("target_grid") or []
+    if not target or len(grid) != 2:
+        return None
+    h, w = grid
+    rows = [i // w for i in target if i < h * w]
+    if not rows:
+        return None
+    centre = (min(rows) + max(rows) + 1) / 2 / h
+    return "top" if centre < 1 / 3 else "middle" if centre < 2 / 3 else "bottom"
+
+
 def density(lines):
     """Share of samples (frames) keeping each grid cell: on the native grid when every sample has the same
     one; else (Qwen2-VL: a grid per image) by relative position, on as many rows and columns as the smallest
@@ -235,6 +252,8 @@ def run_entry(results_path, results, task, records):
         "kept_for_decoding": _mean([len(line.get("kept_indices", [])) for line in lines]),
         "visual_tokens": _mean([line.get("visual_tokens") for line in lines]),
         "target_recall": _mean(recalls.values()),
+        "recall_by_third": {third: _mean([recalls[line["doc_id"]] for line in lines
+                                          if object_third(line) == third]) for third in ("top", "middle", "bottom")},
         "accuracy_by_recall": {"at_least_half": _mean(split[True]), "below_half": _mean(split[False]),
                                "n_at_least_half": len(split[True]), "n_below_half": len(split[False])},
         "score_position_spearman": _mean([score_position_correlation(line) for line in lines]),
@@ -326,9 +345,21 @@ def spearman_figure(report, task):
     return figure
 
 
+def thirds_figure(report, task):
+    figure = go.Figure()
+    for third in ("top", "middle", "bottom"):
+        runs = [r for r in report["runs"] if r["task"] == task and r["recall_by_third"][third] is not None]
+        figure.add_trace(go.Bar(x=[f"{label(r)} keep {r['keep']}" for r in runs], name=f"object in the {third}",
+                                y=[r["recall_by_third"][third] for r in runs]))
+    figure.update_layout(title=f"{task}: queried object's tokens kept, by where the object is", barmode="group",
+                         yaxis_title="target recall", yaxis_range=[0, 1], height=FIGURE_HEIGHT)
+    return figure
+
+
 def report_figures(report):
-    """{name: plotly Figure} for a report: accuracy and target recall against tokens kept, per task; the
-    kept-token density over the grid per run; kept share by row; score-position correlation."""
+    """{name: plotly Figure} for a report: accuracy and target recall against tokens kept, per task, and the
+    recall by the object's third of the image; the kept-token density over the grid per run; kept share by
+    row; score-position correlation."""
     figures = {}
     for task in report["tasks"]:
         metric = next((r["main_metric"] for r in report["runs"] if r["task"] == task and r["main_metric"]), "score")
@@ -337,6 +368,7 @@ def report_figures(report):
         if any(r["task"] == task and r["target_recall"] is not None for r in report["runs"]):
             figures[f"recall:{task}"] = curve_figure(report, task, "target_recall",
                                                      f"{task}: queried object's tokens kept", "target recall")
+            figures[f"recall_by_third:{task}"] = thirds_figure(report, task)
         figures[f"rows:{task}"] = rows_figure(report, task)
         figures[f"spearman:{task}"] = spearman_figure(report, task)
         for run in report["runs"]:
@@ -363,6 +395,13 @@ def markdown(report):
             run["task"], label(run), _cell(run["keep"]), _cell(run["accuracy"]), str(run["main_metric"]),
             _cell(run["average_kept"], 1), _cell(run["target_recall"]), _cell(split["at_least_half"]),
             _cell(split["below_half"]), _cell(run["score_position_spearman"]), str(run["samples"])]) + " |")
+    lines += ["", "Target recall by the third of the image holding the queried object:", "",
+              "| task | method | keep | top | middle | bottom |", "|---|---|---|---|---|---|"]
+    for run in sorted(report["runs"], key=lambda r: (r["task"], label(r), -(r["average_kept"] or 0))):
+        thirds = run["recall_by_third"]
+        if any(value is not None for value in thirds.values()):
+            lines.append("| " + " | ".join([run["task"], label(run), _cell(run["keep"]), _cell(thirds["top"]),
+                                            _cell(thirds["middle"]), _cell(thirds["bottom"])]) + " |")
     return "\n".join(lines)
 
 

@@ -146,6 +146,8 @@ def test_report_from_the_runs(runs, tmp_path, capsys):
     assert 0.0 <= clse["target_recall"] < 1.0 and KEEP < clse["average_kept"] < 256
     assert clse["accuracy"] == results_of(runs / "clse")["results"]["shapes"]["exact_match,none"]
     assert -1.0 <= clse["score_position_spearman"] <= 1.0
+    assert set(unpruned["recall_by_third"].values()) <= {1.0, None} and 1.0 in unpruned["recall_by_third"].values()
+    assert all(v is None or 0.0 <= v <= 1.0 for v in clse["recall_by_third"].values())
     density = clse["density"]
     assert density["grid"] == [16, 16] and not density["normalized"]
     # every sample keeps exactly KEEP of 256 cells, so the mean share over the grid is KEEP / 256
@@ -154,7 +156,8 @@ def test_report_from_the_runs(runs, tmp_path, capsys):
     motion = next(r for r in report["runs"] if r["task"] == "shapes_motion" and r["method"] == "clse")
     assert motion["density"]["grid"] == [16, 16] and 0.0 <= motion["target_recall"] < 1.0  # per-frame cells
     figures = report_figures(report)
-    assert {"accuracy:shapes", "recall:shapes", "rows:shapes", "spearman:shapes", "accuracy:shapes_motion",
+    assert {"accuracy:shapes", "recall:shapes", "recall_by_third:shapes", "rows:shapes", "spearman:shapes",
+            "accuracy:shapes_motion",
             "density:shapes:clse keep 28"} <= set(figures)
     assert len(figures["accuracy:shapes"].data) == 2  # one curve per method
     assert report_main([str(runs), "--json", str(tmp_path / "r.json")]) == 0
