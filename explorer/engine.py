@@ -15,6 +15,7 @@ Every tensor the engine makes names its device: the model's for anything that me
 bookkeeping. Scores are computed in float32 and ranked in float64 whatever the model's dtype.
 """
 
+import hashlib
 import itertools
 import time
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ class Encoded:
     groups: list  # VisualGroup per image / video
     vision_ms: float
     vision_scores: list = None  # per group, scores from the vision tower (methods that prune before the decoder)
+    content_seed: int = 0  # from the pixels: `random` draws another subset for every input, reproducibly
 
 
 def device_of(module):
@@ -97,10 +99,19 @@ def encode(model, family, inputs, kind="image"):
         position_ids = torch.arange(embeds.shape[1], device=embeds.device).unsqueeze(0)
     groups = family.visual_groups(model, inputs, kind=kind)
     encoded = Encoded(family, kind, inputs["input_ids"], embeds, family.decoder_positions(position_ids), groups,
-                      vision_ms)
+                      vision_ms, content_seed=content_seed(inputs))
     if vision_inputs:
         encoded.vision_scores = vision_cls_scores(vision, vision_inputs[0], groups)
     return encoded
+
+
+def content_seed(inputs):
+    """A 31-bit number from the input's pixels (every floating-point tensor the processor made)."""
+    digest = hashlib.sha1()
+    for value in inputs.values():
+        if torch.is_tensor(value) and value.is_floating_point():
+            digest.update(value.detach().to("cpu", torch.float32).numpy().tobytes())
+    return int.from_bytes(digest.digest()[:4], "big") >> 1
 
 
 def vision_cls_scores(vision, hidden_states, groups):
@@ -278,7 +289,8 @@ def stage_inputs(group_index, stage_index, k, index, z_ref, view, encoded, setti
     text_after = ~index.is_visual[index.positions] & (index.positions > int(group.positions[-1]))
     text_rows = text_after.nonzero().flatten()
     return StageInputs(
-        stage=stage_index, grid=group.grid, alive=alive, k=k, seed=settings.seed, cutoff=settings.cutoff,
+        stage=stage_index, grid=group.grid, alive=alive, k=k, seed=(settings.seed + encoded.content_seed) % 2**31,
+        cutoff=settings.cutoff,
         temp=settings.temp, z_ref=None if z_ref is None else z_ref[group_index][alive],
         z_cur=view.hidden[0, rows.to(view.hidden.device)],
         attention=lambda: view.attention_before(rows), attention_at_k=lambda: view.attention_at(rows),

@@ -30,7 +30,7 @@ class Settings:
     invert: bool = False  # the falsification ablation: keep the lowest-ranked tokens instead of the highest
     frames: int = 4  # video frames sampled
     max_new_tokens: int = 20
-    seed: int = 0
+    seed: int = 0  # random's seed, mixed with the input's pixels: every input its own reproducible subset
     cutoff: float = 0.1  # CLSE's high-pass cutoff
     temp: float = 0.1  # CLSE's sigmoid temperature
     prompt: str = "chat"

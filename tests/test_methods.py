@@ -111,3 +111,14 @@ def test_every_registered_method_runs_single_and_paper_schedule(tiny):
                           keep=9, schedule=schedule, max_new_tokens=2)
         for name in names:
             assert len(records[name].kept_indices) == (9 if schedule == "single" else 3), (name, schedule)
+
+
+def test_random_draws_another_subset_for_another_input_and_the_same_for_the_same(tiny):
+    def kept(seed_image, seed=0):
+        return compare(tiny.model, tiny.processor, tiny.family, [random_image(seed_image)], QUESTION,
+                       methods=["random"], keep=9, prune_layer=2, max_new_tokens=1, seed=seed,
+                       diagnostics=False)["random"].kept_indices
+
+    assert kept(57) == kept(57)
+    assert kept(57) != kept(58)  # a fixed mask over a dataset would not be a random baseline
+    assert kept(57) != kept(57, seed=1)
