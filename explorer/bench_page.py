@@ -41,14 +41,12 @@ def free_port():
 
 
 @contextlib.contextmanager
-def app_server(model=None, timeout=180, log_path=None):
-    """The real app (python app.py) in a subprocess on a free local port; yields its URL. The page tests
-    use it too."""
+def start_page(env_extra=None, log_path=None, timeout=180):
+    """The real app (python app.py) in a subprocess on a free loopback port, with extra environment variables;
+    yields (url, process). The page tests, this benchmark and the stress script start the page through it."""
     port = free_port()
     env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
-               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
-    if model:
-        env["EXPLORER_MODEL"] = model
+               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", **(env_extra or {}))
     log = open(log_path or os.devnull, "w")
     process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -56,7 +54,8 @@ def app_server(model=None, timeout=180, log_path=None):
         deadline = time.time() + timeout
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"app.py exited with {process.returncode}")
+                see = f"; see {log_path}" if log_path else ""
+                raise RuntimeError(f"app.py exited with {process.returncode}{see}")
             try:
                 urllib.request.urlopen(url, timeout=2)
                 break
@@ -64,7 +63,7 @@ def app_server(model=None, timeout=180, log_path=None):
                 if time.time() > deadline:
                     raise TimeoutError(f"app.py did not answer on {url} within {timeout} s") from None
                 time.sleep(0.5)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         try:
@@ -72,6 +71,13 @@ def app_server(model=None, timeout=180, log_path=None):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@contextlib.contextmanager
+def app_server(model=None, timeout=180, log_path=None):
+    """The page serving `model` (default: EXPLORER_MODEL's default, the embedded model); yields its URL."""
+    with start_page({"EXPLORER_MODEL": model} if model else None, log_path, timeout) as (url, _):
+        yield url
 
 
 # The Plotly plots of the open tab (a hidden tab's panel has no offsetParent)
