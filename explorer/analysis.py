@@ -386,15 +386,14 @@ class Analysis:
 
     @functools.cached_property
     def relative_cost(self):
-        """{label: {method: value / unpruned value}} for prefill FLOPs, the KV cache after prefill and, when
-        every record has it, peak memory."""
-        base = self.none
-        out = {
-            "prefill FLOPs": {m: r["flops"]["prefill"] / base["flops"]["prefill"] for m, r in self.results.items()},
-            "KV cache after prefill": {m: r["kv_cache_bytes_prefill"] / base["kv_cache_bytes_prefill"]
-                                       for m, r in self.results.items()},
-        }
-        if all(r.get("peak_memory_bytes") for r in self.results.values()):
-            out["peak memory"] = {m: r["peak_memory_bytes"] / base["peak_memory_bytes"]
-                                  for m, r in self.results.items()}
+        """{label: {method: value / unpruned value}} for prefill FLOPs, the KV cache after prefill and peak
+        memory; a measure is left out when a record lacks it (0 is a Record's "not measured")."""
+        fields = {"prefill FLOPs": lambda r: (r.get("flops") or {}).get("prefill"),
+                  "KV cache after prefill": lambda r: r.get("kv_cache_bytes_prefill"),
+                  "peak memory": lambda r: r.get("peak_memory_bytes")}
+        out = {}
+        for label, value in fields.items():
+            values = {m: value(r) for m, r in self.results.items()}
+            if all(values.values()):
+                out[label] = {m: v / values["none"] for m, v in values.items()}
         return out

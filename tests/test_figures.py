@@ -249,6 +249,8 @@ def test_efficiency_and_tokens_per_layer(cases):
     results, _ = cases["image"]
     a = analysed(results)
     fig = figures.efficiency_figure(a)
+    assert [tr.name for tr in fig.data][:2] == ["prefill FLOPs", "KV cache after prefill"], \
+        "every record measures its prefill FLOPs and its KV cache after prefill"
     flops, kv = fig.data[:2]  # then peak memory, where the records measured it
     names = list(fig.data[0].x)
     assert flops.y[names.index("none")] == 1 and kv.y[names.index("none")] == 1
