@@ -265,11 +265,7 @@ def rest_call(url, args, literals):
     literals that gradio_client refuses to send (Infinity, NaN, 1e309): (outcome, message)."""
     import httpx
 
-    names = ["image", "video", "question", "method_a", "method_b", "keep", "prune_layer", "ref_layer",
-             "schedule", "model", "frames"]
-    data = [f"@{name}@" if name in literals else args[name] for name in names]
-    data[0] = upload(url, args["image"]) if args["image"] else None
-    data[1] = upload(url, args["video"]) if args["video"] else None
+    data = rest_data(url, args, literals)
     body = json.dumps({"data": data})
     for name, literal in literals.items():
         body = body.replace(f'"@{name}@"', literal)
@@ -288,6 +284,22 @@ def rest_call(url, args, literals):
             elif line.startswith("data:") and event == "error":
                 return rest_error(line.split(":", 1)[1].strip())
     return "crashed", "the result stream ended without a result"
+
+
+NAMES = ["image", "video", "question", "method_a", "method_b", "keep", "prune_layer", "ref_layer", "schedule",
+         "model", "frames"]
+
+
+def rest_data(url, args, literals=()):
+    """The /compare inputs for a raw REST call (which, unlike gradio_client, fills in no defaults): the first
+    eleven from args (files uploaded; names in literals as placeholders), the rest the page's defaults."""
+    import httpx
+
+    parameters = httpx.get(url + "gradio_api/info").json()["named_endpoints"]["/compare"]["parameters"]
+    data = [f"@{name}@" if name in literals else args[name] for name in NAMES]
+    data[0] = upload(url, args["image"]) if args["image"] else None
+    data[1] = upload(url, args["video"]) if args["video"] else None
+    return data + [p.get("parameter_default") for p in parameters[len(NAMES):]]
 
 
 def rest_error(data):
@@ -389,8 +401,7 @@ def fire_and_forget(url, image, count=3):
 
     outcomes = []
     for _ in range(count):
-        data = [upload(url, image), None, QUESTION, "clse", "fastv", 1 / 9, 2, 0, "single", None, 4]
-        response = httpx.post(url + "gradio_api/call/compare", json={"data": data})
+        response = httpx.post(url + "gradio_api/call/compare", json={"data": rest_data(url, request(image=image))})
         if response.status_code == 200:
             outcomes.append(("answered", ""))  # queued; nobody reads it
         else:
