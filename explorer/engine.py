@@ -460,6 +460,7 @@ def run(model, processor, encoded, method, settings=None, capture=False, questio
         hidden, cache, _ = prefill(model, encoded, method, settings, the_plan, record, captured)
         first_logits = model.lm_head(lm.norm(hidden[:, -1:]))[0, -1].float()
         prefill_ms = (clock(device) - start) * 1e3
+        record.kv_cache_bytes_prefill = cache_bytes(cache)
         if captured is not None:  # keys as they were after the prefill; decoding appends to the cache
             captured["keys"] = [layer.keys for layer in cache.layers]
         start = clock(device)

@@ -162,10 +162,9 @@ def object_sweep(model, processor, family, settings):
     """The embedded model's object sweep for these settings, computed once per settings and reused."""
     from explorer.sweep import positional_sweep  # noqa: PLC0415  (only the embedded model has one)
 
-    key = (settings.methods, settings.keep, settings.prune_layer)
+    key = dataclasses.replace(settings, frames=0, max_new_tokens=0, repeats=0, prompt="", seed=0)  # what it reads
     if key not in _sweeps:
-        _sweeps[key] = positional_sweep(model, processor, family, list(settings.methods), settings.keep,
-                                        settings.prune_layer)
+        _sweeps[key] = positional_sweep(model, processor, family, settings)
     return copy.deepcopy(_sweeps[key])
 
 

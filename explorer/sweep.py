@@ -1,17 +1,20 @@
-"""Positional sweep on the embedded model (its scenes are the ground truth): one object moved from the top of the frame to the bottom; for each
-place, the share of the object's visual tokens each method keeps. A content-driven method keeps the object
+"""Positional sweep on the embedded model (its scenes are the ground truth): one object moved from the top of
+the frame to the bottom; for each place, the share of the object's visual tokens each method keeps. A content-driven method keeps the object
 wherever it is; a position-biased one keeps it more when it sits late in the sequence (bottom rows)."""
+
+import dataclasses
 
 import numpy as np
 
 from explorer.engine import encode, run
-from explorer.settings import check_settings
 from models.shapes_llava import scenes
 
 
-def positional_sweep(model, processor, family, methods, keep, prune_layer=None, steps=8, shape="circle",
-                     color="red", size=56):
-    settings = check_settings(methods=methods, keep=keep, prune_layer=prune_layer, max_new_tokens=1)
+def positional_sweep(model, processor, family, settings, steps=8, shape="circle", color="red", size=56):
+    """For each of `steps` places from top to bottom, the share of the object's tokens each of
+    settings.methods keeps (with every other setting of the request: K, L, early_kv, invert, ...)."""
+    methods = list(settings.methods)
+    settings = dataclasses.replace(settings, max_new_tokens=1, repeats=1)
     half = size / 2
     rows = np.linspace(half, scenes.IMAGE_SIZE - half, steps)
     sweep = {"positions": [], "recall": {m: [] for m in methods}, "object": f"{color} {shape}, {size} px"}
