@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from explorer import figures
+from explorer.benchmark_tab import benchmark_tab
 from explorer.methods import DESCRIPTIONS, GROUPS, METHODS
 
 
@@ -74,6 +75,12 @@ SECTIONS = [
             "and the KV cache shrink; scoring is the time the method itself took. With several timed repeats (More "
             "settings) the bars are medians and the whiskers span the fastest to the slowest repeat. Peak memory is "
             "the device's peak allocation on a GPU and an estimate on the CPU (the panel's subtitle says which)."),
+    Section("benchmark", "Benchmark",
+            "The same comparison over a whole benchmark (lmms-eval, README \"Benchmarks\"): accuracy against the "
+            "real average of visual tokens kept per method, the queried object's tokens kept where the data has "
+            "ground truth, and positional bias over the dataset (where each method keeps tokens, and the rank "
+            "correlation between score and position). Upload a report written by `python -m explorer.report RUNS "
+            "--json report.json`, or choose runs kept on this server.", render=benchmark_tab),
 ]
 
 PANELS = [

@@ -182,3 +182,52 @@ def save_payload(payload):
     with os.fdopen(handle, "w") as out:
         json.dump(payload, out)
     return path
+
+
+# ------------------------------------------------------------------------------------------- benchmark tab
+MAX_REPORT_BYTES = 20 * 2**20
+
+
+def runs_root():
+    """The folder of benchmark runs the page offers (EXPLORER_RUNS_DIR), or None."""
+    root = os.environ.get("EXPLORER_RUNS_DIR")
+    return os.path.realpath(root) if root and os.path.isdir(root) else None
+
+
+def benchmark_runs():
+    """The run folders under EXPLORER_RUNS_DIR (names relative to it)."""
+    root = runs_root()
+    return sorted(name for name in os.listdir(root) if os.path.isdir(os.path.join(root, name))) if root else []
+
+
+def load_benchmark(report_path=None, run_names=()):
+    """A benchmark report: an uploaded `python -m explorer.report ... --json` file, or the chosen runs of
+    EXPLORER_RUNS_DIR read by explorer.report. Raises BadInput with the sentence the page shows."""
+    from explorer import report  # noqa: PLC0415
+
+    if report_path:
+        if os.path.getsize(report_path) > MAX_REPORT_BYTES:
+            raise BadInput(f"the report is larger than {MAX_REPORT_BYTES // 2**20} MB")
+        try:
+            with open(report_path) as f:
+                loaded = json.load(f)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            raise BadInput("the file is not a report: write one with `python -m explorer.report RUNS --json "
+                           "report.json`") from None
+        if not isinstance(loaded, dict) or not isinstance(loaded.get("runs"), list) or "tasks" not in loaded:
+            raise BadInput("the file is JSON but not a report of `python -m explorer.report --json`")
+        return loaded
+    root = runs_root()
+    chosen = [os.path.realpath(os.path.join(root, name)) for name in run_names or ()] if root else []
+    if not chosen or any(os.path.dirname(path) != root for path in chosen):
+        raise BadInput("upload a report, or choose runs from the list")
+    try:
+        return report.load_report(chosen)
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        raise BadInput(f"these runs cannot be read as a report ({error})") from None
+
+
+def benchmark_figures(loaded):
+    from explorer import report  # noqa: PLC0415
+
+    return report.report_figures(loaded)

@@ -198,3 +198,22 @@ def test_spearman_and_density_by_hand():
     grid = density(lines)
     assert grid["normalized"] and grid["grid"] == [2, 2]
     assert grid["share"] == [[2 / 6, 1 / 6], [0.0, 1 / 6]]  # bins of 1 + 1 + 4 cells; the last cell kept
+
+
+def test_the_pages_benchmark_tab_reads_an_uploaded_report_and_the_servers_runs(runs, tmp_path, monkeypatch):
+    from explorer import service
+    from models.base import BadInput
+
+    assert report_main([str(runs), "--json", str(tmp_path / "report.json")]) == 0
+    uploaded = service.load_benchmark(str(tmp_path / "report.json"))
+    figures = service.benchmark_figures(uploaded)
+    assert any(name.startswith("accuracy:") for name in figures) and any(n.startswith("density:") for n in figures)
+    monkeypatch.setenv("EXPLORER_RUNS_DIR", str(runs))
+    names = service.benchmark_runs()
+    assert names and service.load_benchmark(None, names[:1])["runs"]
+    for bad, message in [(tmp_path / "not.json", "not a report"), (tmp_path / "other.json", "not a report of")]:
+        bad.write_text("{oops" if bad.name == "not.json" else '{"a": 1}')
+        with pytest.raises(BadInput, match=message):
+            service.load_benchmark(str(bad))
+    with pytest.raises(BadInput, match="choose runs from the list"):
+        service.load_benchmark(None, ["../.."])  # nothing outside the configured folder
