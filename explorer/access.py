@@ -22,6 +22,7 @@ import os
 import threading
 
 import models
+from explorer import engine
 from models.base import BadInput
 
 REFUSED = ("This model is not available on this page: choose one from the Model list, or a model folder "
@@ -123,13 +124,13 @@ def source_of(key):
                            f"download models on request; choose another model.") from None
 
 
-def load_allowed(key, device=None, dtype=None):
-    """models.load on an allowed key. A folder that holds no loadable model gets the one refusal sentence (the
-    log line has the real reason); faults of the embedded model or the machine keep their traceback."""
+def load_allowed(key, device=None, dtype=None, progress=None):
+    """models.load on an allowed key, then one warm-up run (so that no method of the first request pays for
+    it). A folder that holds no loadable model gets the one refusal sentence (the log line has the real
+    reason); faults of the embedded model or the machine keep their traceback."""
     source = source_of(key)
-    options = {name: value for name, value in (("device", device), ("dtype", dtype)) if value is not None}
     try:
-        return models.load(source, **options)
+        loaded = models.load(source, device=device, dtype=dtype, progress=progress)
     except (models.ModelLoadError, ValueError, OSError, KeyError) as error:
         if key == models.EMBEDDED_ID:
             raise
@@ -138,6 +139,8 @@ def load_allowed(key, device=None, dtype=None):
         if os.path.isabs(key):
             raise ModelRefused(REFUSED) from None
         raise ModelRefused(first_line) from None
+    engine.warm_up(*loaded, progress=progress)
+    return loaded
 
 
 def unload_oldest():
@@ -153,10 +156,13 @@ def unload_oldest():
     log.info("unloaded model %s (least recently used; at most %d loaded)", key, max_models())
 
 
-def get_model(model_id=None, device=None, dtype=None):
-    """(model, processor, family, lock) for an allowed model, loaded once per canonical key and reused. Hold
-    lock while using the model."""
+def get_model(model_id=None, device=None, dtype=None, progress=None):
+    """(model, processor, family, lock) for an allowed model, loaded once per canonical key and reused, on
+    EXPLORER_DEVICE in EXPLORER_DTYPE unless device / dtype say otherwise (auto: models.pick_device and
+    pick_dtype). Hold lock while using the model."""
     key = canonical_model(model_id)
+    device = device or os.environ.get("EXPLORER_DEVICE") or None
+    dtype = dtype or os.environ.get("EXPLORER_DTYPE") or None
     cache_key = (key, None if device is None else str(device), None if dtype is None else str(dtype))
     with _cache_lock:
         lock = _locks.setdefault(cache_key, threading.Lock())
@@ -165,7 +171,7 @@ def get_model(model_id=None, device=None, dtype=None):
         else:
             while len(_loaded) >= max_models():
                 unload_oldest()
-            _loaded[cache_key] = load_allowed(key, device, dtype)
+            _loaded[cache_key] = load_allowed(key, device, dtype, progress)
         model, processor, family = _loaded[cache_key]
     return model, processor, family, lock
 

@@ -543,8 +543,6 @@ def compare(model, processor, family, images, question, settings=None, kind="ima
     return records
 
 
-RequestError = BadInput  # TEMPORARY: the page's service still imports the old name (removed when it moves)
-
 
 def warm_up(model, processor, family, progress=None):
     """One short unpruned run on a blank image right after loading, so that no method of the first request

@@ -14,14 +14,12 @@ import copy
 import dataclasses
 import json
 import os
-import tempfile
-import threading
 import time
 
 from PIL import ImageOps
 
 import models
-from explorer import engine, media
+from explorer import access, engine, media, zerogpu
 from explorer.analysis import Analysis
 from explorer.settings import check_settings
 from models.base import BadInput
@@ -33,52 +31,35 @@ BUDGET_PRESETS = {  # the paper's LLaVA-1.5 budgets (192, 128, 64 tokens) as rat
     "1/9 (the paper's 64)": 1 / 9,
 }
 
-_models = {}
-_locks = {}
-_sweeps = {}  # (model id, methods, keep, prune layer) -> the object sweep: fixed scenes, deterministic methods
-_registry_lock = threading.Lock()
-
-UserError = BadInput  # anything the user can fix; the page shows the message
-
+_sweeps = {}  # the settings the sweep reads -> the object sweep: fixed scenes, deterministic methods
+MAX_SWEEPS = 16  # settings whose sweep is kept (oldest dropped): each new keep value made a new entry
 
 def model_choices():
-    return [models.EMBEDDED_ID] + models.hub_ids()
+    return access.model_choices()
 
 
-def get_model(model_id=None):
-    """(model, processor, family, lock), loaded once per id and reused."""
-    model_id = model_id or models.EMBEDDED_ID
-    with _registry_lock:
-        lock = _locks.setdefault(model_id, threading.Lock())
-    with lock:
-        if model_id not in _models:
-            try:
-                _models[model_id] = models.load(model_id)
-            except models.ModelLoadError as error:
-                raise UserError(str(error)) from None
-    return (*_models[model_id], lock)
+def get_model(model_id=None, say=None):
+    """(model, processor, family, lock) of an allowed model, loaded once per canonical key (explorer.access),
+    on EXPLORER_DEVICE in EXPLORER_DTYPE (default: auto)."""
+    return access.get_model(model_id, progress=say)
+
+
+def gpu_seconds(request, *args, **kwargs):
+    """The GPU time a ZeroGPU Space asks for this request (explorer.zerogpu)."""
+    return zerogpu.request_seconds(request.settings, len(request.images))
 
 
 def read_media(image_path, video_path, num_frames=4):
-    """(images, kind) from the page's inputs: an image, or a video sampled into frames."""
-    if image_path and video_path:
-        raise UserError("give an image or a video, not both")
-    try:
-        if image_path:
-            return [media.load_image(image_path)], "image"
-        if video_path:
-            return media.sample_video_frames(video_path, int(num_frames)), "video"
-    except media.MediaError as error:
-        raise UserError(str(error)) from None
-    raise UserError("upload an image or a video first")
+    """(images, kind) from the page's inputs: an image, or a video sampled into frames (bounded work)."""
+    return media.read_media(image_path, video_path, num_frames)
 
 
 def check_question(question):
     question = (question or "").strip()
     if not question:
-        raise UserError("the question is empty")
+        raise BadInput("the question is empty")
     if len(question) > MAX_QUESTION_CHARS:
-        raise UserError(f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
+        raise BadInput(f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
     return question
 
 
@@ -98,12 +79,13 @@ def prepare(image_path, video_path, question, method_a, method_b, keep, prune_la
             schedule="single", model_id=None, num_frames=4, early_kv="auto", invert=False, prompt="chat", repeats=1):
     """The page's raw inputs checked once: a Request, or BadInput with the sentence the user sees."""
     question = check_question(question)
+    model_id = access.canonical_model(model_id)  # refused before any media is decoded
     settings = check_settings(methods=[method_a, method_b], keep=keep, prune_layer=prune_layer,
                               ref_layer=ref_layer, schedule=schedule, early_kv=early_kv, invert=bool(invert),
                               frames=num_frames, prompt=prompt, repeats=repeats)
     images, kind = read_media(image_path, video_path, settings.frames)
     methods = settings.methods  # aliases already renamed (the records carry the note)
-    return Request(images, kind, question, settings, model_id or models.EMBEDDED_ID,
+    return Request(images, kind, question, settings, model_id,
                    (methods[0], methods[-1]))
 
 
@@ -114,12 +96,13 @@ def expected_stages(request):
     return 5 + runs + (request.model_id == models.EMBEDDED_ID)
 
 
+@zerogpu.on_gpu(duration=gpu_seconds)
 def answer(request, say=None):
     """The comparison: (payload, analysis). The payload is the command line's --json object; `say(text)` is
     told each stage (loading the model, encoding, each method)."""
     say = say or (lambda text: None)
     say(f"loading the model {request.model_id}")
-    model, processor, family, lock = get_model(request.model_id)
+    model, processor, family, lock = get_model(request.model_id, say)
     with lock:
         start = time.perf_counter()
         records = engine.compare(model, processor, family, request.images, request.question, request.settings,
@@ -130,6 +113,7 @@ def answer(request, say=None):
     return payload, Analysis(payload, pair=request.pair)
 
 
+@zerogpu.on_gpu(duration=gpu_seconds)
 def diagnose(request, payload, analysis, say=None):
     """The page's diagnostic runs, added to the payload: the flip test (kept sets on the image upside down),
     the positional-bias summary and, on the embedded model, the object sweep. Returns the images the model
@@ -164,6 +148,8 @@ def object_sweep(model, processor, family, settings):
 
     key = dataclasses.replace(settings, frames=0, max_new_tokens=0, repeats=0, prompt="", seed=0)  # what it reads
     if key not in _sweeps:
+        if len(_sweeps) >= MAX_SWEEPS:
+            _sweeps.pop(next(iter(_sweeps)))  # the oldest: each new keep value made a new entry
         _sweeps[key] = positional_sweep(model, processor, family, settings)
     return copy.deepcopy(_sweeps[key])
 
@@ -177,11 +163,8 @@ def run_comparison(*inputs, say=None, **options):
 
 
 def save_payload(payload):
-    """The whole result as a JSON file for download."""
-    handle, path = tempfile.mkstemp(prefix="pruning-explorer-", suffix=".json")
-    with os.fdopen(handle, "w") as out:
-        json.dump(payload, out)
-    return path
+    """The whole result as a JSON file for download (removed after media.RESULT_MAX_AGE_S)."""
+    return media.save_result_json(payload)
 
 
 # ------------------------------------------------------------------------------------------- benchmark tab

@@ -9,7 +9,7 @@ import os
 
 import gradio as gr
 
-from explorer import panels, service
+from explorer import access, media, panels, service
 from explorer.methods import DESCRIPTIONS, GROUPS, METHODS
 from models.base import BadInput
 
@@ -29,10 +29,15 @@ class CheckedImage(gr.Image):
 
     def preprocess(self, payload):
         try:
+            if payload is not None and payload.path:
+                media.check_image_header(payload.path)  # before Gradio or anything else decodes it
             return super().preprocess(payload)
+        except media.MediaError as error:
+            raise gr.Error(str(error), print_exception=False) from None
         except Exception as error:  # PIL raises several kinds for broken or oversized files
             name = getattr(payload, "orig_name", None) or "the upload"
-            raise gr.Error(f"{name} is not a readable image ({type(error).__name__})") from None
+            raise gr.Error(f"{name} is not a readable image ({type(error).__name__})",
+                           print_exception=False) from None
 
 
 class StageProgress:
@@ -40,30 +45,34 @@ class StageProgress:
     names itself. `expected` is the number of stages the request reports (the bar stops short of full until
     the end)."""
 
-    def __init__(self, progress, expected):
-        self.progress, self.expected, self.done = progress, expected, 0
+    def __init__(self, progress, expected, request=None):
+        self.progress, self.expected, self.done, self.request = progress, expected, 0, request
 
     def __call__(self, text):
+        access.stop_if_client_gone(self.request)  # the visitor left: stop between stages
         self.progress(min(self.done / self.expected, 0.95), desc=text)
         self.done += 1
 
 
 def compare_click(image, video, question, method_a, method_b, keep, prune_layer="auto", ref_layer="auto",
                   schedule="single", model_id=None, num_frames=4, early_kv="auto", invert=False, prompt="chat",
-                  repeats=1, progress=gr.Progress()):
+                  repeats=1, progress=gr.Progress(), visitor: gr.Request = None):
     """The Compare event: the answers as soon as the comparison ran, then every panel. The last output set
     (what gradio_client's predict returns) holds everything."""
     try:
         request = service.prepare(image, video, question, method_a, method_b, keep, prune_layer, ref_layer,
                                   schedule, model_id, num_frames, early_kv, invert, prompt, repeats)
-        say = StageProgress(progress, service.expected_stages(request))
+        say = StageProgress(progress, service.expected_stages(request), visitor)
         payload, analysis = service.answer(request, say)
         first = panels.draw(analysis, panels=panels.FIRST)
         yield [first.get(p.name, None) for p in panels.PANELS] + [gr.skip()] * 4
         view = service.diagnose(request, payload, analysis, say)
+        say("drawing")
     except BadInput as error:
-        raise gr.Error(str(error)) from None
-    say("drawing")
+        access.log_user_error(error)
+        raise gr.Error(str(error), print_exception=False) from None
+    except access.ClientGone:
+        return  # nobody is listening
     figs = panels.draw(analysis, view)
     frames = analysis.grid[0]
     state = {"analysis": analysis, "view": view}
@@ -116,12 +125,13 @@ def method_info(name):
 def build_inputs():
     """The request's components, in the order of the `compare` API's parameters."""
     with gr.Column(scale=1):
-        image = CheckedImage(type="filepath", sources=["upload", "clipboard", "webcam"], label="Image")
+        image = CheckedImage(type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"],
+                             label="Image")  # image_mode=None: Gradio passes the file on, never decodes it
         video = gr.Video(sources=["upload"], label="Video (frames sampled evenly)")
         question = gr.Textbox(label="Question", max_lines=3)
     with gr.Column(scale=1):
-        model_id = gr.Dropdown(service.model_choices(), label="Model", allow_custom_value=True,
-                               value=os.environ.get("EXPLORER_MODEL", service.model_choices()[0]),
+        model_id = gr.Dropdown(access.model_choices(), label="Model", allow_custom_value=True,
+                               value=access.default_model(),
                                info="the embedded model, a hub id (needs the hub) or a local directory")
         with gr.Row():
             method_a = method_dropdown("Method A", "clse")
