@@ -60,7 +60,8 @@ def device_of(module):
 def clock(device):
     """Seconds, read only after the device has finished its queued work."""
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
+        for index in range(torch.cuda.device_count()):  # a device_map may spread the layers over several GPUs
+            torch.cuda.synchronize(index)
     elif device.type == "mps":
         torch.mps.synchronize()
     return time.perf_counter()
