@@ -20,11 +20,12 @@ with the checkpoint's own settings. The weights directory (--out) is written onc
 """
 
 import argparse
+import copy
 import json
 import math
 import os
 import time
-import copy
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -374,7 +375,7 @@ def check_encoding(tokenizer, processor, tokens_per_image):
     assert tokenizer.unk_token_id not in expected
 
 
-def main(argv=None):
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=1500)
@@ -395,21 +396,34 @@ def main(argv=None):
         if key not in TRAIN:
             parser.error(f"unknown TRAIN key {key!r}; known: {', '.join(TRAIN)}")
         TRAIN[key] = type(TRAIN[key])(float(value)) if not isinstance(TRAIN[key], str) else value
-    resumed = None
-    if args.resume:
-        resumed = torch.load(os.path.join(args.resume, "state.pt"), weights_only=False)
-        TRAIN.update(resumed["train"])
-        args.seed, args.steps = resumed["seed"], resumed["steps"]
-        print(f"resuming from {args.resume} at step {resumed['steps_done']} of {args.steps}", flush=True)
+    return args
 
+
+@dataclass
+class Run:
+    """Everything one training run holds: the model and its training-only parts, and the loop's state."""
+
+    model: object
+    processor: object
+    patch_head: object
+    optimizer: object
+    rng: object
+    captured: dict  # the projector's output (forward hook)
+    attn_inputs: dict  # the grounded layer's attention inputs (forward pre-hook)
+    drop_state: dict  # the tokens each decoder layer may not attend to (drop_hooks)
+    history: list = field(default_factory=list)
+    recent: dict = field(default_factory=lambda: {"image": [], "clip": []})
+    first_step: int = 0
+    done_minutes: float = 0.0
+
+
+def setup(args, resumed=None):
+    """The model, its optimizer and the training-only hooks, from the seed (and a checkpoint to resume)."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     model, processor = build(args.seed)
     model.train()
-    tokenizer = processor.tokenizer
-    tokens_per_image = (CONFIG["image_size"] // CONFIG["patch_size"]) ** 2
-    n_layers = CONFIG["text_layers"]
     vision = [p for n, p in model.named_parameters() if "vision_tower" in n or "multi_modal_projector" in n]
     decoder = [p for n, p in model.named_parameters() if not ("vision_tower" in n or "multi_modal_projector" in n)]
     patch_head = torch.nn.Linear(CONFIG["text_width"], sum(PATCH_TARGETS.values()))  # training only, not saved
@@ -420,89 +434,114 @@ def main(argv=None):
     check = [scenes.make_scene(seed).image for seed in range(3)]
     reference = processor.image_processor(images=check, return_tensors="pt")["pixel_values"]
     assert torch.allclose(pixel_values_of(check, processor.image_processor), reference, atol=1e-4)
-    check_encoding(tokenizer, processor, tokens_per_image)
-    history, recent, first_step, done_minutes = [], {"image": [], "clip": []}, 0, 0.0
+    check_encoding(processor.tokenizer, processor, (CONFIG["image_size"] // CONFIG["patch_size"]) ** 2)
+    run = Run(model, processor, patch_head, optimizer, rng, {}, {}, {})
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         patch_head.load_state_dict(resumed["patch_head"])
         optimizer.load_state_dict(resumed["optimizer"])
         rng.bit_generator.state = resumed["numpy_rng"]
         torch.set_rng_state(resumed["torch_rng"])
-        history, recent = resumed["history"], resumed["recent"]
-        first_step, done_minutes = resumed["steps_done"], resumed["minutes"]
+        run.history, run.recent = resumed["history"], resumed["recent"]
+        run.first_step, run.done_minutes = resumed["steps_done"], resumed["minutes"]
     # The projected visual features' scale. Free, they drift to one huge constant vector (norm ~200, every
     # token alike after the decoder's RMSNorm) and grounding never starts. Pulled towards zero, they enter at
     # norm ~12 while the residual stream reaches ~140 in two layers: the visual tokens' high-pass magnitude then
     # grows ~4x by layer 2, CLSE's evolution intensity clamps to 1 everywhere and every CLSE score ties. Pulled
     # to a mean square of feature_target (norm ~90), both are avoided; the architecture stays stock LLaVA.
-    captured = {}
-    model.model.multi_modal_projector.register_forward_hook(lambda module, args, out: captured.update(features=out))
-    grounded_layer = model.model.language_model.layers[TRAIN["grounding_layer"]]
-    attn_inputs = {}
-    grounded_layer.self_attn.register_forward_pre_hook(lambda module, args, kwargs: attn_inputs.update(kwargs),
-                                                       with_kwargs=True)
-    drop_state = {}
-    drop_hooks(model, drop_state)
-    image_start = len(encode_text(tokenizer, "USER:"))
+    model.model.multi_modal_projector.register_forward_hook(
+        lambda module, args, out: run.captured.update(features=out))
+    model.model.language_model.layers[TRAIN["grounding_layer"]].self_attn.register_forward_pre_hook(
+        lambda module, args, kwargs: run.attn_inputs.update(kwargs), with_kwargs=True)
+    drop_hooks(model, run.drop_state)
+    return run
+
+
+def losses(run, batch, kind):
+    """(answer loss, the weighted total, and the parts logged) of one batch."""
+    ids, positions, mask, labels, pixel_values, patch_targets, grounding, unknowable, dropped = batch
+    run.drop_state["dropped"] = dropped
+    logits = run.model(input_ids=ids, pixel_values=pixel_values, attention_mask=mask, position_ids=positions).logits
+    run.drop_state["dropped"] = None
+    targets = labels != -100
+    loss = torch.nn.functional.cross_entropy(logits[targets], labels[targets])
+    if unknowable:  # uniform over the kind's answers: cross-entropy against it
+        logp = torch.stack([logits[b, row].log_softmax(-1) for b, row, _ in unknowable])
+        unknown = torch.stack([-lp[cands].mean() for lp, (_, _, cands) in zip(logp, unknowable)]).mean()
+    else:
+        unknown = logits.new_zeros(())
+    features = run.captured["features"]
+    feature_scale = features.pow(2).mean()
+    target = TRAIN["feature_target"]
+    feature_term = (feature_scale - target).pow(2) / target if target > 0 else feature_scale
+    patch_logits = run.patch_head(features.reshape(-1, features.shape[-1])).split(list(PATCH_TARGETS.values()), -1)
+    patch_loss = sum(torch.nn.functional.cross_entropy(part, patch_targets[:, k].reshape(-1))
+                     for k, part in enumerate(patch_logits)) / len(PATCH_TARGETS)
+    grounded_layer = run.model.model.language_model.layers[TRAIN["grounding_layer"]]
+    image_start = len(encode_text(run.processor.tokenizer, "USER:"))
+    ground = grounding_loss(grounded_layer, run.attn_inputs, grounding, image_start=image_start,
+                            dropped=dropped[TRAIN["grounding_layer"]])
+    total = (loss + TRAIN["feature_penalty"] * feature_term + TRAIN["patch_loss"] * patch_loss
+             + TRAIN["grounding_loss"] * ground + TRAIN["unknowable_loss"] * unknown)
+    # answer accuracy: the positions whose label is not </s>
+    answer_positions = targets & (labels != run.processor.tokenizer.eos_token_id)
+    correct = (logits[answer_positions].argmax(-1) == labels[answer_positions]).float().mean().item()
+    run.recent[kind] = (run.recent[kind] + [correct])[-20:]
+    parts = {"loss": round(loss.item(), 4), "feature_ms": round(feature_scale.item(), 3),
+             "patch_loss": round(patch_loss.item(), 4), "grounding": round(ground.item(), 3),
+             "unknowable": round(unknown.item(), 3)}
+    return total, parts
+
+
+def train_step(run, step, total_steps):
+    """One optimizer step; returns the logged parts."""
+    kind = "clip" if step % TRAIN["clip_every"] == TRAIN["clip_every"] - 1 else "image"
+    max_objects = min(5, 1 + int(4 * step / (TRAIN["curriculum"] * total_steps)))
+    kinds = ("color", "shape") if step < TRAIN["grounded_only"] * total_steps else None
+    tokens_per_image = (CONFIG["image_size"] // CONFIG["patch_size"]) ** 2
+    batch = sample_batch(kind, run.rng, run.processor.tokenizer, run.processor, tokens_per_image, max_objects, kinds,
+                         CONFIG["text_layers"])
+    for group in run.optimizer.param_groups:
+        group["lr"] = learning_rate(step, total_steps) * group["scale"]
+    total, parts = losses(run, batch, kind)
+    run.optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    torch.nn.utils.clip_grad_norm_([*run.model.parameters(), *run.patch_head.parameters()], 1.0)
+    run.optimizer.step()
+    return parts
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    resumed = None
+    if args.resume:
+        resumed = torch.load(os.path.join(args.resume, "state.pt"), weights_only=False)
+        TRAIN.update(resumed["train"])
+        args.seed, args.steps = resumed["seed"], resumed["steps"]
+        print(f"resuming from {args.resume} at step {resumed['steps_done']} of {args.steps}", flush=True)
+    run = setup(args, resumed)
     start = time.time()
-    step = first_step - 1
-    meta = lambda: {"seed": args.seed, "steps_done": step + 1, "steps": args.steps, "config": CONFIG,
-                    "train": copy.deepcopy(TRAIN), "history": history}
-    for step in range(first_step, args.steps):
-        kind = "clip" if step % TRAIN["clip_every"] == TRAIN["clip_every"] - 1 else "image"
-        max_objects = min(5, 1 + int(4 * step / (TRAIN["curriculum"] * args.steps)))
-        kinds = ("color", "shape") if step < TRAIN["grounded_only"] * args.steps else None
-        (ids, positions, mask, labels, pixel_values, patch_targets, grounding, unknowable,
-         dropped) = sample_batch(kind, rng, tokenizer, processor, tokens_per_image, max_objects, kinds, n_layers)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, args.steps) * group["scale"]
-        drop_state["dropped"] = dropped
-        logits = model(input_ids=ids, pixel_values=pixel_values, attention_mask=mask, position_ids=positions).logits
-        drop_state["dropped"] = None
-        targets = labels != -100
-        loss = torch.nn.functional.cross_entropy(logits[targets], labels[targets])
-        if unknowable:  # uniform over the kind's answers: cross-entropy against it
-            logp = torch.stack([logits[b, row].log_softmax(-1) for b, row, _ in unknowable])
-            unknown = torch.stack([-lp[cands].mean() for lp, (_, _, cands) in zip(logp, unknowable)]).mean()
-        else:
-            unknown = logits.new_zeros(())
-        features = captured["features"]
-        feature_scale = features.pow(2).mean()
-        target = TRAIN["feature_target"]
-        feature_term = (feature_scale - target).pow(2) / target if target > 0 else feature_scale
-        patch_logits = patch_head(features.reshape(-1, features.shape[-1])).split(list(PATCH_TARGETS.values()), -1)
-        patch_loss = sum(torch.nn.functional.cross_entropy(part, patch_targets[:, k].reshape(-1))
-                         for k, part in enumerate(patch_logits)) / len(PATCH_TARGETS)
-        ground = grounding_loss(grounded_layer, attn_inputs, grounding, image_start=image_start,
-                                dropped=dropped[TRAIN["grounding_layer"]])
-        optimizer.zero_grad(set_to_none=True)
-        (loss + TRAIN["feature_penalty"] * feature_term + TRAIN["patch_loss"] * patch_loss
-         + TRAIN["grounding_loss"] * ground + TRAIN["unknowable_loss"] * unknown).backward()
-        torch.nn.utils.clip_grad_norm_([*model.parameters(), *patch_head.parameters()], 1.0)
-        optimizer.step()
-        # answer accuracy: the positions whose label is not </s>
-        answer_positions = targets & (labels != tokenizer.eos_token_id)
-        correct = (logits[answer_positions].argmax(-1) == labels[answer_positions]).float().mean().item()
-        recent[kind] = (recent[kind] + [correct])[-20:]
-        elapsed = time.time() - start
-        minutes = done_minutes + elapsed / 60
+    step = run.first_step - 1
+    meta = lambda: {"seed": args.seed, "steps_done": step + 1, "steps": args.steps, "config": CONFIG,  # noqa: E731
+                    "train": copy.deepcopy(TRAIN), "history": run.history}
+    for step in range(run.first_step, args.steps):
+        parts = train_step(run, step, args.steps)
+        minutes = run.done_minutes + (time.time() - start) / 60
         if step % 10 == 0 or step == args.steps - 1:
-            entry = {"step": step, "loss": round(loss.item(), 4), "feature_ms": round(feature_scale.item(), 3),
-                     "patch_loss": round(patch_loss.item(), 4), "grounding": round(ground.item(), 3),
-                     "unknowable": round(unknown.item(), 3),
-                     "acc_image": round(float(np.mean(recent["image"] or [0])), 3),
-                     "acc_clip": round(float(np.mean(recent["clip"] or [0])), 3),
+            entry = {"step": step, **parts, "acc_image": round(float(np.mean(run.recent["image"] or [0])), 3),
+                     "acc_clip": round(float(np.mean(run.recent["clip"] or [0])), 3),
                      "lr": round(learning_rate(step, args.steps), 6), "minutes": round(minutes, 2)}
-            history.append(entry)
+            run.history.append(entry)
             print(json.dumps(entry), flush=True)
         if (step + 1) % args.checkpoint_every == 0 and step + 1 < args.steps:
-            save_checkpoint(args.checkpoint_dir, model, processor, patch_head, optimizer, rng,
-                            {**meta(), "recent": recent, "minutes": minutes})
+            save_checkpoint(args.checkpoint_dir, run.model, run.processor, run.patch_head, run.optimizer, run.rng,
+                            {**meta(), "recent": run.recent, "minutes": minutes})
         if minutes > args.minutes:
             print(f"stopping at the {args.minutes}-minute cap after {step + 1} steps", flush=True)
             break
-    model.eval()
-    save(model, processor, args.out, {**meta(), "minutes": round(done_minutes + (time.time() - start) / 60, 1)})
+    run.model.eval()
+    save(run.model, run.processor, args.out,
+         {**meta(), "minutes": round(run.done_minutes + (time.time() - start) / 60, 1)})
 
 
 if __name__ == "__main__":
