@@ -46,7 +46,6 @@ from loguru import logger
 from lmms_eval.api.model import lmms
 from lmms_eval.models import MODEL_REGISTRY_V2
 from lmms_eval.models.registry_v2 import ModelManifest
-from PIL import Image
 from tqdm import tqdm
 
 import models
@@ -113,14 +112,7 @@ def frames_in_order(path, count):
 
 def rgb_frame(frame):
     """A decoded BGR frame -> RGB PIL image, shrunk (aspect kept) to at most FRAME_SIDE px."""
-    import cv2  # noqa: PLC0415
-
-    height, width = frame.shape[:2]
-    scale = FRAME_SIDE / max(height, width)
-    if scale < 1:
-        frame = cv2.resize(frame, (max(1, round(width * scale)), max(1, round(height * scale))),
-                           interpolation=cv2.INTER_AREA)
-    return Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    return media.bgr_to_rgb_image(frame, FRAME_SIDE)
 
 
 def media_of(visuals, frames):

@@ -143,14 +143,20 @@ def video_properties(capture, name):
 
 def keep_frame(frame, name):
     """A decoded BGR frame -> a small RGB PIL image (the full-size frame is dropped right away)."""
-    import cv2
-
     height, width = frame.shape[:2]
     if width * height > MAX_FRAME_PIXELS:  # the container may not have said
         raise MediaError(f"{name} has {width} x {height} frames: larger than the "
                          f"{MAX_FRAME_PIXELS / 10**6:.1f} megapixel (4K) limit")
     check_image_shape(width, height, what=f"a frame of {name}")
-    scale = MAX_FRAME_SIDE / max(width, height)
+    return bgr_to_rgb_image(frame, MAX_FRAME_SIDE)
+
+
+def bgr_to_rgb_image(frame, max_side):
+    """A decoded BGR frame (OpenCV) -> an RGB PIL image, shrunk (aspect kept) to at most max_side px."""
+    import cv2
+
+    height, width = frame.shape[:2]
+    scale = max_side / max(width, height)
     if scale < 1:
         frame = cv2.resize(frame, (max(1, round(width * scale)), max(1, round(height * scale))),
                            interpolation=cv2.INTER_AREA)

@@ -17,18 +17,18 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 import cv2
 import numpy as np
 from PIL import Image
+
+from explorer.bench_page import start_page
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ASSETS = os.path.join(ROOT, "assets")
@@ -40,43 +40,6 @@ GENERIC_FAULT = "has raised an exception but has not enabled verbose error repor
 
 
 # ---------------------------------------------------------------- the server
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def start_server(env_extra, log_path, timeout=180):
-    """python app.py on a free loopback port; yields (url, pid)."""
-    port = free_port()
-    env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
-               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", **env_extra)
-    with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}/"
-        try:
-            deadline = time.time() + timeout
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"app.py exited with {process.returncode}; see {log_path}")
-                try:
-                    urllib.request.urlopen(url, timeout=2)
-                    break
-                except OSError:
-                    if time.time() > deadline:
-                        raise TimeoutError(f"app.py did not answer on {url} within {timeout} s") from None
-                    time.sleep(0.5)
-            yield url, process.pid
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 def memory_mb(pid, field):
@@ -517,7 +480,8 @@ def main(argv=None):
            "EXPLORER_FILE_MAX_AGE_S": str(args.file_age_s)}
     rows, summary = [], []
     try:
-        with start_server(env, log_path) as (url, pid):
+        with start_page(env, log_path) as (url, process):
+            pid = process.pid
             run_all(url, pid, files, folders, rows, summary, start, args)
             user_errors, tracebacks = count_log(log_path)
             summary.append(f"- server log: {user_errors} user-error lines, {tracebacks} tracebacks ({log_path})")

@@ -11,7 +11,7 @@ MAX_SECONDS = 300
 
 
 def active():
-    if not os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true"):
+    if os.environ.get("SPACES_ZERO_GPU", "").lower() not in ("1", "true"):
         return False
     try:
         import spaces  # noqa: F401, PLC0415

@@ -5,7 +5,6 @@ import pytest
 import torch
 from transformers import DynamicCache, LlavaForConditionalGeneration
 
-from explorer import engine
 from explorer.engine import attention_row, compare, encode, run
 from explorer.plan import paper_layers, plan
 from explorer.settings import check_settings
