@@ -51,7 +51,7 @@ def build(hidden, layers, heads, mlp, vocab=32000):
 
 def timed(model, processor, image, question, methods, keep, args):
     """{method: Record} with timings as medians over --repeats, the methods' order rotated between repeats."""
-    settings = check_settings(methods=methods, keep=keep, prune_layer=args.prune_layer,
+    settings = check_settings(methods=methods, keep=keep, prune_layer=args.prune_layer, early_kv=args.early_kv,
                               max_new_tokens=args.new_tokens, repeats=args.repeats)
     return compare(model, processor, llava, [image], question, settings, diagnostics=False)
 
@@ -89,6 +89,8 @@ def main(argv=None):
     parser.add_argument("--prune-layer", type=int, default=2)
     parser.add_argument("--new-tokens", type=int, default=8)
     parser.add_argument("--budgets", default="192,128,64")
+    parser.add_argument("--early-kv", choices=["keep", "prune"], default=None,
+                        help="the layers before K keep / drop the pruned tokens (default: the family's policy)")
     parser.add_argument("--methods", default="clse,fastv,random")
     parser.add_argument("--dtype", choices=list(DTYPES), default="float32",
                         help="time in this dtype; other than float32: also the kept sets' overlap with float32")
