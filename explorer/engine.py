@@ -147,13 +147,17 @@ class TokenIndex:
         self.is_visual = torch.zeros(seq_len, dtype=torch.bool, device="cpu")
         for g in groups:
             self.is_visual[g.positions.cpu()] = True
+        self._group_rows = None  # cached until restrict changes the rows
 
     def rows(self, positions):
         """Current rows of these original positions."""
         return torch.searchsorted(self.positions, positions.cpu())
 
     def group_rows(self):
-        return [self.rows(g.positions.cpu()[a]) for g, a in zip(self.groups, self.alive)]
+        """Current rows of every group's alive tokens (asked for once per group and method at a stage)."""
+        if self._group_rows is None:
+            self._group_rows = [self.rows(g.positions.cpu()[a]) for g, a in zip(self.groups, self.alive)]
+        return self._group_rows
 
     def visual_count(self):
         return sum(len(a) for a in self.alive)
@@ -169,6 +173,7 @@ class TokenIndex:
         keep = torch.cat([self.positions[~self.is_visual[self.positions]], kept]).sort().values
         rows = self.rows(keep)
         self.positions = keep
+        self._group_rows = None
         return rows
 
 

@@ -45,6 +45,19 @@ def pick_example(page, question):
         timeout=30_000)
 
 
+def compare_example(browser, url, question, media):
+    """A new page at url: the example with this question picked (its media, a CSS selector, shown), Compare
+    clicked, and the first tab's panels drawn. Returns the page."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url, wait_until="load")
+    page.get_by_role("button", name="Compare").wait_for(timeout=60_000)
+    pick_example(page, question)
+    page.locator(media).first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Compare").click()
+    drawn_in_open_tab(page, len(panels.panels_of(TABS[0].name)))
+    return page
+
+
 def open_every_tab(page, shots=None):
     """Opens each tab in turn: all of its panels are drawn, each as wide as its block (a plot drawn while its
     tab was hidden must take the width when the tab opens). Returns the page's text seen in all tabs."""
@@ -72,13 +85,7 @@ def test_page_runs_an_example_in_a_real_browser(url):
     shot = os.path.join(ARTIFACTS, "page.png")
     with sync_playwright() as p:
         browser = launch(p)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url, wait_until="load")
-        page.get_by_role("button", name="Compare").wait_for(timeout=60_000)
-        pick_example(page, EXAMPLE_QUESTION)
-        page.locator("img[src*='scene_205']").first.wait_for(timeout=30_000)
-        page.get_by_role("button", name="Compare").click()
-        drawn_in_open_tab(page, len(panels.panels_of(TABS[0].name)))  # the last panels come with the end
+        page = compare_example(browser, url, EXAMPLE_QUESTION, "img[src*='scene_205']")  # the last panels come last
         assert page.locator(".js-plotly-plot .main-svg").count() >= 1 + len(panels.panels_of(TABS[0].name))
         page.screenshot(path=shot, full_page=True)
         text = open_every_tab(page, shots=True)
@@ -105,13 +112,7 @@ def test_the_frame_slider_redraws_a_clip_frame_by_frame(url):
     titles = "Array.from(document.querySelectorAll('.gtitle')).map(e => e.textContent)"
     with sync_playwright() as p:
         browser = launch(p)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url, wait_until="load")
-        page.get_by_role("button", name="Compare").wait_for(timeout=60_000)
-        pick_example(page, VIDEO_QUESTION)
-        page.locator("video").first.wait_for(timeout=30_000)
-        page.get_by_role("button", name="Compare").click()
-        drawn_in_open_tab(page, len(panels.panels_of(TABS[0].name)))
+        page = compare_example(browser, url, VIDEO_QUESTION, "video")
         assert any("(frame 1 of 4)" in t for t in page.evaluate(titles))
         frame = page.locator("input[type=number][aria-label*='Frame']").first
         frame.fill("2")
