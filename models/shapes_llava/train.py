@@ -1,6 +1,6 @@
 """Train the embedded model from scratch on generated scenes and clips.
 
-    python -m models.shapes_llava.train --seed 0 --steps 4000 --threads 1 --minutes 120 --out models/shapes_llava/weights
+    python -m models.shapes_llava.train --seed 0 --steps 3400 --threads 1 --minutes 112 --out models/shapes_llava/weights
 
 Deterministic from the seed (single process, fixed thread count). The model and processor are built by
 `build()` below from CONFIG (data, not code) and saved with save_pretrained, the layout a hub checkpoint has.
@@ -37,8 +37,8 @@ from models.shapes_llava.build import llava_processor, random_llava, word_tokeni
 CONFIG = {  # the embedded model's architecture
     "image_size": scenes.IMAGE_SIZE,  # 224 / 14 -> a 16 x 16 grid of 256 visual tokens
     "patch_size": scenes.PATCH,
-    "vision_width": 96,
-    "vision_layers": 3,
+    "vision_width": 128,  # 4 heads of 32
+    "vision_layers": 5,  # LLaVA reads the second-to-last layer: 4 layers feed the projector
     "text_width": 128,
     "text_layers": 6,
     "heads": 4,
@@ -55,12 +55,13 @@ TRAIN = {"batch_images": 16, "batch_clips": 4, "clip_every": 4, "questions_per_i
          "patch_loss": 0.5,  # weight of the dense per-patch auxiliary loss (see patch_labels)
          "grounding_loss": 0.5,  # weight of the attention-grounding loss (see grounding_loss)
          "grounding_layer": 3,  # its decoder layer (head 0)
-         "variant": 0.5,  # share of training scenes and clips drawn with scenes' variant option
+         "variant": 0.3,  # share of training scenes and clips drawn with scenes' variant option
          # visual-token drops at a pruning layer (see sample_drops): per sequence, the probability of each mode
-         "drop_none": 0.35, "drop_random": 0.35, "drop_keep_object": 0.2, "drop_object": 0.1,
+         "drop_none": 0.4, "drop_random": 0.3, "drop_keep_object": 0.2, "drop_object": 0.1,
          "drop_two_stages": 0.3,  # of the dropping sequences: two nested stages
-         "unknowable_loss": 1.0,  # weight of the uniform target for a question whose object was dropped entirely
-         "no_question_mark": 0.1}  # share of training questions typed without the final "?"
+         "unknowable_loss": 0.5,  # weight of the uniform target for a question whose object was dropped entirely
+         "no_question_mark": 0.1,  # share of training questions typed without the final "?"
+         "drop_start": 0.6}  # drops begin after this share of the steps (the unpruned task is learned first)
 DROP_LAYERS = (1, 2, 3)  # the explorer prunes images at K = 1 and video at K = 3 by default; FastV uses 2
 
 # Dense auxiliary targets for every visual token, read by a linear head on the projector's output that is
@@ -219,8 +220,9 @@ def sample_drops(rng, n_tokens, object_masks):
     return [(int(rng.choice(DROP_LAYERS)), drop)]
 
 
-def sample_batch(kind, rng, tokenizer, processor, tokens_per_image, max_objects=5, kinds=None, n_layers=6):
-    """One batch. Returns ids, positions, mask, labels, pixel values, patch targets, grounding (b, row, target
+def sample_batch(kind, rng, tokenizer, processor, tokens_per_image, max_objects=5, kinds=None, n_layers=6,
+                 drops=True):
+    """One batch (drops=False: no visual token is dropped). Returns ids, positions, mask, labels, pixel values, patch targets, grounding (b, row, target
     mask), unknowable (b, row, candidate answer ids) and dropped ([n_layers, B, length] boolean: key columns
     dropped at each decoder layer)."""
     n_tokens = tokens_per_image * (scenes.FRAMES if kind == "clip" else 1)
@@ -247,7 +249,7 @@ def sample_batch(kind, rng, tokenizer, processor, tokens_per_image, max_objects=
                                       for q in chosen]))
     examples, stages_of, unknowable = [], [], []
     for b, (questions, object_masks) in enumerate(per_item):
-        stages = sample_drops(rng, n_tokens, object_masks)
+        stages = sample_drops(rng, n_tokens, object_masks) if drops else []
         final = stages[-1][1] if stages else np.zeros(n_tokens, dtype=bool)
         bare = [k for k in range(len(questions)) if rng.random() < TRAIN["no_question_mark"]]
         example = encode_example(tokenizer, n_tokens, questions,
@@ -390,7 +392,14 @@ def parse_args(argv):
                         help="continue from the checkpoint in DIR (its seed, steps and TRAIN settings apply)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override a TRAIN entry, e.g. --set lr=0.002 patch_loss=0 (recorded in training.json)")
+    parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override a CONFIG entry (the architecture), e.g. --config vision_layers=4")
     args = parser.parse_args(argv)
+    for item in args.config:
+        key, value = item.split("=", 1)
+        if key not in CONFIG or key in ("image_size", "patch_size"):
+            parser.error(f"unknown or fixed CONFIG key {key!r}; known: {', '.join(CONFIG)}")
+        CONFIG[key] = int(value)
     for item in args.set:
         key, value = item.split("=", 1)
         if key not in TRAIN:
@@ -500,7 +509,7 @@ def train_step(run, step, total_steps):
     kinds = ("color", "shape") if step < TRAIN["grounded_only"] * total_steps else None
     tokens_per_image = (CONFIG["image_size"] // CONFIG["patch_size"]) ** 2
     batch = sample_batch(kind, run.rng, run.processor.tokenizer, run.processor, tokens_per_image, max_objects, kinds,
-                         CONFIG["text_layers"])
+                         CONFIG["text_layers"], drops=step >= TRAIN["drop_start"] * total_steps)
     for group in run.optimizer.param_groups:
         group["lr"] = learning_rate(step, total_steps) * group["scale"]
     total, parts = losses(run, batch, kind)
@@ -517,6 +526,7 @@ def main(argv=None):
     if args.resume:
         resumed = torch.load(os.path.join(args.resume, "state.pt"), weights_only=False)
         TRAIN.update(resumed["train"])
+        CONFIG.update(resumed["config"])
         args.seed, args.steps = resumed["seed"], resumed["steps"]
         print(f"resuming from {args.resume} at step {resumed['steps_done']} of {args.steps}", flush=True)
     run = setup(args, resumed)
