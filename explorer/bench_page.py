@@ -160,6 +160,8 @@ def main(argv=None):
                         help="also measure the overhead on a random-weight LLaVA of realistic shape")
     args = parser.parse_args(argv)
     print(f"machine: {os.cpu_count()} cores; model: {args.model or 'embedded'}; medians of {args.runs} runs")
+    if args.model:  # the deployment's default model is allowed (the in-process overhead runs ask for it too)
+        os.environ["EXPLORER_MODEL"] = args.model
     with app_server(model=args.model) as url:
         clicks = browser_times(url, args.runs)
     for kind, samples in clicks.items():
@@ -186,6 +188,9 @@ def sized_overhead(runs):
         model.save_pretrained(directory)
         processor.save_pretrained(directory)
         del model
+        # the page only serves allowed models (explorer/access.py): this deployment allows its own folder
+        os.environ["EXPLORER_MODEL_DIRS"] = os.pathsep.join(filter(None, [os.environ.get("EXPLORER_MODEL_DIRS"),
+                                                                         directory]))
         # random weights never say </s>: every answer decodes the page's 20 new tokens
         for kind, row in overhead(directory, runs, EXAMPLES[:1]).items():
             print(f"{kind} on {name} (random weights): model compute for the three answers "
