@@ -226,3 +226,35 @@ def test_training_drop_mask_equals_the_engines_pruned_run():
     finally:
         for h in handles:
             h.remove()
+
+
+def test_training_overrides_change_only_what_they_name_and_the_grid_is_fixed():
+    """--config and --set override the architecture and the recipe (recorded in training.json); the grid
+    (image and patch size) is the scenes' and cannot be overridden; drops start at TRAIN["drop_start"]."""
+    import copy
+
+    import pytest
+
+    from models.shapes_llava import train
+
+    saved = copy.deepcopy(train.CONFIG), copy.deepcopy(train.TRAIN)
+    try:
+        train.parse_args(["--config", "vision_layers=4", "--set", "drop_start=0.5"])
+        assert train.CONFIG["vision_layers"] == 4 and isinstance(train.CONFIG["vision_layers"], int)
+        assert train.TRAIN["drop_start"] == 0.5
+        assert {k: v for k, v in train.CONFIG.items() if k != "vision_layers"} == \
+            {k: v for k, v in saved[0].items() if k != "vision_layers"}
+        for bad in (["--config", "patch_size=7"], ["--config", "depth=3"], ["--set", "nothing=1"]):
+            with pytest.raises(SystemExit):
+                train.parse_args(bad)
+    finally:
+        train.CONFIG.clear(), train.CONFIG.update(saved[0])
+        train.TRAIN.clear(), train.TRAIN.update(saved[1])
+    # no drops before drop_start: a batch sampled with drops=False drops nothing
+    _, processor = train.build(0)
+    rng = np.random.default_rng(0)
+    n = (train.CONFIG["image_size"] // train.CONFIG["patch_size"]) ** 2
+    batch = train.sample_batch("image", rng, processor.tokenizer, processor, n, drops=False)
+    assert not batch[-1].any() and not batch[7]
+    batch = train.sample_batch("image", rng, processor.tokenizer, processor, n, drops=True)
+    assert batch[-1].any()

@@ -222,9 +222,9 @@ def sample_drops(rng, n_tokens, object_masks):
 
 def sample_batch(kind, rng, tokenizer, processor, tokens_per_image, max_objects=5, kinds=None, n_layers=6,
                  drops=True):
-    """One batch (drops=False: no visual token is dropped). Returns ids, positions, mask, labels, pixel values, patch targets, grounding (b, row, target
+    """One batch. Returns ids, positions, mask, labels, pixel values, patch targets, grounding (b, row, target
     mask), unknowable (b, row, candidate answer ids) and dropped ([n_layers, B, length] boolean: key columns
-    dropped at each decoder layer)."""
+    dropped at each decoder layer). drops=False: no visual token is dropped (before TRAIN["drop_start"])."""
     n_tokens = tokens_per_image * (scenes.FRAMES if kind == "clip" else 1)
     if kind == "clip":
         items = [scenes.make_clip(int(rng.integers(scenes.TRAIN_SEED_START, 2**31)),
@@ -395,16 +395,12 @@ def parse_args(argv):
     parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override a CONFIG entry (the architecture), e.g. --config vision_layers=4")
     args = parser.parse_args(argv)
-    for item in args.config:
-        key, value = item.split("=", 1)
-        if key not in CONFIG or key in ("image_size", "patch_size"):
-            parser.error(f"unknown or fixed CONFIG key {key!r}; known: {', '.join(CONFIG)}")
-        CONFIG[key] = int(value)
-    for item in args.set:
-        key, value = item.split("=", 1)
-        if key not in TRAIN:
-            parser.error(f"unknown TRAIN key {key!r}; known: {', '.join(TRAIN)}")
-        TRAIN[key] = type(TRAIN[key])(float(value)) if not isinstance(TRAIN[key], str) else value
+    for table, name, items in ((CONFIG, "CONFIG", args.config), (TRAIN, "TRAIN", args.set)):
+        for item in items:
+            key, value = item.split("=", 1)
+            if key not in table or key in ("image_size", "patch_size"):  # the grid is fixed by the scenes
+                parser.error(f"unknown or fixed {name} key {key!r}; known: {', '.join(table)}")
+            table[key] = type(table[key])(float(value)) if not isinstance(table[key], str) else value
     return args
 
 
