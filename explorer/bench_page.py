@@ -29,7 +29,7 @@ from explorer import panels, service
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = [("image", os.path.join(ROOT, "assets", "scene_205.png"), "where is the red circle ?"),
-            ("video", os.path.join(ROOT, "assets", "clip_17.webm"), "which way does the green circle move ?")]
+            ("video", os.path.join(ROOT, "assets", "clip_7.webm"), "which way does the green circle move ?")]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 

@@ -18,7 +18,7 @@ PANELS = len(panels.PANELS)
 TABS = panels.SECTIONS[1:]  # the first section (the answers) sits above the tabs
 EXAMPLE_QUESTION = "where is the red circle ?"  # assets/examples.txt: scene_205.png
 SECOND_QUESTION = "how many circles are there ?"  # assets/examples.txt: scene_333.png
-VIDEO_QUESTION = "which way does the green circle move ?"  # assets/examples.txt: clip_17.webm
+VIDEO_QUESTION = "which way does the green circle move ?"  # assets/examples.txt: clip_7.webm
 # [drawn width of the plot, width of its block] for every plot of the open tab
 WIDTHS = f"{OPEN_TAB_PLOTS}.map(e => [Number(e.querySelector('.main-svg').getAttribute('width')), " \
          "e.parentElement.getBoundingClientRect().width])"

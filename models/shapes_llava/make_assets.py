@@ -9,7 +9,7 @@ from models.shapes_llava import scenes
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "assets")
 SCENES = {101: "color", 205: "where", 333: "count"}  # evaluation-range seeds and the question kind to show
-CLIP_SEED = 17
+CLIP_SEED = 7  # the unpruned model answers it right from the VP8-encoded file (17 did from its frames, not the file)
 PHOTOS = [("cat.jpg", "what color is the cat ?"), ("coffee.jpg", "what is on the table ?"),
           ("rocket.jpg", "what is in the sky ?"), ("astronaut.jpg", "who is in the picture ?")]
 
