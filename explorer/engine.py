@@ -549,7 +549,6 @@ def compare(model, processor, family, images, question, settings=None, kind="ima
     return records
 
 
-
 def warm_up(model, processor, family, progress=None):
     """One short unpruned run on a blank image right after loading, so that no method of the first request
     pays for the first kernels, allocations and caches."""

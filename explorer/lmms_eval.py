@@ -86,7 +86,7 @@ def video_frames(path, count):
         capture.release()
     if not frames:
         frames = frames_in_order(path, count)
-    return [rgb_frame(frame) for frame in frames]
+    return [media.bgr_to_rgb_image(frame, FRAME_SIDE) for frame in frames]  # RGB, at most FRAME_SIDE px
 
 
 def frames_in_order(path, count):
@@ -108,11 +108,6 @@ def frames_in_order(path, count):
             frames.append(frame)
     capture.release()
     return frames
-
-
-def rgb_frame(frame):
-    """A decoded BGR frame -> RGB PIL image, shrunk (aspect kept) to at most FRAME_SIDE px."""
-    return media.bgr_to_rgb_image(frame, FRAME_SIDE)
 
 
 def media_of(visuals, frames):

@@ -34,10 +34,6 @@ BUDGET_PRESETS = {  # the paper's LLaVA-1.5 budgets (192, 128, 64 tokens) as rat
 _sweeps = {}  # the settings the sweep reads -> the object sweep: fixed scenes, deterministic methods
 MAX_SWEEPS = 16  # settings whose sweep is kept (oldest dropped): each new keep value made a new entry
 
-def model_choices():
-    return access.model_choices()
-
-
 def get_model(model_id=None, say=None):
     """(model, processor, family, lock) of an allowed model, loaded once per canonical key (explorer.access),
     on EXPLORER_DEVICE in EXPLORER_DTYPE (default: auto)."""
@@ -47,11 +43,6 @@ def get_model(model_id=None, say=None):
 def gpu_seconds(request, *args, **kwargs):
     """The GPU time a ZeroGPU Space asks for this request (explorer.zerogpu)."""
     return zerogpu.request_seconds(request.settings, len(request.images))
-
-
-def read_media(image_path, video_path, num_frames=4):
-    """(images, kind) from the page's inputs: an image, or a video sampled into frames (bounded work)."""
-    return media.read_media(image_path, video_path, num_frames)
 
 
 def check_question(question):
@@ -83,7 +74,7 @@ def prepare(image_path, video_path, question, method_a, method_b, keep, prune_la
     settings = check_settings(methods=[method_a, method_b], keep=keep, prune_layer=prune_layer,
                               ref_layer=ref_layer, schedule=schedule, early_kv=early_kv, invert=bool(invert),
                               frames=num_frames, prompt=prompt, repeats=repeats)
-    images, kind = read_media(image_path, video_path, settings.frames)
+    images, kind = media.read_media(image_path, video_path, settings.frames)  # bounded work
     methods = settings.methods  # aliases already renamed (the records carry the note)
     return Request(images, kind, question, settings, model_id,
                    (methods[0], methods[-1]))
@@ -160,11 +151,6 @@ def run_comparison(*inputs, say=None, **options):
     payload, analysis = answer(request, say)
     view = diagnose(request, payload, analysis, say)
     return payload, view, analysis
-
-
-def save_payload(payload):
-    """The whole result as a JSON file for download (removed after media.RESULT_MAX_AGE_S)."""
-    return media.save_result_json(payload)
 
 
 # ------------------------------------------------------------------------------------------- benchmark tab

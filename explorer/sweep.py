@@ -1,6 +1,7 @@
 """Positional sweep on the embedded model (its scenes are the ground truth): one object moved from the top of
-the frame to the bottom; for each place, the share of the object's visual tokens each method keeps. A content-driven method keeps the object
-wherever it is; a position-biased one keeps it more when it sits late in the sequence (bottom rows)."""
+the frame to the bottom; for each place, the share of the object's visual tokens each method keeps. A
+content-driven method keeps the object wherever it is; a position-biased one keeps it more when it sits late in
+the sequence (bottom rows)."""
 
 import dataclasses
 

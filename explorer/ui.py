@@ -77,7 +77,7 @@ def compare_click(image, video, question, method_a, method_b, keep, prune_layer=
     frames = analysis.grid[0]
     state = {"analysis": analysis, "view": view}
     slider = gr.update(maximum=max(frames - 1, 1), value=0, visible=frames > 1)
-    yield [figs[p.name] for p in panels.PANELS] + [payload, service.save_payload(payload), state, slider]
+    yield [figs[p.name] for p in panels.PANELS] + [payload, media.save_result_json(payload), state, slider]
 
 
 def frame_change(state, frame):

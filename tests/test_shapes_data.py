@@ -173,7 +173,7 @@ def test_questions_as_people_type_them_tokenise_without_unknown_words():
         assert tok.unk_token_id not in tok.encode(typed, add_special_tokens=False)
     assert tok.tokenize("what colour is the cat ?").count("<unk>") == 2  # unknown words stay visible
     # the training sequence is exactly the processor's (chat template, capitals, glued "?")
-    train.check_encoding(tok, processor, (train.CONFIG["image_size"] // train.CONFIG["patch_size"]) ** 2)
+    train.check_encoding(tok, processor, train.image_tokens())
 
 
 def test_training_drop_mask_equals_the_engines_pruned_run():
@@ -191,7 +191,7 @@ def test_training_drop_mask_equals_the_engines_pruned_run():
     tok = processor.tokenizer
     scene = scenes.make_scene(3)
     question = scene.questions[0]
-    n = (train.CONFIG["image_size"] // train.CONFIG["patch_size"]) ** 2
+    n = train.image_tokens()
     keep = np.random.default_rng(1).random(n) < 0.3
     state = {}
     handles = train.drop_hooks(model, state)
@@ -253,7 +253,7 @@ def test_training_overrides_change_only_what_they_name_and_the_grid_is_fixed():
     # no drops before drop_start: a batch sampled with drops=False drops nothing
     _, processor = train.build(0)
     rng = np.random.default_rng(0)
-    n = (train.CONFIG["image_size"] // train.CONFIG["patch_size"]) ** 2
+    n = train.image_tokens()
     batch = train.sample_batch("image", rng, processor.tokenizer, processor, n, drops=False)
     assert not batch[-1].any() and not batch[7]
     batch = train.sample_batch("image", rng, processor.tokenizer, processor, n, drops=True)

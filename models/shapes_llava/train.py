@@ -103,6 +103,10 @@ def sincos_2d(side, dim):
     return torch.cat([rows, cols], dim=-1).reshape(side * side, -1)
 
 
+def image_tokens():
+    return (CONFIG["image_size"] // CONFIG["patch_size"]) ** 2  # 16 x 16 = 256
+
+
 def encode_text(tokenizer, text):
     return tokenizer.encode(text, add_special_tokens=False)
 
@@ -439,7 +443,7 @@ def setup(args, resumed=None):
     check = [scenes.make_scene(seed).image for seed in range(3)]
     reference = processor.image_processor(images=check, return_tensors="pt")["pixel_values"]
     assert torch.allclose(pixel_values_of(check, processor.image_processor), reference, atol=1e-4)
-    check_encoding(processor.tokenizer, processor, (CONFIG["image_size"] // CONFIG["patch_size"]) ** 2)
+    check_encoding(processor.tokenizer, processor, image_tokens())
     run = Run(model, processor, patch_head, optimizer, rng, {}, {}, {})
     if resumed is not None:
         model.load_state_dict(resumed["model"])
@@ -463,7 +467,7 @@ def setup(args, resumed=None):
 
 
 def losses(run, batch, kind):
-    """(answer loss, the weighted total, and the parts logged) of one batch."""
+    """(the weighted total loss, the parts logged) of one batch."""
     ids, positions, mask, labels, pixel_values, patch_targets, grounding, unknowable, dropped = batch
     run.drop_state["dropped"] = dropped
     logits = run.model(input_ids=ids, pixel_values=pixel_values, attention_mask=mask, position_ids=positions).logits
@@ -503,8 +507,7 @@ def train_step(run, step, total_steps):
     kind = "clip" if step % TRAIN["clip_every"] == TRAIN["clip_every"] - 1 else "image"
     max_objects = min(5, 1 + int(4 * step / (TRAIN["curriculum"] * total_steps)))
     kinds = ("color", "shape") if step < TRAIN["grounded_only"] * total_steps else None
-    tokens_per_image = (CONFIG["image_size"] // CONFIG["patch_size"]) ** 2
-    batch = sample_batch(kind, run.rng, run.processor.tokenizer, run.processor, tokens_per_image, max_objects, kinds,
+    batch = sample_batch(kind, run.rng, run.processor.tokenizer, run.processor, image_tokens(), max_objects, kinds,
                          CONFIG["text_layers"], drops=step >= TRAIN["drop_start"] * total_steps)
     for group in run.optimizer.param_groups:
         group["lr"] = learning_rate(step, total_steps) * group["scale"]
