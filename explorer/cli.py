@@ -1,6 +1,7 @@
 """Command line: python -m explorer --image PATH --question TEXT [--model ID_OR_DIR] [--methods clse,fastv]
 [--keep 64] [--prune-layer K] [--json]. Repeat --image for several images; add --video to treat them as the
-frames of one clip. Errors print one line to stderr and exit with status 2. Progress goes to stderr on a
+frames of one clip, or give a video file with --video-file PATH [--frames 4]. Errors print one line to stderr
+and exit with status 2. Progress goes to stderr on a
 terminal, never into the --json output."""
 
 import argparse
@@ -15,7 +16,9 @@ from models.base import BadInput
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__.split("\n")[0])
-    parser.add_argument("--image", action="append", required=True, help="image path (repeat for several)")
+    parser.add_argument("--image", action="append", default=[], help="image path (repeat for several)")
+    parser.add_argument("--video-file", default=None, help="a video file, sampled into --frames evenly spaced frames")
+    parser.add_argument("--frames", default="4", help="frames sampled from --video-file (1-16)")
     parser.add_argument("--question", required=True)
     parser.add_argument("--model", default=None, help="hub id or local directory (default: the embedded model)")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
@@ -49,6 +52,24 @@ def progress_printer():
     return lambda text: tqdm.write(f"... {text}", file=sys.stderr)
 
 
+def as_number(text):
+    try:
+        return float(text)
+    except ValueError:
+        return text  # media.check_frame_count refuses it with its own sentence
+
+
+def read_inputs(args):
+    """(images, kind) from --image / --video / --video-file, as the page reads its uploads."""
+    if args.video_file and args.image:
+        raise media.MediaError("give --image or --video-file, not both")
+    if args.video_file:
+        return media.sample_video_frames(args.video_file, as_number(args.frames)), "video"
+    if not args.image:
+        raise media.MediaError("give an image (--image PATH) or a video file (--video-file PATH)")
+    return [media.load_image(path) for path in args.image], "video" if args.video else "image"
+
+
 def main(argv=None):
     args = parse_args(argv)
     from explorer.engine import compare, warm_up  # heavy imports after argument parsing
@@ -60,12 +81,12 @@ def main(argv=None):
                                   ref_layer=args.ref_layer, schedule=args.schedule, early_kv=args.early_kv,
                                   invert=args.invert, prompt=args.prompt, max_new_tokens=args.max_new_tokens,
                                   seed=args.seed, repeats=args.repeats)
-        images = [media.load_image(path) for path in args.image]
+        images, kind = read_inputs(args)
         model, processor, family = load(args.model, device=args.device, dtype=args.dtype,
                                         device_map=args.device_map, progress=say)
         warm_up(model, processor, family, progress=say)
         records = compare(model, processor, family, images, args.question, settings,
-                          kind="video" if args.video else "image", diagnostics=args.json, progress=say)
+                          kind=kind, diagnostics=args.json, progress=say)
     except (BadInput, media.MediaError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

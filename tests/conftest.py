@@ -40,6 +40,19 @@ def random_image(seed, size=(90, 70)):
     return Image.fromarray((rng.random((size[1], size[0], 3)) * 255).astype("uint8"))
 
 
+def write_clip(path, frames=6, size=96):
+    """A small VP8 clip of a red circle moving right, written with OpenCV."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), 4, (size, size))
+    for i in range(frames):
+        frame = np.full((size, size, 3), 230, np.uint8)
+        cv2.circle(frame, (12 + i * 12, size // 2), 10, (0, 0, 255), -1)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
 @pytest.fixture(scope="session")
 def page_model(tmp_path_factory):
     """The model the page tests run on: a tiny LLaVA saved in the hub layout (loaded like a hub checkpoint)."""

@@ -3,13 +3,12 @@
 import json
 import pathlib
 
-import cv2
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 
 from explorer.panels import PANELS
-from tests.conftest import random_image
+from tests.conftest import random_image, write_clip
 from tests.server import app_server
 
 FIGURES = [p.name for p in PANELS]
@@ -27,16 +26,6 @@ def server(page_model, tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(server):
     return Client(server, verbose=False)
-
-
-def write_clip(path, frames=6, size=96):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), 4, (size, size))
-    for i in range(frames):
-        frame = np.full((size, size, 3), 230, np.uint8)
-        cv2.circle(frame, (12 + i * 12, size // 2), 10, (0, 0, 255), -1)
-        writer.write(frame)
-    writer.release()
-    return path
 
 
 def check_outputs(outputs, methods, embedded=False):

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.conftest import random_image
+from tests.conftest import random_image, write_clip
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,6 +54,31 @@ def test_plain_output_and_video_frames(saved_model, tmp_path):
     result = cli("--model", saved_model, *paths, "--video", "--question", "is the square red ?", "--keep", "0.5")
     assert result.returncode == 0, result.stderr
     assert "kept    36/72" in result.stdout  # one budget for the 2-frame clip: half of 2 x 36
+
+
+def test_video_file_is_sampled_into_frames(saved_model, tmp_path):
+    clip = write_clip(tmp_path / "clip.webm")
+    result = cli("--model", saved_model, "--video-file", str(clip), "--frames", "2", "--question",
+                 "where does the circle move ?", "--keep", "0.5", "--methods", "fastv")
+    assert result.returncode == 0, result.stderr
+    assert "kept    36/72" in result.stdout  # 2 frames sampled, one budget: half of 2 x 36
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--video-file", "CLIP", "--image", "IMAGE"], "not both"),
+    ([], "give an image (--image PATH) or a video file"),
+    (["--video-file", "CLIP", "--frames", "abc"], "video frames must be a whole number"),
+    (["--video-file", "CLIP", "--frames", "17"], "video frames must be a whole number"),
+    (["--video-file", "/nonexistent.webm"], "video file not found"),
+])
+def test_bad_video_file_input_exits_non_zero_with_one_line(saved_model, tmp_path, args, message):
+    random_image(0).save(tmp_path / "a.png")
+    files = {"CLIP": str(write_clip(tmp_path / "clip.webm")), "IMAGE": str(tmp_path / "a.png")}
+    result = cli("--model", saved_model, "--question", "what ?", *[files.get(a, a) for a in args])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and message in lines[-1]
+    assert result.stdout == ""
 
 
 @pytest.mark.parametrize("args, message", [
