@@ -1,8 +1,7 @@
 """Command line: python -m explorer --image PATH --question TEXT [--model ID_OR_DIR] [--methods clse,fastv]
 [--keep 64] [--prune-layer K] [--json]. Repeat --image for several images; add --video to treat them as the
 frames of one clip, or give a video file with --video-file PATH [--frames 4]. Errors print one line to stderr
-and exit with status 2. Progress goes to stderr on a
-terminal, never into the --json output."""
+and exit with status 2. Progress goes to stderr on a terminal, never into the --json output."""
 
 import argparse
 import json
@@ -52,19 +51,12 @@ def progress_printer():
     return lambda text: tqdm.write(f"... {text}", file=sys.stderr)
 
 
-def as_number(text):
-    try:
-        return float(text)
-    except ValueError:
-        return text  # media.check_frame_count refuses it with its own sentence
-
-
-def read_inputs(args):
-    """(images, kind) from --image / --video / --video-file, as the page reads its uploads."""
+def read_inputs(args, frames):
+    """(images, kind) from --image / --video / --video-file (sampled into `frames`, as the page samples uploads)."""
     if args.video_file and args.image:
         raise media.MediaError("give --image or --video-file, not both")
     if args.video_file:
-        return media.sample_video_frames(args.video_file, as_number(args.frames)), "video"
+        return media.sample_video_frames(args.video_file, frames), "video"
     if not args.image:
         raise media.MediaError("give an image (--image PATH) or a video file (--video-file PATH)")
     return [media.load_image(path) for path in args.image], "video" if args.video else "image"
@@ -80,8 +72,8 @@ def main(argv=None):
         settings = check_settings(methods=args.methods, keep=args.keep, prune_layer=args.prune_layer,
                                   ref_layer=args.ref_layer, schedule=args.schedule, early_kv=args.early_kv,
                                   invert=args.invert, prompt=args.prompt, max_new_tokens=args.max_new_tokens,
-                                  seed=args.seed, repeats=args.repeats)
-        images, kind = read_inputs(args)
+                                  seed=args.seed, repeats=args.repeats, frames=args.frames)
+        images, kind = read_inputs(args, settings.frames)
         model, processor, family = load(args.model, device=args.device, dtype=args.dtype,
                                         device_map=args.device_map, progress=say)
         warm_up(model, processor, family, progress=say)

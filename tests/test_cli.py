@@ -67,8 +67,8 @@ def test_video_file_is_sampled_into_frames(saved_model, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--video-file", "CLIP", "--image", "IMAGE"], "not both"),
     ([], "give an image (--image PATH) or a video file"),
-    (["--video-file", "CLIP", "--frames", "abc"], "video frames must be a whole number"),
-    (["--video-file", "CLIP", "--frames", "17"], "video frames must be a whole number"),
+    (["--video-file", "CLIP", "--frames", "abc"], "frame count must be a whole number from 1 to 16"),
+    (["--video-file", "CLIP", "--frames", "17"], "frame count must be a whole number from 1 to 16"),
     (["--video-file", "/nonexistent.webm"], "video file not found"),
 ])
 def test_bad_video_file_input_exits_non_zero_with_one_line(saved_model, tmp_path, args, message):
