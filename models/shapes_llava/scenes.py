@@ -297,6 +297,15 @@ def make_clip(seed, variant=False):
     return clip
 
 
+def clip_scene_questions(clip):
+    """Questions about a clip's objects other than the motion question (colour, shape, count, exists), for
+    conversations about one clip: the objects are the same in every frame, so these answers hold for the whole
+    clip; "where" is left out (the target moves between quadrants). Drawn with a generator of their own seeded
+    from the clip's seed, so the clip itself (frames, motion question) is exactly make_clip's."""
+    rng = np.random.default_rng([clip.seed, 0xC11F])
+    return [q for q in scene_questions(clip.frames_objects[0], rng) if q.kind != "where"]
+
+
 def vocabulary():
     """Every word the questions and answers use (the tokenizer's vocabulary)."""
     words = ["what", "color", "is", "the", "shape", "object", "how", "many", "are", "there", "where", "a", "which",

@@ -5,14 +5,21 @@
 Deterministic from the seed (single process, fixed thread count). The model and processor are built by
 `build()` below from CONFIG (data, not code) and saved with save_pretrained, the layout a hub checkpoint has.
 
-Several questions share one image: the sequence is [USER : <image>...] followed by one segment per question
-("{question} ASSISTANT : {answer} </s>"). A block mask lets each segment see the image prefix and itself
-only, and every segment gets the position ids it would have alone after the image, so each segment is
-exactly the single-question prompt the model sees at inference, at a fraction of the cost.
+Several conversations share one image: the sequence is [USER : <image>...] followed by one segment per
+conversation of one to three turns ("{question} ASSISTANT : {answer} </s>", then "USER : {question}
+ASSISTANT : {answer} </s>" per follow-up turn, as the chat template writes a conversation). A block mask lets
+each conversation see the image prefix and itself only, and every conversation gets the position ids it
+would have alone after the image, so each one is exactly the prompt the model sees at inference (a first
+question, or a follow-up with the earlier turns before it), at a fraction of the cost. Consecutive turns ask
+about different objects where the scene allows it; a clip's conversations mix its motion question with
+questions about its objects (scenes.clip_scene_questions).
 
 Visual tokens are dropped at a pruning layer K in training (see `sample_drops`): dropping token j from layer K
 on is, in one forward, masking key column j for every query at layers >= K (a forward pre-hook on each decoder
 layer swaps in that layer's mask), so the model learns to answer from the tokens it still has.
+
+`--init DIR` starts from a saved model (the previous weights) instead of random weights, for a shorter run
+that teaches an already trained model something new (conversations); training.json records it.
 
 Resumable: every --checkpoint-every steps the model, the patch head, the optimizer, the numpy and torch RNG
 states and the step go to --checkpoint-dir (default artifacts/train_ckpt); `--resume DIR` continues from there
@@ -61,7 +68,9 @@ TRAIN = {"batch_images": 16, "batch_clips": 4, "clip_every": 4, "questions_per_i
          "drop_two_stages": 0.3,  # of the dropping sequences: two nested stages
          "unknowable_loss": 0.5,  # weight of the uniform target for a question whose object was dropped entirely
          "no_question_mark": 0.1,  # share of training questions typed without the final "?"
-         "drop_start": 0.6}  # drops begin after this share of the steps (the unpruned task is learned first)
+         "drop_start": 0.6,  # drops begin after this share of the steps (the unpruned task is learned first)
+         # conversations: the share of them with two and with three turns (the rest are single questions)
+         "dialogue_two": 0.35, "dialogue_three": 0.35}
 DROP_LAYERS = (1, 2, 3)  # the explorer prunes images at K = 1 and video at K = 3 by default; FastV uses 2
 
 # Dense auxiliary targets for every visual token, read by a linear head on the projector's output that is
@@ -111,34 +120,71 @@ def encode_text(tokenizer, text):
     return tokenizer.encode(text, add_special_tokens=False)
 
 
-def encode_example(tokenizer, n_image_tokens, questions, target_masks=None, bare=()):
-    """(ids, positions, blocks, labels, grounding, answer_rows) for one image or clip and its questions.
-    grounding lists (row of the segment's last prompt token, boolean mask over the image tokens of the queried
-    objects) for the questions that have target_masks; answer_rows the row whose label is each answer.
-    Text goes through the tokenizer itself (as the chat template's text does at inference: "USER:" and
-    "... ASSISTANT:"), so the sequence is exactly what the processor produces; main() checks it. bare: the
-    indices of questions written without their final "?"."""
+def encode_example(tokenizer, n_image_tokens, dialogues, target_masks=None, bare=()):
+    """(ids, positions, blocks, labels, grounding, answer_rows) for one image or clip and its conversations.
+    dialogues: a list of conversations, each a list of questions (its turns; a bare Question is a one-turn
+    conversation). target_masks, bare and the returned lists run over the questions in that order (every
+    conversation's turns in turn). grounding lists (row of the turn's last prompt token, boolean mask over the
+    image tokens of the queried objects) for the questions that have target_masks; answer_rows the row whose
+    label is each answer. Text goes through the tokenizer itself (as the chat template's text does at inference:
+    "USER:", "... ASSISTANT:" and "USER: ... ASSISTANT:" for a follow-up), so the sequence is exactly what the
+    processor produces; main() checks it. bare: the indices of questions written without their final "?"."""
+    dialogues = [d if isinstance(d, (list, tuple)) else [d] for d in dialogues]
     ids = encode_text(tokenizer, "USER:") + [tokenizer.image_token_id] * n_image_tokens
     prefix = len(ids)
     positions, blocks, labels = list(range(prefix)), [0] * prefix, [-100] * prefix
     grounding, answer_rows = [], []
-    for k, q in enumerate(questions, start=1):
-        text = q.text[:-2] if k - 1 in bare and q.text.endswith(" ?") else q.text
-        prompt = encode_text(tokenizer, text + " ASSISTANT:")
-        answer = encode_text(tokenizer, q.answer) + [tokenizer.eos_token_id]
-        assert len(answer) == 2 and tokenizer.unk_token_id not in prompt + answer, (q.text, q.answer)
-        segment = prompt + answer
-        answer_rows.append(len(ids) + len(prompt) - 1)
-        if target_masks is not None and target_masks[k - 1] is not None:
-            grounding.append((len(ids) + len(prompt) - 1, target_masks[k - 1]))
-        ids += segment
-        positions += list(range(prefix, prefix + len(segment)))
-        blocks += [k] * len(segment)
-        seg_labels = [-100] * len(segment)
-        seg_labels[len(prompt) - 1] = answer[0]  # ":" predicts the answer
-        seg_labels[len(prompt)] = answer[1]  # the answer predicts </s>
-        labels += seg_labels
+    k = 0  # the question's index over all conversations
+    for block, turns in enumerate(dialogues, start=1):
+        position = prefix  # every conversation starts right after the image, as it would alone
+        for turn, q in enumerate(turns):
+            text = q.text[:-2] if k in bare and q.text.endswith(" ?") else q.text
+            prompt = encode_text(tokenizer, ("USER: " if turn else "") + text + " ASSISTANT:")
+            answer = encode_text(tokenizer, q.answer) + [tokenizer.eos_token_id]
+            assert len(answer) == 2 and tokenizer.unk_token_id not in prompt + answer, (q.text, q.answer)
+            segment = prompt + answer
+            answer_rows.append(len(ids) + len(prompt) - 1)
+            if target_masks is not None and target_masks[k] is not None:
+                grounding.append((len(ids) + len(prompt) - 1, target_masks[k]))
+            ids += segment
+            positions += list(range(position, position + len(segment)))
+            position += len(segment)
+            blocks += [block] * len(segment)
+            seg_labels = [-100] * len(segment)
+            seg_labels[len(prompt) - 1] = answer[0]  # ":" predicts the answer
+            seg_labels[len(prompt)] = answer[1]  # the answer predicts </s>
+            labels += seg_labels
+            k += 1
     return ids, positions, blocks, labels, grounding, answer_rows
+
+
+def turn_count(rng):
+    u = rng.random()
+    return 3 if u < TRAIN["dialogue_three"] else 2 if u < TRAIN["dialogue_three"] + TRAIN["dialogue_two"] else 1
+
+
+def image_dialogues(rng, questions):
+    """An image's questions (already in random order) split into conversations of 1-3 turns; each next turn
+    asks about other objects than the turn before it where such a question is left."""
+    pool, dialogues = list(questions), []
+    while pool:
+        dialogue, turns = [pool.pop(0)], turn_count(rng)
+        while len(dialogue) < turns and pool:
+            before = set(dialogue[-1].targets)
+            other = next((i for i, q in enumerate(pool) if not before & set(q.targets)), 0)
+            dialogue.append(pool.pop(other))
+        dialogues.append(dialogue)
+    return dialogues
+
+
+def clip_dialogues(rng, clip):
+    """Two conversations about one clip: one opening with its motion question (then up to two questions
+    about its objects), one asking the motion question after one or two of them."""
+    motion, extra = clip.questions[0], scenes.clip_scene_questions(clip)
+    extra = [extra[i] for i in rng.permutation(len(extra))[:4]]
+    first = [motion] + extra[:turn_count(rng) - 1]
+    rest = extra[len(first) - 1:]
+    return [first, rest[:int(rng.integers(1, 3))] + [motion]] if rest else [first]
 
 
 def collate(examples, pad_id):
@@ -191,11 +237,13 @@ KIND_ANSWERS = {"color": list(scenes.COLORS), "shape": list(scenes.SHAPES), "whe
                 "exists": ["yes", "no"], "motion": list(scenes.DIRECTIONS)}
 
 
-def sample_drops(rng, n_tokens, object_masks):
+def sample_drops(rng, n_tokens, object_masks, opening_masks=None):
     """The visual tokens dropped in one training sequence: a list of stages (layer K, boolean [n_tokens] mask of
     the tokens dropped from K on), nested (a later stage drops a superset), or [] for no drop.
 
-    object_masks: per question, the list of its queried objects' token masks (may be empty). The drops are
+    object_masks: per question, the list of its queried objects' token masks (may be empty); opening_masks the
+    same for the questions that open a conversation (a question-aware pruner keeps what the FIRST question
+    asks about: the keep-object mode keeps one of those, so follow-ups learn what was lost). The drops are
     random or object-based, never computed from the model (no attention or spectral score), so no pruning
     method is favoured by the training: the model only learns to answer from whatever tokens remain.
     Modes (TRAIN's drop_* probabilities): none; a random subset (keep 5%-70%); everything but one question's
@@ -204,12 +252,13 @@ def sample_drops(rng, n_tokens, object_masks):
     u = rng.random()
     p_none, p_random, p_keep = TRAIN["drop_none"], TRAIN["drop_random"], TRAIN["drop_keep_object"]
     with_objects = [np.any(m, axis=0) for m in object_masks if len(m)]
+    openers = [np.any(m, axis=0) for m in (opening_masks or []) if len(m)] or with_objects
     if u < p_none:
         return []
     if u < p_none + p_random or not with_objects:
         keep = rng.random(n_tokens) < rng.uniform(0.05, 0.7)
     elif u < p_none + p_random + p_keep:
-        target = with_objects[int(rng.integers(len(with_objects)))]
+        target = openers[int(rng.integers(len(openers)))]
         keep = target | (rng.random(n_tokens) < rng.uniform(0.0, 0.3))
     else:
         target = with_objects[int(rng.integers(len(with_objects)))]
@@ -237,8 +286,10 @@ def sample_batch(kind, rng, tokenizer, processor, tokens_per_image, max_objects=
         objects = [objs for clip in items for objs in clip.frames_objects]
         per_item = []
         for clip in items:
-            target = np.concatenate([scenes.object_token_mask(objs[0]) for objs in clip.frames_objects])
-            per_item.append((clip.questions, [[target]]))
+            dialogues = clip_dialogues(rng, clip)
+            masks = [[np.concatenate([scenes.object_token_mask(objs[i]) for objs in clip.frames_objects])
+                      for i in q.targets] for d in dialogues for q in d]
+            per_item.append((dialogues, masks))
     else:
         items = [scenes.make_scene(int(rng.integers(scenes.TRAIN_SEED_START, 2**31)), max_objects,
                                    variant=bool(rng.random() < TRAIN["variant"]))
@@ -249,14 +300,17 @@ def sample_batch(kind, rng, tokenizer, processor, tokens_per_image, max_objects=
         for scene in items:
             questions = [q for q in scene.questions if kinds is None or q.kind in kinds] or scene.questions
             chosen = [questions[i] for i in rng.permutation(len(questions))[: TRAIN["questions_per_image"]]]
-            per_item.append((chosen, [[scenes.object_token_mask(scene.objects[i]) for i in q.targets]
-                                      for q in chosen]))
+            dialogues = image_dialogues(rng, chosen)
+            per_item.append((dialogues, [[scenes.object_token_mask(scene.objects[i]) for i in q.targets]
+                                         for d in dialogues for q in d]))
     examples, stages_of, unknowable = [], [], []
-    for b, (questions, object_masks) in enumerate(per_item):
-        stages = sample_drops(rng, n_tokens, object_masks) if drops else []
+    for b, (dialogues, object_masks) in enumerate(per_item):
+        questions = [q for d in dialogues for q in d]
+        opening = list(np.cumsum([0] + [len(d) for d in dialogues[:-1]]))  # the first turns' indices
+        stages = sample_drops(rng, n_tokens, object_masks, [object_masks[i] for i in opening]) if drops else []
         final = stages[-1][1] if stages else np.zeros(n_tokens, dtype=bool)
         bare = [k for k in range(len(questions)) if rng.random() < TRAIN["no_question_mark"]]
-        example = encode_example(tokenizer, n_tokens, questions,
+        example = encode_example(tokenizer, n_tokens, dialogues,
                                  [np.any(m, axis=0) if len(m) else None for m in object_masks], bare)
         labels = example[3]
         for q, masks, row in zip(questions, object_masks, example[5]):
@@ -364,21 +418,33 @@ def save_checkpoint(directory, model, processor, patch_head, optimizer, rng, sta
     torch.save(payload, tmp)
     os.replace(tmp, os.path.join(directory, "state.pt"))
     save(model, processor, os.path.join(directory, "model"),
-         {k: state[k] for k in ("seed", "steps", "steps_done", "config", "train", "history")})
+         {k: state[k] for k in ("seed", "steps", "steps_done", "config", "train", "history", "init")})
+
+
+def file_digest(path):
+    import hashlib  # noqa: PLC0415
+
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def check_encoding(tokenizer, processor, tokens_per_image):
-    """The training sequence of one question equals what the processor's chat template gives at inference
-    (question typed with capitals and glued punctuation, as people type it)."""
+    """The training sequence of a three-turn conversation equals what the processor's chat template gives at
+    inference at every turn (questions typed with capitals and glued punctuation, as people type them; the
+    earlier answers as assistant turns)."""
     scene = scenes.make_scene(0)
-    q = scene.questions[0]
-    typed = q.text[:-2].capitalize() + "?"  # "What color is the circle?"
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": typed}]}]
-    prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
-    expected = processor(images=[scene.image], text=prompt, return_tensors="pt")["input_ids"][0].tolist()
-    ids, *_ , answer_rows = encode_example(tokenizer, tokens_per_image, [q])
-    assert ids[: answer_rows[0] + 1] == expected, (prompt, expected[-12:], ids[answer_rows[0] - 11: answer_rows[0] + 1])
-    assert tokenizer.unk_token_id not in expected
+    turns = scene.questions[:3]
+    ids, *_, answer_rows = encode_example(tokenizer, tokens_per_image, [turns])
+    messages = []
+    for q, row in zip(turns, answer_rows):
+        typed = q.text[:-2].capitalize() + "?"  # "What color is the circle?"
+        content = ([{"type": "image"}] if not messages else []) + [{"type": "text", "text": typed}]
+        messages.append({"role": "user", "content": content})
+        prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
+        expected = processor(images=[scene.image], text=prompt, return_tensors="pt")["input_ids"][0].tolist()
+        assert ids[: row + 1] == expected, (prompt, expected[-12:], ids[row - 11: row + 1])
+        assert tokenizer.unk_token_id not in expected
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": q.answer}]})
 
 
 def parse_args(argv):
@@ -392,6 +458,8 @@ def parse_args(argv):
     parser.add_argument("--checkpoint-every", type=int, default=150)
     parser.add_argument("--checkpoint-dir", default=os.path.join("artifacts", "train_ckpt"),
                         help="where checkpoints go (not --out, which is written once, at the end)")
+    parser.add_argument("--init", default=None, metavar="DIR",
+                        help="start from the model saved in DIR (save_pretrained layout) instead of random weights")
     parser.add_argument("--resume", default=None, metavar="DIR",
                         help="continue from the checkpoint in DIR (its seed, steps and TRAIN settings apply)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
@@ -444,6 +512,10 @@ def setup(args, resumed=None):
     reference = processor.image_processor(images=check, return_tensors="pt")["pixel_values"]
     assert torch.allclose(pixel_values_of(check, processor.image_processor), reference, atol=1e-4)
     check_encoding(processor.tokenizer, processor, image_tokens())
+    if args.init and resumed is None:  # a resumed run's model comes from its checkpoint
+        from transformers import LlavaForConditionalGeneration  # noqa: PLC0415
+
+        model.load_state_dict(LlavaForConditionalGeneration.from_pretrained(args.init).state_dict())
     run = Run(model, processor, patch_head, optimizer, rng, {}, {}, {})
     if resumed is not None:
         model.load_state_dict(resumed["model"])
@@ -505,7 +577,7 @@ def losses(run, batch, kind):
 def train_step(run, step, total_steps):
     """One optimizer step; returns the logged parts."""
     kind = "clip" if step % TRAIN["clip_every"] == TRAIN["clip_every"] - 1 else "image"
-    max_objects = min(5, 1 + int(4 * step / (TRAIN["curriculum"] * total_steps)))
+    max_objects = min(5, 1 + int(4 * step / (TRAIN["curriculum"] * total_steps))) if TRAIN["curriculum"] else 5
     kinds = ("color", "shape") if step < TRAIN["grounded_only"] * total_steps else None
     batch = sample_batch(kind, run.rng, run.processor.tokenizer, run.processor, image_tokens(), max_objects, kinds,
                          CONFIG["text_layers"], drops=step >= TRAIN["drop_start"] * total_steps)
@@ -526,13 +598,15 @@ def main(argv=None):
         resumed = torch.load(os.path.join(args.resume, "state.pt"), weights_only=False)
         TRAIN.update(resumed["train"])
         CONFIG.update(resumed["config"])
-        args.seed, args.steps = resumed["seed"], resumed["steps"]
+        args.seed, args.steps, args.init = resumed["seed"], resumed["steps"], resumed.get("init")
         print(f"resuming from {args.resume} at step {resumed['steps_done']} of {args.steps}", flush=True)
     run = setup(args, resumed)
+    init_digest = file_digest(os.path.join(args.init, "model.safetensors")) if args.init else None
     start = time.time()
     step = run.first_step - 1
     meta = lambda: {"seed": args.seed, "steps_done": step + 1, "steps": args.steps, "config": CONFIG,  # noqa: E731
-                    "train": copy.deepcopy(TRAIN), "history": run.history}
+                    "train": copy.deepcopy(TRAIN), "history": run.history, "init": args.init,
+                    "init_sha256": init_digest}
     for step in range(run.first_step, args.steps):
         parts = train_step(run, step, args.steps)
         minutes = run.done_minutes + (time.time() - start) / 60
