@@ -7,37 +7,39 @@ import argparse
 import json
 import sys
 
-from explorer import media
-from explorer.methods import METHODS
-from explorer.settings import EARLY_KV, PROMPTS, SCHEDULES, check_settings
+from explorer.core.settings import EARLY_KV, MAX_FRAMES, PROMPTS, SCHEDULES, Settings, check_settings
+from explorer.media import read as media
+from explorer.methods.registry import METHODS
 from models.base import BadInput
+
+DEFAULTS = Settings()
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__.split("\n")[0])
     parser.add_argument("--image", action="append", default=[], help="image path (repeat for several)")
     parser.add_argument("--video-file", default=None, help="a video file, sampled into --frames evenly spaced frames")
-    parser.add_argument("--frames", default="4", help="frames sampled from --video-file (1-16)")
+    parser.add_argument("--frames", default=DEFAULTS.frames, help=f"frames sampled from --video-file (1-{MAX_FRAMES})")
     parser.add_argument("--question", required=True)
     parser.add_argument("--model", default=None, help="hub id or local directory (default: the embedded model)")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     parser.add_argument("--dtype", default="auto", help="auto (bfloat16/float16 on a GPU, float32 on the CPU), "
                                                         "float32, bfloat16, float16")
     parser.add_argument("--device-map", default=None, help="e.g. auto: spread a large model over devices")
-    parser.add_argument("--methods", default="clse,fastv", help=f"comma-separated, from {', '.join(METHODS)}")
-    parser.add_argument("--keep", default="64", help="visual tokens kept per image/video: a count, or a ratio < 1")
+    parser.add_argument("--methods", default=",".join(DEFAULTS.methods), help=f"comma-separated, from {', '.join(METHODS)}")
+    parser.add_argument("--keep", default=DEFAULTS.keep, help="visual tokens kept per image/video: a count, or a ratio < 1")
     parser.add_argument("--prune-layer", default=None, help="K (default: the family's official setting)")
     parser.add_argument("--ref-layer", default=None, help="CLSE's L (default: the family's official setting)")
-    parser.add_argument("--schedule", choices=SCHEDULES, default="single")
+    parser.add_argument("--schedule", choices=SCHEDULES, default=DEFAULTS.schedule)
     parser.add_argument("--early-kv", choices=EARLY_KV, default=None,
                         help="layers before a stage keep or drop pruned tokens in their KV cache "
                              "(default: as the family's official code)")
     parser.add_argument("--invert", action="store_true", help="keep the lowest-ranked tokens (falsification)")
-    parser.add_argument("--prompt", choices=PROMPTS, default="chat")
+    parser.add_argument("--prompt", choices=PROMPTS, default=DEFAULTS.prompt)
     parser.add_argument("--video", action="store_true", help="the images are frames of one video")
-    parser.add_argument("--max-new-tokens", default=20)
-    parser.add_argument("--seed", default=0)
-    parser.add_argument("--repeats", default=1, help="timed repeats per method, order rotated (median shown)")
+    parser.add_argument("--max-new-tokens", default=DEFAULTS.max_new_tokens)
+    parser.add_argument("--seed", default=DEFAULTS.seed)
+    parser.add_argument("--repeats", default=DEFAULTS.repeats, help="timed repeats per method, order rotated (median shown)")
     parser.add_argument("--json", action="store_true", help="print every record as one JSON object")
     return parser.parse_args(argv)
 
@@ -64,7 +66,7 @@ def read_inputs(args, frames):
 
 def main(argv=None):
     args = parse_args(argv)
-    from explorer.engine import compare, warm_up  # heavy imports after argument parsing
+    from explorer.core.compare import compare, warm_up  # heavy imports after argument parsing
     from models import EMBEDDED_ID, load
 
     say = progress_printer()

@@ -1,26 +1,15 @@
 """What every model family shares, and the contract a family file fulfils.
 
-A family is one module in models/ (llava.py, qwen2_vl.py, ...) listed in models.FAMILIES. The engine
-(explorer/) calls only what this contract names and knows no family. A family module defines:
-
-    MODEL_CLASSES   names of the transformers classes it serves ("LlavaForConditionalGeneration", ...)
-    HUB_IDS         hub checkpoints offered on the page
-    PAPER_SCHEDULE  {"depth", "layers", "factors"} or with "keep_table": the paper's staged schedule
-    DEFAULTS        {"image": {"ref_layer", "prune_layer", "early_kv"}, "video": {...}}: the official code's
-                    single-stage settings and KV-cache policy for this family
-    build_inputs(processor, images, question, kind, prompt="chat") -> the processor's tensors
-    visual_groups(model, inputs, kind) -> [VisualGroup]: where the visual tokens sit, and their grids
-    text_model(model) -> the decoder (layers, norm, rotary_emb, embed_tokens)
-    rotary(model) -> apply_rotary_pos_emb(q, k, cos, sin) of the decoder's attention
-    decoder_positions(position_ids) -> the position ids the decoder's rotary embedding takes
-    model_view(processor, images, kind) -> [PIL image]: what the vision tower saw, one per frame
-    vision_attention(model) -> (attention module, CLS index) of the vision layer the features come from, or
-                    None (no CLS token): what VisionZip's dominant-token score reads
+A family is one module in models/ (llava.py, qwen2_vl.py, ...) listed in models.FAMILIES. The explorer's
+engine calls only what `Family` below names and knows no family; tests/test_contract.py checks every module in
+FAMILIES against it (the names, their signatures, and on a tiny model of each family what they return).
 
 Nothing here imports explorer/: models/ is a leaf package.
 """
 
+import sys
 from dataclasses import dataclass
+from typing import Callable, Protocol, runtime_checkable
 
 import torch
 
@@ -44,3 +33,91 @@ class VisualGroup:
     @property
     def count(self):
         return len(self.positions)
+
+
+@dataclass
+class LayerParts:
+    """The parts of one decoder layer a pruning score reads: the layer's input norm, the attention's q and k
+    projections with their per-head norms where the family has them (Qwen3: q_norm / k_norm over head_dim),
+    the head size, the softmax scale, and the attention's own rotary function apply_rotary_pos_emb(q, k, cos,
+    sin) (cos / sin as the decoder's rotary embedding returns them)."""
+
+    input_norm: Callable  # hidden [.., D] -> normed [.., D]
+    q_proj: Callable  # [.., D] -> [.., heads * head_dim]
+    k_proj: Callable  # [.., D] -> [.., kv_heads * head_dim]
+    head_dim: int
+    scaling: float
+    rotate: Callable
+    q_norm: Callable = None  # [.., heads, head_dim] -> same; None where the family has none
+    k_norm: Callable = None
+
+
+@runtime_checkable
+class TextModel(Protocol):
+    """The decoder the engine runs layer by layer (a transformers text model: LlamaModel, Qwen2Model, ...)."""
+
+    layers: list  # decoder layers: layer(h, attention_mask=, position_embeddings=(cos, sin), past_key_values=,
+    # use_cache=True) -> h
+    norm: Callable  # the final norm
+    rotary_emb: Callable  # (h, position_ids) -> (cos, sin)
+    embed_tokens: Callable  # ids -> embeddings
+
+
+@runtime_checkable
+class Family(Protocol):
+    """A model family: one module of models/. Data first, then the functions the engine calls."""
+
+    NAME: str  # shown on the page, e.g. "LLaVA"
+    MODEL_CLASSES: tuple  # names of the transformers classes it serves ("LlavaForConditionalGeneration", ...)
+    HUB_IDS: tuple  # hub checkpoints offered on the page
+    # {"image": {"ref_layer", "prune_layer", "early_kv"}, "video": {...}}: the layers L and K of a single stage
+    # and the KV policy of the layers before it, as the official CLSE code sets them for one stage on this
+    # family (CLSE's own official image runs use the staged PAPER_SCHEDULE)
+    DEFAULTS: dict
+    # the paper's staged schedule: {"depth", "layers", "factors"} with a "keep_table" (counts of "tokens"
+    # visual tokens) or a "ratio_table" (shares of N)
+    PAPER_SCHEDULE: dict
+
+    def build_inputs(self, processor, images, question, kind="image", prompt="chat"):
+        """The real processor's tensors for one user turn: the images (or a video's frames) and the question;
+        prompt "chat" (the checkpoint's chat template) or "official" (the official evaluation prompt)."""
+
+    def visual_groups(self, model, inputs, kind="image") -> list:
+        """[VisualGroup]: where the visual tokens sit and their grids, from the model's own token ids and the
+        processor's grid, never from offsets."""
+
+    def text_model(self, model) -> TextModel:
+        """The decoder (layers, norm, rotary_emb, embed_tokens)."""
+
+    def layer_parts(self, model, index) -> LayerParts:
+        """What a score reads of decoder layer `index` (LayerParts)."""
+
+    def decoder_positions(self, position_ids):
+        """The position ids the decoder's rotary embedding takes, from those the wrapper passes the decoder."""
+
+    def vision_attention(self, model):
+        """(attention module, CLS index) of the vision layer the features come from, or None (no CLS token):
+        what VisionZip's dominant-token score reads. The module has q_proj, k_proj, num_heads, head_dim and
+        scale (CLIPAttention)."""
+
+    def model_view(self, processor, images, kind="image") -> list:
+        """[PIL image]: what the vision tower saw (resized, cropped), one per image or frame, so the token grid
+        lies exactly over it."""
+
+
+# ------------------------------------------------------------------------ shared by the stock families
+
+
+def stock_text_model(model):
+    """The decoder of a transformers multimodal wrapper (model.model.language_model)."""
+    return model.model.language_model
+
+
+def stock_layer_parts(model, index):
+    """LayerParts of a stock transformers decoder layer (input_layernorm, self_attn.q_proj / k_proj / head_dim /
+    scaling, optional q_norm / k_norm) with its attention module's own apply_rotary_pos_emb."""
+    layer = stock_text_model(model).layers[index]
+    attn = layer.self_attn
+    rotate = sys.modules[type(attn).__module__].apply_rotary_pos_emb
+    return LayerParts(layer.input_layernorm, attn.q_proj, attn.k_proj, attn.head_dim, attn.scaling, rotate,
+                      getattr(attn, "q_norm", None), getattr(attn, "k_norm", None))

@@ -8,18 +8,18 @@ raster order. Several images are several runs; video frames are passed as severa
 (t, h, w) group.
 """
 
-import sys
-
 import torch
 from PIL import Image
 
-from models.base import VisualGroup
+from models.base import VisualGroup, stock_layer_parts, stock_text_model
 
+NAME = "LLaVA"
 MODEL_CLASSES = ("LlavaForConditionalGeneration",)
 HUB_IDS = ("llava-hf/llava-1.5-7b-hf", "llava-hf/llava-interleave-qwen-0.5b-hf")
-# The official code's single-stage settings (images: L = 0, K = 1, "after the first layer"; video: L = 2,
-# K = 3) and its KV-cache policy: the official LLaVA image code also trims the cache of the layers before K,
-# the video code keeps it.
+# One stage as the official CLSE code sets it (images: L = 0, K = 1, its first stage, "after the first
+# layer"; video: L = 2, K = 3, Video-LLaVA's single stage) and its KV-cache policy: the official LLaVA image
+# code also trims the cache of the layers before K, the video code keeps it. CLSE's official image runs are
+# the staged PAPER_SCHEDULE.
 DEFAULTS = {"image": {"ref_layer": 0, "prune_layer": 1, "early_kv": "prune"},
             "video": {"ref_layer": 2, "prune_layer": 3, "early_kv": "keep"}}
 # The paper's schedule for LLaVA-1.5 (32 layers): stages at 1, 11, 21; its keep table for 576 tokens is used
@@ -43,31 +43,38 @@ def build_inputs(processor, images, question, kind="image", prompt="chat"):
     return processor(images=list(images), text=text, return_tensors="pt")
 
 
-def text_model(model):
-    return model.model.language_model
-
-
-def rotary(model):
-    """The decoder attention's own apply_rotary_pos_emb (Llama, Qwen2, ... whichever text model it has)."""
-    return sys.modules[type(text_model(model).layers[0].self_attn).__module__].apply_rotary_pos_emb
+text_model = stock_text_model
+layer_parts = stock_layer_parts  # Llama, Qwen2, ... whichever text model it has: its own rotary function
 
 
 def decoder_positions(position_ids):
     return position_ids
 
 
+def feature_layer_index(vision_feature_layer, num_layers):
+    """Index (0-based) of the vision encoder layer whose output LLaVA takes as its features: hidden_states[f]
+    is the output of layer f - 1 for f >= 1, of layer num_layers + f for f < 0. ValueError for anything else
+    (0, the embeddings; several layers; outside the encoder)."""
+    if not isinstance(vision_feature_layer, int) or vision_feature_layer == 0:
+        raise ValueError(f"one vision feature layer after the embeddings is needed, got {vision_feature_layer!r}")
+    index = vision_feature_layer - 1 if vision_feature_layer > 0 else num_layers + vision_feature_layer
+    if not 0 <= index < num_layers:
+        raise ValueError(f"vision feature layer {vision_feature_layer} is outside a {num_layers}-layer encoder")
+    return index
+
+
 def vision_attention(model):
     """(attention module, CLS index) of the vision layer whose output LLaVA takes as its features, for methods
-    that read the tower's [CLS] attention (VisionZip); None when the tower has no CLS token or the features
-    come from several layers. hidden_states[f] is the output of layer f - 1 (f >= 1), of layer n + f (f < 0)."""
+    that read the tower's [CLS] attention (VisionZip: `attentions[-2]` for LLaVA-1.5's feature layer -2); None
+    when the tower has no CLS token (not CLIP) or the features come from several layers."""
     encoder = getattr(model.model.vision_tower, "encoder", None)
-    feature_layer = model.config.vision_feature_layer
-    if encoder is None or not isinstance(feature_layer, int) or feature_layer == 0 or \
-            type(model.model.vision_tower).__name__ != "CLIPVisionModel":
+    if encoder is None or type(model.model.vision_tower).__name__ != "CLIPVisionModel":
         return None
-    n = len(encoder.layers)
-    index = feature_layer - 1 if feature_layer > 0 else n + feature_layer
-    return (encoder.layers[index].self_attn, 0) if 0 <= index < n else None
+    try:
+        index = feature_layer_index(model.config.vision_feature_layer, len(encoder.layers))
+    except ValueError:
+        return None
+    return encoder.layers[index].self_attn, 0
 
 
 def grid_side(model):

@@ -27,13 +27,12 @@ is passed as video metadata (VIDEO_FPS = 2 frames per second by default, qwen-vl
 rate; pass the real rate if the frames were sampled differently). Qwen2-VL ignores fps.
 """
 
-import sys
-
 import torch
 from PIL import Image
 
-from models.base import BadInput, VisualGroup
+from models.base import BadInput, VisualGroup, stock_layer_parts, stock_text_model
 
+NAME = "Qwen2-VL"
 MODEL_CLASSES = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
 HUB_IDS = ("Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2-VL-7B-Instruct", "Qwen/Qwen2.5-VL-3B-Instruct",
            "Qwen/Qwen2.5-VL-7B-Instruct")
@@ -42,7 +41,8 @@ HUB_IDS = ("Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2-VL-7B-Instruct", "Qwen/Qwen2
 PAPER_SCHEDULE = {"depth": 28, "layers": (1, 10, 19), "factors": (0.57 / 0.334, 0.36 / 0.334, 0.098 / 0.334),
                   "ratio_table": {0.334: (0.57, 0.36, 0.098), 0.223: (0.38, 0.24, 0.066),
                                   0.112: (0.19, 0.12, 0.034)}}
-# The official code's single-stage settings; the official Qwen2-VL and video code keep the early KV cache.
+# One stage as the official CLSE code sets it (its first stage for images, L = 2, K = 3 for video); the
+# official Qwen2-VL and video code keep the early KV cache.
 DEFAULTS = {"image": {"ref_layer": 0, "prune_layer": 1, "early_kv": "keep"},
             "video": {"ref_layer": 2, "prune_layer": 3, "early_kv": "keep"}}
 VIDEO_FPS = 2.0  # assumed sampling rate of the given frames (only Qwen2.5-VL's temporal ids use it)
@@ -61,14 +61,10 @@ def _check_aspect(images):
                                f"(aspect ratio above {MAX_ASPECT}); crop it first")
 
 
-def text_model(model):
-    return model.model.language_model
-
-
-def rotary(model):
-    """The text attention's own apply_rotary_pos_emb: cos/sin come from the rotary embedding with the M-RoPE
-    sections already merged, so it is the plain rotation."""
-    return sys.modules[type(text_model(model).layers[0].self_attn).__module__].apply_rotary_pos_emb
+text_model = stock_text_model
+# the text attention's own apply_rotary_pos_emb: cos / sin come from the rotary embedding with the M-RoPE
+# sections already merged, so it is the plain rotation
+layer_parts = stock_layer_parts
 
 
 def decoder_positions(position_ids):
@@ -81,7 +77,7 @@ def vision_attention(model):
     return None
 
 
-def build_inputs(processor, images, question, kind="image", fps=VIDEO_FPS, prompt="chat"):
+def build_inputs(processor, images, question, kind="image", prompt="chat", fps=VIDEO_FPS):
     """Real processor call with the chat template: one user turn, the images (or the one video) first, then the
     question. kind "image": every PIL image is an image item; kind "video": the frames are one video. The
     official Qwen2-VL evaluation uses this same chat template, so prompt "official" is "chat" here."""

@@ -13,8 +13,10 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)  # tiny models gain nothing from threads; robust when the machine is busy
 
-from models import llava  # noqa: E402
+from explorer.serve.launch import ROOT, app_server  # noqa: E402, F401  (the page tests start the real app)
+from models import llava, qwen2_vl  # noqa: E402
 from models.shapes_llava.build import llava_processor, random_llava, word_tokenizer  # noqa: E402
+from tests.tiny_models import qwen2_vl_processor, qwen_tokenizer, tiny_qwen2_vl  # noqa: E402
 
 WORDS = "what color is the circle square ? red green blue yes no one two three".split()
 
@@ -28,6 +30,19 @@ class Tiny:
         self.model = random_llava(self.tokenizer, image_size=image_size, patch_size=patch_size, **kwargs)
         self.family = llava
         self.side = image_size // patch_size
+
+
+class TinyQwen:
+    """Processor: 28 px per merged token, 4 to 24 merged tokens per image (300 x 200 -> 4 x 6 merged tokens)."""
+
+    def __init__(self, version, **kwargs):
+        self.version = version
+        self.tokenizer = qwen_tokenizer(WORDS)
+        self.processor = qwen2_vl_processor(self.tokenizer, version=version)
+        self.model = tiny_qwen2_vl(self.tokenizer, version=version, **kwargs)
+        self.family = qwen2_vl
+        with torch.no_grad():  # random weights: keep <|im_end|> from ending answers after a token or two
+            self.model.lm_head.weight[self.tokenizer.eos_token_id] = 0.0
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +76,38 @@ def page_model(tmp_path_factory):
     t.model.save_pretrained(directory)
     t.processor.save_pretrained(directory)
     return str(directory)
+
+
+# ------------------------------------------------------------------------------------------------ oracles
+
+
+def no_cache_logits(t, encoded, kept_positions, prune_layer, tokens, early_kv="keep"):
+    """Reference: recompute everything without a cache. Layers < K see every prompt token (early_kv "keep":
+    the generated tokens see them too; "prune": the generated tokens do not see the dropped visual tokens),
+    layers >= K only the text, the kept visual tokens and the generated tokens; returns the logits after each
+    prefix."""
+    lm = t.model.model.language_model
+    outputs = []
+    prompt = encoded.inputs_embeds.shape[1]
+    for step in range(len(tokens)):
+        extra = lm.embed_tokens(torch.tensor([tokens[:step]], dtype=torch.long))
+        hidden = torch.cat([encoded.inputs_embeds, extra], dim=1)
+        seq = hidden.shape[1]
+        positions = torch.arange(seq).unsqueeze(0)
+        is_visual = torch.zeros(seq, dtype=torch.bool)
+        for g in encoded.groups:
+            is_visual[g.positions] = True
+        keep = ~is_visual
+        keep[kept_positions] = True
+        early = torch.full((seq, seq), float("-inf")).triu(1)
+        if early_kv == "prune":
+            early[prompt:, ~keep] = float("-inf")
+        for i, layer in enumerate(lm.layers):
+            if i == prune_layer:
+                hidden, positions = hidden[:, keep], positions[:, keep]
+            cos, sin = lm.rotary_emb(hidden, positions)
+            n = hidden.shape[1]
+            mask = early if i < prune_layer else torch.full((n, n), float("-inf")).triu(1)
+            hidden = layer(hidden, attention_mask=mask[None, None], position_embeddings=(cos, sin))
+        outputs.append(t.model.lm_head(lm.norm(hidden[:, -1]))[0].float())
+    return outputs

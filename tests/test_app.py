@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 
-from explorer.panels import PANELS
+from explorer.page.panels import PANELS
 from tests.conftest import random_image, write_clip
-from tests.server import app_server
+from tests.conftest import app_server
 
 FIGURES = [p.name for p in PANELS]
 FIGURE_COUNT = len(FIGURES)
@@ -111,7 +111,7 @@ def junk(tmp, name, data):
 
 def test_compare_event_works_with_a_qwen2_vl_model(tmp_path):
     """The page with a Qwen2-VL checkpoint (tiny, saved in the hub layout): image and native video."""
-    from tests.test_qwen import TinyQwen
+    from tests.conftest import TinyQwen
 
     directory = tmp_path / "qwen"
     qwen = TinyQwen("2")

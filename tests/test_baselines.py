@@ -9,23 +9,34 @@ import torch
 from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaRotaryEmbedding, apply_rotary_pos_emb
 
-from explorer.baselines import (
+from explorer.methods.attention import cls_row as cls_attention
+from explorer.methods.attention import key_l1_norms, row_entering
+from explorer.methods.baselines import (
     PYRAMIDDROP_SCHEDULE,
-    attention_row_entering,
     average_kept,
-    cls_attention,
-    dart_keep,
     dart_order,
     dart_scores,
     divprune_order,
     divprune_scores,
-    key_l1_norms,
     pyramiddrop_lambda,
     pyramiddrop_schedule,
-    visionzip_layer,
     visionzip_scores,
 )
-from explorer.methods import select_top
+from explorer.methods.registry import select_top
+from models.base import LayerParts
+from models.llava import feature_layer_index as visionzip_layer
+
+
+def dart_keep(*args, **kwargs):
+    """DART's kept visual tokens for budget k, sorted: the first k of its order."""
+    order = dart_order(*args, **kwargs)
+    return torch.sort(order[:kwargs["k"]]).values
+
+
+def llama_parts(layer):
+    attn = layer.self_attn
+    return LayerParts(layer.input_layernorm, attn.q_proj, attn.k_proj, attn.head_dim, attn.scaling,
+                      apply_rotary_pos_emb)
 
 
 def on_arc(degrees):
@@ -155,7 +166,7 @@ def test_attention_row_entering_equals_eager_attention_of_that_layer():
     with torch.no_grad():
         _, weights = layer.self_attn(layer.input_layernorm(hidden), position_embeddings=(cos, sin),
                                      attention_mask=None)  # the last row attends to every token anyway
-        row = attention_row_entering(layer, apply_rotary_pos_emb, hidden, cos, sin)
+        row = row_entering(llama_parts(layer), hidden, cos, sin)
     assert torch.allclose(row, weights[0, :, -1].mean(dim=0), atol=1e-6)
     assert abs(float(row.sum()) - 1.0) < 1e-5
 

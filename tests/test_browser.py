@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from explorer import panels
-from explorer.bench_page import OPEN_TAB_PLOTS, drawn_in_open_tab
-from tests.server import ROOT, app_server
+from explorer.page import panels
+from explorer.bench.page import OPEN_TAB_PLOTS, drawn_in_open_tab
+from tests.conftest import ROOT, app_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = os.path.join(ROOT, "artifacts")

@@ -39,7 +39,7 @@ def test_json_output_has_every_method_and_matches_in_process(tiny, saved_model, 
         assert {"answer", "kept_indices", "timings_ms", "visual_tokens"} <= set(record)
         assert record["visual_tokens"] == 36
         assert len(record["kept_indices"]) == (36 if name == "none" else 9)
-    from explorer.engine import compare
+    from explorer.core.compare import compare
     expected = compare(tiny.model, tiny.processor, tiny.family, [random_image(0)], "what color is the circle ?",
                        methods=["clse"], keep=9, prune_layer=2, max_new_tokens=4)
     assert out["results"]["clse"]["kept_indices"] == expected["clse"].kept_indices

@@ -10,12 +10,11 @@ import pytest
 import torch
 
 import models
-from explorer.diagnostics import attach
-from explorer.engine import compare, encode, run
-from explorer.settings import check_settings
-from tests.conftest import Tiny, random_image
-from tests.test_engine import no_cache_logits
-from tests.test_qwen import TinyQwen
+from explorer.core.diagnostics import attach
+from explorer.core.compare import compare
+from explorer.core.engine import encode, run
+from explorer.core.settings import check_settings
+from tests.conftest import Tiny, TinyQwen, no_cache_logits, random_image
 
 QUESTION = "what color is the circle ?"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,7 +48,7 @@ def test_keep_all_equals_stock_generate_in_half_precision(family_model, dtype):
     ids, logits = stock(t, [image])
     n = sum(g.count for g in encode(t.model, t.family, t.family.build_inputs(t.processor, [image], QUESTION)).groups)
     records = compare(t.model, t.processor, t.family, [image], QUESTION, methods=["clse", "fastv"], keep=n,
-                      prune_layer=2, max_new_tokens=5)
+                      prune_layer=2, max_new_tokens=5, keep_logits=True)
     for record in records.values():
         assert record.dtype == str(dtype).removeprefix("torch.") and record.device == "cpu"
         assert record.answer_ids == ids
@@ -64,7 +63,8 @@ def test_pruned_cached_decode_matches_a_no_cache_recompute_in_bfloat16(early_kv)
     t = in_dtype(Tiny(), torch.bfloat16)
     inputs = t.family.build_inputs(t.processor, [random_image(61)], QUESTION).to(torch.bfloat16)
     encoded = encode(t.model, t.family, inputs)
-    record = run(t.model, t.processor, encoded, "clse", keep=9, prune_layer=2, max_new_tokens=5, early_kv=early_kv)
+    record = run(t.model, t.processor, encoded, "clse", keep=9, prune_layer=2, max_new_tokens=5, early_kv=early_kv,
+                 keep_logits=True)
     assert len(set(record.stages[0].scores)) > 30  # scores are ranked in float64: no bfloat16 ties
     kept_positions = encoded.groups[0].positions[record.kept_indices]
     with torch.inference_mode():

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import models
-from explorer import evaluate
-from explorer.engine import compare
+from explorer.eval import embedded as evaluate
+from explorer.core.compare import compare
 from models.shapes_llava import scenes
 
 EVAL_SEED = 424_242  # below scenes.TRAIN_SEED_START: never seen in training
@@ -114,7 +114,7 @@ def test_keep_all_pruning_gives_the_unpruned_answers(embedded):
         question = scene.questions[seed % len(scene.questions)]
         records = compare(model, processor, family, [scene.image], question.text,
                           methods=["clse", "fastv", "uniform"], keep=256, prune_layer=2, max_new_tokens=4,
-                          diagnostics=False)
+                          diagnostics=False, keep_logits=True)
         for name in ("clse", "fastv", "uniform"):
             assert records[name].answer_ids == records["none"].answer_ids
             assert torch.allclose(records[name].step_logits[0], records["none"].step_logits[0], atol=1e-5)

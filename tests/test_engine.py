@@ -5,13 +5,15 @@ import pytest
 import torch
 from transformers import DynamicCache, LlavaForConditionalGeneration
 
-from explorer.engine import attention_row, compare, encode, run
-from explorer.plan import paper_layers, plan
-from explorer.settings import check_settings
+from explorer.core.compare import compare
+from explorer.core.engine import encode, run
+from explorer.methods.attention import last_token_row
+from explorer.core.plan import paper_layers, plan
+from explorer.core.settings import check_settings
 from models import llava, qwen2_vl
 from models.base import BadInput
-from explorer.methods import METHODS
-from tests.conftest import Tiny, random_image
+from explorer.methods.registry import METHODS
+from tests.conftest import Tiny, no_cache_logits, random_image
 
 QUESTION = "what color is the circle ?"
 PRUNING = [m for m in METHODS if m != "none"]
@@ -31,45 +33,13 @@ def test_keep_all_equals_the_stock_model(tiny, method):
     stock_ids, stock_logits = stock_generate(tiny, [image], QUESTION)
     n = tiny.side**2
     records = compare(tiny.model, tiny.processor, tiny.family, [image], QUESTION, methods=[method], keep=n,
-                      prune_layer=2, max_new_tokens=6)
+                      prune_layer=2, max_new_tokens=6, keep_logits=True)
     record = records[method]
     assert record.answer_ids == stock_ids
     assert len(record.step_logits) == len(stock_logits)
     for ours, theirs in zip(record.step_logits, stock_logits):
         assert torch.allclose(ours, theirs, atol=1e-5)
     assert record.kept_indices == list(range(n))
-
-
-def no_cache_logits(t, encoded, kept_positions, prune_layer, tokens, early_kv="keep"):
-    """Reference: recompute everything without a cache. Layers < K see every prompt token (early_kv "keep":
-    the generated tokens see them too; "prune": the generated tokens do not see the dropped visual tokens),
-    layers >= K only the text, the kept visual tokens and the generated tokens; returns the logits after each
-    prefix."""
-    lm = t.model.model.language_model
-    outputs = []
-    prompt = encoded.inputs_embeds.shape[1]
-    for step in range(len(tokens)):
-        extra = lm.embed_tokens(torch.tensor([tokens[:step]], dtype=torch.long))
-        hidden = torch.cat([encoded.inputs_embeds, extra], dim=1)
-        seq = hidden.shape[1]
-        positions = torch.arange(seq).unsqueeze(0)
-        is_visual = torch.zeros(seq, dtype=torch.bool)
-        for g in encoded.groups:
-            is_visual[g.positions] = True
-        keep = ~is_visual
-        keep[kept_positions] = True
-        early = torch.full((seq, seq), float("-inf")).triu(1)
-        if early_kv == "prune":
-            early[prompt:, ~keep] = float("-inf")
-        for i, layer in enumerate(lm.layers):
-            if i == prune_layer:
-                hidden, positions = hidden[:, keep], positions[:, keep]
-            cos, sin = lm.rotary_emb(hidden, positions)
-            n = hidden.shape[1]
-            mask = early if i < prune_layer else torch.full((n, n), float("-inf")).triu(1)
-            hidden = layer(hidden, attention_mask=mask[None, None], position_embeddings=(cos, sin))
-        outputs.append(t.model.lm_head(lm.norm(hidden[:, -1]))[0].float())
-    return outputs
 
 
 @pytest.mark.parametrize("early_kv", ["keep", "prune"])
@@ -79,7 +49,7 @@ def test_pruned_cached_decode_matches_a_no_cache_recompute(tiny, method, early_k
     inputs = tiny.family.build_inputs(tiny.processor, [image], QUESTION)
     encoded = encode(tiny.model, tiny.family, inputs)
     record = run(tiny.model, tiny.processor, encoded, method, keep=9, prune_layer=2, max_new_tokens=5,
-                 early_kv=early_kv)
+                 early_kv=early_kv, keep_logits=True)
     assert record.early_kv == early_kv
     kept_positions = encoded.groups[0].positions[record.kept_indices]
     with torch.inference_mode():
@@ -106,7 +76,8 @@ def test_attention_row_equals_eager_attention_last_row(tiny):
             last = hidden[:, -1:]
             hidden = layer(hidden, attention_mask=None, position_embeddings=(cos, sin), past_key_values=cache,
                            use_cache=True)
-            row = attention_row(layer, tiny.family.rotary(tiny.model), last, cos[:, -1:], sin[:, -1:], cache.layers[i].keys)
+            row = last_token_row(tiny.family.layer_parts(tiny.model, i), last, cos[:, -1:], sin[:, -1:],
+                                 cache.layers[i].keys)
             assert torch.allclose(row, weights[i][0, :, -1].mean(0), atol=1e-6)
     assert tiny.model.config.text_config._attn_implementation == "sdpa"
 
@@ -254,7 +225,7 @@ def test_degenerate_grid_model_runs_without_nan():
 
 
 def test_tie_note_flags_a_cut_inside_a_tie_only():
-    from explorer.engine import tie_note
+    from explorer.core.engine import tie_note
 
     assert tie_note(torch.tensor([3.0, 2.0, 2.0, 1.0]), 2) is not None  # 2nd and 3rd tie: the cut splits them
     assert "4 of 4" in tie_note(torch.full((4,), 0.5), 1)

@@ -10,9 +10,11 @@ import plotly.graph_objects as go
 import pytest
 from PIL import Image
 
-from explorer import analysis, figures, panels
-from explorer.analysis import Analysis
-from explorer.engine import compare
+from explorer.analysis import comparison as analysis
+from explorer.page import figures, panels
+from explorer.analysis.comparison import Analysis
+from explorer.core.compare import compare
+from explorer.methods import registry
 from models import llava
 from tests.conftest import random_image
 
@@ -272,7 +274,7 @@ def test_spectra_figures(cases):
     curves = figures.spectrum_curves(a)
     assert [tr.name for tr in curves.data] == ["input of layer 0", "input of layer 2", "decoder output"]
 
-    maps = figures.highpass_maps_figure(a, view, frame=2)
+    maps = figures.highpass_maps_figure(a, frame=2)
     steps = maps.layout.sliders[0].steps
     assert len(steps) == num_layers + 1
     n = 2 * 36 + 3 * 6 + 4  # frame 2, row 3, column 4
@@ -294,7 +296,7 @@ def test_missing_spectra_give_a_message_not_an_error(cases):
     results, view = cases["image"]
     bare = {name: {**r, "spectra": None} for name, r in results.items()}
     a = analysed(bare)
-    for fig in (figures.spectrum_heatmap(a), figures.spectrum_curves(a), figures.highpass_maps_figure(a, view),
+    for fig in (figures.spectrum_heatmap(a), figures.spectrum_curves(a), figures.highpass_maps_figure(a),
                 figures.highfreq_share_figure(a), figures.evolution_map(a, view)):
         assert "No spectra" in fig.layout.annotations[0].text
 
@@ -309,7 +311,7 @@ def test_answers_table_and_sweep(cases):
     sweep = figures.sweep_figure(analysed(results, sweep={"positions": [0, 1],
                                                           "recall": {"clse": [1, 0.5], "fastv": [0, 1]}}))
     assert [tr.name for tr in sweep.data] == ["clse", "fastv"]
-    assert sweep.data[0].line.color == figures.METHOD_COLORS["clse"]
+    assert sweep.data[0].line.color == registry.METHODS["clse"].color
 
 
 def test_bad_frame_or_group_is_a_clear_error(cases):
@@ -323,7 +325,7 @@ def test_bad_frame_or_group_is_a_clear_error(cases):
 
 
 def test_frame_slider_redraws_only_the_frame_figures(cases):
-    from explorer import ui
+    from explorer.page import events as ui
 
     results, view = cases["video"]
     state = {"analysis": analysed(results), "view": view}
@@ -405,12 +407,12 @@ def test_the_panel_registry_lays_out_the_page():
 
 
 def test_method_menus_are_grouped_and_every_method_is_described():
-    from explorer import ui
-    from explorer.methods import DESCRIPTIONS, GROUPS, METHODS
+    from explorer.methods.registry import GROUPS, METHODS
+    from explorer.page import ui
 
     choices = ui.method_choices()
     assert sorted(name for _, name in choices) == sorted(METHODS)
     groups = [label.split(":")[0] for label, name in choices if name != "none"]
     assert groups == sorted(groups, key=list(GROUPS.values()).index)  # grouped, in GROUPS' order
     guide = panels.method_guide()
-    assert all(f"`{name}`: {DESCRIPTIONS[name]}" in guide for name in METHODS if name != "none")
+    assert all(f"`{name}`: {METHODS[name].description}" in guide for name in METHODS if name != "none")

@@ -25,11 +25,12 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-import app as page_app
+from explorer.serve import limits as page_app
 import models
-from explorer import access, media
+from explorer.media import read as media
+from explorer.serve import access, files
 from tests.conftest import Tiny, random_image
-from tests.server import app_server
+from tests.conftest import app_server
 
 
 # ---------------------------------------------------------------- images
@@ -282,15 +283,15 @@ def test_least_recently_used_model_is_unloaded(model_root, monkeypatch):
 
 
 def test_result_files_are_removed_after_the_bound(tmp_path, monkeypatch):
-    monkeypatch.setattr(media, "RESULTS_DIR", str(tmp_path / "results"))
-    first = media.save_result_json({"results": {}})
+    monkeypatch.setattr(files, "RESULTS_DIR", str(tmp_path / "results"))
+    first = files.save_result_json({"results": {}})
     created = time.time()
-    assert media.remove_old_results(now=created + media.RESULT_MAX_AGE_S - 5) == 0 and os.path.exists(first)
-    assert media.remove_old_results(now=created + media.RESULT_MAX_AGE_S + 5) == 1 and not os.path.exists(first)
-    monkeypatch.setattr(media, "RESULT_MAX_AGE_S", 0)
-    older = media.save_result_json({"results": {}})
+    assert files.remove_old_results(now=created + files.RESULT_MAX_AGE_S - 5) == 0 and os.path.exists(first)
+    assert files.remove_old_results(now=created + files.RESULT_MAX_AGE_S + 5) == 1 and not os.path.exists(first)
+    monkeypatch.setattr(files, "RESULT_MAX_AGE_S", 0)
+    older = files.save_result_json({"results": {}})
     time.sleep(0.05)
-    newer = media.save_result_json({"results": {"none": {}}})  # saving sweeps out the results past the bound
+    newer = files.save_result_json({"results": {"none": {}}})  # saving sweeps out the results past the bound
     assert not os.path.exists(older) and os.path.exists(newer)
 
 
@@ -320,7 +321,7 @@ class HeldPage:
     def hold(self, upload, seconds):
         self.started.set()
         self.release.wait(timeout=seconds)
-        return media.save_result_json({"upload": os.path.basename(upload) if upload else None})
+        return files.save_result_json({"upload": os.path.basename(upload) if upload else None})
 
     def watch(self, seconds, request: gr.Request):
         self.started.set()
@@ -415,8 +416,8 @@ def test_a_killed_client_is_seen_gone_and_its_waiting_requests_dropped(held_page
 
 
 def test_gradio_files_and_results_are_removed_after_the_bound(held_page, tmp_path, monkeypatch):
-    monkeypatch.setattr(media, "RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setattr(media, "RESULT_MAX_AGE_S", 2)
+    monkeypatch.setattr(files, "RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setattr(files, "RESULT_MAX_AGE_S", 2)
     held_page.release.set()
     upload = tmp_path / "upload.bin"
     upload.write_bytes(os.urandom(50_000))
@@ -434,7 +435,7 @@ def test_gradio_files_and_results_are_removed_after_the_bound(held_page, tmp_pat
     assert any(f.endswith("upload.bin") for f in cached_files())
     # uploads and output copies (Gradio's delete_cache), the stray top-level files and emptied folders (ours)
     assert wait_until(lambda: not os.listdir(held_page.cache)), os.listdir(held_page.cache)
-    assert wait_until(lambda: not os.listdir(media.RESULTS_DIR))  # our result file, after the same 2 s
+    assert wait_until(lambda: not os.listdir(files.RESULTS_DIR))  # our result file, after the same 2 s
 
 
 # ---------------------------------------------------------------- the real page

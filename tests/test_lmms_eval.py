@@ -1,6 +1,6 @@
 """The benchmark harness end to end: the offline shapes task on the embedded model through lmms-eval's own
 command line (a subprocess of `python -m explorer.lmms_eval`), its per-sample records, the report built from
-them, and the benchmark's answers against the page's engine (engine.compare) on the same inputs."""
+them, and the benchmark's answers against the page's engine (compare.compare) on the same inputs."""
 
 import glob
 import json
@@ -11,11 +11,13 @@ import sys
 import pytest
 
 import models
-from explorer import engine, media
-from explorer.lmms_eval import PruningExplorer, cut_at_stop, launcher_args  # needs tests/requirements-lmms.txt
-from explorer.report import density, load_report, main as report_main, report_figures, spearman
-from explorer.settings import check_settings
-from explorer.tasks.shapes import make
+from explorer.core import compare as engine
+from explorer.media import read as media
+from explorer.eval.lmms_eval import PruningExplorer, cut_at_stop, launcher_args  # needs tests/requirements-lmms.txt
+from explorer.analysis.stats import rank_correlation as spearman
+from explorer.eval.report import density, load_report, main as report_main, report_figures
+from explorer.core.settings import check_settings
+from explorer.eval.tasks.shapes import make
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIMIT = 8  # scenes (task shapes)
@@ -31,7 +33,7 @@ DATA_PARALLEL = (sys.executable, "-m", "torch.distributed.run", "--standalone", 
 
 def lmms_eval_command(*args, launcher=DATA_PARALLEL):
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", GRADIO_ANALYTICS_ENABLED="False")
-    return subprocess.run([*launcher, "-m", "explorer.lmms_eval", *args], capture_output=True, text=True,
+    return subprocess.run([*launcher, "-m", "explorer.eval.lmms_eval", *args], capture_output=True, text=True,
                           cwd=ROOT, env=env, timeout=300)
 
 
@@ -119,7 +121,7 @@ def test_every_sample_has_a_record_with_kept_indices(runs):
 
 
 def test_benchmark_answers_equal_the_page_engine(runs, dataset):
-    """The same scene, question and settings through engine.compare (the page's call) give the same answer
+    """The same scene, question and settings through compare.compare (the page's call) give the same answer
     and the same kept tokens as the benchmark run."""
     model, processor, family = models.load(models.EMBEDDED_ID, device="cpu")
     pruned = {(r["task"], r["doc_id"]): r for r in records_of(runs / "clse")}
@@ -173,7 +175,7 @@ def test_unknown_model_args_are_refused_by_name():
 def test_launcher_adds_the_task_folder_and_the_records_folder(tmp_path):
     argv = launcher_args(["--model", "pruning_explorer", "--model_args", "method=fastv", "--tasks", "shapes",
                           "--output_path", str(tmp_path)])
-    assert argv[argv.index("--include_path") + 1].endswith(os.path.join("explorer", "tasks"))
+    assert argv[argv.index("--include_path") + 1].endswith(os.path.join("explorer", "eval", "tasks"))
     assert argv[argv.index("--model_args") + 1] == f"method=fastv,records_dir={tmp_path}"
     argv = launcher_args(["--model_args=method=fastv", "--tasks=shapes", f"--output_path={tmp_path}"])
     assert f"--model_args=method=fastv,records_dir={tmp_path}" in argv and "--include_path" in argv
@@ -201,7 +203,7 @@ def test_spearman_and_density_by_hand():
 
 
 def test_the_pages_benchmark_tab_reads_an_uploaded_report_and_the_servers_runs(runs, tmp_path, monkeypatch):
-    from explorer import service
+    from explorer.page import service
     from models.base import BadInput
 
     assert report_main([str(runs), "--json", str(tmp_path / "report.json")]) == 0

@@ -8,9 +8,10 @@ import pytest
 import torch
 from transformers import LlavaForConditionalGeneration
 
-from explorer import baselines
-from explorer.engine import compare, encode, run
-from explorer.methods import METHODS
+from explorer.methods import baselines
+from explorer.core.compare import compare
+from explorer.core.engine import encode, run
+from explorer.methods.registry import METHODS
 from models.base import BadInput
 from tests.conftest import random_image
 
@@ -19,7 +20,7 @@ QUESTION = "what color is the circle ?"
 
 @pytest.fixture(scope="module")
 def qwen_tiny():
-    from tests.test_qwen import TinyQwen
+    from tests.conftest import TinyQwen
 
     return TinyQwen("2")
 

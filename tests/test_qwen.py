@@ -9,29 +9,17 @@ from PIL import Image
 
 from transformers import DynamicCache
 
-from explorer.engine import attention_row, compare, encode, run
-from explorer.plan import paper_layers, plan
-from explorer.settings import check_settings
+from explorer.core.compare import compare
+from explorer.core.engine import encode, run
+from explorer.methods.attention import last_token_row
+from explorer.core.plan import paper_layers, plan
+from explorer.core.settings import check_settings
 from models.base import BadInput
 from models import qwen2_vl
-from tests.tiny_qwen import qwen2_vl_processor, qwen_tokenizer, tiny_qwen2_vl
-from tests.conftest import WORDS, random_image
+from tests.conftest import TinyQwen, random_image
 
 QUESTION = "what color is the circle ?"
 VERSIONS = ["2", "2.5"]
-
-
-class TinyQwen:
-    """Processor: 28 px per merged token, 4 to 24 merged tokens per image (300 x 200 -> 4 x 6 merged tokens)."""
-
-    def __init__(self, version, **kwargs):
-        self.version = version
-        self.tokenizer = qwen_tokenizer(WORDS)
-        self.processor = qwen2_vl_processor(self.tokenizer, version=version)
-        self.model = tiny_qwen2_vl(self.tokenizer, version=version, **kwargs)
-        self.family = qwen2_vl
-        with torch.no_grad():  # random weights: keep <|im_end|> from ending answers after a token or two
-            self.model.lm_head.weight[self.tokenizer.eos_token_id] = 0.0
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -71,7 +59,7 @@ def test_keep_all_equals_the_stock_model(qwen, kind):
     inputs = qwen.family.build_inputs(qwen.processor, images, QUESTION, kind=kind)
     n = sum(g.count for g in qwen.family.visual_groups(qwen.model, inputs, kind=kind))
     records = compare(qwen.model, qwen.processor, qwen.family, images, QUESTION, methods=["clse", "fastv"], keep=n,
-                      prune_layer=2, kind=kind, max_new_tokens=5)
+                      prune_layer=2, kind=kind, max_new_tokens=5, keep_logits=True)
     for name, record in records.items():
         assert record.answer_ids == stock_ids, name
         assert len(record.step_logits) == len(stock_logits)
@@ -124,7 +112,8 @@ def test_pruned_cached_decode_matches_a_no_cache_recompute(qwen, method, kind):
     forward = lm.rotary_emb.forward
     lm.rotary_emb.forward = lambda x, position_ids: (seen.append(position_ids.clone()), forward(x, position_ids))[1]
     try:
-        record = run(qwen.model, qwen.processor, encoded, method, keep=7, prune_layer=2, max_new_tokens=5)
+        record = run(qwen.model, qwen.processor, encoded, method, keep=7, prune_layer=2, max_new_tokens=5,
+                     keep_logits=True)
     finally:
         del lm.rotary_emb.forward
     n = encoded.groups[0].count
@@ -261,7 +250,8 @@ def test_attention_row_equals_eager_attention_last_row(qwen):
             last = hidden[:, -1:]
             hidden = layer(hidden, attention_mask=None, position_embeddings=(cos, sin), past_key_values=cache,
                            use_cache=True)
-            row = attention_row(layer, qwen.family.rotary(qwen.model), last, cos[:, -1:], sin[:, -1:], cache.layers[i].keys)
+            row = last_token_row(qwen.family.layer_parts(qwen.model, i), last, cos[:, -1:], sin[:, -1:],
+                                 cache.layers[i].keys)
             assert torch.allclose(row, weights[i][0, :, -1].mean(0), atol=1e-6)
     assert qwen.model.config.text_config._attn_implementation == "sdpa"
 
@@ -327,9 +317,10 @@ def test_saved_checkpoint_loads_like_a_hub_one(qwen, tmp_path):
     assert type(processor) is type(qwen.processor) and type(processor.video_processor) is type(
         qwen.processor.video_processor)
     images = [random_image(11, (300, 200))]
-    ours = compare(model, processor, family, images, QUESTION, methods=["clse"], keep=6, max_new_tokens=3)["clse"]
+    ours = compare(model, processor, family, images, QUESTION, methods=["clse"], keep=6, max_new_tokens=3,
+                   keep_logits=True)["clse"]
     theirs = compare(qwen.model, qwen.processor, qwen.family, images, QUESTION, methods=["clse"], keep=6,
-                     max_new_tokens=3)["clse"]
+                     max_new_tokens=3, keep_logits=True)["clse"]
     assert ours.answer_ids == theirs.answer_ids and ours.kept_indices == theirs.kept_indices
     assert all(torch.equal(a, b) for a, b in zip(ours.step_logits, theirs.step_logits))
 

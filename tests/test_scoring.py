@@ -4,8 +4,8 @@ import pytest
 import numpy as np
 import torch
 
-from explorer.methods import METHODS, StageInputs, farthest_point_order, select_top
-from explorer.scoring import (clse_scores, evolution_intensity, highpass_magnitude, highpass_mask,
+from explorer.methods.registry import METHODS, StageInputs, farthest_point_order, select_top
+from explorer.methods.scoring import (clse_scores, evolution_intensity, highpass_magnitude, highpass_mask,
                               is_degenerate_grid, radial_power_spectrum)
 
 

@@ -181,7 +181,8 @@ def test_training_drop_mask_equals_the_engines_pruned_run():
     logits as the explorer's pruned run at layer K keeping the same tokens."""
     import torch
 
-    from explorer import engine, methods
+    from explorer.core import engine
+    from explorer.methods import registry as methods
     from models import llava
     from models.shapes_llava import train
 
@@ -212,11 +213,11 @@ def test_training_drop_mask_equals_the_engines_pruned_run():
             def fixed(inp):  # a "method" that keeps exactly the chosen tokens
                 return torch.from_numpy(keep)[inp.alive].double()
 
-            methods.METHODS["fixed_test_set"] = methods.Method(fixed, "baseline", "test: a fixed kept set")
+            methods.METHODS["fixed_test_set"] = methods.Method(fixed, description="test: a fixed kept set")
             try:
                 inputs = llava.build_inputs(processor, [scene.image], question.text)
                 encoded = engine.encode(model, llava, inputs)
-                record = engine.run(model, processor, encoded, "fixed_test_set", keep=int(keep.sum()),
+                record = engine.run(model, processor, encoded, "fixed_test_set", keep=int(keep.sum()), keep_logits=True,
                                     prune_layer=layer, max_new_tokens=1)
             finally:
                 del methods.METHODS["fixed_test_set"]

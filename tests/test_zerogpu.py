@@ -6,8 +6,8 @@ import importlib
 import sys
 import types
 
-from explorer import zerogpu
-from explorer.settings import check_settings
+from explorer.serve import zerogpu
+from explorer.core.settings import check_settings
 
 
 def fake_spaces(calls):
@@ -36,7 +36,7 @@ def test_the_page_model_work_runs_inside_spaces_gpu_with_a_sized_duration(monkey
     calls = []
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     monkeypatch.setitem(sys.modules, "spaces", fake_spaces(calls))
-    from explorer import service
+    from explorer.page import service
 
     reloaded = importlib.reload(service)  # the decorators are applied when the module is imported
     try:

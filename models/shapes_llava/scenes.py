@@ -234,6 +234,17 @@ def scene_questions(objects, rng):
     return questions
 
 
+QUESTION_KINDS = ("color", "shape", "count", "exists", "where")  # a scene's question kinds, in turn
+
+
+def question_in_turn(scene, i):
+    """The question the i-th held-out item asks of its scene (the evaluation and the offline tasks): kinds taken
+    in turn (QUESTION_KINDS[i % 5], any question where the scene has none of that kind), the (i // 5)-th of the
+    kind's questions, cycling."""
+    options = [q for q in scene.questions if q.kind == QUESTION_KINDS[i % len(QUESTION_KINDS)]] or scene.questions
+    return options[i // len(QUESTION_KINDS) % len(options)]
+
+
 def make_scene(seed, max_objects=5, variant=False):
     """A scene of 1 to max_objects shapes (training's curriculum starts with fewer); `variant`: drawn slightly
     differently (see the module's docstring)."""

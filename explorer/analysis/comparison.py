@@ -1,0 +1,354 @@
+"""The numbers the page shows, computed once from the records of one comparison. figures.py only draws them.
+
+Input is plain data: the page's payload, {"results": {method: record.to_json()}, ...} (the "none" record is
+always there and alone carries `spectra` and `reference_scores`), plus, once the page's diagnostic runs are
+done, "flipped_kept_indices" (the flip test's kept sets) and "positional_sweep". Nothing assumes a grid size:
+every map reads its group's `grid` [t, h, w], `offset` (first visual index of the group) and `count`.
+
+Conventions used throughout:
+- visual token n of a group (0 .. t*h*w - 1) sits in frame n // (h*w), row (n % (h*w)) // w, column n % w;
+  `kept_indices` and hover texts use the global visual index (offset + n);
+- scores are compared across methods as percentiles within the group (100 = the method's highest score),
+  because raw CLSE scores (0..1 sigmoids) and attention weights live on unrelated scales;
+- "rank" is 1 for the highest score, ties going to the earlier token, exactly as the selection does.
+
+`Analysis` computes each number on first use and keeps it (functools.cached_property): the page builds one
+per request, draws the answers from it as soon as they exist, and the frame slider redraws from the same
+object without computing anything again.
+"""
+
+import functools
+
+import numpy as np
+
+from explorer.analysis.stats import descending_ranks, percentiles, rank_correlation
+
+TIMING_PARTS = [  # (label, timing names it is made of); the parts add up to timings_ms["total"]
+    ("vision encoder", ("vision_encoder",)),
+    ("scoring (the method itself)", ("scoring",)),
+    ("prefill without scoring", ("prefill", "-scoring")),
+    ("decode", ("decode",)),
+]
+
+
+# ------------------------------------------------------------------------------------------- record access
+
+
+def group_info(results, group=0):
+    """The group's dict from the unpruned record (every record of one comparison has the same groups)."""
+    groups = results["none"]["groups"]
+    if not 0 <= group < len(groups):
+        raise ValueError(f"group {group} does not exist; this input has {len(groups)} group(s)")
+    return groups[group]
+
+
+def grid_of(g):
+    t, h, w = g["grid"]
+    return int(t), int(h), int(w)
+
+
+def group_values(values, g):
+    """A per-token vector of one group as float numbers (None -> NaN). `values` runs over all visual tokens
+    (length N: the group's slice is taken) or over this group only (length count)."""
+    if len(values) != g["count"]:
+        values = values[g["offset"]:g["offset"] + g["count"]]
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def to_grid(values, g):
+    """A group's per-token vector (see group_values) -> array [t, h, w]: token n at (n // hw, n % hw // w, n % w)."""
+    return group_values(values, g).reshape(grid_of(g))
+
+
+def kept_vector(kept_indices, g):
+    """1.0 where the token is in kept_indices (global visual indices), 0.0 elsewhere, over the group."""
+    kept = np.zeros(g["count"])
+    local = np.asarray(kept_indices, dtype=int) - g["offset"]
+    kept[local[(local >= 0) & (local < g["count"])]] = 1.0
+    return kept
+
+
+def first_stage_scores(results, method):
+    """The method's first-stage scores over all visual tokens (None = already pruned), or None if unknown.
+
+    From the method's own record when it was run with a pruning stage, otherwise from the unpruned record's
+    `reference_scores` (every method scored at the prune layer without pruning). "none" has no scores."""
+    record = results.get(method)
+    if record and record.get("stages"):
+        return record["stages"][0]["scores"]
+    return (results["none"].get("reference_scores") or {}).get(method)
+
+
+def check_frame(g, frame):
+    t = grid_of(g)[0]
+    if not 0 <= frame < t:
+        raise ValueError(f"frame {frame} does not exist; this group has {t} frame(s)")
+
+
+def row_means(percentile_values, grid):
+    """Mean of a group's per-token values by image row (all frames together); NaN where a row has none."""
+    t, h, w = grid
+    by_row = np.asarray(percentile_values).reshape(t, h, w).transpose(1, 0, 2).reshape(h, t * w)
+    counts = (~np.isnan(by_row)).sum(axis=1)
+    return np.where(counts > 0, np.nansum(by_row, axis=1) / np.maximum(counts, 1), np.nan)
+
+
+# ------------------------------------------------------------------------------------ sets and flip test
+
+
+def mirror_rows(indices, g):
+    """Visual indices of a group's upside-down image mapped to the original orientation (row r -> h-1-r)."""
+    _, h, w = grid_of(g)
+    out = []
+    for n in indices:
+        local = n - g["offset"]
+        if 0 <= local < g["count"]:
+            f, rest = divmod(local, h * w)
+            r, c = divmod(rest, w)
+            out.append(g["offset"] + f * h * w + (h - 1 - r) * w + c)
+    return out
+
+
+def iou(a, b):
+    a, b = set(a), set(b)
+    union = a | b
+    return len(a & b) / len(union) if union else float("nan")
+
+
+def frame_counts(kept_indices, groups):
+    """[(label, kept count)] per frame of every group (one entry per image for image groups)."""
+    kept = set(kept_indices)
+    out = []
+    for gi, g in enumerate(groups):
+        t, h, w = grid_of(g)
+        for f in range(t):
+            start = g["offset"] + f * h * w
+            count = len(kept.intersection(range(start, start + h * w)))
+            name = f"frame {f + 1}" if t > 1 else f"image {gi + 1}"
+            out.append((name if len(groups) == 1 or t == 1 else f"video {gi + 1} frame {f + 1}", count))
+    return out
+
+
+def overlap_codes(kept_a, kept_b):
+    """Per token: 3 = kept by both, 1 = only A, 2 = only B, 0 = neither (kept vectors of 0/1)."""
+    a, b = np.asarray(kept_a, dtype=bool), np.asarray(kept_b, dtype=bool)
+    return np.where(a & b, 3, np.where(a, 1, np.where(b, 2, 0)))
+
+
+# -------------------------------------------------------------------------------------------- the analysis
+
+
+def _none_if_nan(value):
+    return None if value is None or np.isnan(value) else float(value)
+
+
+class Analysis:
+    """Every number of the page for one comparison and one group, each computed on first use.
+
+    payload: {"results": ..., optional "flipped_kept_indices", "positional_sweep"}; pair: the two methods
+    compared side by side (default: the first two pruned methods of the results, or one method twice)."""
+
+    def __init__(self, payload, pair=None, group=0):
+        self.payload = payload
+        self.results = payload["results"]
+        self.group = group
+        self.g = group_info(self.results, group)
+        self.grid = grid_of(self.g)
+        self.methods_run = [m for m in self.results if m != "none"]
+        if pair is None:  # A and B; one method compared with itself when only one was run
+            run = self.methods_run or ["none"]
+            pair = (run[0], run[1 if len(run) > 1 else 0])
+        self.pair = tuple(pair)
+        for m in self.pair:
+            if m not in self.results:
+                raise ValueError(f"method {m!r} was not run in these results (have {', '.join(self.results)})")
+
+    @property
+    def none(self):
+        return self.results["none"]
+
+    # ---- answers
+
+    @functools.cached_property
+    def answers(self):
+        """One row per method: what the answers panel shows."""
+        reference = self.none["answer_ids"]
+        rows = []
+        for name, r in self.results.items():
+            budget = r.get("budget") or {}
+            rows.append({
+                "method": name,
+                "answer": r["answer"],
+                "same": None if name == "none" else r["answer_ids"] == reference,
+                "kept": len(r["kept_indices"]),
+                "visual_tokens": r["visual_tokens"],
+                "nominal": budget.get("nominal"),
+                "average_kept": budget.get("average_kept"),
+                "prefill_ms": r["timings_ms"]["prefill"],
+                "kv_cache_mib": r["kv_cache_bytes"] / 2**20,
+            })
+        return rows
+
+    @functools.cached_property
+    def notes(self):
+        """Every record's notes, each once (unknown words, ties at the cut, renamed methods...)."""
+        return list(dict.fromkeys(note for r in self.results.values() for note in r.get("notes") or []))
+
+    @functools.cached_property
+    def settings_used(self):
+        """'K=1, L=0, KV cache before K: prune' as the pruned records report them (None when none was pruned)."""
+        pruned = [r for m, r in self.results.items() if m != "none" and r.get("stages")]
+        if not pruned:
+            return None
+        r = pruned[0]
+        text = f"{r.get('schedule', 'single')} schedule, K={r['prune_layer']}, L={r['ref_layer']}"
+        if r.get("early_kv"):
+            text += f", KV cache before K: {r['early_kv']}"
+        return text + (", inverted (lowest-ranked tokens kept)" if any(p.get("invert") for p in pruned) else "")
+
+    @functools.cached_property
+    def runs_on(self):
+        """'cpu, float32' from the records (None when they do not say)."""
+        parts = [self.none.get("device"), self.none.get("dtype")]
+        return ", ".join(str(p) for p in parts if p) or None
+
+    # ---- scores, ranks, kept sets
+
+    @functools.cached_property
+    def scores(self):
+        """{method: first-stage scores over the group (NaN = not scored)} for every method with scores: the
+        methods run first, then those only scored in the unpruned run's reference_scores."""
+        names = dict.fromkeys(self.methods_run + list(self.none.get("reference_scores") or {}))
+        raw = {m: first_stage_scores(self.results, m) for m in names}
+        return {m: group_values(values, self.g) for m, values in raw.items() if values is not None}
+
+    @functools.cached_property
+    def percentiles(self):
+        return {m: percentiles(s) for m, s in self.scores.items()}
+
+    @functools.cached_property
+    def ranks(self):
+        return {m: descending_ranks(s) for m, s in self.scores.items()}
+
+    def scores_of(self, method):
+        """The method's scores over the group, all NaN when it has none (e.g. "none")."""
+        return self.scores.get(method, np.full(self.g["count"], np.nan))
+
+    def percentiles_of(self, method):
+        return self.percentiles.get(method, np.full(self.g["count"], np.nan))
+
+    def ranks_of(self, method):
+        return self.ranks.get(method, np.full(self.g["count"], np.nan))
+
+    @functools.cached_property
+    def kept(self):
+        """{method: 1.0 kept for decoding / 0.0 pruned, over the group} for every method run."""
+        return {m: kept_vector(r["kept_indices"], self.g) for m, r in self.results.items()}
+
+    @functools.cached_property
+    def overlap(self):
+        """{"codes": per-token code (see overlap_codes), "counts": {"both", "only A", "only B", "neither"}}."""
+        a, b = self.pair
+        codes = overlap_codes(self.kept[a], self.kept[b])
+        counts = {"both": int((codes == 3).sum()), f"only {a}": int((codes == 1).sum()),
+                  f"only {b}": int((codes == 2).sum()), "neither": int((codes == 0).sum())}
+        return {"codes": codes, "counts": counts}
+
+    @functools.cached_property
+    def frame_counts(self):
+        return {m: frame_counts(self.results[m]["kept_indices"], self.none["groups"]) for m in self.methods_run}
+
+    # ---- positional bias
+
+    @functools.cached_property
+    def spearman(self):
+        """{method: Spearman of its first-stage scores with the raster index} (NaN where undefined)."""
+        return {m: rank_correlation(s, np.arange(len(s))) for m, s in self.scores.items()}
+
+    @functools.cached_property
+    def row_means(self):
+        """{method: mean score percentile by image row}."""
+        return {m: row_means(p, self.grid) for m, p in self.percentiles.items()}
+
+    def bias_summary(self):
+        """The payload's "positional_bias": {method run: Spearman or None}."""
+        return {m: _none_if_nan(self.spearman[m]) for m in self.methods_run if m in self.spearman}
+
+    @functools.cached_property
+    def flip(self):
+        """{method: {"follows_content", "stays_in_place", "kept", "mapped"}} from the flip test's kept sets:
+        follows_content = IoU(kept, flipped kept mapped back), stays_in_place = IoU(kept, flipped kept as
+        is), over the group's tokens kept for decoding (all frames). Empty before the flip test ran."""
+        flipped = self.payload.get("flipped_kept_indices") or {}
+        in_group = range(self.g["offset"], self.g["offset"] + self.g["count"])  # a range: membership is O(1)
+        out = {}
+        for m in self.methods_run:
+            if m not in flipped:
+                continue
+            kept = [n for n in self.results[m]["kept_indices"] if n in in_group]
+            flipped_kept = [n for n in flipped[m] if n in in_group]
+            mapped = mirror_rows(flipped_kept, self.g)
+            out[m] = {"follows_content": iou(kept, mapped), "stays_in_place": iou(kept, flipped_kept),
+                      "kept": kept, "mapped": mapped}
+        return out
+
+    def flip_numbers(self):
+        """The payload's "flip_test": {method: {"follows_content", "stays_in_place"}}."""
+        return {m: {"follows_content": n["follows_content"], "stays_in_place": n["stays_in_place"]}
+                for m, n in self.flip.items()}
+
+    @property
+    def sweep(self):
+        return self.payload.get("positional_sweep")
+
+    # ---- spectra
+
+    @functools.cached_property
+    def spectra(self):
+        """The group's spectra of the unpruned run ({"layers", "highpass", "radial", "highfreq_share"}), or None."""
+        spectra = self.none.get("spectra")
+        return spectra[self.group] if spectra else None
+
+    @functools.cached_property
+    def evolution(self):
+        """CLSE's numerator |s_K - s_L| and evolution intensity E per token (method.md, step 2), or None."""
+        if self.spectra is None:
+            return None
+        k, ref = self.none["prune_layer"], self.none["ref_layer"]
+        s_k = group_values(self.spectra["highpass"][k], self.g)
+        s_l = group_values(self.spectra["highpass"][ref], self.g)
+        change = np.abs(s_k - s_l)
+        return {"change": change, "s_k": s_k, "s_l": s_l,
+                "intensity": np.minimum(change / (np.mean(s_l) + s_l + 1e-6), 1.0)}
+
+    # ---- cost
+
+    @functools.cached_property
+    def timing_parts(self):
+        """{method: [(label, ms)]} of TIMING_PARTS; they add up to the method's total."""
+        out = {}
+        for m, r in self.results.items():
+            t = r["timings_ms"]
+            out[m] = [(label, sum(-t[n[1:]] if n.startswith("-") else t[n] for n in names))
+                      for label, names in TIMING_PARTS]
+        return out
+
+    @functools.cached_property
+    def timing_spread(self):
+        """{method: {timing name: (min, max)}} over the timed repeats; empty for a single repeat."""
+        return {m: {name: tuple(v) for name, v in (r.get("timings_spread_ms") or {}).items()}
+                for m, r in self.results.items()}
+
+    @functools.cached_property
+    def relative_cost(self):
+        """{label: {method: value / unpruned value}} for prefill FLOPs, the KV cache after prefill and peak
+        memory; a measure is left out when a record lacks it (0 is a Record's "not measured")."""
+        fields = {"prefill FLOPs": lambda r: (r.get("flops") or {}).get("prefill"),
+                  "KV cache after prefill": lambda r: r.get("kv_cache_bytes_prefill"),
+                  "peak memory": lambda r: r.get("peak_memory_bytes")}
+        out = {}
+        for label, value in fields.items():
+            values = {m: value(r) for m, r in self.results.items()}
+            if all(values.values()):
+                out[label] = {m: v / values["none"] for m, v in values.items()}
+        return out

@@ -1,0 +1,133 @@
+"""Engine benchmark: python -m explorer.bench [--repeats 3] [--quick]  (this module: explorer/bench/engine.py)
+
+Builds random-weight LLaVA models of realistic shape in code (a CLIP-336/14 grid of 576 visual tokens; a
+~0.5B-parameter, 24-layer decoder and a deeper, narrow 32-layer one), then measures in this one run, per
+method and budget: prefill time relative to unpruned beside the ideal ratio (the share of token-layers left:
+cost linear in tokens), scoring overhead as a share of prefill, decode ms per token, and KV-cache bytes
+relative to unpruned. Timings are medians over --repeats runs, the methods' order rotated between repeats.
+With --dtype bfloat16 (or float16) it also reports how far the half-precision kept sets are from float32's
+(overlap of the kept sets for CLSE and FastV per budget) and times everything in that dtype.
+"""
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+
+from explorer.core.compare import compare, warm_up
+from explorer.core.settings import EARLY_KV, check_settings
+from models import DTYPES, llava
+from models.shapes_llava.build import llava_processor, word_tokenizer
+
+SHAPES = {
+    # name: decoder width, layers, heads, MLP width (vision tower kept small: it is timed, not compared)
+    "llava-576 / 0.5B decoder (d1024 x 24)": dict(hidden=1024, layers=24, heads=16, mlp=4096),
+    "llava-576 / deep narrow (d512 x 32)": dict(hidden=512, layers=32, heads=8, mlp=1536),
+}
+QUICK_SHAPES = {"llava-576 / quick (d256 x 8)": dict(hidden=256, layers=8, heads=4, mlp=768)}
+
+
+def build(hidden, layers, heads, mlp, vocab=32000):
+    tokenizer = word_tokenizer("what is in the image ?".split())
+    processor = llava_processor(tokenizer, image_size=336, patch_size=14)
+    vision = CLIPVisionConfig(hidden_size=256, intermediate_size=1024, num_hidden_layers=2, num_attention_heads=4,
+                              image_size=336, patch_size=14)
+    text = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=mlp, num_hidden_layers=layers,
+                       num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=4096,
+                       eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
+    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tokenizer.image_token_id,
+                         vision_feature_layer=-2, vision_feature_select_strategy="default")
+    torch.manual_seed(0)
+    model = LlavaForConditionalGeneration(config).eval()
+    model.set_attn_implementation("sdpa")
+    model.generation_config.eos_token_id = None  # random weights: decode a fixed number of tokens
+    return model, processor
+
+
+def timed(model, processor, image, question, methods, keep, args):
+    """{method: Record} with timings as medians over --repeats, the methods' order rotated between repeats."""
+    settings = check_settings(methods=methods, keep=keep, prune_layer=args.prune_layer, early_kv=args.early_kv,
+                              max_new_tokens=args.new_tokens, repeats=args.repeats)
+    return compare(model, processor, llava, [image], question, settings, diagnostics=False)
+
+
+def dtype_overlap(model, processor, image, question, budgets, args):
+    """Share of the float32 kept set that the same method keeps in --dtype, per budget, for CLSE and FastV."""
+    reference = {keep: timed(model, processor, image, question, ["clse", "fastv"], keep, args) for keep in budgets}
+    model.to(DTYPES[args.dtype])
+    out = {}
+    for keep in budgets:
+        half = timed(model, processor, image, question, ["clse", "fastv"], keep, args)
+        for method in ("clse", "fastv"):
+            ours, theirs = set(half[method].kept_indices), set(reference[keep][method].kept_indices)
+            out[(method, keep)] = len(ours & theirs) / keep
+    return out
+
+
+def table(model, processor, image, question, budgets, methods, args):
+    for keep in budgets:
+        records = timed(model, processor, image, question, methods, keep, args)
+        base = records["none"]
+        full, full_layers = base.timings_ms["prefill"], sum(base.tokens_per_layer)
+        for method in methods:
+            r, t = records[method], records[method].timings_ms
+            print(f"| {method} | {keep} | {t['prefill'] / full:.3f} | {(t['prefill'] - t['scoring']) / full:.3f} | "
+                  f"{sum(r.tokens_per_layer) / full_layers:.3f} | {100 * t['scoring'] / t['prefill']:.2f}% | "
+                  f"{t['decode_per_token']:.1f} | {r.kv_cache_bytes / base.kv_cache_bytes:.3f} | "
+                  f"{r.flops['prefill'] / base.flops['prefill']:.3f} |", flush=True)
+    return base
+
+
+def main(argv=None):
+    start = time.perf_counter()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--prune-layer", type=int, default=2)
+    parser.add_argument("--new-tokens", type=int, default=8)
+    parser.add_argument("--budgets", default="192,128,64")
+    parser.add_argument("--early-kv", choices=EARLY_KV, default=None,
+                        help="the layers before K keep / drop the pruned tokens (default: the family's policy)")
+    parser.add_argument("--methods", default="clse,fastv,random")
+    parser.add_argument("--dtype", choices=list(DTYPES), default="float32",
+                        help="time in this dtype; other than float32: also the kept sets' overlap with float32")
+    parser.add_argument("--shapes", default=None, help="comma-separated names' prefixes (default: all)")
+    parser.add_argument("--quick", action="store_true", help="one small model, for a smoke test")
+    args = parser.parse_args(argv)
+    budgets = [int(b) for b in args.budgets.split(",")]
+    methods = args.methods.split(",")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"torch {torch.__version__} with {torch.get_num_threads()} threads, {args.dtype}, SDPA attention; "
+          f"medians of {args.repeats} repeats, the methods' order rotated")
+    image = Image.fromarray((np.random.default_rng(0).random((336, 336, 3)) * 255).astype("uint8"))
+    question = " ".join(["what is in the image ?"] * 7)  # about 40 text tokens with the template
+    shapes = QUICK_SHAPES if args.quick else SHAPES
+    for name, shape in shapes.items():
+        if args.shapes and not any(name.startswith(p) or p in name for p in args.shapes.split(",")):
+            continue
+        model, processor = build(**shape)
+        params = sum(p.numel() for p in model.model.language_model.parameters()) / 1e6
+        if args.dtype != "float32":
+            overlap = dtype_overlap(model, processor, image, question, budgets, args)
+            print(f"\n### {name}: kept-set overlap, {args.dtype} vs float32 (share of the float32 set kept)\n")
+            print("| method | " + " | ".join(str(k) for k in budgets) + " |\n|---|" + "---|" * len(budgets))
+            for method in ("clse", "fastv"):
+                print(f"| {method} | " + " | ".join(f"{overlap[(method, k)]:.3f}" for k in budgets) + " |")
+        warm_up(model, processor, llava)
+        print(f"\n### {name}: {params:.0f}M decoder parameters, pruning at layer {args.prune_layer}, {args.dtype}\n")
+        print("| method | keep | prefill ratio | without scoring | ideal ratio | scoring % of prefill | "
+              "decode ms/token | KV-cache ratio | FLOPs ratio |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        base = table(model, processor, image, question, budgets, methods, args)
+        print(f"\nunpruned: prefill {base.timings_ms['prefill']:.0f} ms, decode "
+              f"{base.timings_ms['decode_per_token']:.1f} ms/token, vision encoder "
+              f"{base.timings_ms['vision_encoder']:.0f} ms, KV cache {base.kv_cache_bytes / 2**20:.1f} MiB, "
+              f"{base.visual_tokens} visual + {base.text_tokens} text tokens")
+        assert model.config.text_config._attn_implementation == "sdpa"  # never switched to eager
+        del model
+    print(f"\n(benchmark took {time.perf_counter() - start:.0f} s)")
+    return 0

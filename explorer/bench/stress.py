@@ -1,0 +1,520 @@
+"""Load and fault script for the page: python -m explorer.bench.stress [--budget-s 290] [--file-age-s 40]
+(or --one-request: one request's peak memory on the embedded model, in this process).
+
+Starts the page (python app.py) on 127.0.0.1 with its own temporary folders, sends it 30+ kinds of bad input
+through gradio_client and raw REST calls, 20 concurrent clients, a client asking three times at once,
+abandoned clients (submit, then exit) and killed clients (SIGKILL mid-request), and prints a table: per kind,
+how many calls were answered, refused with a message, or crashed (a generic server error, an HTTP 5xx, or raw
+Python text reaching the client), the server's peak RSS during that kind, and the temporary folders' growth.
+Loopback only, bounded in count and time (each kind runs once; kinds left when the budget runs out are
+listed as skipped). Not a test: a measurement to read.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from explorer.page.api import compare_arguments
+from explorer.serve.launch import ROOT, start_page
+
+ASSETS = os.path.join(ROOT, "assets")
+QUESTION = "where is the red circle ?"
+PYTHON_TEXT = re.compile(r"Traceback|NoneType|object has no attribute|cannot convert|int\(\) argument|"
+                         r"invalid literal|unsupported operand|division by zero|index out of range|KeyError|"
+                         r"TypeError|ValueError|RuntimeError|AttributeError|\bFile \"")
+GENERIC_FAULT = "has raised an exception but has not enabled verbose error reporting"
+
+
+# ---------------------------------------------------------------- the server
+
+
+def memory_mb(pid, field):
+    """VmRSS (now) or VmHWM (peak since start or the last reset_peak) of a process, in MB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak(pid):
+    """Reset the kernel's peak-RSS mark (VmHWM) of a process, so the next peak is one phase's own."""
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/clear_refs", "w") as refs:
+        refs.write("5")
+
+
+def folder_size(*folders):
+    """(bytes, files) under the folders."""
+    total, count = 0, 0
+    for folder in folders:
+        for directory, _, files in os.walk(folder):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.path.getsize(os.path.join(directory, name))
+                    count += 1
+    return total, count
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def png_header_only(path, width, height):
+    """A PNG whose header claims width x height and which holds no pixels (a decompression bomb's shape)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    with open(path, "wb") as out:
+        out.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    return path
+
+
+def write_clip(path, frames, size, fps, fourcc):
+    """A clip with a red disc moving left to right (frame i's grey background level is i mod 256)."""
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    for i in range(frames):
+        frame = np.full((size[1], size[0], 3), 200, np.uint8)
+        x = int((i + 0.5) / frames * size[0])
+        cv2.circle(frame, (x, size[1] // 2), max(2, size[1] // 8), (0, 0, 255), -1)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def make_inputs(work):
+    """Every file the kinds send, written into work."""
+    files = {"scene": os.path.join(ASSETS, "scene_205.png")}
+    path = lambda name: os.path.join(work, name)  # noqa: E731
+    Image.new("RGB", (10000, 1), (200, 30, 30)).save(files.setdefault("wide", path("wide.png")))
+    Image.new("RGB", (1, 10000), (200, 30, 30)).save(files.setdefault("tall", path("tall.png")))
+    files["bomb"] = png_header_only(path("bomb.png"), 100_000, 100_000)
+    Image.new("P", (9000, 9000)).save(files.setdefault("palette81", path("palette81.png")))
+    Image.open(files["scene"]).save(files.setdefault("truncated", path("truncated.png")))
+    data = open(files["truncated"], "rb").read()
+    open(files["truncated"], "wb").write(data[: len(data) // 3])
+    open(files.setdefault("text", path("text.png")), "w").write("this is not an image")
+    open(files.setdefault("empty_png", path("empty.png")), "wb").close()
+    frames = [Image.new("P", (64, 64), i % 256) for i in range(300)]
+    frames[0].save(files.setdefault("gif", path("many.gif")), save_all=True, append_images=frames[1:])
+    files["clip"] = write_clip(path("clip.webm"), 12, (96, 96), 4, "VP80")
+    files["hd"] = write_clip(path("hd.mp4"), 600, (1280, 720), 30, "mp4v")
+    files["huge_frames"] = write_clip(path("huge.avi"), 2, (4096, 4096), 1, "MJPG")
+    files["long"] = write_clip(path("long.avi"), 700, (32, 32), 1, "MJPG")
+    files["wrong_count"] = write_clip(path("count.avi"), 120, (160, 120), 30, "MJPG")
+    data = open(files["wrong_count"], "rb").read()
+    open(files["wrong_count"], "wb").write(data[: len(data) // 2])  # the header still says 120 frames
+    open(files.setdefault("garbage_mp4", path("garbage.mp4")), "wb").write(os.urandom(4096))
+    open(files.setdefault("empty_mp4", path("empty.mp4")), "wb").close()
+    return files
+
+
+def request(image=None, video=None, question=QUESTION, keep=1 / 9, prune_layer=2, ref_layer=0, model=None,
+            frames=4, method_a="clse", method_b="fastv", schedule="single"):
+    """The /compare inputs this script sets, by the API's names (explorer.page.api); the rest are the page's
+    defaults."""
+    return dict(image=image, video=video, question=question, method_a=method_a, method_b=method_b, keep=keep,
+                prune_layer=prune_layer, ref_layer=ref_layer, schedule=schedule, model_id=model, num_frames=frames)
+
+
+def kinds(files, models_root):
+    """(kind, request or a raw REST body builder) for every single-request kind."""
+    f = files
+    return [
+        ("good image (control)", request(image=f["scene"])),
+        ("good video (control)", request(video=f["clip"])),
+        ("10000 x 1 PNG", request(image=f["wide"])),
+        ("1 x 10000 PNG", request(image=f["tall"])),
+        ("PNG header 100000 x 100000", request(image=f["bomb"])),
+        ("9000 x 9000 palette PNG (81 MP)", request(image=f["palette81"])),
+        ("truncated PNG", request(image=f["truncated"])),
+        ("text file as .png", request(image=f["text"])),
+        ("empty .png", request(image=f["empty_png"])),
+        ("GIF with 300 frames", request(image=f["gif"])),
+        ("720p mp4, 20 s, 600 frames", request(video=f["hd"], frames=16)),
+        ("4096 x 4096 frames video", request(video=f["huge_frames"])),
+        ("700 s video", request(video=f["long"])),
+        ("AVI with a wrong frame count", request(video=f["wrong_count"])),
+        ("random bytes as .mp4", request(video=f["garbage_mp4"])),
+        ("empty .mp4", request(video=f["empty_mp4"])),
+        ("image and video", request(image=f["scene"], video=f["clip"])),
+        ("no media", request()),
+        ("keep = Infinity (raw JSON)", ("rest", request(image=f["scene"]), {"keep": "Infinity"})),
+        ("keep = 1e309 (raw JSON)", ("rest", request(image=f["scene"]), {"keep": "1e309"})),
+        ("keep = NaN (raw JSON)", ("rest", request(image=f["scene"]), {"keep": "NaN"})),
+        ("keep = None", request(image=f["scene"], keep=None)),
+        ("keep = -1", request(image=f["scene"], keep=-1)),
+        ("prune layer None", request(image=f["scene"], prune_layer=None)),
+        ("reference layer None", request(image=f["scene"], ref_layer=None)),
+        ("frames NaN with a video (raw JSON)", ("rest", request(video=f["clip"]), {"num_frames": "NaN"})),
+        ("frames 1e6 with a video", request(video=f["clip"], frames=1e6)),
+        ("model: unknown hub id", request(image=f["scene"], model="nobody/no-such-model")),
+        ("model: /root/.ssh", request(image=f["scene"], model="/root/.ssh")),
+        ("model: /nonexistent", request(image=f["scene"], model="/nonexistent")),
+        ("model: relative path", request(image=f["scene"], model="models/shapes_llava/weights")),
+        ("model: /etc", request(image=f["scene"], model="/etc")),
+        ("model: allowed folder, no model", request(image=f["scene"], model=os.path.join(models_root, "empty"))),
+        ("model: embedded dir respelled", request(image=f["scene"], model=os.path.join(
+            ROOT, "models", "shapes_llava", ".", "weights", "..", "weights") + "/")),
+        ("empty question", request(image=f["scene"], question="   ")),
+        ("10000-character question", request(image=f["scene"], question="why " * 2500)),
+        ("unknown method", request(image=f["scene"], method_a="bogus")),
+        ("unknown schedule", request(image=f["scene"], schedule="bogus")),
+    ]
+
+
+# ---------------------------------------------------------------- calls and outcomes
+
+
+def outcome_of_error(error):
+    """("refused" | "crashed", message) for an exception a call raised."""
+    response = getattr(error, "response", None)
+    if response is not None:  # an HTTP error from joining the queue
+        status = response.status_code
+        try:
+            message = str(response.json().get("detail", response.text))
+        except ValueError:
+            message = response.text
+        return ("crashed" if status >= 500 or PYTHON_TEXT.search(message) else "refused"), f"{status}: {message}"
+    message = str(error)
+    if GENERIC_FAULT in message or PYTHON_TEXT.search(message) or not message.strip():
+        return "crashed", message or type(error).__name__
+    return "refused", message
+
+
+def call(client, args):
+    """One /compare call through gradio_client: (outcome, message)."""
+    from gradio_client import handle_file
+
+    inputs = compare_arguments(**{**args, "image": handle_file(args["image"]) if args["image"] else None,
+                                  "video": handle_file(args["video"]) if args["video"] else None})
+    try:
+        client.predict(*inputs, api_name="/compare")
+        return "answered", ""
+    except Exception as error:  # every failure is classified, none stops the run
+        return outcome_of_error(error)
+
+
+def upload(url, path):
+    """Upload a file the way the page does; returns Gradio's FileData dict for a raw call."""
+    import httpx
+
+    with open(path, "rb") as data:
+        response = httpx.post(url + "gradio_api/upload", files={"files": (os.path.basename(path), data)})
+    response.raise_for_status()
+    server_path = response.json()[0]
+    return {"path": server_path, "orig_name": os.path.basename(path), "meta": {"_type": "gradio.FileData"}}
+
+
+def rest_call(url, args, literals):
+    """A raw REST call (POST /call/compare, then read its result stream), with some inputs written as JSON
+    literals that gradio_client refuses to send (Infinity, NaN, 1e309): (outcome, message)."""
+    import httpx
+
+    data = rest_data(url, args, literals)
+    body = json.dumps({"data": data})
+    for name, literal in literals.items():
+        body = body.replace(f'"@{name}@"', literal)
+    response = httpx.post(url + "gradio_api/call/compare", content=body,
+                          headers={"Content-Type": "application/json"})
+    if response.status_code != 200:
+        return ("crashed" if response.status_code >= 500 else "refused"), f"{response.status_code}: {response.text}"
+    event_id = response.json()["event_id"]
+    with httpx.stream("GET", url + f"gradio_api/call/compare/{event_id}", timeout=300) as stream:
+        event = None
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event == "complete":
+                return "answered", ""
+            elif line.startswith("data:") and event == "error":
+                return rest_error(line.split(":", 1)[1].strip())
+    return "crashed", "the result stream ended without a result"
+
+
+def rest_data(url, args, literals=()):
+    """Every /compare input for a raw REST call (which, unlike gradio_client, fills in no defaults), in the API's
+    order: args (files uploaded; names in literals as placeholders), the page's defaults for the rest."""
+    given = {name: f"@{name}@" if name in literals else value for name, value in args.items()}
+    given["image"] = upload(url, args["image"]) if args["image"] else None
+    given["video"] = upload(url, args["video"]) if args["video"] else None
+    return compare_arguments(**given)
+
+
+def rest_error(data):
+    """The outcome of a REST error event: a sentence is a refusal; null or Python text is a crash."""
+    try:
+        message = json.loads(data)
+    except ValueError:
+        message = data
+    if isinstance(message, dict):
+        message = message.get("error")
+    if not message or PYTHON_TEXT.search(str(message)):
+        return "crashed", f"error event with {data}"
+    return "refused", str(message)
+
+
+# ---------------------------------------------------------------- phases with several clients
+
+
+def concurrent_clients(url, image, count=20):
+    """count clients, each in its own thread, asking at the same moment: outcomes and latencies."""
+    from gradio_client import Client
+
+    results = [None] * count
+    barrier = threading.Barrier(count)
+
+    def one(i):
+        client = Client(url, verbose=False)
+        barrier.wait()
+        start = time.perf_counter()
+        results[i] = (*call(client, request(image=image)), time.perf_counter() - start)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    done = [r for r in results if r is not None]
+    latencies = sorted(r[2] for r in done if r[0] == "answered")
+    note = ""
+    if latencies:
+        note = f"latency p50 {statistics.median(latencies):.1f} s, max {latencies[-1]:.1f} s"
+    return [(r[0], r[1]) for r in done], note
+
+
+def one_client_three_times(url, image):
+    """One session submitting three requests at once: the per-client limit answers one, refuses two."""
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    jobs = []
+    for _ in range(3):
+        jobs.append(client.submit(*compare_arguments(**{**request(), "image": handle(image)}), api_name="/compare"))
+    outcomes = []
+    for job in jobs:
+        try:
+            job.result(timeout=300)
+            outcomes.append(("answered", ""))
+        except Exception as error:  # classified below
+            outcomes.append(outcome_of_error(error))
+    return outcomes, ""
+
+
+def handle(path):
+    from gradio_client import handle_file
+
+    return handle_file(path)
+
+
+def leaving_clients(url, image, how, count=3):
+    """count clients in subprocesses that submit a request and then leave: "abandoned" exit as soon as the
+    request is queued, "killed" are SIGKILLed while their request runs or waits. Then one visitor's latency."""
+    wait_for = "IN_QUEUE" if how == "abandoned" else "PROCESSING"
+    arguments = compare_arguments(**request())[1:]  # after the image, which the client script uploads
+    script = (f"from gradio_client import Client, handle_file; from gradio_client.utils import Status; import time\n"
+              f"job = Client({url!r}, verbose=False).submit(handle_file({image!r}), *{arguments!r}, "
+              f"api_name='/compare')\n"
+              f"deadline = time.time() + 60\n"
+              f"while job.status().code not in (Status.{wait_for}, Status.PROCESSING, Status.FINISHED) "
+              f"and time.time() < deadline: time.sleep(0.05)\n"
+              f"print('ready', flush=True)\n" + ("" if how == "abandoned" else "time.sleep(600)\n"))
+    processes = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+                 for _ in range(count)]
+    for process in processes:
+        process.stdout.readline()
+    for process in processes:
+        if how == "killed":
+            process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    from gradio_client import Client
+
+    start = time.perf_counter()
+    outcome = call(Client(url, verbose=False), request(image=image))
+    return [outcome], f"next visitor answered in {time.perf_counter() - start:.1f} s"
+
+
+def fire_and_forget(url, image, count=3):
+    """count raw REST calls from one address whose results nobody reads: the per-address limit keeps one."""
+    import httpx
+
+    outcomes = []
+    for _ in range(count):
+        response = httpx.post(url + "gradio_api/call/compare", json={"data": rest_data(url, request(image=image))})
+        if response.status_code == 200:
+            outcomes.append(("answered", ""))  # queued; nobody reads it
+        else:
+            outcomes.append(outcome_of_error(httpx.HTTPStatusError("", request=response.request,
+                                                                   response=response)))
+    time.sleep(1)
+    from gradio_client import Client
+
+    start = time.perf_counter()
+    outcomes.append(call(Client(url, verbose=False), request(image=image)))
+    return outcomes, f"then a visitor answered in {time.perf_counter() - start:.1f} s (queued call counted)"
+
+
+# ---------------------------------------------------------------- the run
+
+
+def count_log(log_path):
+    """(user-error lines, tracebacks) in the server's log."""
+    text = open(log_path, errors="replace").read()
+    return text.count("user error:"), text.count("Traceback (most recent call last)")
+
+
+def run_phase(rows, name, pid, phase):
+    reset_peak(pid)
+    outcomes, note = phase()
+    counts = {kind: sum(1 for o in outcomes if o[0] == kind) for kind in ("answered", "refused", "crashed")}
+    messages = [o[1] for o in outcomes if o[1]]
+    first = note or (" ".join(messages[0].split())[:90] if messages else "")
+    rows.append((name, counts["answered"], counts["refused"], counts["crashed"], memory_mb(pid, "VmHWM"), first))
+    print(f"  {name}: {counts} ({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
+
+
+def print_table(rows, summary):
+    print("| kind | answered | refused with a message | crashed | server peak RSS (MB) | first message / note |")
+    print("|---|---|---|---|---|---|")
+    for name, answered, refused, crashed, peak, message in rows:
+        print(f"| {name} | {answered} | {refused} | {crashed} | {peak:.0f} | {message.replace('|', '/')} |")
+    print()
+    for line in summary:
+        print(line)
+
+
+def one_request_peaks(work):
+    """In this process, on the embedded model: the peak RSS above the resident baseline of one request's media
+    reading and model work (the comparison and the flipped run the page adds), for the largest inputs the
+    bounds let through. (The page's analysis and drawing come on top; the server table shows the whole.)"""
+    from PIL import ImageOps
+
+    from explorer.core.compare import compare
+    from explorer.core.settings import check_settings
+    from explorer.media.read import read_media
+    from explorer.serve import access
+
+    gradient = np.add.outer(np.arange(4000, dtype=np.uint16), np.arange(4000, dtype=np.uint16))
+    cases = [("PNG 4000 x 4000 (16 MP, the decode limit)", lambda: Image.fromarray(
+        (gradient % 256).astype(np.uint8)).convert("RGB").save(os.path.join(work, "16mp.png"))),
+        ("JPEG 8000 x 6000 (48 MP, decoded at 1/2 scale)", lambda: Image.new("RGB", (8000, 6000), (90, 120, 200)).save(
+            os.path.join(work, "48mp.jpg"))),
+        ("PNG 4000 x 400 (10:1)", lambda: Image.new("RGB", (4000, 400), (90, 120, 200)).save(
+            os.path.join(work, "wide.png"))),
+        ("mp4 1280 x 720, 600 frames, 16 sampled", lambda: write_clip(os.path.join(work, "hd.mp4"), 600,
+                                                                      (1280, 720), 30, "mp4v")),
+        ("AVI 3840 x 2160 (4K), 64 frames, 16 sampled", lambda: write_clip(os.path.join(work, "4k.avi"), 64,
+                                                                           (3840, 2160), 30, "MJPG"))]
+    paths = ["16mp.png", "48mp.jpg", "wide.png", "hd.mp4", "4k.avi"]
+    model, processor, family, _ = access.get_model(None)
+    settings = check_settings(methods=["clse", "fastv"], keep=1 / 9, frames=16)
+    pid = os.getpid()
+    rows = []
+    for (name, make), path in zip([(None, lambda: None)] + cases, ["warm-up"] + paths):
+        make()
+        is_video = path.endswith((".mp4", ".avi"))
+        full = os.path.join(work, path) if path != "warm-up" else os.path.join(ASSETS, "scene_205.png")
+        baseline = memory_mb(pid, "VmRSS")
+        reset_peak(pid)
+        images, kind = read_media(None if is_video else full, full if is_video else None, 16)
+        after_media = memory_mb(pid, "VmHWM") - baseline
+        compare(model, processor, family, images, QUESTION, settings, kind=kind)
+        compare(model, processor, family, [ImageOps.flip(im) for im in images], QUESTION, settings,
+                kind=kind, diagnostics=False)
+        if name:
+            rows.append((name, after_media, memory_mb(pid, "VmHWM") - baseline, baseline))
+    print("| input | peak above baseline after reading the media (MB) | after the model work (MB) | "
+          "baseline RSS (MB) |")
+    print("|---|---|---|---|")
+    for name, media_mb, total_mb, baseline in rows:
+        print(f"| {name} | {media_mb:.0f} | {total_mb:.0f} | {baseline:.0f} |")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget-s", type=float, default=290, help="stop starting new kinds after this long")
+    parser.add_argument("--file-age-s", type=int, default=40, help="the server's EXPLORER_FILE_MAX_AGE_S")
+    parser.add_argument("--one-request", action="store_true",
+                        help="instead: one request's peak memory in this process, on the embedded model")
+    args = parser.parse_args(argv)
+    start = time.time()
+    work = tempfile.mkdtemp(prefix="explorer-stress-")
+    if args.one_request:
+        import torch
+
+        torch.set_num_threads(1)  # the page's machine may be busy; memory does not depend on threads
+        one_request_peaks(work)
+        shutil.rmtree(work, ignore_errors=True)
+        return
+    folders = {name: os.path.join(work, name) for name in ("gradio", "tmp", "models", "inputs", "client")}
+    for folder in folders.values():
+        os.makedirs(folder)
+    os.makedirs(os.path.join(folders["models"], "empty"))
+    os.environ["GRADIO_TEMP_DIR"] = folders["client"]  # this process's client files, apart from the server's
+    files = make_inputs(folders["inputs"])
+    log_path = os.path.join(work, "server.log")
+    env = {"GRADIO_TEMP_DIR": folders["gradio"], "TMPDIR": folders["tmp"], "EXPLORER_MODEL_DIRS": folders["models"],
+           "EXPLORER_FILE_MAX_AGE_S": str(args.file_age_s)}
+    rows, summary = [], []
+    try:
+        with start_page(env, log_path) as (url, process):
+            pid = process.pid
+            run_all(url, pid, files, folders, rows, summary, start, args)
+            user_errors, tracebacks = count_log(log_path)
+            summary.append(f"- server log: {user_errors} user-error lines, {tracebacks} tracebacks ({log_path})")
+    finally:
+        print_table(rows, summary)
+        shutil.rmtree(os.path.join(work, "inputs"), ignore_errors=True)
+    print(f"\n{len(rows)} kinds in {time.time() - start:.0f} s")
+
+
+def run_all(url, pid, files, folders, rows, summary, start, args):
+    from gradio_client import Client
+
+    server_folders = (folders["gradio"], folders["tmp"])
+    before = folder_size(*server_folders)
+    client = Client(url, verbose=False)
+    singles = [(name, item) for name, item in kinds(files, folders["models"])]
+    phases = [(name, (lambda item=item: ([rest_call(url, *item[1:])] if isinstance(item, tuple)
+                                         else [call(client, item)], ""))) for name, item in singles]
+    phases += [("20 concurrent clients", lambda: concurrent_clients(url, files["scene"])),
+               ("one client, 3 requests at once", lambda: one_client_three_times(url, files["scene"])),
+               ("3 abandoned clients (submit, exit)", lambda: leaving_clients(url, files["scene"], "abandoned")),
+               ("3 killed clients (SIGKILL mid-request)", lambda: leaving_clients(url, files["scene"], "killed")),
+               ("3 REST calls nobody reads, one address", lambda: fire_and_forget(url, files["scene"]))]
+    baseline = None
+    for name, phase in phases:
+        if time.time() - start > args.budget_s - args.file_age_s - 20:
+            rows.append((name, 0, 0, 0, float("nan"), "skipped: the time budget ran out"))
+            continue
+        run_phase(rows, name, pid, phase)
+        baseline = baseline or memory_mb(pid, "VmRSS")
+    after = folder_size(*server_folders)
+    time.sleep(args.file_age_s + 2 * max(1, args.file_age_s // 6) + 2)  # a cleanup period past the bound
+    cleaned = folder_size(*server_folders)
+    summary.append(f"- server RSS after the first request (model loaded): {baseline:.0f} MB; "
+                   f"now {memory_mb(pid, 'VmRSS'):.0f} MB")
+    summary.append(f"- temporary folders (Gradio's cache + our results): {before[0] / 1e6:.2f} MB in {before[1]} "
+                   f"files at start, {after[0] / 1e6:.2f} MB in {after[1]} files after the run, "
+                   f"{cleaned[0] / 1e6:.2f} MB in {cleaned[1]} files {args.file_age_s} s later "
+                   f"(EXPLORER_FILE_MAX_AGE_S={args.file_age_s})")
+
+
+if __name__ == "__main__":
+    main()

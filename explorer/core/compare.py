@@ -1,0 +1,97 @@
+"""One floor above the engine: one input through the processor and the vision tower once (`encode_input`),
+then the unpruned reference and every method of a request's Settings on it (`compare`), then the diagnostics
+of the unpruned run. The page, the command line, the benchmarks and the evaluations all start here.
+"""
+
+from PIL import Image
+
+from explorer.core.diagnostics import attach
+from explorer.core.engine import encode, run
+from explorer.core.settings import check_settings
+from explorer.core.stage import method_plan
+from explorer.methods.registry import METHODS
+from models.base import BadInput
+
+
+def encode_input(model, processor, family, images, question, kind="image", prompt="chat"):
+    """media -> the family's real processor call -> the engine's Encoded (vision tower and merge, once)."""
+    inputs = family.build_inputs(processor, images, question, kind=kind, prompt=prompt)
+    return encode(model, family, inputs, kind=kind)
+
+
+def summarize(runs):
+    """One record from the timed repeats of a method: the first run's record (the answers are the same: the
+    run is deterministic), timings as the median over repeats and their spread [min, max]."""
+    record = runs[0]
+    if len(runs) > 1:
+        spread = {}
+        for name in record.timings_ms:
+            values = sorted(r.timings_ms[name] for r in runs)
+            record.timings_ms[name] = values[len(values) // 2] if len(values) % 2 else sum(
+                values[len(values) // 2 - 1:len(values) // 2 + 1]) / 2
+            spread[name] = [values[0], values[-1]]
+        record.timings_spread_ms = spread
+        record.peak_memory_bytes = max(r.peak_memory_bytes for r in runs)
+    record.repeats = len(runs)
+    return record
+
+
+def unknown_words_note(tokenizer, question, listed=300):
+    """A note naming the question's words the tokenizer maps to its unknown token (word-level vocabularies,
+    like the embedded model's), with the words it knows when the vocabulary is small enough to list."""
+    if tokenizer.unk_token_id is None:
+        return None
+    encoding = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+    unknown = [question[a:b] for token, (a, b) in zip(encoding["input_ids"], encoding["offset_mapping"])
+               if token == tokenizer.unk_token_id]
+    if not unknown:
+        return None
+    note = f"the model does not know the word(s) {', '.join(repr(w) for w in dict.fromkeys(unknown))}"
+    vocabulary = [w for w in tokenizer.get_vocab() if w not in tokenizer.all_special_tokens]
+    if len(vocabulary) <= listed:
+        note += f"; it knows: {' '.join(sorted(vocabulary))}"
+    return note
+
+
+def compare(model, processor, family, images, question, settings=None, kind="image", diagnostics=True,
+            progress=None, keep_logits=False, **raw):
+    """The unpruned run and each method of settings.methods on one input, encoded once. With repeats > 1 the
+    methods run in an order rotated between repeats and the timings are medians. Returns {method: Record}.
+    keep_logits: every record keeps its step logits (tests)."""
+    settings = settings or check_settings(**raw)
+    say = progress or (lambda text: None)
+    question = (question or "").strip()
+    if not question:
+        raise BadInput("the question is empty")
+    if not images:
+        raise BadInput("no image or video frames were given")
+    say("encoding the input")
+    encoded = encode_input(model, processor, family, images, question, kind, settings.prompt)
+    names = ["none"] + [m for m in settings.methods if METHODS[m].prunes]
+    num_layers = len(family.text_model(model).layers)
+    for name in names[1:] + names[:1]:  # checked before any run, so nothing is half-done (methods first: their
+        # limits are the stricter ones, e.g. K >= 1 for attention)
+        method_plan(encoded, settings, num_layers, name)
+    runs = {name: [] for name in names}
+    for repeat in range(settings.repeats):
+        for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+            say(f"running {name}" + (f" (repeat {repeat + 1} of {settings.repeats})" if settings.repeats > 1 else ""))
+            runs[name].append(run(model, processor, encoded, name, settings, question=question, keep_logits=keep_logits,
+                                  capture=diagnostics and name == "none" and repeat == 0))
+    records = {name: summarize(runs[name]) for name in names}
+    notes = [*settings.notes, unknown_words_note(processor.tokenizer, question)]
+    for record in records.values():
+        record.notes[:0] = [note for note in notes if note]
+    if diagnostics:
+        say("computing the diagnostics (spectra, every method's scores)")
+        attach(records["none"], model, encoded, settings)
+    return records
+
+
+def warm_up(model, processor, family, progress=None):
+    """One short unpruned run on a blank image right after loading, so that no method of the first request
+    pays for the first kernels, allocations and caches."""
+    if progress:
+        progress("warming up")
+    compare(model, processor, family, [Image.new("RGB", (64, 64), (128, 128, 128))], "warm up",
+            check_settings(methods=[], keep=1, max_new_tokens=2), diagnostics=False)

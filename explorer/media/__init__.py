@@ -1,0 +1,1 @@
+"""Media -> PIL images, with bounded work (read.py)."""

@@ -1,0 +1,231 @@
+"""The baselines the CLSE paper compares against, as pure tensor functions: DivPrune, DART, PyramidDrop and
+VisionZip's dominant tokens. Each one is re-implemented from its paper's definition and checked against the
+official code's choices (read, never copied); every docstring says where our version follows that code and
+where it departs.
+
+Conventions shared with explorer/methods.py: a score has one value per visual token of one group (higher =
+keep) and selection is shared: the k highest scores, ties to the earlier token. Methods that are an order
+(a greedy selection) return scores (n - rank) / n, so the top k of the score is the first k of the order and
+negating the score (the inverted ablation) is the reverse order. Scores are float64 on the CPU. Nothing here
+names a model family or a token count; the caller passes the tensors a method looks at.
+"""
+
+import math
+
+import torch
+
+COSINE_EPS = 1e-8  # the floor on a vector's norm before dividing (torch.nn.functional.cosine_similarity's)
+
+
+def order_scores(order):
+    """Scores from an order of all n tokens: the first gets 1, the last 1/n; every score is distinct."""
+    n = len(order)
+    scores = torch.empty(n, dtype=torch.float64, device="cpu")
+    scores[order] = (n - torch.arange(n, dtype=torch.float64, device="cpu")) / max(n, 1)
+    return scores
+
+
+def unit_rows(x):
+    """Rows of [n, C] scaled to unit L2 norm, float64 on the CPU (cosine similarity is then a dot product)."""
+    x = x.detach().to("cpu", torch.float64)
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(COSINE_EPS)
+
+
+def first_max(values):
+    """Index of the largest value, the earliest of equals (torch.argmax does not promise which)."""
+    return int((values == values.max()).nonzero()[0, 0])
+
+
+# ------------------------------------------------------------------------------------------ DivPrune
+
+
+def divprune_order(features):
+    """DivPrune's greedy max-min diversity order of the visual tokens: [n] indices, first picked first.
+
+    Paper: "DivPrune: Diversity-based Visual Token Pruning for Large Multimodal Models", Alvar, Singh,
+    Akbari, Zhang, CVPR 2025 (arXiv 2503.02175); official code github.com/vbdi/divprune.
+
+    Distance is the cosine distance 1 - cos(x_i, x_j). The first token is the most isolated one (the largest
+    distance to its nearest other token); each next token is the one farthest from the tokens already picked
+    (the largest minimum distance to them). The greedy never looks ahead, so the first k of this order are
+    exactly the set the official code keeps for budget k (its loop is this greedy, stopped at k); like the
+    paper, this greedy approximates the max-min diversity problem, it does not solve it exactly.
+
+    Follows the official code (llava_arch.py, `DivPrune`): the same distance, the same start (the second
+    smallest entry of each column of the distance matrix, i.e. the nearest other token, then argmax) and the
+    same step (min over the picked rows, then argmax). The official prunes the projected visual features as
+    they enter the decoder (LAYER_INDEX=0, i.e. K = 0); the caller chooses the layer. Departs: computed in
+    float64 (the official in the model's dtype, fp16), ties go to the earliest token, and tokens already
+    picked are excluded explicitly (the official relies on their self-distance being 0, so with exact
+    duplicates it can pick a token twice and keep fewer than k distinct tokens).
+    """
+    unit = unit_rows(features)
+    n = unit.shape[0]
+    distance = 1.0 - unit @ unit.T
+    distance.fill_diagonal_(math.inf)
+    nearest_other = distance.min(dim=0).values if n > 1 else torch.zeros(1, dtype=torch.float64)
+    order = torch.empty(n, dtype=torch.long, device="cpu")
+    order[0] = first_max(nearest_other)
+    to_picked = distance[order[0]].clone()  # min distance of every token to the picked set
+    to_picked[order[0]] = -math.inf  # picked tokens stay at -inf: the minimum below keeps them there
+    for i in range(1, n):
+        order[i] = first_max(to_picked)
+        to_picked = torch.minimum(to_picked, distance[order[i]])
+        to_picked[order[i]] = -math.inf
+    return order
+
+
+def divprune_scores(features):
+    """DivPrune as a score ([n] float64): the greedy order of `divprune_order`, first picked highest. The top
+    k is the official selection for budget k. Negated (inverted ablation): the reverse greedy order, the
+    tokens most redundant with the ones picked before them first."""
+    return order_scores(divprune_order(features))
+
+
+# ------------------------------------------------------------------------------------------ DART
+
+
+def top_indices(values, count):
+    """Indices of the `count` largest values, largest first, ties to the earlier token."""
+    return torch.sort(values, descending=True, stable=True).indices[:count]
+
+
+def dart_order(hidden, key_norms, k, text_hidden=None, text_key_norms=None, image_pivots=4, text_pivots=4):
+    """DART's selection for budget k, extended to an order of all n visual tokens: [n] indices.
+
+    Paper: "Stop Looking for Important Tokens in Multimodal Language Models: Duplication Matters More", Wen,
+    Gao, Wang, Zhang, Zhang, Li, He, Zhang, EMNLP 2025 (arXiv 2502.11494); official code
+    github.com/ZichenWen1/DART (read in the fork xqy1111111/DART: llava/model/language_model/
+    modeling_llama_self.py and Qwen2-VL/Qwen2VL_DART/modeling_qwen2_vl_self.py, `get_retained_image_token`).
+
+    Inputs: hidden [n, C] the visual tokens' hidden states entering the pruning layer K, passed through the
+    decoder's FINAL norm (the official applies `self.norm`, the model's last RMSNorm, to layer K-1's output);
+    key_norms [n] the L1 norms of the same tokens' keys at layer K-1 (`key_l1_norms`); text_hidden [m, C] and
+    text_key_norms [m] the same for the text tokens after the image (the official's "query" tokens). Key norms come from explorer.methods.attention.key_l1_norms.
+
+    Order: the `image_pivots` visual tokens with the largest key norm (the pivots, kept), then one block per
+    pivot (image pivots by key norm, then the `text_pivots` text tokens with the largest key norm): the
+    m = k // (image_pivots + text_pivots) visual tokens least cosine-similar to that pivot among those not yet
+    taken; then every token left, least duplicated first (ascending max cosine similarity to any pivot).
+
+    Follows the official code: K = 2 in its scripts, pivots by the L1 norm of layer K-1's rotated keys over
+    all heads, 4 + 4 pivots, cosine similarity on the final-normed hidden states, per-pivot blocks of
+    k // (number of pivots) taken greedily without repeats, text pivots never kept. Departs: (1) the official
+    keeps image_pivots + pivots * m tokens (132 at "128"); we keep exactly k, the first k of this order, so
+    the last blocks are cut short (or, when k % pivots is large, the first tokens of the tail are added);
+    (2) the official visits the pivots in Python set order (arbitrary); we visit them in key-norm order,
+    which only changes which pivot takes a token two pivots both rank lowest; (3) float64, ties to the
+    earliest token. The tail (beyond the official's selection) is ours: it makes the order total so the
+    inverted ablation and the score map have a meaning.
+    """
+    unit = unit_rows(hidden)
+    n = unit.shape[0]
+    pivots = top_indices(key_norms.detach().to("cpu", torch.float64), min(image_pivots, n))
+    pivot_vectors = [unit[p] for p in pivots]
+    if text_hidden is not None and len(text_hidden) and text_pivots > 0:
+        text_unit = unit_rows(text_hidden)
+        chosen = top_indices(text_key_norms.detach().to("cpu", torch.float64), min(text_pivots, len(text_unit)))
+        pivot_vectors += [text_unit[t] for t in chosen]
+    if not pivot_vectors:
+        raise ValueError("DART needs at least one pivot (image_pivots or text pivots with text tokens)")
+    taken = torch.zeros(n, dtype=torch.bool, device="cpu")
+    taken[pivots] = True
+    order = pivots.tolist()
+    per_pivot = k // max(len(pivot_vectors), 1)
+    for vector in pivot_vectors:
+        similarity = unit @ vector
+        candidates = torch.sort(similarity.masked_fill(taken, math.inf), stable=True).indices
+        block = candidates[: min(per_pivot, int((~taken).sum()))]
+        taken[block] = True
+        order += block.tolist()
+    max_similarity = torch.stack([unit @ v for v in pivot_vectors]).max(dim=0).values
+    tail = torch.sort(max_similarity.masked_fill(taken, math.inf), stable=True).indices[: int((~taken).sum())]
+    return torch.tensor(order + tail.tolist(), dtype=torch.long, device="cpu")
+
+
+def dart_scores(hidden, key_norms, k, text_hidden=None, text_key_norms=None, image_pivots=4, text_pivots=4):
+    """DART as a score ([n] float64) for budget k: the order of `dart_order`, first highest. The block size
+    depends on k, so the engine must pass this stage's kept count. Negated: the reverse order, the tokens most
+    duplicated with the pivots first and the pivots last."""
+    return order_scores(dart_order(hidden, key_norms, k, text_hidden, text_key_norms, image_pivots, text_pivots))
+
+
+# ------------------------------------------------------------------------------------------ PyramidDrop
+
+# PyramidDrop's default for LLaVA-1.5 (32 layers): rank and drop after layers 8, 16 and 24, i.e. entering
+# layers 8, 16, 24, keeping lambda^s of the N visual tokens at stage s (lambda = 0.5, 4 stages). Counts are
+# relative to N, not to a nominal budget, and the official code floors them: int(N * factor).
+PYRAMIDDROP_SCHEDULE = {"depth": 32, "layers": (8, 16, 24), "factors_of_n": (0.5, 0.25, 0.125),
+                        "rounding": "floor"}
+
+
+def pyramiddrop_schedule(num_layers, n_tokens, lam=0.5, stages=4):
+    """PyramidDrop's stages for a decoder of num_layers layers and N = n_tokens visual tokens: [(layer, kept)].
+
+    Paper: "PyramidDrop: Accelerating Your Large Vision-Language Models via Pyramid Visual Redundancy
+    Reduction", Xing et al., CVPR 2025 (arXiv 2410.17247); official code github.com/Cooperx521/PyramidDrop
+    (`pdrop_rank_drop` in llava/model/modeling_llama_pdrop.py, --layer_list '[8,16,24]'
+    --image_token_ratio_list "[0.5,0.25,0.125]" in every scripts/v1_5/pdrop_eval script).
+
+    The forward pass is cut into `stages` equal parts; entering part s (s = 1 .. stages-1, at layer
+    round(s * num_layers / stages)) the tokens are cut to int(N * lam**s). With 32 layers this is the official
+    [8, 16, 24] and [0.5, 0.25, 0.125]. The paper's comparisons at average budgets 192/128/64 use settings its
+    code does not publish (issues #10 and #28 on its repository ask, unanswered in what we could read); with
+    the first stage at layer 8 no lambda averages below N / 4 (see `pyramiddrop_lambda`).
+    """
+    layers = [round(s * num_layers / stages) for s in range(1, stages)]
+    # At least one token per stage (the official int() can reach 0 for tiny lambdas; the engine keeps >= 1).
+    return [(layer, max(1, int(n_tokens * lam**s))) for s, layer in enumerate(layers, start=1)]
+
+
+def average_kept(schedule, num_layers, n_tokens):
+    """Visual tokens per layer averaged over all num_layers layers (N before the first stage): the
+    bookkeeping PyramidDrop's and FastV's papers use for an "average token" budget."""
+    total, previous_layer, previous_count = 0, 0, n_tokens
+    for layer, count in schedule:
+        total += (layer - previous_layer) * previous_count
+        previous_layer, previous_count = layer, count
+    return (total + (num_layers - previous_layer) * previous_count) / num_layers
+
+
+def pyramiddrop_lambda(target_average, num_layers, n_tokens, stages=4):
+    """The lambda in (0, 1] whose `pyramiddrop_schedule` averages closest to target_average tokens per layer
+    (bisection; counts are floored, so the average is a step function of lambda). Raises ValueError when the
+    target is below what the first stage allows (all N tokens up to it)."""
+    lowest = average_kept(pyramiddrop_schedule(num_layers, n_tokens, 0.0, stages), num_layers, n_tokens)
+    if target_average < lowest:
+        raise ValueError(f"PyramidDrop with {stages} equal stages keeps all {n_tokens} tokens in the first "
+                         f"{round(num_layers / stages)} layers: it cannot average fewer than {lowest:g} tokens "
+                         f"per layer, asked for {target_average:g}")
+    low, high = 0.0, 1.0
+    for _ in range(60):
+        middle = (low + high) / 2
+        schedule = pyramiddrop_schedule(num_layers, n_tokens, middle, stages)
+        if average_kept(schedule, num_layers, n_tokens) < target_average:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+# ------------------------------------------------------------------------------------------ VisionZip
+
+
+def visionzip_scores(cls_attention_row, cls_index=0):
+    """VisionZip's dominant-token score ([n_patches] float64): the [CLS] token's attention to each patch,
+    with the CLS column removed, not renormalised.
+
+    Paper: "VisionZip: Longer is Better but Not Necessary in Vision Language Models", Yang, Chen, Tian, Wang,
+    Li, Yu, Jia, CVPR 2025 (arXiv 2412.04467); official code github.com/dvlab-research/VisionZip
+    (visionzip/clip_encoder.py, utils.py).
+
+    Follows the official code: the attention of the vision encoder layer whose output LLaVA takes as its
+    features (vision_feature_layer = -2: `attentions[-2]`, the penultimate layer), the CLS row, the patches
+    only, summed over heads in the official (our head mean ranks the same), top-k of it; pruning happens
+    before the decoder (K = 0). Departs: we keep only the dominant tokens. The official also keeps the CLS
+    token itself as a dominant token (`dominant=54` is CLS + 53 patches) and merges the remaining patches into
+    `contextual` tokens (54 + 10 = 64 in its README example); we keep k patches and merge nothing, so a budget
+    of k here is k dominant patches. Negated (inverted ablation): the patches the CLS token attends to least.
+    """
+    row = cls_attention_row.detach().to("cpu", torch.float64)
+    return torch.cat([row[:cls_index], row[cls_index + 1 :]])

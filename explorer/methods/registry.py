@@ -1,0 +1,191 @@
+"""Pruning methods, registered by name. A method maps what is known at a pruning stage to one score per alive
+visual token of one group (higher = keep). Adding a method is one function and one line in METHODS (its
+group, label, colour, description, what scores its later stages and what it needs, as keywords).
+
+Selection is shared by every method (`select_top`): the k highest scores, ties broken towards the earlier
+token, returned sorted.
+"""
+
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from explorer.methods import baselines
+from explorer.methods.scoring import clse_scores
+from models.base import BadInput
+
+
+@dataclass
+class StageInputs:
+    """What a method may look at for one group at one stage (everything restricted to the alive tokens)."""
+
+    stage: int  # 0 for the first pruning stage
+    grid: tuple  # (t, h, w) of the group's full token grid
+    alive: torch.Tensor  # original indices (within the group) of the tokens still alive, sorted (CPU)
+    z_ref: torch.Tensor  # [n_alive, C] hidden states entering the reference layer L (None at K = 0)
+    z_cur: torch.Tensor  # [n_alive, C] hidden states entering the pruning layer K
+    attention: Callable  # () -> [n_alive] float32: last prompt token's head-mean attention at layer K - 1
+    seed: int
+    cutoff: float = 0.1
+    temp: float = 0.1
+    vision_scores: torch.Tensor = None  # [n_alive] scores from the vision tower, where the family gives them
+    k: int = 0  # this stage's kept count for the group (DART's blocks depend on it)
+    attention_at_k: Callable = None  # () -> [n_alive]: the same row at layer K itself, from the states entering K
+    duplication: Callable = None  # () -> DART's (hidden, key_norms, text_hidden, text_key_norms) at K
+
+
+def clse(inp):
+    """The published CLSE score: spectral evolution between L and K times the last prompt token's attention."""
+    return clse_scores(inp.z_ref, inp.z_cur, inp.grid, inp.cutoff, inp.temp) * inp.attention().double()
+
+
+def clse_spectral(inp):
+    """The paper's ablation: spectral evolution alone (not question-aware)."""
+    return clse_scores(inp.z_ref, inp.z_cur, inp.grid, inp.cutoff, inp.temp)
+
+
+def fastv(inp):
+    return inp.attention()
+
+
+def pyramiddrop(inp):
+    return inp.attention_at_k().double()
+
+
+def divprune(inp):
+    return baselines.divprune_scores(inp.z_cur)
+
+
+def dart(inp):
+    hidden, key_norms, text_hidden, text_key_norms = inp.duplication()
+    return baselines.dart_scores(hidden, key_norms, inp.k, text_hidden, text_key_norms)
+
+
+def visionzip(inp):
+    return inp.vision_scores
+
+
+def random_scores(inp):
+    generator = torch.Generator(device="cpu").manual_seed(inp.seed + 7919 * inp.stage)
+    return torch.rand(len(inp.alive), generator=generator, device="cpu")
+
+
+def uniform(inp):
+    """Spatially even subsample: farthest-point order within each frame, frames taken in turn."""
+    t, h, w = inp.grid
+    idx = inp.alive
+    frame = idx // (h * w)
+    rank = torch.empty(len(idx), device="cpu")
+    for f in frame.unique():
+        members = (frame == f).nonzero().flatten()
+        order = torch.from_numpy(frame_order(tuple((idx[members] % (h * w)).tolist()), w))
+        rank[members[order]] = torch.arange(len(members), dtype=torch.float32, device="cpu") * t + f
+    return 1.0 - rank / max(len(idx) * t, 1)
+
+
+@functools.lru_cache(maxsize=256)
+def frame_order(cells, w):
+    """Farthest-point order of a frame's alive cells (raster indices); cached: at the first stage every
+    frame of a grid has the same cells, and the diagnostics score every method on every request."""
+    cells = np.array(cells)
+    return farthest_point_order(np.stack([cells // w, cells % w], axis=1).astype(float))
+
+
+def farthest_point_order(coords):
+    """Greedy farthest-point ordering of [n, 2] points, starting from the point nearest the centre
+    (deterministic: the first of equals wins)."""
+    n = len(coords)
+    order = np.empty(n, dtype=np.int64)
+    current = int(((coords - coords.mean(0)) ** 2).sum(1).argmin())
+    nearest = np.full(n, np.inf)
+    for i in range(n):
+        order[i] = current
+        nearest = np.minimum(nearest, ((coords - coords[current]) ** 2).sum(1))
+        current = int(nearest.argmax())
+    return order
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered method. Everything the explorer needs to know about it is here: the page's menus, colours
+    and help, the stages' scorer and what the method must see come from this line only."""
+
+    score: Callable = None  # StageInputs -> [n_alive] scores, higher = keep; None: never prunes (the reference)
+    group: str = "baseline"  # how the menus group it; GROUPS names the known groups
+    label: str = ""  # a short name for legends and menus
+    description: str = ""  # one sentence: what it looks at
+    color: str = "#7b4173"  # its colour in every figure
+    later: str = None  # the method scoring the stages after the first (None: itself)
+    needs: tuple = ()  # "attention" (layer K-1 exists: K >= 1), "reference" (L < K), "vision" (vision scores)
+
+    @property
+    def prunes(self):
+        return self.score is not None
+
+
+# Adding a method is one function above and one line here.
+METHODS = {
+    "none": Method(group="reference", label="unpruned", description="unpruned reference", color="#7f7f7f"),
+    "clse": Method(clse, group="spectral", label="CLSE", color="#9467bd", later="fastv",
+                   needs=("attention", "reference"),
+                   description="CLSE (published): spectral evolution of each token between layers L and K x the "
+                               "last prompt token's attention at K-1; attention at later stages"),
+    "clse_spectral": Method(clse_spectral, group="spectral", label="CLSE spectral", color="#1f77b4", later="fastv",
+                            needs=("reference",),
+                            description="CLSE's spectral evolution alone (the paper's ablation; not "
+                                        "question-aware); attention at later stages"),
+    "fastv": Method(fastv, group="attention", label="FastV", color="#ff7f0e", needs=("attention",),
+                    description="FastV: the last prompt token's head-mean attention at layer K-1"),
+    "pyramiddrop": Method(pyramiddrop, group="attention", label="PyramidDrop", color="#d62728", needs=("attention",),
+                          description="PyramidDrop: the last prompt token's head-mean attention at the pruning "
+                                      "layer K itself (from the states entering K)"),
+    "divprune": Method(divprune, group="diversity", label="DivPrune", color="#e377c2", later="fastv",
+                       description="DivPrune: a max-min diverse subset of the visual tokens' features (cosine "
+                                   "distance), greedy"),
+    "dart": Method(dart, group="diversity", label="DART", color="#bcbd22", later="fastv", needs=("attention",),
+                   description="DART: pivot tokens (largest key norms) and the tokens least duplicated with them "
+                               "(cosine)"),
+    "visionzip": Method(visionzip, group="vision", label="VisionZip", color="#17becf", later="fastv",
+                        needs=("vision",),
+                        description="VisionZip (dominant tokens): the vision encoder's [CLS] attention to each "
+                                    "patch, before the decoder"),
+    "random": Method(random_scores, label="random", color="#2ca02c", description="random tokens (seeded)"),
+    "uniform": Method(uniform, label="uniform", color="#8c564b", description="a spatially even subsample of the grid"),
+}
+GROUPS = {"spectral": "spectral", "attention": "attention", "diversity": "diversity / similarity",
+                "vision": "vision-side", "baseline": "baselines", "reference": "reference"}
+
+# Old names still accepted: name -> (new name, the note the record carries)
+ALIASES = {"clse_hybrid": ("clse", "'clse_hybrid' is now called 'clse' (spectral evolution x attention, the "
+                                   "published score); the spectral-only ablation is 'clse_spectral'")}
+
+
+def pruning_methods():
+    return [name for name, method in METHODS.items() if method.prunes]
+
+
+def groups():
+    """[(group label, [method names])] of the pruning methods, groups in the order their first method is
+    registered (a method of a new group shows under the group's own name)."""
+    out = {}
+    for name in pruning_methods():
+        out.setdefault(METHODS[name].group, []).append(name)
+    return [(GROUPS.get(group, group), names) for group, names in out.items()]
+
+
+def check_method(name):
+    """The name of a registered method, or BadInput naming the known ones."""
+    if not isinstance(name, str) or name not in METHODS:
+        raise BadInput(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+    return name
+
+
+def select_top(scores, k):
+    """Positions (into scores) of the k highest scores, ties to the earlier token, sorted ascending."""
+    if torch.isnan(scores).any():
+        raise ValueError("scores contain NaN")
+    order = torch.sort(scores, descending=True, stable=True).indices
+    return torch.sort(order[:k]).values

@@ -1,0 +1,32 @@
+"""The page's `compare` API: its arguments in order, with their defaults. Defined once: the page builds its
+components in this order (ui.py), service.prepare takes them by these names, and API callers (gradio_client,
+raw REST calls, explorer/bench/stress.py) pass them in this order."""
+
+from explorer.core.settings import Settings
+
+_DEFAULTS = Settings()
+COMPARE_ARGUMENTS = {  # name -> the page's default
+    "image": None,  # a file path (gradio_client: handle_file(path))
+    "video": None,
+    "question": "",
+    "method_a": _DEFAULTS.methods[0],
+    "method_b": _DEFAULTS.methods[1],
+    "keep": round(1 / 9, 4),  # the paper's "64 of 576" as a share, so it scales to any grid
+    "prune_layer": "auto",
+    "ref_layer": "auto",
+    "schedule": _DEFAULTS.schedule,
+    "model_id": None,
+    "num_frames": _DEFAULTS.frames,
+    "early_kv": "auto",
+    "invert": _DEFAULTS.invert,
+    "prompt": _DEFAULTS.prompt,
+    "repeats": _DEFAULTS.repeats,
+}
+
+
+def compare_arguments(**given):
+    """The /compare arguments as a list in the API's order: the given ones, the page's defaults for the rest."""
+    unknown = set(given) - set(COMPARE_ARGUMENTS)
+    if unknown:
+        raise TypeError(f"the compare API has no argument(s) {', '.join(sorted(unknown))}")
+    return [given.get(name, default) for name, default in COMPARE_ARGUMENTS.items()]

@@ -1,0 +1,104 @@
+"""The page's event handlers: Gradio's values in, explorer.page.service out, outputs by name. A handler builds
+{output name: value}; `in_order` turns that into the list Gradio expects, in the order ui.py wired the
+components (COMPARE_OUTPUTS, FRAME_OUTPUTS). A user's error becomes a gr.Error with its sentence here; nothing
+else in the page translates errors.
+"""
+
+import gradio as gr
+
+from explorer.media import read as media
+from explorer.methods.registry import METHODS
+from explorer.page import panels, service
+from explorer.serve import access, files
+from models.base import BadInput
+
+COMPARE_OUTPUTS = [p.name for p in panels.PANELS] + ["result_json", "download", "state", "frame"]
+FRAME_OUTPUTS = [p.name for p in panels.PER_FRAME]
+
+
+def in_order(values, names):
+    """{name: value} -> the list of values in `names`' order; a name left out is not updated (gr.skip)."""
+    return [values[name] if name in values else gr.skip() for name in names]
+
+
+def page_error(error):
+    """The sentence of a user's error as the page shows it, with one line in the server log."""
+    access.log_user_error(error)
+    return gr.Error(str(error), print_exception=False)
+
+
+class StageProgress:
+    """The engine's and the service's `say(text)` shown on a gr.Progress: each stage advances the bar and
+    names itself. `expected` is the number of stages the request reports (the bar stops short of full until
+    the end)."""
+
+    def __init__(self, progress, expected, request=None):
+        self.progress, self.expected, self.done, self.request = progress, expected, 0, request
+
+    def __call__(self, text):
+        access.stop_if_client_gone(self.request)  # the visitor left: stop between stages
+        self.progress(min(self.done / self.expected, 0.95), desc=text)
+        self.done += 1
+
+
+def compare_click(image, video, question, method_a, method_b, keep, prune_layer="auto", ref_layer="auto",
+                  schedule="single", model_id=None, num_frames=4, early_kv="auto", invert=False, prompt="chat",
+                  repeats=1, progress=gr.Progress(), visitor: gr.Request = None):
+    """The Compare event (its parameters are explorer.page.api.COMPARE_ARGUMENTS, in that order; a test checks
+    it): the answers as soon as the comparison ran, then every panel. The last output set (what
+    gradio_client's predict returns) holds everything."""
+    try:
+        request = service.prepare(image, video, question, method_a, method_b, keep, prune_layer, ref_layer,
+                                  schedule, model_id, num_frames, early_kv, invert, prompt, repeats)
+        say = StageProgress(progress, service.expected_stages(request), visitor)
+        payload, analysis = service.answer(request, say)
+        first = panels.draw(analysis, panels=panels.FIRST)  # the answers; every other panel emptied
+        yield in_order({p.name: first.get(p.name) for p in panels.PANELS}, COMPARE_OUTPUTS)
+        view = service.diagnose(request, payload, analysis, say)
+        say("drawing")
+    except BadInput as error:
+        raise page_error(error) from None
+    except access.ClientGone:
+        return  # nobody is listening
+    frames = analysis.grid[0]
+    yield in_order({**panels.draw(analysis, view), "result_json": payload, "download": files.save_result_json(payload),
+                    "state": {"analysis": analysis, "view": view},
+                    "frame": gr.update(maximum=max(frames - 1, 1), value=0, visible=frames > 1)}, COMPARE_OUTPUTS)
+
+
+def frame_change(state, frame):
+    """The frame slider: the per-frame panels of the request in the state, at this frame."""
+    if not state:
+        return [gr.update() for _ in FRAME_OUTPUTS]
+    return in_order(panels.draw(state["analysis"], state["view"], int(frame), panels=panels.PER_FRAME),
+                    FRAME_OUTPUTS)
+
+
+def preset_change(preset):
+    return service.BUDGET_PRESETS.get(preset, gr.update())
+
+
+def method_info(name):
+    """The method menu's help line follows the choice."""
+    return gr.update(info=METHODS[name].description if name in METHODS else "")
+
+
+def load_benchmark_click(upload, runs):
+    try:
+        return service.load_benchmark(upload, runs)
+    except BadInput as error:
+        raise page_error(error) from None
+
+
+def image_upload_checked(payload, decode):
+    """The image component's preprocessing: refuse an upload from its header before Gradio decodes it, then
+    Gradio's own decoding (`decode`); a broken file gets a sentence, not a generic failure."""
+    try:
+        if payload is not None and payload.path:
+            media.check_image_header(payload.path)  # before Gradio or anything else decodes it
+        return decode(payload)
+    except BadInput as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    except Exception as error:  # PIL raises several kinds for broken or oversized files
+        name = getattr(payload, "orig_name", None) or "the upload"
+        raise gr.Error(f"{name} is not a readable image ({type(error).__name__})", print_exception=False) from None

@@ -1,0 +1,561 @@
+"""Every Plotly figure of the explorer page, drawn from an explorer.analysis.comparison.Analysis.
+
+Figures compute no numbers of their own: every score, rank, percentile, correlation, IoU, count and ratio
+comes from the analysis (each computed once there); a figure turns them into traces, hover texts and titles.
+Builders redrawn with the frame slider take (analysis, images, frame), where images are the pictures the
+model saw (one per image, or the frames of a video); the others take the analysis alone. No model calls, no
+global state.
+"""
+
+import base64
+import io
+
+import numpy as np
+import plotly.graph_objects as go
+
+from explorer.analysis.comparison import check_frame, grid_of, kept_vector, to_grid
+from explorer.methods.registry import METHODS
+
+OVERLAP_COLORS = {"neither": "rgba(0,0,0,0.75)", "both": "rgba(255,217,47,0.55)"}
+PRUNED_SHADE = "rgba(0,0,0,0.72)"  # darkens pruned patches on top of the image
+SCORE_SCALE = "Viridis"
+TIMING_COLORS = ["#9edae5", "#d62728", "#1f77b4", "#bcbd22"]
+NO_SPECTRA = "No spectra in this run (the unpruned run was made without diagnostics)."
+
+
+def method_color(method):
+    """The method's colour from its registry line (a record of a method this page does not know: grey-purple)."""
+    return METHODS[method].color if method in METHODS else "#7b4173"
+
+
+# ----------------------------------------------------------------------------------------- shared drawing
+
+
+def empty_figure(message, title=""):
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+    fig.update_layout(title=title, xaxis_visible=False, yaxis_visible=False)
+    return fig
+
+
+def frame_image(images, a, frame=0):
+    """The PIL image under (the analysis's group, frame): images are listed group after group, frame after
+    frame."""
+    index = sum(grid_of(g)[0] for g in a.none["groups"][:a.group]) + frame
+    if images is None or index >= len(images):
+        return None
+    return images[index]
+
+
+def fit_to_grid(image, h, w):
+    """The image cropped to the grid's aspect ratio h:w, centred.
+
+    The page passes the images as the vision tower saw them (processor-resized and cropped, e.g. 336 x 336
+    for CLIP-336), for which this does nothing. A raw image is centre-cropped to the grid's shape (a square
+    for LLaVA), which is what CLIP's processor does (shortest edge resized, centre crop), so patch (r, c)
+    lies over the pixels the model saw. Processors that squash instead of crop will be slightly off then:
+    pass the model's view to be exact. Resizing is left to the browser (the trace is scaled to the grid)."""
+    width, height = image.size
+    if width * h > height * w:  # too wide
+        new_width = max(1, round(height * w / h))
+        left = (width - new_width) // 2
+        return image.crop((left, 0, left + new_width, height))
+    new_height = max(1, round(width * h / w))
+    top = (height - new_height) // 2
+    return image.crop((0, top, width, top + new_height))
+
+
+def image_trace(image, h, w, max_side=448):
+    """go.Image of the picture stretched over the grid coordinates: patch (r, c) covers x in c +- 0.5,
+    y in r +- 0.5. Sent as a JPEG data URI (much smaller than a pixel array)."""
+    image = fit_to_grid(image.convert("RGB"), h, w)
+    if max(image.size) > max_side:
+        scale = max_side / max(image.size)
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    uri = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+    dx, dy = w / image.width, h / image.height
+    return go.Image(source=uri, x0=-0.5 + dx / 2, y0=-0.5 + dy / 2, dx=dx, dy=dy, hoverinfo="skip")
+
+
+def hover_text(g, frame, fields):
+    """[h][w] hover strings for one frame: token index, row, column (and frame), then each field.
+
+    fields: {label: per-token strings over the group (length count)}."""
+    t, h, w = grid_of(g)
+    rows = []
+    for r in range(h):
+        row = []
+        for c in range(w):
+            n = frame * h * w + r * w + c
+            lines = [f"token {g['offset'] + n}", f"row {r}, column {c}" + (f", frame {frame}" if t > 1 else "")]
+            lines += [f"{label}: {values[n]}" for label, values in fields.items()]
+            row.append("<br>".join(lines))
+        rows.append(row)
+    return rows
+
+
+def fmt(values, digits=4):
+    return ["-" if np.isnan(v) else f"{v:.{digits}g}" for v in values]
+
+
+def token_fields(a, method, kept):
+    """The standard hover fields of a method over the group: score, rank, percentile, kept."""
+    scores, ranks = a.scores_of(method), a.ranks_of(method)
+    scored = int((~np.isnan(scores)).sum())
+    return {
+        "score": fmt(scores),
+        "rank": ["-" if np.isnan(k) else f"{int(k)} of {scored}" for k in ranks],
+        "percentile": fmt(a.percentiles_of(method), 3),
+        "kept": ["yes" if k else "no" for k in kept],
+    }
+
+
+def grid_heatmap(z, text, hovertemplate="%{text}<extra></extra>", **style):
+    h, w = z.shape
+    return go.Heatmap(z=z, x=np.arange(w), y=np.arange(h), text=text, hovertemplate=hovertemplate, **style)
+
+
+def mask_heatmap(kept_map, text, pruned_color=PRUNED_SHADE, kept_color="rgba(0,0,0,0)"):
+    """1 = kept (kept_color), 0 = pruned (pruned_color)."""
+    return grid_heatmap(kept_map, text, zmin=0, zmax=1, showscale=False,
+                        colorscale=[[0, pruned_color], [1, kept_color]])
+
+
+def style_grid_axes(fig, h, w, rows=1, cols=1):
+    """Image-like axes on every subplot: row 0 on top, square patches, no ticks. One layout update (per-axis
+    update calls cost more than the rest of the figure)."""
+    axes = {}
+    for i in range(1, rows * cols + 1):  # grid_figure numbers its axes row by row from 1 ("" for the first)
+        suffix = "" if i == 1 else str(i)
+        axes["xaxis" + suffix] = dict(range=[-0.5, w - 0.5], visible=False, constrain="domain")
+        axes["yaxis" + suffix] = dict(range=[h - 0.5, -0.5], visible=False, scaleanchor="x" + suffix,
+                                      constrain="domain")
+    fig.update_layout(plot_bgcolor="white", **axes)
+
+
+def grid_figure(rows, cols, titles, horizontal_spacing=0.04, vertical_spacing=0.08):
+    """An empty figure with a rows x cols grid of subplots (axes numbered row by row, as make_subplots does)
+    and a title over each. Built directly: make_subplots costs ~10 ms, more than the traces drawn in it."""
+    width = (1 - horizontal_spacing * (cols - 1)) / cols
+    height = (1 - vertical_spacing * (rows - 1)) / rows
+    layout, annotations = {}, []
+    for row in range(1, rows + 1):
+        for col in range(1, cols + 1):
+            i = (row - 1) * cols + col
+            suffix = "" if i == 1 else str(i)
+            x0 = (col - 1) * (width + horizontal_spacing)
+            y1 = 1 - (row - 1) * (height + vertical_spacing)
+            layout["xaxis" + suffix] = dict(domain=[max(0, x0), min(1, x0 + width)], anchor="y" + suffix)
+            layout["yaxis" + suffix] = dict(domain=[max(0, y1 - height), min(1, y1)], anchor="x" + suffix)
+            if i <= len(titles):
+                annotations.append(dict(text=titles[i - 1], x=x0 + width / 2, y=y1, xref="paper", yref="paper",
+                                        xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=14)))
+    return go.Figure(layout=dict(annotations=annotations, **layout))
+
+
+def in_cell(trace, row, col, cols):
+    """The trace placed on subplot (row, col) of a grid_figure."""
+    i = (row - 1) * cols + col
+    return trace.update(xaxis="x" if i == 1 else f"x{i}", yaxis="y" if i == 1 else f"y{i}")
+
+
+def reference_line(fig, value, horizontal=False, text=None, dash="dot", color="#888", at=1.0):
+    """A dashed line across the plot at x = value (or y = value), with an optional label at `at` along it (0..1
+    of the plot). Plain layout shapes: plotly's add_vline / add_hline are several milliseconds each."""
+    line = dict(type="line", line=dict(dash=dash, color=color))
+    if horizontal:
+        line.update(xref="paper", x0=0, x1=1, yref="y", y0=value, y1=value)
+    else:
+        line.update(xref="x", x0=value, x1=value, yref="paper", y0=0, y1=1)
+    fig.layout.shapes += (line,)
+    if text:
+        label = dict(text=text, showarrow=False, xanchor="right" if horizontal else "left", yanchor="bottom")
+        label.update(dict(xref="paper", x=at, yref="y", y=value) if horizontal else
+                     dict(xref="x", x=value, yref="paper", y=at))
+        fig.layout.annotations += (label,)
+
+
+def frame_note(g, frame):
+    t = grid_of(g)[0]
+    return f" (frame {frame + 1} of {t})" if t > 1 else ""
+
+
+def layer_label(i, num_layers):
+    return "decoder output" if i == num_layers else f"input of layer {i}"
+
+
+def _mark_layers(fig, a, horizontal=False):
+    """Dashed lines at the reference layer L and the pruning layer K."""
+    # the labels sit at different heights: L and K are often neighbours (L=0, K=1)
+    for (layer, name), at in zip(((a.none["ref_layer"], "L (reference)"), (a.none["prune_layer"], "K (prune)")),
+                                 (1.0, 0.9)):
+        reference_line(fig, layer, horizontal, f"{name} = {layer}", dash="dash", color="#444", at=at)
+
+
+def _rgba(hex_color, alpha):
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _rho_label(m, rho):
+    return f"{m} (Spearman {rho:+.2f})" if not np.isnan(rho) else f"{m} (Spearman n/a)"
+
+
+# ----------------------------------------------------------------------------------------------- answers
+
+
+def _answer_cells(row):
+    same = "reference" if row["same"] is None else ("yes" if row["same"] else "no")
+    nominal = "-" if row["nominal"] is None else f"{row['nominal']:g}"
+    average = "-" if row["average_kept"] is None else f"{row['average_kept']:.1f}"
+    return [row["method"], row["answer"] or "(empty)", same, f"{row['kept']} / {row['visual_tokens']}", nominal,
+            average, f"{row['prefill_ms']:.1f}", f"{row['kv_cache_mib']:.2f}"]
+
+
+def answers_table(a):
+    rows = [_answer_cells(row) for row in a.answers]
+    header = ["method", "answer", "same as unpruned", "visual tokens kept / total", "nominal budget",
+              "visual tokens per layer (average over all layers)", "prefill ms", "KV cache MiB"]
+    colors = [method_color(row[0]) for row in rows]
+    fig = go.Figure(go.Table(
+        header=dict(values=[f"<b>{h}</b>" for h in header], align="left", fill_color="#e8e8e8"),
+        cells=dict(values=list(map(list, zip(*rows))), align="left",
+                   font=dict(color=[colors] + [["black"] * len(rows)] * (len(header) - 1))),
+    ))
+    title = "Answers: unpruned vs pruned (KV cache measured after decoding)"
+    if a.runs_on:
+        title += f"; the model runs on {a.runs_on}"
+    if a.settings_used:
+        title += f"<br><sup>{a.settings_used}</sup>"
+    # e.g. a tie at the cut: the reader must know the selection was not the score's doing
+    title += "".join(f"<br><sup>note: {note}</sup>" for note in a.notes)
+    top = 50 + 18 * (len(a.notes) + bool(a.settings_used))
+    fig.update_layout(title=title, margin=dict(l=10, r=10, t=top, b=10), height=top + 120 + 30 * len(rows))
+    return fig
+
+
+# ------------------------------------------------------------------------------------ importance & overlap
+
+
+def importance_figure(a, images, frame=0):
+    """Scores (as percentiles, one shared colour scale) over the image, and the kept masks below."""
+    g = a.g
+    check_frame(g, frame)
+    _, h, w = grid_of(g)
+    methods = list(a.pair)
+    titles = [f"{m}: score percentile (first stage)" for m in methods]
+    titles += [f"{m}: kept {int(a.kept[m].sum())} of {g['count']} for decoding (dark = pruned)" for m in methods]
+    fig = grid_figure(2, 2, titles)
+    image = frame_image(images, a, frame)
+    background = image_trace(image, h, w) if image is not None else None  # encoded once, drawn four times
+    traces = []
+    for col, m in enumerate(methods, start=1):
+        text = hover_text(g, frame, token_fields(a, m, a.kept[m]))
+        for row in (1, 2):
+            if background is not None:
+                traces.append(in_cell(go.Image(background), row, col, 2))
+        pct = to_grid(a.percentiles_of(m), g)[frame]
+        traces.append(in_cell(grid_heatmap(pct, text, coloraxis="coloraxis", opacity=0.6, name=m), 1, col, 2))
+        traces.append(in_cell(mask_heatmap(to_grid(a.kept[m], g)[frame], text), 2, col, 2))
+    fig.add_traces(traces)
+    style_grid_axes(fig, h, w, rows=2, cols=2)
+    fig.update_layout(
+        title=f"Which visual tokens each method values{frame_note(g, frame)}",
+        coloraxis=dict(colorscale=SCORE_SCALE, cmin=0, cmax=100,
+                       colorbar=dict(title="score<br>percentile<br>(per method)", len=0.5, y=0.78)),
+        height=760,
+    )
+    return fig
+
+
+def overlap_figure(a, images, frame=0):
+    """One map: kept by both / only A / only B / neither (codes 3 / 1 / 2 / 0), counts over the whole group."""
+    g = a.g
+    check_frame(g, frame)
+    _, h, w = grid_of(g)
+    method_a, method_b = a.pair
+    codes, counts = a.overlap["codes"], a.overlap["counts"]
+    labels = ["neither", f"only {method_a}", f"only {method_b}", "both"]
+    colors = [OVERLAP_COLORS["neither"], _rgba(method_color(method_a), 0.6), _rgba(method_color(method_b), 0.6),
+              OVERLAP_COLORS["both"]]
+    scale = []
+    for i, color in enumerate(colors):  # a stepped scale: code i fills [i/4, (i+1)/4]
+        scale += [[i / 4, color], [(i + 1) / 4, color]]
+    text = hover_text(g, frame, {"kept by": [labels[c] for c in codes]})
+    fig = go.Figure()
+    image = frame_image(images, a, frame)
+    if image is not None:
+        fig.add_trace(image_trace(image, h, w))
+    fig.add_trace(grid_heatmap(to_grid(codes, g)[frame], text, zmin=-0.5, zmax=3.5, colorscale=scale, colorbar=dict(
+        tickvals=[0, 1, 2, 3], ticktext=[f"{label} ({counts[label]})" for label in labels], title="kept by")))
+    style_grid_axes(fig, h, w)
+    summary = ", ".join(f"{label} {counts[label]}" for label in reversed(labels))
+    fig.update_layout(title=f"Kept by {method_a} and/or {method_b}{frame_note(g, frame)}<br>"
+                            f"<sup>{summary} (of {g['count']} tokens)</sup>", height=520)
+    return fig
+
+
+def frame_counts_figure(a):
+    fig = go.Figure()
+    for m, pairs in a.frame_counts.items():
+        fig.add_trace(go.Bar(x=[p[0] for p in pairs], y=[p[1] for p in pairs], name=m, marker_color=method_color(m),
+                             hovertemplate=f"{m}<br>%{{x}}: %{{y}} tokens kept<extra></extra>"))
+    sizes = {grid_of(g)[1] * grid_of(g)[2] for g in a.none["groups"]}
+    each = f" (each has {sizes.pop()} tokens)" if len(sizes) == 1 else ""
+    fig.update_layout(barmode="group", title=f"Kept visual tokens per frame or image{each}",
+                      xaxis_title="frame (or image)", yaxis_title="kept tokens")
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------- spectra
+
+
+def spectrum_heatmap(a):
+    if a.spectra is None:
+        return empty_figure(NO_SPECTRA, "Spatial spectrum per layer")
+    radial = np.array(a.spectra["radial"], dtype=float)  # [layer entries, radius bins]
+    num_layers = a.none["num_layers"]
+    layers = a.spectra["layers"]
+    z = np.log10(np.maximum(radial, 1e-30))
+    text = [[f"{layer_label(i, num_layers)}<br>radius {r}<br>power {radial[k, r]:.4g}" for r in range(z.shape[1])]
+            for k, i in enumerate(layers)]
+    fig = go.Figure(go.Heatmap(z=z, x=np.arange(z.shape[1]), y=layers, text=text, colorscale="Magma",
+                               hovertemplate="%{text}<extra></extra>", colorbar=dict(title="log10 power")))
+    _mark_layers(fig, a, horizontal=True)
+    fig.update_layout(title="Spatial power spectrum of the visual tokens, layer by layer<br><sup>radially averaged "
+                            "(0 = the mean over the image, higher = finer detail); last row = decoder output</sup>",
+                      xaxis_title="radial frequency (bins from the centre of the 2-D spectrum)",
+                      yaxis=dict(title="hidden states entering layer", autorange="reversed", tickvals=layers,
+                                 ticktext=["out" if i == num_layers else str(i) for i in layers]))
+    return fig
+
+
+def spectrum_curves(a, layers=None):
+    if a.spectra is None:
+        return empty_figure(NO_SPECTRA, "Spectrum curves")
+    num_layers = a.none["num_layers"]
+    if layers is None:
+        layers = [0, a.none["prune_layer"], num_layers]
+    fig = go.Figure()
+    for i in dict.fromkeys(layers):  # unique, in order
+        power = a.spectra["radial"][i]
+        fig.add_trace(go.Scatter(x=list(range(len(power))), y=power, mode="lines+markers",
+                                 name=layer_label(i, num_layers)))
+    fig.update_layout(title="Radial power spectrum at chosen layers", xaxis_title="radial frequency (bins)",
+                      yaxis_title="power (log scale)", yaxis_type="log")
+    return fig
+
+
+def highpass_maps_figure(a, frame=0):
+    """The per-token high-pass magnitude s(z) at each layer entry, with a slider over layers.
+
+    The slider restyles the one heatmap (method "update") instead of animating go.Frames: Gradio's gr.Plot
+    hands Plotly only data/layout/config and drops frames, so an "animate" slider would do nothing there.
+    The map is drawn without the picture so the magnitudes read clearly."""
+    if a.spectra is None:
+        return empty_figure(NO_SPECTRA, "High-pass magnitude per layer")
+    g = a.g
+    check_frame(g, frame)
+    _, h, w = grid_of(g)
+    num_layers = a.none["num_layers"]
+    maps = [to_grid(values, g)[frame] for values in a.spectra["highpass"]]
+    start = min(a.none["prune_layer"], len(maps) - 1)
+
+    def title(i):
+        return (f"High-pass magnitude per token, {layer_label(i, num_layers)}{frame_note(g, frame)} "
+                "(colour scale per layer)")
+
+    # The hover text (token, row, column) is the same at every layer; only z changes with the slider.
+    fig = go.Figure(grid_heatmap(maps[start], hover_text(g, frame, {}), colorscale="Inferno",
+                                 hovertemplate="%{text}<br>high-pass magnitude: %{z:.4g}<extra></extra>",
+                                 colorbar=dict(title="|high-pass|")))
+    steps = [dict(method="update", label="out" if i == num_layers else str(i),
+                  args=[{"z": [maps[i]]}, {"title.text": title(i)}]) for i in range(len(maps))]
+    fig.update_layout(title=title(start), height=560, sliders=[dict(
+        active=start, steps=steps, currentvalue=dict(prefix="layer: "), pad=dict(t=30))])
+    style_grid_axes(fig, h, w)
+    return fig
+
+
+def highfreq_share_figure(a):
+    spectra = a.none.get("spectra")
+    if not spectra:
+        return empty_figure(NO_SPECTRA, "High-frequency share per layer")
+    num_layers = a.none["num_layers"]
+    fig = go.Figure()
+    for gi, spec in enumerate(spectra):
+        fig.add_trace(go.Scatter(x=spec["layers"], y=spec["highfreq_share"], mode="lines+markers",
+                                 name=f"group {gi + 1} ({a.none['groups'][gi]['kind']})",
+                                 text=[layer_label(i, num_layers) for i in spec["layers"]],
+                                 hovertemplate="%{text}<br>share %{y:.3f}<extra></extra>"))
+    _mark_layers(fig, a)
+    fig.update_layout(title="Share of spectral energy passed by the CLSE high-pass mask, per layer",
+                      xaxis_title=f"hidden states entering layer ({num_layers} = decoder output)",
+                      yaxis_title="high-frequency share (0..1)")
+    return fig
+
+
+def evolution_map(a, images, frame=0):
+    """|s_K - s_L| per token (the numerator of CLSE's evolution intensity) over the image."""
+    if a.evolution is None:
+        return empty_figure(NO_SPECTRA, "Spectral evolution map")
+    g = a.g
+    check_frame(g, frame)
+    _, h, w = grid_of(g)
+    k, ref = a.none["prune_layer"], a.none["ref_layer"]
+    e = a.evolution
+    text = hover_text(g, frame, {"|s_K - s_L|": fmt(e["change"]), f"s at layer L={ref}": fmt(e["s_l"]),
+                                 f"s at layer K={k}": fmt(e["s_k"]), "evolution intensity E": fmt(e["intensity"])})
+    fig = go.Figure()
+    image = frame_image(images, a, frame)
+    if image is not None:
+        fig.add_trace(image_trace(image, h, w))
+    fig.add_trace(grid_heatmap(to_grid(e["change"], g)[frame], text, colorscale="Inferno", opacity=0.65,
+                               colorbar=dict(title="|s_K - s_L|")))
+    style_grid_axes(fig, h, w)
+    fig.update_layout(title=f"How much each token's high-frequency content changed between layer L={ref} and "
+                            f"K={k}{frame_note(g, frame)}<br><sup>CLSE keeps the tokens that changed most "
+                            "(after normalising by s_L)</sup>", height=520)
+    return fig
+
+
+# ------------------------------------------------------------------------------------------ positional bias
+
+
+def position_scatter(a):
+    fig = go.Figure()
+    for m, pct in a.percentiles.items():
+        index = np.arange(len(pct))
+        valid = ~np.isnan(pct)
+        fig.add_trace(go.Scatter(x=index[valid], y=pct[valid], mode="markers", name=_rho_label(m, a.spearman[m]),
+                                 marker=dict(color=method_color(m), size=5, opacity=0.6),
+                                 hovertemplate=f"{m}<br>token %{{x}}<br>percentile %{{y:.1f}}<extra></extra>"))
+    fig.update_layout(title="Score against position in the sequence<br><sup>a method whose score rises with the "
+                            "index favours late tokens (bottom of the image) whatever they show</sup>",
+                      xaxis_title="raster index within the image (0 = top-left, frame after frame)",
+                      yaxis_title="score percentile (per method)", yaxis_range=[-3, 103])
+    return fig
+
+
+def row_profile(a):
+    fig = go.Figure()
+    for m, mean in a.row_means.items():
+        fig.add_trace(go.Scatter(x=np.arange(len(mean)), y=mean, mode="lines+markers",
+                                 name=_rho_label(m, a.spearman[m]), line_color=method_color(m),
+                                 hovertemplate=f"{m}<br>row %{{x}}: mean percentile %{{y:.1f}}<extra></extra>"))
+    reference_line(fig, 50, horizontal=True, text="no preference (50)")
+    fig.update_layout(title="Mean score percentile by image row<br><sup>legend: Spearman with the raster index</sup>",
+                      xaxis_title="image row (0 = top)", yaxis_title="mean score percentile", yaxis_range=[0, 100])
+    return fig
+
+
+def flip_figure(a):
+    """The flip test's kept sets: on the original, and the flipped run's mapped back; its IoUs in the titles
+    (over every frame of a clip; the maps show its first frame)."""
+    frame = 0
+    if not a.flip:
+        return empty_figure("No method to compare in the flip test.", "Flip test")
+    g = a.g
+    _, h, w = grid_of(g)
+    titles = []
+    for m, n in a.flip.items():
+        titles += [f"{m}: kept on the original",
+                   f"{m}: flipped run, mapped back<br>follows content {n['follows_content']:.2f} · "
+                   f"stays in place {n['stays_in_place']:.2f}"]
+    rows = len(a.flip)
+    fig = grid_figure(rows, 2, titles, horizontal_spacing=0.2 / 2, vertical_spacing=0.12 / rows)
+    traces = []
+    for row, (m, n) in enumerate(a.flip.items(), start=1):
+        for col, indices in ((1, n["kept"]), (2, n["mapped"])):
+            vector = kept_vector(indices, g)
+            text = hover_text(g, frame, {"kept": ["yes" if v else "no" for v in vector]})
+            traces.append(in_cell(mask_heatmap(to_grid(vector, g)[frame], text, pruned_color="#eeeeee",
+                                               kept_color=method_color(m)), row, col, 2))
+    fig.add_traces(traces)
+    style_grid_axes(fig, h, w, rows=rows, cols=2)
+    fig.update_layout(title="Flip test: the same question on the image turned upside down<br><sup>content-driven: "
+                            "follows content > stays in place; position-biased: the reverse</sup>",
+                      height=max(420, 330 * rows))
+    return fig
+
+
+def sweep_figure(a):
+    """Recall of an object's tokens as the object moves from the top (0) to the bottom (1) of the image."""
+    sweep = a.sweep
+    if not sweep:
+        return empty_figure("The object sweep needs known object positions: it runs on the embedded model.",
+                            "Object sweep")
+    fig = go.Figure()
+    for m, recall in sweep["recall"].items():
+        fig.add_trace(go.Scatter(x=sweep["positions"], y=recall, mode="lines+markers", name=m,
+                                 line_color=method_color(m)))
+    fig.update_layout(title="Object sweep: share of the object's tokens kept as it moves down the image",
+                      xaxis_title="object centre row (0 = top, 1 = bottom)", yaxis_title="share of object tokens kept",
+                      yaxis_range=[0, 1.05])
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------- cost
+
+
+def cost_figure(a):
+    """Stacked time per stage and method; with repeats, the total's median carries its min-max as an error bar."""
+    names = list(a.results)
+    fig = go.Figure()
+    for i, color in enumerate(TIMING_COLORS):
+        label = a.timing_parts[names[0]][i][0]
+        values = [a.timing_parts[m][i][1] for m in names]
+        fig.add_trace(go.Bar(y=names, x=values, name=label, orientation="h", marker_color=color,
+                             hovertemplate=f"%{{y}}<br>{label}: %{{x:.1f}} ms<extra></extra>"))
+    totals = [a.results[m]["timings_ms"]["total"] for m in names]
+    spreads = [a.timing_spread[m].get("total") for m in names]
+    error = None
+    if all(spreads):  # timed over repeats: median bar, min-max whisker
+        error = dict(type="data", symmetric=False, array=[hi - t for t, (lo, hi) in zip(totals, spreads)],
+                     arrayminus=[t - lo for t, (lo, hi) in zip(totals, spreads)], color="#444")
+    fig.add_trace(go.Scatter(y=names, x=totals, mode="text+markers" if error else "text", error_x=error,
+                             marker=dict(size=1, color="#444"), text=[f" {t:.0f} ms" for t in totals],
+                             textposition="middle right", showlegend=False, hoverinfo="skip"))
+    repeats = " (median of the repeats; whiskers: min to max of the total)" if error else ""
+    fig.update_layout(barmode="stack", title="Where the time goes, per method (measured on the machine that ran "
+                                             f"this request; the vision encoder ran once and is shared){repeats}",
+                      xaxis_title="milliseconds", yaxis_title="method", yaxis_autorange="reversed")
+    return fig
+
+
+def tokens_per_layer_figure(a):
+    fig = go.Figure()
+    for m, r in a.results.items():
+        layers = list(range(len(r["tokens_per_layer"])))
+        fig.add_trace(go.Scatter(x=layers, y=r["tokens_per_layer"], mode="lines+markers", line_shape="hv", name=m,
+                                 line_color=method_color(m), customdata=r["visual_per_layer"],
+                                 hovertemplate=f"{m}<br>layer %{{x}}: %{{y}} tokens (%{{customdata}} visual)"
+                                               "<extra></extra>"))
+    _mark_layers(fig, a)
+    fig.update_layout(title="Sequence length entering each decoder layer", xaxis_title="decoder layer",
+                      yaxis_title="tokens (text + visual)")
+    return fig
+
+
+def efficiency_figure(a):
+    """FLOPs, KV cache and (when measured) peak memory of each method as a fraction of unpruned."""
+    names = list(a.results)
+    formula = a.none["flops"].get("formula", "")
+    memory_kind = a.none.get("peak_memory_kind") if "peak memory" in a.relative_cost else None
+    notes = {"prefill FLOPs": formula, "peak memory": memory_kind or ""}
+    colors = {"prefill FLOPs": "#1f77b4", "KV cache after prefill": "#ff7f0e", "peak memory": "#2ca02c"}
+    fig = go.Figure()
+    for label, ratios in a.relative_cost.items():
+        values = [ratios[m] for m in names]
+        fig.add_trace(go.Bar(x=names, y=values, name=label, marker_color=colors[label],
+                             text=[f"{v:.2f}x" for v in values], textposition="outside",
+                             customdata=[notes.get(label, "")] * len(names),
+                             hovertemplate=f"%{{x}}<br>{label}: %{{y:.3f}} of unpruned<br>%{{customdata}}"
+                                           "<extra></extra>"))
+    reference_line(fig, 1, horizontal=True)
+    subtitle = f"FLOPs {formula}" + (f"; peak memory: {memory_kind}" if memory_kind else "")
+    fig.update_layout(barmode="group", xaxis_title="method", yaxis_title="fraction of unpruned", yaxis_range=[0, 1.2],
+                      title=f"Cost relative to unpruned (1 = same as unpruned)<br><sup>{subtitle}</sup>")
+    return fig

@@ -1,0 +1,233 @@
+"""What the page does, without Gradio: check a request, load its model once, run the comparison, then the
+page's diagnostic runs (the flip test, the embedded model's object sweep); the page's texts that come from the
+family files; the examples. events.py calls these and draws the panels (panels.py) from the request's
+analysis; ui.py wires the components to events.py.
+
+A request runs in two steps so the page can show the answers before the diagnostics: `answer` (the
+comparison: the unpruned run and the two methods) and `diagnose` (everything the diagnostic panels need on
+top). Every request builds its records from scratch (the engine keeps nothing between calls); the only
+state kept across requests is the loaded model, guarded by one lock per model so model work runs one at a
+time, and the embedded model's object sweep, which depends only on the settings (methods, budget, layer),
+never on the user's input.
+"""
+
+import copy
+import dataclasses
+import json
+import os
+import time
+
+from PIL import ImageOps
+
+import models
+from explorer.analysis.comparison import Analysis
+from explorer.core.compare import compare
+from explorer.core.settings import check_settings
+from explorer.eval.sweep import positional_sweep
+from explorer.media import read as media
+from explorer.serve import access, zerogpu
+from models.base import BadInput
+
+ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "assets")
+
+MAX_QUESTION_CHARS = 500
+BUDGET_PRESETS = {  # the paper's LLaVA-1.5 budgets (192, 128, 64 tokens) as ratios, so they scale to any grid
+    "1/3 (the paper's 192)": 1 / 3,
+    "2/9 (the paper's 128)": 2 / 9,
+    "1/9 (the paper's 64)": 1 / 9,
+}
+
+_sweeps = {}  # the settings the sweep reads -> the object sweep: fixed scenes, deterministic methods
+MAX_SWEEPS = 16  # settings whose sweep is kept (oldest dropped): each new keep value made a new entry
+
+def get_model(model_id=None, say=None):
+    """(model, processor, family, lock) of an allowed model, loaded once per canonical key (explorer.serve.access),
+    on EXPLORER_DEVICE in EXPLORER_DTYPE (default: auto)."""
+    return access.get_model(model_id, progress=say)
+
+
+def gpu_seconds(request, *args, **kwargs):
+    """The GPU time a ZeroGPU Space asks for this request (explorer.zerogpu)."""
+    return zerogpu.request_seconds(request.settings, len(request.images))
+
+
+def check_question(question):
+    question = (question or "").strip()
+    if not question:
+        raise BadInput("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise BadInput(f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
+    return question
+
+
+@dataclasses.dataclass
+class Request:
+    """One checked request: what the user gave and the settings every run of it uses."""
+
+    images: list  # PIL images: one image, or a video's sampled frames
+    kind: str  # "image" or "video"
+    question: str
+    settings: object  # explorer.settings.Settings
+    model_id: str
+    pair: tuple  # (method A, method B) as chosen on the page
+
+
+def prepare(image, video, question, method_a, method_b, keep, prune_layer="auto", ref_layer="auto",
+            schedule="single", model_id=None, num_frames=4, early_kv="auto", invert=False, prompt="chat", repeats=1):
+    """The page's raw inputs (explorer.page.api.COMPARE_ARGUMENTS, by name) checked once: a Request, or
+    BadInput with the sentence the user sees."""
+    question = check_question(question)
+    model_id = access.canonical_model(model_id)  # refused before any media is decoded
+    settings = check_settings(methods=[method_a, method_b], keep=keep, prune_layer=prune_layer,
+                              ref_layer=ref_layer, schedule=schedule, early_kv=early_kv, invert=bool(invert),
+                              frames=num_frames, prompt=prompt, repeats=repeats)
+    images, kind = media.read_media(image, video, settings.frames)  # bounded work
+    methods = settings.methods  # aliases already renamed (the records carry the note)
+    return Request(images, kind, question, settings, model_id,
+                   (methods[0], methods[-1]))
+
+
+def expected_stages(request):
+    """How many stages a request reports (for a progress bar): loading, encoding, each run and repeat, the
+    diagnostics, the flip test, the sweep on the embedded model, drawing."""
+    runs = (1 + len([m for m in request.settings.methods if m != "none"])) * request.settings.repeats
+    return 5 + runs + (request.model_id == models.EMBEDDED_ID)
+
+
+@zerogpu.on_gpu(duration=gpu_seconds)
+def answer(request, say=None):
+    """The comparison: (payload, analysis). The payload is the command line's --json object; `say(text)` is
+    told each stage (loading the model, encoding, each method)."""
+    say = say or (lambda text: None)
+    say(f"loading the model {request.model_id}")
+    model, processor, family, lock = get_model(request.model_id, say)
+    with lock:
+        start = time.perf_counter()
+        records = compare(model, processor, family, request.images, request.question, request.settings,
+                          kind=request.kind, diagnostics=True, progress=say)
+        comparison_ms = (time.perf_counter() - start) * 1e3
+    payload = {"model": request.model_id, "results": {name: r.to_json() for name, r in records.items()},
+               "page_timings_ms": {"comparison": comparison_ms}}
+    return payload, Analysis(payload, pair=request.pair)
+
+
+@zerogpu.on_gpu(duration=gpu_seconds)
+def diagnose(request, payload, analysis, say=None):
+    """The page's diagnostic runs, added to the payload: the flip test (kept sets on the image upside down),
+    the positional-bias summary and, on the embedded model, the object sweep. Returns the images the model
+    saw (for drawing under the maps)."""
+    say = say or (lambda text: None)
+    model, processor, family, lock = get_model(request.model_id)
+    settings = request.settings
+    with lock:
+        start = time.perf_counter()
+        say("the flip test: the same input upside down")
+        flipped = compare(model, processor, family, [ImageOps.flip(im) for im in request.images],
+                          request.question, dataclasses.replace(settings, max_new_tokens=1, repeats=1),
+                          kind=request.kind, diagnostics=False)
+        middle = time.perf_counter()
+        view = family.model_view(processor, request.images, kind=request.kind)
+        sweep = None
+        if request.model_id == models.EMBEDDED_ID:  # known ground truth: objects and their tokens
+            say("the object sweep (embedded model)")
+            sweep = object_sweep(model, processor, family, settings)
+        end = time.perf_counter()
+    payload["flipped_kept_indices"] = {name: [int(n) for n in r.kept_indices] for name, r in flipped.items()}
+    payload["positional_sweep"] = sweep
+    payload["flip_test"] = analysis.flip_numbers()
+    payload["positional_bias"] = analysis.bias_summary()
+    payload["page_timings_ms"].update(flip_test=(middle - start) * 1e3, view_and_sweep=(end - middle) * 1e3)
+    return view
+
+
+def object_sweep(model, processor, family, settings):
+    """The embedded model's object sweep for these settings, computed once per settings and reused."""
+    key = dataclasses.replace(settings, frames=0, max_new_tokens=0, repeats=0, seed=0)  # what it reads
+    if key not in _sweeps:
+        if len(_sweeps) >= MAX_SWEEPS:
+            _sweeps.pop(next(iter(_sweeps)))  # the oldest: each new keep value made a new entry
+        _sweeps[key] = positional_sweep(model, processor, family, settings)
+    return copy.deepcopy(_sweeps[key])
+
+
+def run_comparison(say=None, **arguments):
+    """The whole request in one call (scripts, the page benchmark), the compare API's arguments by name:
+    (payload, view, analysis)."""
+    request = prepare(**arguments)
+    payload, analysis = answer(request, say)
+    view = diagnose(request, payload, analysis, say)
+    return payload, view, analysis
+
+
+# ------------------------------------------------------------------------------------------- benchmark tab
+MAX_REPORT_BYTES = 20 * 2**20
+
+
+def runs_root():
+    """The folder of benchmark runs the page offers (EXPLORER_RUNS_DIR), or None."""
+    root = os.environ.get("EXPLORER_RUNS_DIR")
+    return os.path.realpath(root) if root and os.path.isdir(root) else None
+
+
+def benchmark_runs():
+    """The run folders under EXPLORER_RUNS_DIR (names relative to it)."""
+    root = runs_root()
+    return sorted(name for name in os.listdir(root) if os.path.isdir(os.path.join(root, name))) if root else []
+
+
+def load_benchmark(report_path=None, run_names=()):
+    """A benchmark report: an uploaded `python -m explorer.report ... --json` file, or the chosen runs of
+    EXPLORER_RUNS_DIR read by explorer.report. Raises BadInput with the sentence the page shows."""
+    from explorer.eval import report  # noqa: PLC0415  (drawn only when the Benchmark tab asks)
+
+    if report_path:
+        if os.path.getsize(report_path) > MAX_REPORT_BYTES:
+            raise BadInput(f"the report is larger than {MAX_REPORT_BYTES // 2**20} MB")
+        try:
+            with open(report_path) as f:
+                loaded = json.load(f)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            raise BadInput("the file is not a report: write one with `python -m explorer.report RUNS --json "
+                           "report.json`") from None
+        if not isinstance(loaded, dict) or not isinstance(loaded.get("runs"), list) or "tasks" not in loaded:
+            raise BadInput("the file is JSON but not a report of `python -m explorer.report --json`")
+        return loaded
+    root = runs_root()
+    chosen = [os.path.realpath(os.path.join(root, name)) for name in run_names or ()] if root else []
+    if not chosen or any(os.path.dirname(path) != root for path in chosen):
+        raise BadInput("upload a report, or choose runs from the list")
+    try:
+        return report.load_report(chosen)
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        raise BadInput(f"these runs cannot be read as a report ({error})") from None
+
+
+def benchmark_figures(loaded):
+    from explorer.eval import report  # noqa: PLC0415
+
+    return report.report_figures(loaded)
+
+
+# ------------------------------------------------------------------------------------- texts and examples
+
+
+def default_layers_help(setting):
+    """"auto" explained from the family files: each family's official setting of `setting` ("prune_layer",
+    "ref_layer" or "early_kv") for images and for video."""
+    parts = [f"{family.NAME}: images {family.DEFAULTS['image'][setting]}, video {family.DEFAULTS['video'][setting]}"
+             for family in models.FAMILIES]
+    return "auto = as each family's official code (" + "; ".join(parts) + ")"
+
+
+def examples():
+    """The page's examples from assets/examples.txt (lines: file<TAB>question): [image, video, question]."""
+    listing = os.path.join(ASSETS, "examples.txt")
+    rows = []
+    if os.path.exists(listing):
+        for line in open(listing):
+            if line.strip():
+                name, question = line.rstrip("\n").split("\t")
+                path = os.path.join(ASSETS, name)
+                is_video = name.endswith((".webm", ".mp4"))
+                rows.append([None if is_video else path, path if is_video else None, question])
+    return rows

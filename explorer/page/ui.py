@@ -1,0 +1,150 @@
+"""The Gradio page: layout and wiring only. Components are built here and wired to the handlers of events.py;
+the results' layout comes from panels.py (the answers above the tabs, one tab per section, each with its
+"how to read this" and its panels); the request's components follow the compare API's order (api.py).
+"""
+
+import gradio as gr
+
+from explorer.core.settings import EARLY_KV, MAX_FRAMES, MAX_REPEATS, PROMPTS, SCHEDULES
+from explorer.methods.registry import METHODS, groups
+from explorer.page import benchmark_tab, events, panels, service
+from explorer.page.api import COMPARE_ARGUMENTS
+from explorer.serve import access
+
+LAYER_CHOICES = ["auto"] + [str(i) for i in range(0, 41)]
+RESIZE_PLOTS = "() => { setTimeout(() => window.dispatchEvent(new Event('resize')), 50); }"
+SECTION_CONTENT = {"benchmark_tab": benchmark_tab.build}  # panels.Section.render names these
+DEFAULT = COMPARE_ARGUMENTS
+
+
+class CheckedImage(gr.Image):
+    """gr.Image whose uploads are checked from their header before Gradio decodes them (events.py)."""
+
+    def get_block_name(self):
+        return "image"  # render with Gradio's own image front end
+
+    def preprocess(self, payload):
+        return events.image_upload_checked(payload, super().preprocess)
+
+
+def method_choices():
+    """(label, name) pairs grouped as the registry groups them, the unpruned reference last."""
+    return [(f"{label}: {name}", name) for label, names in groups() for name in names] + [
+        ("reference: none (unpruned)", "none")]
+
+
+def method_dropdown(label, value):
+    # custom values pass through: old names (clse_hybrid) are renamed by check_settings with a note, and an
+    # unknown name gets its sentence there
+    return gr.Dropdown(method_choices(), value=value, label=label, info=METHODS[value].description,
+                       allow_custom_value=True)
+
+
+def build_inputs():
+    """The request's components by name (COMPARE_ARGUMENTS' names) and the budget preset."""
+    c = {}
+    with gr.Column(scale=1):
+        c["image"] = CheckedImage(type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"],
+                                  label="Image")  # image_mode=None: Gradio passes the file on, never decodes it
+        c["video"] = gr.Video(sources=["upload"], label="Video (frames sampled evenly)")
+        c["question"] = gr.Textbox(label="Question", max_lines=3)
+    with gr.Column(scale=1):
+        c["model_id"] = gr.Dropdown(access.model_choices(), label="Model", allow_custom_value=True,
+                                    value=access.default_model(),
+                                    info="the embedded model, a hub id (needs the hub) or a local directory")
+        with gr.Row():
+            c["method_a"] = method_dropdown("Method A", DEFAULT["method_a"])
+            c["method_b"] = method_dropdown("Method B", DEFAULT["method_b"])
+        preset = gr.Radio(list(service.BUDGET_PRESETS), label="Budget preset (a share of the model's visual tokens)")
+        c["keep"] = gr.Number(value=DEFAULT["keep"], label="Keep: a count >= 1 or a ratio < 1 per image/video")
+        with gr.Row():
+            c["prune_layer"] = gr.Dropdown(LAYER_CHOICES, value=DEFAULT["prune_layer"], allow_custom_value=True,
+                                           label="Prune layer K", info=service.default_layers_help("prune_layer"))
+            c["ref_layer"] = gr.Dropdown(LAYER_CHOICES, value=DEFAULT["ref_layer"], allow_custom_value=True,
+                                         label="Reference layer L (CLSE)", info=service.default_layers_help("ref_layer"))
+        with gr.Row():
+            c["schedule"] = gr.Radio(list(SCHEDULES), value=DEFAULT["schedule"], label="Schedule",
+                                     info="one stage at K, or the paper's three stages")
+            c["num_frames"] = gr.Slider(1, MAX_FRAMES, value=DEFAULT["num_frames"], step=1, label="Video frames")
+        with gr.Accordion("More settings", open=False):
+            c["early_kv"] = gr.Radio(["auto", *EARLY_KV], value=DEFAULT["early_kv"],
+                                     label="KV cache of the layers before K",
+                                     info="whether the layers before K keep the pruned tokens in their KV cache "
+                                          "(decode still sees them there) or drop them too; "
+                                          + service.default_layers_help("early_kv"))
+            c["invert"] = gr.Checkbox(DEFAULT["invert"], label="Invert: keep the lowest-ranked tokens (the "
+                                      "falsification ablation: a score that matters should do worse inverted)")
+            c["prompt"] = gr.Radio(list(PROMPTS), value=DEFAULT["prompt"], label="Prompt",
+                                   info="the model's chat template, or the official evaluation prompt (LLaVA-1.5: "
+                                        "vicuna_v1 with its system prompt)")
+            c["repeats"] = gr.Slider(1, MAX_REPEATS, value=DEFAULT["repeats"], step=1, label="Timed repeats",
+                                     info="each method timed this many times (order rotated): the cost panel shows "
+                                          "the median and the spread")
+    return c, preset
+
+
+def build_section(section, plots):
+    """The section's reading text, its own content if it brings any, and its panels (half-width ones in pairs)."""
+    gr.Markdown(section.how_to_read)
+    if section.render:
+        SECTION_CONTENT[section.render]()
+    row = []
+    for panel in panels.panels_of(section.name) + [None]:
+        if row and (panel is None or not panel.half or len(row) == 2):
+            with gr.Row():
+                for waiting in row:
+                    plots[waiting.name] = gr.Plot(label=waiting.label)
+            row = []
+        if panel is not None and panel.half:
+            row.append(panel)
+        elif panel is not None:
+            plots[panel.name] = gr.Plot(label=panel.label)
+
+
+def build_results():
+    """The answers, the frame slider, then one tab per section and the result JSON. Returns the components
+    the Compare event writes, by output name (events.COMPARE_OUTPUTS but the state)."""
+    out = {}
+    top, *tabs = panels.SECTIONS
+    gr.Markdown(f"## {top.label}")
+    build_section(top, out)
+    out["frame"] = gr.Slider(0, 1, value=0, step=1, label="Frame (video)", visible=False)  # maximum set per request
+    with gr.Tabs():
+        for section in tabs:
+            with gr.Tab(section.label, id=section.name) as tab:
+                build_section(section, out)
+            # Plotly draws a plot that arrives while its tab is hidden at its default 700 px: a resize event
+            # when the tab opens lets it take the tab's width.
+            tab.select(None, js=RESIZE_PLOTS)
+        with gr.Tab("Result JSON", id="result"):
+            gr.Markdown("The whole result: the command line's `--json` records plus `flip_test`, "
+                        "`positional_bias` and `positional_sweep`; the API returns the same object.")
+            out["result_json"] = gr.JSON(label="Records (same schema as `python -m explorer --json`)", visible=False)
+            out["download"] = gr.File(label="Download JSON")
+    return out
+
+
+def build_app():
+    with gr.Blocks(title="Visual-token pruning explorer") as demo:
+        gr.Markdown("# Visual-token pruning explorer\nUpload an image or a video, ask a question, and see what "
+                    "the model answers unpruned, pruned by method A and pruned by method B, and why.")
+        with gr.Row():
+            request, preset = build_inputs()
+        inputs = [request[name] for name in COMPARE_ARGUMENTS]
+        run = gr.Button("Compare", variant="primary")
+        gr.Examples(service.examples(), inputs=[request["image"], request["video"], request["question"]],
+                    label="Examples", examples_per_page=4)
+        # The progress bar sits here, not over the panels: the answers stay readable while the rest runs.
+        status = gr.Markdown("*A request's progress shows here.*", min_height=60, container=True)
+        out = {**build_results(), "state": gr.State()}
+        event = dict(fn=events.compare_click, inputs=inputs, outputs=[out[n] for n in events.COMPARE_OUTPUTS],
+                     concurrency_id="model", show_progress_on=status)
+        run.click(**event, api_name="compare")
+        request["question"].submit(**event, api_visibility="private")
+        out["frame"].change(events.frame_change, inputs=[out["state"], out["frame"]],
+                            outputs=[out[n] for n in events.FRAME_OUTPUTS], api_visibility="private")
+        preset.change(events.preset_change, inputs=preset, outputs=request["keep"], api_visibility="private")
+        for name in ("method_a", "method_b"):
+            request[name].change(events.method_info, inputs=request[name], outputs=request[name],
+                                 api_visibility="private")
+    return demo

@@ -1,0 +1,213 @@
+"""What a deployment serves: the models it allows, the loaded-model cache, and what a request may cost it.
+
+Allowed models: the embedded one, the hub ids the families offer, the deployment's default (EXPLORER_MODEL)
+and directories under the roots named in EXPLORER_MODEL_DIRS (os.pathsep-separated). Every spelling of a
+model resolves to one canonical key (directories by realpath), so one model is loaded once. Anything else is
+refused with one sentence, the same whatever the reason, so the page cannot be used to probe the server's
+files. Hub ids are downloaded on a visitor's request only where EXPLORER_ALLOW_DOWNLOAD=1 (the deployment's
+own default, EXPLORER_MODEL, always may); otherwise only a copy already in the local Hugging Face cache is
+used (as with HF_HUB_OFFLINE=1).
+
+At most EXPLORER_MAX_MODELS (default 2) models are loaded at once; the least recently used is unloaded.
+
+The server log gets one line per user error (log_user_error); real faults keep their traceback. While a request runs, client_gone(request) says whether its visitor has left (Gradio marks the
+event dead when the client's event stream closes), so the handler can stop between stages.
+"""
+
+import collections
+import gc
+import logging
+import os
+import threading
+
+import models
+from explorer.core.compare import warm_up
+from models.base import BadInput
+
+REFUSED = ("This model is not available on this page: choose one from the Model list, or a model folder "
+           "that this deployment serves.")
+DEFAULT_MAX_MODELS = 2
+MAX_MODEL_NAME_CHARS = 1024
+
+log = logging.getLogger("explorer")
+
+_loaded = collections.OrderedDict()  # (key, device, dtype) -> (model, processor, family), oldest first
+_locks = {}  # (key, device, dtype) -> the lock held while a request uses that model
+_cache_lock = threading.Lock()  # guards _loaded and _locks; held while loading, so two loads never overlap
+
+
+class ModelRefused(BadInput):
+    """A model this deployment does not serve, or cannot serve now; the message is for the visitor."""
+
+
+class ClientGone(Exception):
+    """The visitor left while their request ran: stop, nobody will see the result (not an error to log)."""
+
+
+def model_roots():
+    """Real paths of the folders whose subfolders may be loaded (EXPLORER_MODEL_DIRS)."""
+    entries = os.environ.get("EXPLORER_MODEL_DIRS", "").split(os.pathsep)
+    return [os.path.realpath(entry) for entry in entries if entry.strip()]
+
+
+def default_model():
+    return os.environ.get("EXPLORER_MODEL") or models.EMBEDDED_ID
+
+
+def downloads_allowed():
+    return os.environ.get("EXPLORER_ALLOW_DOWNLOAD") == "1"
+
+
+def max_models():
+    value = os.environ.get("EXPLORER_MAX_MODELS", "")
+    return max(1, int(value)) if value.strip().isdigit() else DEFAULT_MAX_MODELS
+
+
+def offered_hub_ids():
+    """The hub ids this page offers: the families' list, plus the default when it is a hub id."""
+    ids = list(models.hub_ids())
+    default = default_model()
+    if default != models.EMBEDDED_ID and not os.path.isdir(default) and default not in ids:
+        ids.append(default)
+    return ids
+
+
+def model_choices():
+    """What the page's Model list shows: the default first, then the embedded model and the hub ids."""
+    default = default_model()
+    choices = [default] + [models.EMBEDDED_ID] + offered_hub_ids()
+    return list(dict.fromkeys(choices))
+
+
+def inside(path, root):
+    return os.path.commonpath([path, root]) == root
+
+
+def canonical_model(model_id):
+    """Any spelling of an allowed model -> its one key: EMBEDDED_ID, an offered hub id as the families spell
+    it, or the real path of an allowed directory. Raises ModelRefused(REFUSED) for anything else."""
+    text = "" if model_id is None else str(model_id).strip()
+    if text in ("", models.EMBEDDED_ID):
+        return models.EMBEDDED_ID
+    if len(text) > MAX_MODEL_NAME_CHARS or "\0" in text:
+        raise ModelRefused(REFUSED)
+    hub_ids = {hub_id.lower(): hub_id for hub_id in offered_hub_ids()}  # the hub treats ids case-insensitively
+    if text.lower() in hub_ids:
+        return hub_ids[text.lower()]
+    if not os.path.isabs(text):  # a relative path would depend on the server's working directory
+        raise ModelRefused(REFUSED)
+    path = os.path.realpath(text)  # symlinks, "..", "//" and trailing slashes all resolved
+    if path == os.path.realpath(models.EMBEDDED_DIR):
+        return models.EMBEDDED_ID
+    default = default_model()
+    allowed = os.path.isdir(default) and path == os.path.realpath(default)
+    allowed = allowed or any(inside(path, root) for root in model_roots())
+    if not allowed or not os.path.isdir(path):
+        raise ModelRefused(REFUSED)
+    return path
+
+
+def source_of(key):
+    """What models.load gets for a canonical key: a directory, or a hub id only where downloads are allowed."""
+    if key == models.EMBEDDED_ID:
+        return models.EMBEDDED_DIR
+    if os.path.isabs(key) or downloads_allowed() or key == default_model():
+        return key  # the deployment's own default may download: the deployer chose it, not a visitor
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(key, local_files_only=True)  # the local cache only: never the network
+    except LocalEntryNotFoundError:
+        raise ModelRefused(f"{key} is offered but not downloaded on this server, and this deployment does not "
+                           f"download models on request; choose another model.") from None
+
+
+def load_allowed(key, device=None, dtype=None, progress=None):
+    """models.load on an allowed key, then one warm-up run (so that no method of the first request pays for
+    it). A folder that holds no loadable model gets the one refusal sentence (the log line has the real
+    reason); faults of the embedded model or the machine keep their traceback."""
+    source = source_of(key)
+    try:
+        loaded = models.load(source, device=device, dtype=dtype, progress=progress)
+    except (models.ModelLoadError, ValueError, OSError, KeyError) as error:
+        if key == models.EMBEDDED_ID:
+            raise
+        first_line = (str(error).splitlines() or [type(error).__name__])[0]
+        log_user_error(f"model {key} did not load: {type(error).__name__}: {first_line}")
+        if os.path.isabs(key):
+            raise ModelRefused(REFUSED) from None
+        raise ModelRefused(first_line) from None
+    warm_up(*loaded, progress=progress)
+    return loaded
+
+
+def unload_oldest():
+    """Drop the least recently used model and give its memory back (a request still using it keeps it alive
+    until it finishes)."""
+    (key, _, _), entry = _loaded.popitem(last=False)
+    del entry  # the cache's reference; gc then frees the weights unless a running request still holds them
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    log.info("unloaded model %s (least recently used; at most %d loaded)", key, max_models())
+
+
+def get_model(model_id=None, device=None, dtype=None, progress=None):
+    """(model, processor, family, lock) for an allowed model, loaded once per canonical key and reused, on
+    EXPLORER_DEVICE in EXPLORER_DTYPE unless device / dtype say otherwise (auto: models.pick_device and
+    pick_dtype). Hold lock while using the model."""
+    key = canonical_model(model_id)
+    device = device or os.environ.get("EXPLORER_DEVICE") or None
+    dtype = dtype or os.environ.get("EXPLORER_DTYPE") or None
+    cache_key = (key, None if device is None else str(device), None if dtype is None else str(dtype))
+    with _cache_lock:
+        lock = _locks.setdefault(cache_key, threading.Lock())
+        if cache_key in _loaded:
+            _loaded.move_to_end(cache_key)
+        else:
+            while len(_loaded) >= max_models():
+                unload_oldest()
+            _loaded[cache_key] = load_allowed(key, device, dtype, progress)
+        model, processor, family = _loaded[cache_key]
+    return model, processor, family, lock
+
+
+def unload_all():
+    """Drop every loaded model (tests, and a deployment that wants its memory back)."""
+    with _cache_lock:
+        while _loaded:
+            unload_oldest()
+
+
+def loaded_models():
+    """Canonical keys of the loaded models, least recently used first."""
+    with _cache_lock:
+        return [key for key, _, _ in _loaded]
+
+
+def log_user_error(message):
+    """One line in the server log for something the visitor can fix (no traceback)."""
+    log.info("user error: %s", " ".join(str(message).split())[:500])
+
+
+def client_gone(request):
+    """Whether the visitor of this running request has left: Gradio marks a session's running events dead
+    (event.alive = False) when its event stream closes. Reads Gradio 6's queue (pinned in requirements.txt);
+    False when that cannot be read (no queue, or called outside a queued event)."""
+    session_hash = getattr(request, "session_hash", None)
+    http_request = getattr(request, "request", None)
+    app = getattr(http_request, "app", None) if http_request is not None else None
+    if session_hash is None or app is None or not hasattr(app, "get_blocks"):
+        return False
+    queue = app.get_blocks()._queue
+    events = [event for job in queue.active_jobs if job for event in job if event.session_hash == session_hash]
+    return bool(events) and not any(event.alive for event in events)
+
+
+def stop_if_client_gone(request):
+    """Raise ClientGone when the visitor of this running request has left; call it between stages."""
+    if request is not None and client_gone(request):
+        raise ClientGone(getattr(request, "session_hash", None))

@@ -1,0 +1,52 @@
+"""The files the page hands out (result JSON) and the cleanup of old files: a deployment's disk stays bounded.
+"""
+
+import json
+import os
+import tempfile
+import time
+
+RESULTS_DIR = os.path.join(tempfile.gettempdir(), "pruning-explorer-results")
+RESULT_MAX_AGE_S = int(os.environ.get("EXPLORER_FILE_MAX_AGE_S", 30 * 60))  # result files (and, in app.py,
+# Gradio's uploads and copies) live this long
+
+
+def save_result_json(payload):
+    """The whole result as a JSON file for download, in our own folder; older results are removed first."""
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    remove_old_results()
+    handle, path = tempfile.mkstemp(prefix="pruning-explorer-", suffix=".json", dir=RESULTS_DIR)
+    with os.fdopen(handle, "w") as out:
+        json.dump(payload, out)
+    return path
+
+
+def remove_old_results(max_age_s=None, now=None):
+    """Delete result files older than max_age_s (default RESULT_MAX_AGE_S); returns how many were removed."""
+    return remove_old_files(RESULTS_DIR, RESULT_MAX_AGE_S if max_age_s is None else max_age_s, now)
+
+
+def remove_old_files(directory, max_age_s, now=None, keep=frozenset()):
+    """Delete the files under directory older than max_age_s (by the later of mtime and ctime, as Gradio ages
+    its cache), except those in keep, then the emptied subfolders; returns how many entries were removed."""
+    now = time.time() if now is None else now
+    removed = 0
+    for folder, subfolders, files in os.walk(directory, topdown=False):
+        for name in files:
+            path = os.path.join(folder, name)
+            try:
+                info = os.lstat(path)
+                if path not in keep and now - max(info.st_mtime, info.st_ctime) > max_age_s:
+                    os.remove(path)
+                    removed += 1
+            except OSError:  # removed by another thread meanwhile
+                continue
+        for name in subfolders:
+            path = os.path.join(folder, name)
+            try:
+                if not os.path.islink(path) and not os.listdir(path):
+                    os.rmdir(path)
+                    removed += 1
+            except OSError:  # filled or removed meanwhile
+                continue
+    return removed
