@@ -100,6 +100,11 @@ class Family(Protocol):
         what VisionZip's dominant-token score reads. The module has q_proj, k_proj, num_heads, head_dim and
         scale (CLIPAttention)."""
 
+    def feature_projector(self, model):
+        """The module mapping the vision features to the decoder's inputs (LLaVA's multi_modal_projector), whose
+        input rows are the patches of vision_attention's grid, or None: what VisionZip's contextual tokens are
+        merged before (in the tower's feature space, as its official code merges them)."""
+
     def model_view(self, processor, images, kind="image") -> list:
         """[PIL image]: what the vision tower saw (resized, cropped), one per image or frame, so the token grid
         lies exactly over it."""

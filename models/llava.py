@@ -77,6 +77,11 @@ def vision_attention(model):
     return encoder.layers[index].self_attn, 0
 
 
+def feature_projector(model):
+    """The projector from the vision features (the patches of the feature layer) to the decoder's inputs."""
+    return model.model.multi_modal_projector
+
+
 def grid_side(model):
     vision = model.config.vision_config
     return vision.image_size // vision.patch_size

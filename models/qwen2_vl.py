@@ -77,6 +77,11 @@ def vision_attention(model):
     return None
 
 
+def feature_projector(model):
+    """No CLS token, so no VisionZip merge: nothing to project."""
+    return None
+
+
 def build_inputs(processor, images, question, kind="image", prompt="chat", fps=VIDEO_FPS):
     """Real processor call with the chat template: one user turn, the images (or the one video) first, then the
     question. kind "image": every PIL image is an image item; kind "video": the frames are one video. The

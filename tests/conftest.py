@@ -69,6 +69,13 @@ def write_clip(path, frames=6, size=96):
 
 
 @pytest.fixture(scope="session")
+def embedded():
+    import models
+
+    return models.load()  # no id: the embedded model, from its save_pretrained directory
+
+
+@pytest.fixture(scope="session")
 def page_model(tmp_path_factory):
     """The model the page tests run on: a tiny LLaVA saved in the hub layout (loaded like a hub checkpoint)."""
     directory = tmp_path_factory.mktemp("page_model")

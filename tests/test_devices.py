@@ -13,7 +13,8 @@ import models
 from explorer.core.diagnostics import attach
 from explorer.core.compare import compare
 from explorer.core.engine import encode, run
-from explorer.core.settings import check_settings
+from explorer.core.settings import SCHEDULES, check_settings
+from explorer.methods.registry import METHODS
 from tests.conftest import Tiny, TinyQwen, no_cache_logits, random_image
 
 QUESTION = "what color is the circle ?"
@@ -74,14 +75,16 @@ def test_pruned_cached_decode_matches_a_no_cache_recompute_in_bfloat16(early_kv)
         assert (ours - theirs).abs().max().item() <= 4 * torch.finfo(torch.bfloat16).eps * max(scale, 1.0)
 
 
-def test_every_tensor_the_engine_makes_names_its_device(family_model):
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_every_tensor_the_engine_makes_names_its_device(family_model, schedule):
     """Once the model and its inputs exist (the processor's tensors), the default device becomes `meta`: any
     tensor the engine created without naming its device would land there, and mixing it with the model's CPU
-    tensors fails the run (or reading it: meta tensors have no data)."""
+    tensors fails the run (or reading it: meta tensors have no data). Every method this family's model can run,
+    in every schedule (the official one merges tokens for VisionZip and SparseVLM)."""
     t = family_model
     image = random_image(62, (300, 200))
-    names = ["none", "clse", "clse_spectral", "fastv", "pyramiddrop", "divprune", "dart", "random", "uniform"]
-    settings = check_settings(methods=names, keep=5, prune_layer=2, max_new_tokens=3, schedule="paper")
+    names = [n for n in METHODS if not ("vision" in METHODS[n].needs and t.family.vision_attention(t.model) is None)]
+    settings = check_settings(methods=names, keep=5, prune_layer=2, max_new_tokens=3, schedule=schedule)
 
     def every_method():
         encoded = encode(t.model, t.family, inputs)

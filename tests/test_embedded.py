@@ -22,11 +22,6 @@ TYPED_IMAGE_BAR, TYPED_MOTION_BAR = 0.90, 0.75
 
 
 @pytest.fixture(scope="module")
-def embedded():
-    return models.load()  # no id: the embedded model, from its save_pretrained directory
-
-
-@pytest.fixture(scope="module")
 def fresh(embedded):
     """100 fresh held-out items (80 scenes, 16 questions of each image kind, and 20 clips), unpruned."""
     items = evaluate.eval_items(EVAL_SEED, n_scenes=80, n_clips=20)

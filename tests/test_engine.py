@@ -8,7 +8,8 @@ from transformers import DynamicCache, LlavaForConditionalGeneration
 from explorer.core.compare import compare
 from explorer.core.engine import encode, run
 from explorer.methods.attention import last_token_row
-from explorer.core.plan import paper_layers, plan
+from explorer.core.plan import plan
+from explorer.methods.schedules import paper_layers
 from explorer.core.settings import check_settings
 from models import llava, qwen2_vl
 from models.base import BadInput

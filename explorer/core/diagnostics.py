@@ -37,7 +37,7 @@ def reference_scores(model, encoded, settings, capture):
     k, index = the_plan.prune_layer, TokenIndex(encoded.inputs_embeds.shape[1], encoded.groups)
     z_ref = list(capture["visual"][the_plan.ref_layer].split([g.count for g in encoded.groups]))
     view = LayerView(model, encoded.family, k, capture["hidden_at_k"], capture["cos"], capture["sin"],
-                     capture["keys"][k - 1] if k else None, capture["last"][k - 1] if k else None)
+                     capture["keys"][k - 1] if k else None, capture.get("before_k"))
     scores = {}
     for name, method in METHODS.items():
         if not method.prunes or unmet_need(name, encoded, k):

@@ -27,6 +27,7 @@ from transformers.masking_utils import create_causal_mask
 from explorer.core.devices import clock, device_of
 from explorer.core.record import Record, Stage
 from explorer.core.settings import check_settings
+from explorer.core import stage
 from explorer.core.stage import LayerView, TokenIndex, method_plan, stage_inputs
 from explorer.methods import attention, baselines, scoring
 from explorer.methods.registry import METHODS, check_method, select_top
@@ -51,12 +52,17 @@ class Encoded:
     vision_ms: float
     vision_scores: list = None  # per group, scores from the vision tower (methods that prune before the decoder)
     content_seed: int = 0  # from the pixels: `random` draws another subset for every input, reproducibly
+    vision_keys: list = None  # per group, [count, d] head-averaged keys of that vision layer (VisionZip's merge)
+    vision_features: list = None  # per group, [count, Dv] the features entering the family's projector
+    project: object = None  # features [m, Dv] -> decoder inputs [m, D]: the family's projector
+    raters: list = None  # per group, SparseVLM's rater tokens' sequence positions (stage.raters)
 
 
 def encode(model, family, inputs, kind="image"):
     """Run the vision tower and the merge through the stock forward, stopping at the decoder's door. Where the
-    family names a vision [CLS] attention, its row over every image's patches is read on the way."""
-    captured, vision_inputs = {}, []
+    family names a vision [CLS] attention, its row over every image's patches is read on the way, with that
+    layer's keys and the features entering the family's projector (what VisionZip's contextual tokens merge)."""
+    captured, vision_inputs, projector_inputs = {}, [], []
 
     def grab(module, args, kwargs):
         captured.update(kwargs)
@@ -67,9 +73,13 @@ def encode(model, family, inputs, kind="image"):
     inputs = inputs.to(device)
     handles = [lm.register_forward_pre_hook(grab, with_kwargs=True)]
     vision = family.vision_attention(model)
+    projector = family.feature_projector(model) if vision is not None else None
     if vision is not None:
         handles.append(vision[0].register_forward_pre_hook(
             lambda module, args, kwargs: vision_inputs.append(kwargs["hidden_states"]), with_kwargs=True))
+    if projector is not None:
+        handles.append(projector.register_forward_pre_hook(
+            lambda module, args: projector_inputs.append(args[0])))
     start = clock(device)
     try:
         with torch.inference_mode():
@@ -89,6 +99,11 @@ def encode(model, family, inputs, kind="image"):
                       vision_ms, content_seed=content_seed(inputs))
     if vision_inputs:
         encoded.vision_scores = vision_cls_scores(vision, vision_inputs[0], groups)
+        encoded.vision_keys = per_group(list(vision_keys(vision, vision_inputs[0])), groups)
+    if encoded.vision_scores and projector_inputs:
+        encoded.vision_features = per_group(list(projector_inputs[0]), groups)
+        encoded.project = projector
+    encoded.raters = [stage.raters(encoded, gi) for gi in range(len(groups))]
     return encoded
 
 
@@ -101,21 +116,37 @@ def content_seed(inputs):
     return int.from_bytes(digest.digest()[:4], "big") >> 1
 
 
+def per_group(per_image, groups):
+    """Per-image rows (one tensor per image or frame, its patches in order) -> one tensor per group (its images
+    or frames in order), or None when the rows are not the group's tokens (a tower whose patches are merged or
+    cropped before the decoder)."""
+    out, start = [], 0
+    for group in groups:
+        frames = group.grid[0] if group.kind == "video" else 1
+        rows = torch.cat(per_image[start:start + frames])
+        start += frames
+        if len(rows) != group.count:
+            return None
+        out.append(rows)
+    return out
+
+
 def vision_cls_scores(vision, hidden_states, groups):
     """Per group, the [CLS] attention to each patch of its images (frames in order), [count] float64."""
     module, cls_index = vision
     with torch.inference_mode():
         per_image = [baselines.visionzip_scores(attention.cls_row(module, h[None], cls_index), cls_index)
                      for h in hidden_states]
-    scores, start = [], 0
-    for group in groups:
-        frames = group.grid[0] if group.kind == "video" else 1
-        patches = torch.cat(per_image[start:start + frames])
-        start += frames
-        if len(patches) != group.count:  # e.g. a tower whose patches are merged or cropped before the decoder
-            return None
-        scores.append(patches)
-    return scores
+    return per_group(per_image, groups)
+
+
+def vision_keys(vision, hidden_states):
+    """Per image, [patches, head_dim] keys of the vision layer averaged over heads, the CLS row left out."""
+    module, cls_index = vision
+    with torch.inference_mode():
+        keys = module.k_proj(hidden_states).view(*hidden_states.shape[:2], module.num_heads, module.head_dim)
+        keys = keys.mean(dim=2)
+    return torch.cat([keys[:, :cls_index], keys[:, cls_index + 1:]], dim=1)
 
 
 def causal_mask(text_config, hidden, cache, layer_idx):
@@ -160,24 +191,37 @@ def tie_note(scores, k):
 
 
 def prune_stage(view, counts, method, settings, index, z_ref, encoded, record):
-    """Score every group's alive tokens, keep counts[g] of each; returns the current rows to keep."""
+    """Score every group's alive tokens, keep counts[g] of each (in the official schedule a method that merges
+    also keeps merged tokens: its merge decides); returns (the current rows to keep, the merged tokens as
+    [(their current row, decoder input)])."""
     stage_index = len(record.stages)
     scorer = method if stage_index == 0 else (METHODS[method].later or method)
+    spec = METHODS[scorer]
     scores_all = torch.full((sum(g.count for g in index.groups),), float("nan"), dtype=torch.float64, device="cpu")
-    picks = []
+    picks, merges = [], []
     for gi in range(len(index.groups)):
         inputs = stage_inputs(gi, stage_index, counts[gi], index, z_ref, view, encoded, settings)
-        scores = METHODS[scorer].score(inputs).float().cpu().double()  # ranked in float64 on the host
+        scores = spec.score(inputs).float().cpu().double()  # ranked in float64 on the host
         scores_all[index.offsets[gi] + index.alive[gi]] = scores
         ranked = -scores if settings.invert else scores
         note = tie_note(ranked, counts[gi])
         if note:
             record.notes.append(f"{scorer}, layer {view.k}, group {gi}: {note}")
-        picks.append(select_top(ranked, counts[gi]))
+        if settings.schedule == "official" and spec.merge is not None:
+            kept, merged = spec.merge(inputs, ranked, counts[gi])
+        else:
+            kept, merged = select_top(ranked, counts[gi]), []
+        centres = torch.tensor([m[0] for m in merged], dtype=torch.long, device="cpu")
+        picks.append(torch.cat([kept, centres]).sort().values)
+        merges.append(merged)
+    centres = [(gi, int(index.alive[gi][c]), vector) for gi, merged in enumerate(merges) for c, _, vector in merged]
+    absorbed = index.merge(merges)  # before restrict: the merges name positions in the alive tokens
     rows = index.restrict(picks)
+    written = [(int(index.rows(encoded.groups[gi].positions[local:local + 1])[0]), vector)
+               for gi, local, vector in centres]
     record.stages.append(Stage(layer=view.k, scorer=scorer, keep_counts=[len(a) for a in index.alive],
-                               scores=scores_all.tolist(), keep_indices=index.kept_indices()))
-    return rows
+                               scores=scores_all.tolist(), keep_indices=index.kept_indices(), merged=absorbed))
+    return rows, written
 
 
 def trim_early_cache(cache, layer_idx, rows):
@@ -197,11 +241,12 @@ def prefill(model, encoded, method, settings, the_plan, record, capture=None):
     cos, sin = lm.rotary_emb(hidden, position_ids)
     cache = DynamicCache(config=text_config)
     stage_at = dict(the_plan.stages) if METHODS[method].prunes else {}
-    z_ref, last_before, mask = None, None, causal_mask(text_config, hidden, cache, 0)
+    z_ref, before, mask = None, None, causal_mask(text_config, hidden, cache, 0)
     for i, layer in enumerate(lm.layers):
         if capture is not None:
             capture["visual"].append(hidden[0, torch.cat(index.group_rows()).to(hidden.device)])
-            capture["last"].append(hidden[:, -1:])
+            if i == the_plan.prune_layer - 1:
+                capture["before_k"] = hidden
             if i == the_plan.prune_layer:
                 capture.update(hidden_at_k=hidden, cos=cos, sin=sin)
         if i == the_plan.ref_layer:
@@ -209,9 +254,11 @@ def prefill(model, encoded, method, settings, the_plan, record, capture=None):
         if i in stage_at:
             start = clock(hidden.device)
             keys_before = cache.layers[i - 1].keys if i > 0 else None
-            view = LayerView(model, encoded.family, i, hidden, cos, sin, keys_before, last_before)
-            rows = prune_stage(view, stage_at[i], method, settings, index, z_ref, encoded, record)
+            view = LayerView(model, encoded.family, i, hidden, cos, sin, keys_before, before)
+            rows, merged = prune_stage(view, stage_at[i], method, settings, index, z_ref, encoded, record)
             hidden, cos, sin = (t[:, rows.to(t.device)] for t in (hidden, cos, sin))
+            for row, vector in merged:  # a merged token takes its centre's slot and position id
+                hidden[0, row] = vector.to(hidden.device, hidden.dtype)
             position_ids = position_ids[..., rows.to(position_ids.device)]
             if the_plan.early_kv == "prune":
                 trim_early_cache(cache, i, rows)
@@ -219,12 +266,13 @@ def prefill(model, encoded, method, settings, the_plan, record, capture=None):
             record.timings_ms["scoring"] += (clock(hidden.device) - start) * 1e3
         record.tokens_per_layer.append(hidden.shape[1])
         record.visual_per_layer.append(index.visual_count())
-        last_before = hidden[:, -1:]  # the last prompt token entering this layer, for attention scores
+        before = hidden  # the sequence entering this layer, for the next stage's attention scores
         hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos, sin), past_key_values=cache,
                        use_cache=True)
     if capture is not None:
         capture["visual"].append(hidden[0, torch.cat(index.group_rows()).to(hidden.device)])
     record.kept_indices = index.kept_indices()
+    record.merged = {str(n): a for n, a in sorted(index.absorbed.items())}
     return hidden, cache
 
 
@@ -317,13 +365,14 @@ def run(model, processor, encoded, method, settings=None, capture=False, questio
     device = device_of(lm)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    captured = {"visual": [], "last": []} if capture else None
+    captured = {"visual": []} if capture else None
     with torch.inference_mode():
         start = clock(device)
         hidden, cache = prefill(model, encoded, method, settings, the_plan, record, captured)
         first_logits = model.lm_head(lm.norm(hidden[:, -1:]))[0, -1].float()
         prefill_ms = (clock(device) - start) * 1e3
         record.kv_cache_bytes_prefill = cache_bytes(cache)
+        record.notes += the_plan.notes
         if captured is not None:  # keys as they were after the prefill; decoding appends to the cache
             captured["keys"] = [layer.keys for layer in cache.layers]
         start = clock(device)

@@ -1,12 +1,18 @@
-"""Where and how much to prune, from a request's Settings, the input's visual groups and the family's data
-(its one-stage settings DEFAULTS and its PAPER_SCHEDULE). Raises BadInput on impossible settings.
+"""Where and how much to prune, from a request's Settings, the input's visual groups and the family's data (its
+one-stage settings DEFAULTS and its PAPER_SCHEDULE). Raises BadInput on impossible settings.
+
+Three schedules (Settings.schedule):
+- "single", the controlled comparison: every method scores at the same layer K and keeps the same count, so the
+  comparison isolates the score;
+- "paper": CLSE's staged schedule for every method (its later stages score by each method's `later`);
+- "official": each method as its authors run it: the stages, KV policy and reference layer its registry line
+  names (methods/schedules.py holds the maths); the request's K, L and KV policy are not used then.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from explorer.methods import schedules
 from models.base import BadInput
-
-GENERIC_LAYERS = (1, 0.36, 0.67)  # the paper's stages for a decoder of another depth: 1, round(0.36 n), round(0.67 n)
 
 
 @dataclass
@@ -16,6 +22,7 @@ class Plan:
     prune_layer: int  # the first stage's layer K
     ref_layer: int  # CLSE's reference layer L
     early_kv: str  # "keep" | "prune"
+    notes: list = field(default_factory=list)  # what the schedule says about itself (e.g. an unreachable budget)
 
 
 def budget_for(group_count, keep):
@@ -26,53 +33,34 @@ def budget_for(group_count, keep):
     return keep
 
 
-def paper_layers(num_layers, paper):
-    if num_layers == paper["depth"]:
-        raw = paper["layers"]
-    else:
-        raw = (1, round(GENERIC_LAYERS[1] * num_layers), round(GENERIC_LAYERS[2] * num_layers))
-    layers = []
-    for layer in raw:  # shallow decoders: keep the stages strictly increasing and inside the model
-        layer = max(layer, layers[-1] + 1 if layers else 1)
-        if layer < num_layers:
-            layers.append(layer)
-    return layers
-
-
-def paper_counts(group_count, keep, nominal, paper):
-    """Kept counts per stage for one group: the paper's keep table used literally where it has this budget
-    (counts of `tokens` visual tokens, or ratios of N), else round(factor * nominal)."""
-    table = paper.get("keep_table", {})
-    if group_count == paper.get("tokens") and keep in table:
-        return list(table[keep])
-    for ratio, ratios in paper.get("ratio_table", {}).items():
-        if isinstance(keep, float) and abs(keep - ratio) < 5e-4:
-            return [round(r * group_count) for r in ratios]
-    return [round(f * nominal) for f in paper["factors"]]
-
-
-def plan(groups, settings, num_layers, family, kind="image", first_layer_min=1):
-    """The stages of one request. first_layer_min: 0 for methods that score before the decoder, else 1."""
+def plan(groups, settings, num_layers, family, kind="image", first_layer_min=1, official=None):
+    """The stages of one request. first_layer_min: 0 for methods that score before the decoder, else 1.
+    official: the method's registry Official (used when settings.schedule == "official")."""
     defaults = family.DEFAULTS[kind]
     nominal = [budget_for(g.count, settings.keep) for g in groups]
+    layout = schedules.Layout(num_layers, [g.count for g in groups], nominal, settings.keep, family.PAPER_SCHEDULE,
+                              defaults, kind)
+    notes, ref_default, early_kv = [], defaults["ref_layer"], settings.early_kv or defaults["early_kv"]
     if settings.schedule == "single":
         prune_layer = defaults["prune_layer"] if settings.prune_layer is None else settings.prune_layer
         if not first_layer_min <= prune_layer < num_layers:
             raise BadInput(f"prune layer must be between {first_layer_min} and {num_layers - 1} for this "
                            f"{num_layers}-layer decoder, got {prune_layer}")
-        stages = [(prune_layer, nominal)]
+        stages, _ = schedules.single(prune_layer)(layout)
+    elif settings.schedule == "paper":
+        stages, _ = schedules.paper(layout)
     else:
-        layers = paper_layers(num_layers, family.PAPER_SCHEDULE)
-        per_group = [paper_counts(g.count, settings.keep, r, family.PAPER_SCHEDULE) for g, r in zip(groups, nominal)]
-        stages, previous = [], [g.count for g in groups]
-        for s, layer in enumerate(layers):
-            counts = [max(1, min(prev, c[s])) for prev, c in zip(previous, per_group)]
-            stages.append((layer, counts))
-            previous = counts
+        stages, notes = official.stages(layout)
+        early_kv = official.early_kv or defaults["early_kv"]
+        ref_default = defaults["ref_layer"] if official.ref_layer is None else official.ref_layer
+        if not stages or not first_layer_min <= stages[0][0] < num_layers:
+            raise BadInput(f"this method's official schedule does not fit a {num_layers}-layer decoder")
     first = stages[0][0]
-    ref_layer = min(defaults["ref_layer"], max(first - 1, 0)) if settings.ref_layer is None else settings.ref_layer
+    if settings.schedule == "official" or settings.ref_layer is None:
+        ref_layer = min(ref_default, max(first - 1, 0))
+    else:
+        ref_layer = settings.ref_layer
     if first > 0 and not 0 <= ref_layer < first:
         raise BadInput(f"reference layer must be between 0 and {first - 1} (before the pruning layer {first}), "
                        f"got {ref_layer}")
-    early_kv = settings.early_kv or defaults["early_kv"]
-    return Plan(stages, nominal, first, ref_layer, early_kv)
+    return Plan(stages, nominal, first, ref_layer, early_kv, notes)

@@ -21,6 +21,8 @@ class Stage:
     keep_counts: list  # kept tokens per group after this stage
     scores: list  # one per visual token, original index order; NaN where already pruned before this stage
     keep_indices: list  # visual-token indices (0..N-1, original order) alive after this stage, sorted
+    merged: dict = field(default_factory=dict)  # the merged tokens this stage made: {visual index of the slot
+    # it takes: [the visual indices of the originals it stands for]} (official schedules of merging methods)
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Record:
     budget: dict  # {"requested", "keep_per_group", "nominal", "average_kept"}
     stages: list = field(default_factory=list)
     kept_indices: list = field(default_factory=list)  # visual indices alive for decoding (all of them if unpruned)
+    merged: dict = field(default_factory=dict)  # {kept index (as a string): [originals]} of the kept merged tokens
     tokens_per_layer: list = field(default_factory=list)  # sequence length entering each decoder layer
     visual_per_layer: list = field(default_factory=list)
     kv_cache_bytes: int = 0  # measured from the cache tensors after decoding

@@ -14,7 +14,7 @@ from models.base import BadInput
 
 # The choices and bounds of every setting: the page's menus and sliders, the command line and the benchmark
 # harness take them from here.
-SCHEDULES = ("single", "paper")
+SCHEDULES = ("single", "paper", "official")  # controlled (one K, one count), CLSE's paper, each as its authors
 EARLY_KV = ("keep", "prune")  # layers before a pruning stage keep / drop the pruned tokens in their KV cache
 PROMPTS = ("chat", "official")  # the hub chat template, or the official evaluation prompt where a family has one
 MAX_FRAMES = 16  # video frames sampled, at most
@@ -29,7 +29,7 @@ class Settings:
     keep: float = 64  # visual tokens kept per image / video: a whole count >= 1, or a ratio in (0, 1)
     prune_layer: int = None  # K of a single stage; None: the family's official setting for the input kind
     ref_layer: int = None  # CLSE's reference layer L; None: the family's official setting
-    schedule: str = "single"  # "single" (one stage at K) or "paper" (the paper's staged schedule)
+    schedule: str = "single"  # "single" (controlled: one stage at K), "paper" (CLSE's stages), "official"
     early_kv: str = None  # "keep" | "prune"; None: as the family's official code
     invert: bool = False  # the falsification ablation: keep the lowest-ranked tokens instead of the highest
     frames: int = 4  # video frames sampled

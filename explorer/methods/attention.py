@@ -74,3 +74,19 @@ def key_l1_norms(keys):
     in the KV cache) -> [n] float64. DART ranks its pivots by this (grouped-query attention repeats kv heads
     in the official code, which multiplies every norm by the same factor: the ranking is the same)."""
     return keys.detach().to("cpu", torch.float64).abs().sum(dim=(0, 1, 3))
+
+
+def rows_attention(parts, hidden, cos, sin, keys, query_rows):
+    """Head-mean softmax attention of several query rows at a layer that has run, over its cached keys, causal
+    (row r sees keys 0..r): [len(query_rows), n] float32. hidden [1, S, D] entering the layer, cos / sin of its
+    positions, keys [1, kv_heads, S, hd] as cached (the same rows). SparseVLM's raters read this: a few rows,
+    never the S x S matrix."""
+    device = parts.q_proj.weight.device
+    query_rows = query_rows.to(device)
+    states = hidden.to(device)[:, query_rows]
+    q = heads(parts.q_proj, parts.input_norm(states), parts.head_dim, parts.q_norm)  # [1, H, m, hd]
+    q, _ = parts.rotate(q, q, cos.to(device)[:, query_rows], sin.to(device)[:, query_rows])
+    keys = keys.to(device).repeat_interleave(q.shape[1] // keys.shape[1], dim=1)
+    logits = (q.float() @ keys.float().transpose(-1, -2)) * parts.scaling  # [1, H, m, n]
+    future = torch.arange(keys.shape[2], device=device)[None, :] > query_rows[:, None]
+    return logits.masked_fill(future, float("-inf")).softmax(dim=-1).mean(dim=1)[0]

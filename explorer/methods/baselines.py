@@ -90,7 +90,16 @@ def top_indices(values, count):
     return torch.sort(values, descending=True, stable=True).indices[:count]
 
 
-def dart_order(hidden, key_norms, k, text_hidden=None, text_key_norms=None, image_pivots=4, text_pivots=4):
+def python_set_order(positions):
+    """The order in which CPython iterates set(positions) (the positions inserted in the given order): the order
+    DART's official code visits its pivots in (`for pivot in list(indices_set)`). Deterministic for given
+    integers: small ints hash to themselves, so the order is by position modulo the set's table size, then
+    insertion order among collisions (a property of CPython's sets, which this reproduces by using one)."""
+    return list(set(positions))
+
+
+def dart_order(hidden, key_norms, k, text_hidden=None, text_key_norms=None, image_pivots=4, text_pivots=4,
+               positions=None, text_positions=None):
     """DART's selection for budget k, extended to an order of all n visual tokens: [n] indices.
 
     Paper: "Stop Looking for Important Tokens in Multimodal Language Models: Duplication Matters More", Wen,
@@ -110,24 +119,32 @@ def dart_order(hidden, key_norms, k, text_hidden=None, text_key_norms=None, imag
 
     Follows the official code: K = 2 in its scripts, pivots by the L1 norm of layer K-1's rotated keys over
     all heads, 4 + 4 pivots, cosine similarity on the final-normed hidden states, per-pivot blocks of
-    k // (number of pivots) taken greedily without repeats, text pivots never kept. Departs: (1) the official
-    keeps image_pivots + pivots * m tokens (132 at "128"); we keep exactly k, the first k of this order, so
-    the last blocks are cut short (or, when k % pivots is large, the first tokens of the tail are added);
-    (2) the official visits the pivots in Python set order (arbitrary); we visit them in key-norm order,
-    which only changes which pivot takes a token two pivots both rank lowest; (3) float64, ties to the
-    earliest token. The tail (beyond the official's selection) is ours: it makes the order total so the
-    inverted ablation and the score map have a meaning.
+    k // (number of pivots) taken greedily without repeats, text pivots never kept. With the tokens' sequence
+    positions given (`positions`, `text_positions`: the official mode), the pivots are visited in the order the
+    official code visits them, a Python set of their sequence positions (python_set_order); the official count
+    4 + 8 (k // 8) is the planner's (schedules.dart_count), and for a stage count of that form this order's
+    first k tokens are the official's selection. Without positions (the controlled mode) the pivots are visited
+    in key-norm order (image pivots, then text pivots), which only changes which pivot takes a token two pivots
+    both rank lowest, and any k is kept exactly (the last block cut short, or the first tokens of the tail
+    added). Departs: float64, ties to the earliest token. The tail (beyond the official's selection) is ours:
+    it makes the order total so the inverted ablation and the score map have a meaning.
     """
     unit = unit_rows(hidden)
     n = unit.shape[0]
     pivots = top_indices(key_norms.detach().to("cpu", torch.float64), min(image_pivots, n))
     pivot_vectors = [unit[p] for p in pivots]
+    pivot_positions = [int(positions[p]) for p in pivots] if positions is not None else None
     if text_hidden is not None and len(text_hidden) and text_pivots > 0:
         text_unit = unit_rows(text_hidden)
         chosen = top_indices(text_key_norms.detach().to("cpu", torch.float64), min(text_pivots, len(text_unit)))
         pivot_vectors += [text_unit[t] for t in chosen]
+        if pivot_positions is not None:
+            pivot_positions += [int(text_positions[t]) for t in chosen]
     if not pivot_vectors:
         raise ValueError("DART needs at least one pivot (image_pivots or text pivots with text tokens)")
+    if pivot_positions is not None:  # the official visiting order
+        by_position = dict(zip(pivot_positions, pivot_vectors))
+        pivot_vectors = [by_position[p] for p in python_set_order(pivot_positions)]
     taken = torch.zeros(n, dtype=torch.bool, device="cpu")
     taken[pivots] = True
     order = pivots.tolist()
@@ -143,11 +160,13 @@ def dart_order(hidden, key_norms, k, text_hidden=None, text_key_norms=None, imag
     return torch.tensor(order + tail.tolist(), dtype=torch.long, device="cpu")
 
 
-def dart_scores(hidden, key_norms, k, text_hidden=None, text_key_norms=None, image_pivots=4, text_pivots=4):
+def dart_scores(hidden, key_norms, k, text_hidden=None, text_key_norms=None, image_pivots=4, text_pivots=4,
+                positions=None, text_positions=None):
     """DART as a score ([n] float64) for budget k: the order of `dart_order`, first highest. The block size
     depends on k, so the engine must pass this stage's kept count. Negated: the reverse order, the tokens most
     duplicated with the pivots first and the pivots last."""
-    return order_scores(dart_order(hidden, key_norms, k, text_hidden, text_key_norms, image_pivots, text_pivots))
+    return order_scores(dart_order(hidden, key_norms, k, text_hidden, text_key_norms, image_pivots, text_pivots,
+                                   positions, text_positions))
 
 
 # ------------------------------------------------------------------------------------------ PyramidDrop
@@ -229,3 +248,57 @@ def visionzip_scores(cls_attention_row, cls_index=0):
     """
     row = cls_attention_row.detach().to("cpu", torch.float64)
     return torch.cat([row[:cls_index], row[cls_index + 1 :]])
+
+
+def visionzip_contextual(keys, remaining, count):
+    """VisionZip's contextual tokens: (target, [assigned]) pairs over the patches left after the dominant ones.
+
+    keys [n, d]: the head-averaged keys of the vision layer VisionZip reads (its "metric"), one per patch of
+    the group; remaining: the indices of the non-dominant patches, ascending (the official keeps their order);
+    count: how many contextual tokens. Targets are taken at a uniform stride over `remaining` (step
+    len // count, the first `count` of 0, step, 2 step, ...), and every other remaining patch joins the target
+    whose key is most cosine-similar to its own (ties to the earlier target). The caller merges each target
+    with the mean of its assigned patches (the official: target + mean of assigned, in the tower's feature
+    space, then projected)."""
+    remaining = [int(r) for r in remaining]
+    if count <= 0 or not remaining:
+        return []
+    step = max(1, len(remaining) // count)
+    targets = remaining[::step][:count]
+    others = [r for r in remaining if r not in set(targets)]
+    groups = {t: [] for t in targets}
+    if others:
+        unit = unit_rows(keys)
+        similarity = unit[others] @ unit[targets].T  # [others, targets]
+        choice = [first_max(row) for row in similarity]
+        for token, t in zip(others, choice):
+            groups[targets[t]].append(token)
+    return [(t, groups[t]) for t in targets]
+
+
+def dpc_knn_clusters(x, clusters):
+    """Density-peak clustering with k nearest neighbours (DPC-kNN, as SparseVLM's recycling uses it, after
+    TCFormer): [(centre, [members])] of the n rows of x [n, C], `clusters` of them.
+
+    Distances are Euclidean over sqrt(C); a row's density is exp(-mean squared distance to its `clusters`
+    nearest rows, itself included); its delta is the distance to the nearest row of higher density (the
+    largest distance of all for the densest); the centres are the rows with the largest delta x density, and
+    every row joins its nearest centre (a centre its own). Departs: the official adds 1e-6 random noise to
+    the density to break ties; we break them towards the earlier row (deterministic)."""
+    x = x.detach().to("cpu", torch.float64)
+    n = x.shape[0]
+    clusters = max(1, min(clusters, n))
+    distance = torch.cdist(x, x) / math.sqrt(x.shape[1])
+    nearest = torch.sort(distance, dim=1).values[:, :clusters]
+    density = torch.exp(-(nearest ** 2).mean(dim=1))
+    order = torch.sort(density, descending=True, stable=True).indices  # densest first, earlier rows first
+    rank = torch.empty(n, dtype=torch.long, device="cpu")
+    rank[order] = torch.arange(n, device="cpu")
+    higher = rank[None, :] < rank[:, None]  # [i, j]: j is denser than i (ties: the earlier row)
+    delta = distance.masked_fill(~higher, math.inf).min(dim=1).values
+    delta[order[0]] = distance.max()
+    centres = top_indices(delta * density, clusters).tolist()
+    assignment = [centres[first_max(-distance[i, centres])] for i in range(n)]
+    for c in centres:
+        assignment[c] = c
+    return [(c, [i for i in range(n) if assignment[i] == c]) for c in centres]

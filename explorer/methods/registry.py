@@ -13,7 +13,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from explorer.methods import baselines
+from explorer.methods import baselines, schedules
+from explorer.methods.schedules import Official
 from explorer.methods.scoring import clse_scores
 from models.base import BadInput
 
@@ -35,6 +36,13 @@ class StageInputs:
     k: int = 0  # this stage's kept count for the group (DART's blocks depend on it)
     attention_at_k: Callable = None  # () -> [n_alive]: the same row at layer K itself, from the states entering K
     duplication: Callable = None  # () -> DART's (hidden, key_norms, text_hidden, text_key_norms) at K
+    raters: Callable = None  # () -> [n_alive]: SparseVLM's text raters' mean head-mean attention at K - 1
+    official: bool = False  # the official schedule: methods that run differently as their authors do read it
+    positions: torch.Tensor = None  # sequence positions of the alive tokens (CPU)
+    text_positions: torch.Tensor = None  # sequence positions of the text tokens after the group (CPU)
+    vision_keys: torch.Tensor = None  # [n_alive, d] head-averaged keys of the vision layer VisionZip reads
+    vision_features: torch.Tensor = None  # [n_alive, Dv] the vision features entering the family's projector
+    project: Callable = None  # features [m, Dv] -> decoder inputs [m, D] (the family's projector)
 
 
 def clse(inp):
@@ -60,12 +68,61 @@ def divprune(inp):
 
 
 def dart(inp):
+    """Officially, the pivots are visited in the order of a Python set of their sequence positions."""
     hidden, key_norms, text_hidden, text_key_norms = inp.duplication()
-    return baselines.dart_scores(hidden, key_norms, inp.k, text_hidden, text_key_norms)
+    if not inp.official:
+        return baselines.dart_scores(hidden, key_norms, inp.k, text_hidden, text_key_norms)
+    return baselines.dart_scores(hidden, key_norms, inp.k, text_hidden, text_key_norms,
+                                 positions=inp.positions, text_positions=inp.text_positions)
 
 
 def visionzip(inp):
     return inp.vision_scores
+
+
+def sparsevlm(inp):
+    return inp.raters().double()
+
+
+# ------------------------------------------------------------------------------------------ merges
+# A method that merges (its official schedule only): merge(inputs, ranked scores, k) -> (picks, merges), picks
+# the local indices kept by score, merges [(centre, [absorbed], vector)]: the pruned token whose slot (and
+# position id) the merged token takes, every original it stands for, and its decoder input [D].
+
+
+def visionzip_merge(inp, ranked, k):
+    """VisionZip's dominant + contextual tokens: the top k - c patches by the [CLS] attention, then c contextual
+    tokens (schedules.visionzip_contextual) from the rest: each a target patch plus the mean of the patches
+    whose keys are most similar to its own, in the tower's feature space, through the family's projector."""
+    contextual = schedules.visionzip_contextual(k)
+    picks = select_top(ranked, k - contextual)
+    if not contextual or inp.vision_keys is None or inp.project is None:
+        return select_top(ranked, k), []
+    remaining = sorted(set(range(len(ranked))) - set(picks.tolist()))
+    merges = []
+    for target, assigned in baselines.visionzip_contextual(inp.vision_keys, remaining, contextual):
+        features = inp.vision_features[target] + (inp.vision_features[assigned].mean(dim=0) if assigned else 0)
+        merges.append((target, [target, *assigned], inp.project(features[None])[0]))
+    return picks, merges
+
+
+def sparsevlm_merge(inp, ranked, k):
+    """SparseVLM's recycling: of the tokens this stage prunes, the highest-scored 30% (+1) are clustered by
+    density peaks (DPC-kNN) into int(n / 10) + 1 merged tokens, each the mean of its cluster's hidden states
+    entering the stage's layer; the rest are dropped."""
+    picks = select_top(ranked, k)
+    pruned = torch.tensor(sorted(set(range(len(ranked))) - set(picks.tolist())), dtype=torch.long, device="cpu")
+    if not len(pruned):
+        return picks, []
+    candidates = pruned[select_top(ranked[pruned], schedules.recycling_candidates(len(pruned)))]
+    clusters = baselines.dpc_knn_clusters(inp.z_cur[candidates.to(inp.z_cur.device)].float(),
+                                          schedules.recycled_count(len(pruned)))
+    merges = []
+    for centre, members in clusters:
+        rows = candidates[members]
+        merges.append((int(candidates[centre]), rows.tolist(),
+                       inp.z_cur[rows.to(inp.z_cur.device)].float().mean(dim=0).to(inp.z_cur.dtype)))
+    return picks, merges
 
 
 def random_scores(inp):
@@ -120,6 +177,8 @@ class Method:
     color: str = "#7b4173"  # its colour in every figure
     later: str = None  # the method scoring the stages after the first (None: itself)
     needs: tuple = ()  # "attention" (layer K-1 exists: K >= 1), "reference" (L < K), "vision" (vision scores)
+    official: Official = Official(schedules.single(), about="ours: no official code; one stage at the family's K")
+    merge: Callable = None  # official mode: keep some pruned tokens as merged ones (see the merges above)
 
     @property
     def prunes(self):
@@ -131,25 +190,49 @@ METHODS = {
     "none": Method(group="reference", label="unpruned", description="unpruned reference", color="#7f7f7f"),
     "clse": Method(clse, group="spectral", label="CLSE", color="#9467bd", later="fastv",
                    needs=("attention", "reference"),
+                   official=Official(schedules.paper_for_images, about="images: the paper's three stages (its keep "
+                                     "table), spectral x attention at the first, attention after; video: one stage, "
+                                     "L = 2, K = 3; the KV policy of its code per family (LLaVA images trim the "
+                                     "early layers' cache)"),
                    description="CLSE (published): spectral evolution of each token between layers L and K x the "
                                "last prompt token's attention at K-1; attention at later stages"),
     "clse_spectral": Method(clse_spectral, group="spectral", label="CLSE spectral", color="#1f77b4", later="fastv",
-                            needs=("reference",),
+                            needs=("reference",), official=Official(schedules.paper_for_images, about="the paper's "
+                                                                   "ablation, in CLSE's schedule"),
                             description="CLSE's spectral evolution alone (the paper's ablation; not "
                                         "question-aware); attention at later stages"),
     "fastv": Method(fastv, group="attention", label="FastV", color="#ff7f0e", needs=("attention",),
+                    official=Official(schedules.single(2), early_kv="keep", about="one stage at K = 2 (its paper "
+                                      "and inference scripts), earlier layers keep their KV cache"),
                     description="FastV: the last prompt token's head-mean attention at layer K-1"),
     "pyramiddrop": Method(pyramiddrop, group="attention", label="PyramidDrop", color="#d62728", needs=("attention",),
+                          official=Official(schedules.pyramid, early_kv="keep", about="4 equal stages entering "
+                                            "layers 8 / 16 / 24 of 32 (depth-scaled), int(N x lambda^s) kept, lambda "
+                                            "solved so that the real average matches the budget"),
                           description="PyramidDrop: the last prompt token's head-mean attention at the pruning "
                                       "layer K itself (from the states entering K)"),
+    "sparsevlm": Method(sparsevlm, group="attention", label="SparseVLM", color="#393b79", needs=("attention",),
+                        merge=sparsevlm_merge,
+                        official=Official(schedules.sparsevlm, early_kv="keep", about="stages entering layers 3 / "
+                                          "7 / 16 of 32 (after 2 / 6 / 15; depth-scaled), its keep list, pruned "
+                                          "tokens recycled into merged ones"),
+                        description="SparseVLM: the attention of the question's rater tokens (those most relevant "
+                                    "to the image) at layer K-1, averaged over heads and raters"),
     "divprune": Method(divprune, group="diversity", label="DivPrune", color="#e377c2", later="fastv",
+                       official=Official(schedules.before_decoder, about="before the decoder (K = 0), on the "
+                                         "projected visual features"),
                        description="DivPrune: a max-min diverse subset of the visual tokens' features (cosine "
                                    "distance), greedy"),
     "dart": Method(dart, group="diversity", label="DART", color="#bcbd22", later="fastv", needs=("attention",),
+                   official=Official(schedules.single(2, count=schedules.dart_count), early_kv="keep",
+                                     about="K = 2, 4 + 8 (k // 8) tokens kept, pivots visited in its Python-set "
+                                           "order, earlier layers keep their KV cache"),
                    description="DART: pivot tokens (largest key norms) and the tokens least duplicated with them "
                                "(cosine)"),
     "visionzip": Method(visionzip, group="vision", label="VisionZip", color="#17becf", later="fastv",
-                        needs=("vision",),
+                        needs=("vision",), merge=visionzip_merge,
+                        official=Official(schedules.before_decoder, about="before the decoder (K = 0): dominant "
+                                          "patches by the [CLS] attention plus contextual merged tokens (10 of 64)"),
                         description="VisionZip (dominant tokens): the vision encoder's [CLS] attention to each "
                                     "patch, before the decoder"),
     "random": Method(random_scores, label="random", color="#2ca02c", description="random tokens (seeded)"),

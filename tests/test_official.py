@@ -1,0 +1,260 @@
+"""Each method as its authors run it (schedule "official"): the schedules against their official numbers, DART's
+pivot order against Python's own set order, the merge step (the documented average; cached decoding equals a
+no-cache recompute with the merged tokens), and SparseVLM's raters by hand."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from explorer.core.compare import compare
+from explorer.core.engine import encode, run
+from explorer.core.stage import raters
+from explorer.methods import baselines, schedules
+from explorer.methods.registry import METHODS, pruning_methods
+from tests.conftest import Tiny, random_image
+
+QUESTION = "what color is the circle ?"
+
+
+def layout(num_layers=32, count=576, budget=192, kind="image", paper=None):
+    return schedules.Layout(num_layers, [count], [budget], budget, paper or {}, {"prune_layer": 1, "ref_layer": 0,
+                                                                               "early_kv": "prune"}, kind)
+
+
+# ------------------------------------------------------------------------------------------ the schedules
+
+
+def test_official_schedules_give_the_official_numbers_on_llava_15s_shape():
+    """576 tokens, 32 layers: each registry line's schedule reproduces its authors' settings."""
+    official = {name: METHODS[name].official for name in pruning_methods()}
+    assert official["fastv"].stages(layout())[0] == [(2, [192])]
+    assert official["dart"].stages(layout(budget=128))[0] == [(2, [132])]  # 4 + 8 (128 // 8)
+    assert official["divprune"].stages(layout())[0] == [(0, [192])]
+    assert official["visionzip"].stages(layout(budget=64))[0] == [(0, [64])]
+    assert schedules.visionzip_contextual(64) == 10 and schedules.visionzip_contextual(192) == 30
+    # PyramidDrop: lambda solved from the budget; at an average of 270 it is the official 0.5 (288/144/72)
+    stages, notes = official["pyramiddrop"].stages(layout(budget=270))
+    assert stages == [(8, [288]), (16, [144]), (24, [72])] and "lambda 0.5 " in notes[0]
+    stages, notes = official["pyramiddrop"].stages(layout(budget=192))
+    assert [layer for layer, _ in stages] == [8, 16, 24]
+    assert schedules.average_kept([(layer, c[0]) for layer, c in stages], 32, 576) == pytest.approx(192, abs=1)
+    stages, notes = official["pyramiddrop"].stages(layout(budget=64))  # below what its first stage allows
+    assert "cannot average 64" in notes[0]
+    # SparseVLM v1.5's keep lists, literally, entering layers 3 / 7 / 16
+    for budget, keeps in schedules.SPARSEVLM["keep_table"].items():
+        stages, _ = official["sparsevlm"].stages(layout(budget=budget))
+        assert stages == [(3, [keeps[0]]), (7, [keeps[1]]), (16, [keeps[2]])]
+    assert [alive for _, alive in schedules.sparsevlm_alive(576, (300, 200, 110))] == [309, 204, 113]
+    # CLSE: the paper's keep table for images, one stage at the family's video K for video
+    paper = {"depth": 32, "layers": (1, 11, 21), "factors": (1.72, 1.09, 0.32), "tokens": 576,
+             "keep_table": {192: (330, 210, 62)}}
+    assert official["clse"].stages(layout(paper=paper))[0] == [(1, [330]), (11, [210]), (21, [62])]
+    video = schedules.Layout(32, [2048], [194], 194, paper, {"prune_layer": 3, "ref_layer": 2, "early_kv": "keep"},
+                             "video")
+    assert official["clse"].stages(video)[0] == [(3, [194])]
+
+
+def test_official_stages_land_where_the_table_says_on_the_embedded_model(embedded):
+    model, processor, family = embedded
+    from models.shapes_llava import scenes
+
+    scene = scenes.make_scene(205)
+    records = compare(model, processor, family, [scene.image], "where is the red circle ?", schedule="official",
+                      methods=pruning_methods(), keep=64, max_new_tokens=2, diagnostics=False)
+    layers = {name: [s.layer for s in r.stages] for name, r in records.items()}
+    assert layers["fastv"] == layers["dart"] == [2]
+    assert layers["divprune"] == layers["visionzip"] == [0]
+    assert len(layers["pyramiddrop"]) >= 3 and len(layers["clse"]) == 3 and len(layers["sparsevlm"]) == 3
+    counts = [s.keep_counts[0] for s in records["pyramiddrop"].stages]
+    assert counts == sorted(counts, reverse=True) and counts[0] < 256
+    assert records["fastv"].early_kv == "keep" and records["clse"].early_kv == family.DEFAULTS["image"]["early_kv"]
+    for record in records.values():  # every record reports its real average kept
+        assert record.budget["average_kept"] == pytest.approx(sum(record.visual_per_layer) / record.num_layers)
+        assert record.schedule == "official"
+    assert records["visionzip"].merged and records["sparsevlm"].merged  # the merging methods merged
+    controlled = compare(model, processor, family, [scene.image], "where is the red circle ?",
+                         methods=["pyramiddrop", "visionzip"], keep=64, max_new_tokens=2, diagnostics=False)
+    assert [s.layer for s in controlled["pyramiddrop"].stages] == [family.DEFAULTS["image"]["prune_layer"]]
+    assert not controlled["visionzip"].merged and len(controlled["visionzip"].kept_indices) == 64
+
+
+# ------------------------------------------------------------------------------------------ DART's order
+
+
+def test_dart_visits_its_pivots_in_pythons_set_order():
+    """Two image pivots, A (token 0, the larger key norm, at position 41) and B (token 1, at 40): by key norm A is
+    visited first, in Python's set of their positions B (40 % 8 = 0 < 41 % 8 = 1: a set of two ints has eight
+    slots). Each takes the 4 // 2 = 2 tokens least similar to it that are left, so the first visited takes
+    token 2 (least similar to both) and the order of the blocks differs."""
+    hidden = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0], [0.9, 0.1], [0.1, 0.9], [0.7, 0.7]])
+    norms = torch.tensor([5.0, 4.0, 0.0, 0.0, 0.0, 0.0])
+    positions = torch.tensor([41, 40, 50, 51, 52, 53])
+    assert baselines.python_set_order([41, 40]) == list({41, 40}) == [40, 41]
+    by_norm = baselines.dart_order(hidden, norms, k=4, image_pivots=2, text_pivots=0).tolist()
+    official = baselines.dart_order(hidden, norms, k=4, image_pivots=2, text_pivots=0, positions=positions).tolist()
+    assert by_norm == [0, 1, 2, 4, 3, 5]  # A first: tokens 2 and 4 (-1, -1 and 0.1, 0.9) least similar to (1, 0)
+    assert official == [0, 1, 2, 3, 4, 5]  # B first: tokens 2 and 3 least similar to (0, 1)
+    assert sorted(official[:4]) != sorted(by_norm[:4])  # the kept set changes with the order alone
+
+
+def test_dart_official_count_is_four_plus_eight_blocks():
+    assert [schedules.dart_count(k) for k in (64, 128, 192)] == [68, 132, 196]
+
+
+# ------------------------------------------------------------------------------------------ merges
+
+
+def test_visionzip_merge_is_the_target_plus_the_mean_of_its_assigned_patches(tiny):
+    image = random_image(7)
+    encoded = encode(tiny.model, tiny.family, tiny.family.build_inputs(tiny.processor, [image], QUESTION))
+    record = run(tiny.model, tiny.processor, encoded, "visionzip", keep=12, schedule="official", max_new_tokens=2)
+    assert len(record.kept_indices) == 12 and len(record.merged) == schedules.visionzip_contextual(12) == 2
+    features, keys = encoded.vision_features[0], encoded.vision_keys[0]
+    dominant = sorted(set(record.kept_indices) - {int(n) for n in record.merged})
+    remaining = [n for n in range(tiny.side ** 2) if n not in dominant]
+    expected = baselines.visionzip_contextual(keys, remaining, 2)
+    assert {str(t): sorted([t, *a]) for t, a in expected} == record.merged
+    captured = []
+
+    def entering(module, args, kwargs):  # the sequence entering the first decoder layer, at the prefill
+        captured.append(args[0] if args else kwargs["hidden_states"])
+
+    handle = tiny.model.model.language_model.layers[0].register_forward_pre_hook(entering, with_kwargs=True)
+    try:
+        run(tiny.model, tiny.processor, encoded, "visionzip", keep=12, schedule="official", max_new_tokens=1)
+    finally:
+        handle.remove()
+    first = int(encoded.groups[0].positions[0])  # the image's tokens follow the text before it
+    for target, assigned in expected:  # the merged row the decoder got, recomputed by hand
+        with torch.no_grad():
+            merged = tiny.model.model.multi_modal_projector((features[target] + features[assigned].mean(0))[None])[0]
+        row = first + sorted(record.kept_indices).index(target)
+        assert torch.allclose(captured[0][0, row], merged, atol=1e-5)
+
+
+def test_sparsevlm_merge_is_the_mean_of_its_cluster():
+    x = torch.randn(12, 4, generator=torch.Generator().manual_seed(0))
+    clusters = baselines.dpc_knn_clusters(x, 3)
+    assert len(clusters) == 3 and sorted(i for _, members in clusters for i in members) == list(range(12))
+    assert all(centre in members for centre, members in clusters)
+    for centre, members in clusters:  # every member's nearest centre is its own
+        centres = [c for c, _ in clusters]
+        for m in members:
+            assert min(centres, key=lambda c: (float((x[m] - x[c]).norm()), centres.index(c))) == centre
+
+
+def test_sparsevlm_recycled_token_is_the_mean_of_the_originals_it_absorbed(monkeypatch):
+    """At its first stage (nothing pruned before it), each merged token is the mean of the hidden states
+    entering that layer of the originals the record says it absorbed."""
+    t = Tiny(text_layers=4)
+    encoded = encode(t.model, t.family, t.family.build_inputs(t.processor, [random_image(9)], QUESTION))
+    vectors = []
+    spec = METHODS["sparsevlm"]
+
+    def recording(inputs, ranked, k):
+        picks, merges = spec.merge(inputs, ranked, k)
+        vectors.append({int(inputs.alive[c]): v.detach().clone() for c, _, v in merges})
+        return picks, merges
+
+    monkeypatch.setitem(METHODS, "sparsevlm", dataclasses.replace(spec, merge=recording))
+    record = run(t.model, t.processor, encoded, "sparsevlm", keep=14, schedule="official", max_new_tokens=1)
+    first = record.stages[0]
+    entering = []
+    handle = t.model.model.language_model.layers[first.layer].register_forward_pre_hook(
+        lambda module, args, kwargs: entering.append(args[0] if args else kwargs["hidden_states"]), with_kwargs=True)
+    try:
+        run(t.model, t.processor, encoded, "none", keep=14, max_new_tokens=1)  # the same states enter layer K
+    finally:
+        handle.remove()
+    positions = encoded.groups[0].positions
+    assert first.merged and set(first.merged) == set(vectors[0])
+    for centre, absorbed in first.merged.items():
+        mean = entering[0][0, positions[absorbed]].mean(dim=0)
+        assert torch.allclose(vectors[0][int(centre)], mean, atol=1e-5)
+        assert int(centre) in absorbed and len(absorbed) >= 1
+
+
+def no_cache_with_merges(t, encoded, stages, answer_ids, early_kv):
+    """Reference without a cache, for any number of stages: entering a stage's layer the merged tokens' rows are
+    replaced by their vectors and the rest pruned; prompt rows see the rows alive at each layer (causal), the
+    generated tokens those too (early_kv "keep") or only the finally kept ones ("prune": the early layers'
+    caches were trimmed). stages: [(layer, kept visual indices after it, {visual index: merged vector})]."""
+    lm = t.model.model.language_model
+    seq = encoded.inputs_embeds.shape[1]
+    positions_of = encoded.groups[0].positions
+    visual = torch.zeros(seq, dtype=torch.bool)
+    visual[positions_of] = True
+    final = ~visual
+    final[positions_of[stages[-1][1]]] = True
+    outputs = []
+    for step in range(len(answer_ids)):
+        extra = lm.embed_tokens(torch.tensor([answer_ids[:step]], dtype=torch.long))
+        hidden = torch.cat([encoded.inputs_embeds, extra], dim=1)
+        rows = torch.arange(seq + step)  # original positions of the current rows
+        for i, layer in enumerate(lm.layers):
+            for layer_index, kept, vectors in stages:
+                if layer_index == i:
+                    hidden = hidden.clone()
+                    for n, vector in vectors.items():
+                        hidden[0, (rows == positions_of[n]).nonzero()[0, 0]] = vector
+                    alive = torch.cat([~visual, torch.ones(step, dtype=torch.bool)])
+                    alive[positions_of[kept]] = True
+                    hidden, rows = hidden[:, alive[rows]], rows[alive[rows]]
+            n_rows = len(rows)
+            mask = torch.full((n_rows, n_rows), float("-inf")).triu(1)
+            if early_kv == "prune":
+                decode = rows >= seq
+                hidden_from = (rows < seq) & ~final[rows.clamp(max=seq - 1)]
+                mask[decode[:, None] & hidden_from[None, :]] = float("-inf")
+            cos, sin = lm.rotary_emb(hidden, rows[None])
+            hidden = layer(hidden, attention_mask=mask[None, None], position_embeddings=(cos, sin))
+        outputs.append(t.model.lm_head(lm.norm(hidden[:, -1]))[0].float())
+    return outputs
+
+
+@pytest.mark.parametrize("method", ["visionzip", "sparsevlm"])
+def test_cached_decode_with_merged_tokens_equals_a_no_cache_recompute(method, monkeypatch):
+    """VisionZip merges before the decoder, SparseVLM inside it at three stages (its official KV policy keeps
+    the early layers' caches whole)."""
+    t = Tiny(text_layers=4)
+    encoded = encode(t.model, t.family, t.family.build_inputs(t.processor, [random_image(8)], QUESTION))
+    vectors = []
+    spec = METHODS[method]
+
+    def recording(inputs, ranked, k):  # the merged vectors of each stage, by the visual index of their slot
+        picks, merges = spec.merge(inputs, ranked, k)
+        vectors.append({int(inputs.alive[c]): v.detach().clone() for c, _, v in merges})
+        return picks, merges
+
+    monkeypatch.setitem(METHODS, method, dataclasses.replace(spec, merge=recording))
+    record = run(t.model, t.processor, encoded, method, keep=14, schedule="official", max_new_tokens=4,
+                 keep_logits=True)
+    assert any(vectors) and record.merged
+    stages = [(s.layer, s.keep_indices, v) for s, v in zip(record.stages, vectors)]
+    with torch.inference_mode():
+        reference = no_cache_with_merges(t, encoded, stages, record.answer_ids, record.early_kv)
+    assert len(reference) == len(record.step_logits) >= 2
+    for ours, theirs in zip(record.step_logits, reference):
+        assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------ SparseVLM's raters
+
+
+def test_sparsevlm_raters_by_hand(tiny):
+    """Two visual tokens and three text tokens after them: softmax over the text of each visual token's dot
+    products, averaged over the visual tokens; raters are the text tokens above the mean."""
+    from types import SimpleNamespace
+
+    from models.base import VisualGroup
+
+    embeds = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [0.0, 0.0], [-1.0, 0.0]]])
+    group = VisualGroup("image", (1, 1, 2), torch.tensor([1, 2]))
+    encoded = SimpleNamespace(inputs_embeds=embeds, groups=[group])
+    # text after the image: positions 3, 4, 5 with vectors (2, 0), (0, 0), (-1, 0)
+    v = embeds[0, 1:3]
+    t = embeds[0, 3:6]
+    score = (v @ t.T).softmax(dim=-1).mean(dim=0)  # [0.5 * (e^2 / (e^2 + 1 + e^-1) + 1/3), ...]
+    assert score[0] > score.mean() > score[2]
+    assert raters(encoded, 0).tolist() == [3 + i for i in range(3) if score[i] > score.mean()] == [3]
