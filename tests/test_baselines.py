@@ -11,18 +11,9 @@ from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaRot
 
 from explorer.methods.attention import cls_row as cls_attention
 from explorer.methods.attention import key_l1_norms, row_entering
-from explorer.methods.baselines import (
-    PYRAMIDDROP_SCHEDULE,
-    average_kept,
-    dart_order,
-    dart_scores,
-    divprune_order,
-    divprune_scores,
-    pyramiddrop_lambda,
-    pyramiddrop_schedule,
-    visionzip_scores,
-)
+from explorer.methods.baselines import dart_order, dart_scores, divprune_order, divprune_scores, visionzip_scores
 from explorer.methods.registry import select_top
+from explorer.methods.schedules import average_kept, pyramid_lambda, pyramid_stages
 from models.base import LayerParts
 from models.llava import feature_layer_index as visionzip_layer
 
@@ -133,24 +124,24 @@ def test_key_l1_norms_sum_every_head_and_channel():
 def test_pyramiddrop_schedule_counts():
     # LLaVA-1.5's 32 layers, N = 576, lambda = 0.5: entering layers 8, 16, 24 keep 288, 144, 72; the average
     # over the 32 layers is (8 x 576 + 8 x 288 + 8 x 144 + 8 x 72) / 32 = 270.
-    schedule = pyramiddrop_schedule(32, 576)
-    assert schedule == [(8, 288), (16, 144), (24, 72)]
-    assert [layer for layer, _ in schedule] == list(PYRAMIDDROP_SCHEDULE["layers"])
-    assert [count for _, count in schedule] == [int(576 * f) for f in PYRAMIDDROP_SCHEDULE["factors_of_n"]]
-    assert average_kept(schedule, 32, 576) == 270
+    stages = pyramid_stages(32, 576, 0.5)
+    assert stages == [(8, 288), (16, 144), (24, 72)]
+    assert [count for _, count in stages] == [int(576 * f) for f in (0.5, 0.25, 0.125)]
+    assert average_kept(stages, 32, 576) == 270
     # Other depths: equal parts (28 layers: 7, 14, 21); counts floored: 100 x 0.3^s = 30, 9, 2 (2.7 -> 2).
-    assert pyramiddrop_schedule(28, 100, lam=0.3) == [(7, 30), (14, 9), (21, 2)]
+    assert pyramid_stages(28, 100, 0.3) == [(7, 30), (14, 9), (21, 2)]
     # A tiny lambda would floor to 0 tokens: every stage keeps at least one.
-    assert pyramiddrop_schedule(32, 576, lam=0.001) == [(8, 1), (16, 1), (24, 1)]
+    assert pyramid_stages(32, 576, 0.001) == [(8, 1), (16, 1), (24, 1)]
 
 
-def test_pyramiddrop_lambda_reaches_a_reachable_average_and_refuses_the_rest():
-    lam = pyramiddrop_lambda(270, 32, 576)
-    assert abs(lam - 0.5) < 1e-6
-    assert average_kept(pyramiddrop_schedule(32, 576, lam), 32, 576) == 270
-    # With the first stage at layer 8 of 32, every token is kept a quarter of the way: at least 144 average.
-    with pytest.raises(ValueError, match="cannot average fewer than 144"):
-        pyramiddrop_lambda(128, 32, 576)
+def test_pyramiddrop_lambda_reaches_a_reachable_average_and_the_closest_otherwise():
+    lam, average = pyramid_lambda(270, 32, 576)
+    assert abs(lam - 0.5) < 1e-6 and average == 270
+    assert average_kept(pyramid_stages(32, 576, lam), 32, 576) == 270
+    # With the first stage at layer 8 of 32, every token is kept a quarter of the way: at least 144 average;
+    # asked for 128, the closest is the lowest lambda's (one token a stage)
+    lam, average = pyramid_lambda(128, 32, 576)
+    assert average == average_kept([(8, 1), (16, 1), (24, 1)], 32, 576) == pytest.approx(144.75)
 
 
 def test_attention_row_entering_equals_eager_attention_of_that_layer():

@@ -1,13 +1,14 @@
-"""The baselines the CLSE paper compares against, as pure tensor functions: DivPrune, DART, PyramidDrop and
-VisionZip's dominant tokens. Each one is re-implemented from its paper's definition and checked against the
-official code's choices (read, never copied); every docstring says where our version follows that code and
-where it departs.
+"""The baselines the CLSE paper compares against, as pure tensor functions: DivPrune, DART, VisionZip's
+dominant and contextual tokens, SparseVLM's recycling clusters (PyramidDrop's and SparseVLM's schedules are in
+schedules.py, the attention rows they score by in attention.py). Each one is re-implemented from its paper's
+definition and checked against the official code's choices (read, never copied); every docstring says where
+our version follows that code and where it departs.
 
-Conventions shared with explorer/methods.py: a score has one value per visual token of one group (higher =
-keep) and selection is shared: the k highest scores, ties to the earlier token. Methods that are an order
-(a greedy selection) return scores (n - rank) / n, so the top k of the score is the first k of the order and
-negating the score (the inverted ablation) is the reverse order. Scores are float64 on the CPU. Nothing here
-names a model family or a token count; the caller passes the tensors a method looks at.
+Conventions shared with explorer/methods/registry.py: a score has one value per visual token of one group
+(higher = keep) and selection is shared: the k highest scores, ties to the earlier token. Methods that are an
+order (a greedy selection) return scores (n - rank) / n, so the top k of the score is the first k of the order
+and negating the score (the inverted ablation) is the reverse order. Scores are float64 on the CPU. Nothing
+here names a model family or a token count; the caller passes the tensors a method looks at.
 """
 
 import math
@@ -167,64 +168,6 @@ def dart_scores(hidden, key_norms, k, text_hidden=None, text_key_norms=None, ima
     duplicated with the pivots first and the pivots last."""
     return order_scores(dart_order(hidden, key_norms, k, text_hidden, text_key_norms, image_pivots, text_pivots,
                                    positions, text_positions))
-
-
-# ------------------------------------------------------------------------------------------ PyramidDrop
-
-# PyramidDrop's default for LLaVA-1.5 (32 layers): rank and drop after layers 8, 16 and 24, i.e. entering
-# layers 8, 16, 24, keeping lambda^s of the N visual tokens at stage s (lambda = 0.5, 4 stages). Counts are
-# relative to N, not to a nominal budget, and the official code floors them: int(N * factor).
-PYRAMIDDROP_SCHEDULE = {"depth": 32, "layers": (8, 16, 24), "factors_of_n": (0.5, 0.25, 0.125),
-                        "rounding": "floor"}
-
-
-def pyramiddrop_schedule(num_layers, n_tokens, lam=0.5, stages=4):
-    """PyramidDrop's stages for a decoder of num_layers layers and N = n_tokens visual tokens: [(layer, kept)].
-
-    Paper: "PyramidDrop: Accelerating Your Large Vision-Language Models via Pyramid Visual Redundancy
-    Reduction", Xing et al., CVPR 2025 (arXiv 2410.17247); official code github.com/Cooperx521/PyramidDrop
-    (`pdrop_rank_drop` in llava/model/modeling_llama_pdrop.py, --layer_list '[8,16,24]'
-    --image_token_ratio_list "[0.5,0.25,0.125]" in every scripts/v1_5/pdrop_eval script).
-
-    The forward pass is cut into `stages` equal parts; entering part s (s = 1 .. stages-1, at layer
-    round(s * num_layers / stages)) the tokens are cut to int(N * lam**s). With 32 layers this is the official
-    [8, 16, 24] and [0.5, 0.25, 0.125]. The paper's comparisons at average budgets 192/128/64 use settings its
-    code does not publish (issues #10 and #28 on its repository ask, unanswered in what we could read); with
-    the first stage at layer 8 no lambda averages below N / 4 (see `pyramiddrop_lambda`).
-    """
-    layers = [round(s * num_layers / stages) for s in range(1, stages)]
-    # At least one token per stage (the official int() can reach 0 for tiny lambdas; the engine keeps >= 1).
-    return [(layer, max(1, int(n_tokens * lam**s))) for s, layer in enumerate(layers, start=1)]
-
-
-def average_kept(schedule, num_layers, n_tokens):
-    """Visual tokens per layer averaged over all num_layers layers (N before the first stage): the
-    bookkeeping PyramidDrop's and FastV's papers use for an "average token" budget."""
-    total, previous_layer, previous_count = 0, 0, n_tokens
-    for layer, count in schedule:
-        total += (layer - previous_layer) * previous_count
-        previous_layer, previous_count = layer, count
-    return (total + (num_layers - previous_layer) * previous_count) / num_layers
-
-
-def pyramiddrop_lambda(target_average, num_layers, n_tokens, stages=4):
-    """The lambda in (0, 1] whose `pyramiddrop_schedule` averages closest to target_average tokens per layer
-    (bisection; counts are floored, so the average is a step function of lambda). Raises ValueError when the
-    target is below what the first stage allows (all N tokens up to it)."""
-    lowest = average_kept(pyramiddrop_schedule(num_layers, n_tokens, 0.0, stages), num_layers, n_tokens)
-    if target_average < lowest:
-        raise ValueError(f"PyramidDrop with {stages} equal stages keeps all {n_tokens} tokens in the first "
-                         f"{round(num_layers / stages)} layers: it cannot average fewer than {lowest:g} tokens "
-                         f"per layer, asked for {target_average:g}")
-    low, high = 0.0, 1.0
-    for _ in range(60):
-        middle = (low + high) / 2
-        schedule = pyramiddrop_schedule(num_layers, n_tokens, middle, stages)
-        if average_kept(schedule, num_layers, n_tokens) < target_average:
-            low = middle
-        else:
-            high = middle
-    return high
 
 
 # ------------------------------------------------------------------------------------------ VisionZip
