@@ -4,6 +4,7 @@ no-cache recompute with the merged tokens), and SparseVLM's raters by hand."""
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -258,3 +259,29 @@ def test_sparsevlm_raters_by_hand(tiny):
     score = (v @ t.T).softmax(dim=-1).mean(dim=0)  # [0.5 * (e^2 / (e^2 + 1 + e^-1) + 1/3), ...]
     assert score[0] > score.mean() > score[2]
     assert raters(encoded, 0).tolist() == [3 + i for i in range(3) if score[i] > score.mean()] == [3]
+
+
+def test_kept_masks_show_merged_tokens_and_hover_says_what_they_absorbed(tiny):
+    from explorer.analysis.comparison import Analysis
+    from explorer.page import figures
+
+    records = compare(tiny.model, tiny.processor, tiny.family, [random_image(10)], QUESTION, schedule="official",
+                      methods=["visionzip", "fastv"], keep=12, max_new_tokens=2)
+    payload = {"results": {name: r.to_json() for name, r in records.items()}}
+    a = Analysis(payload, pair=("visionzip", "fastv"))
+    merged = a.merged["visionzip"]
+    assert len(merged) == 2 and not a.merged["fastv"]
+    fig = figures.importance_figure(a, None)
+    mask = [tr for tr in fig.data if tr.type == "heatmap" and tr.zmax == 1][0]  # visionzip's kept mask
+    z = np.asarray(mask.z, dtype=float).reshape(-1)
+    assert sorted(np.flatnonzero(z == 0.5).tolist()) == sorted(merged)
+    text = [cell for row in mask.text for cell in row]
+    centre, absorbed = next(iter(merged.items()))
+    assert f"merged token: stands for {len(absorbed)}" in text[centre]
+    other = next(n for n in absorbed if n != centre)
+    assert f"merged into token {centre}" in text[other]
+    assert "blue = 2 merged" in fig.layout.annotations[2].text
+    table = figures.answers_table(a).data[0]
+    how = dict(zip(table.cells.values[0], table.cells.values[-1]))
+    assert how["visionzip"].startswith("as its authors run it (official): layer 0, kept 12, 2 merged")
+    assert how["fastv"].startswith("as its authors run it (official): layer 2")

@@ -138,6 +138,25 @@ def overlap_codes(kept_a, kept_b):
 # -------------------------------------------------------------------------------------------- the analysis
 
 
+COMPARISONS = {"single": "controlled: every method scores at one stage and keeps the same count (isolates the "
+                         "score; not how each method's authors run it)",
+               "paper": "CLSE's paper schedule for every method (its later stages by each method's own later scorer)"}
+
+
+def how_it_ran(record):
+    """One line from a record: its stages' layers and counts, and whether this is the method as its authors run
+    it or its score at the controlled stage."""
+    stages = record.get("stages") or []
+    if not stages:
+        return "reference (unpruned)"
+    layers = "/".join(str(s["layer"]) for s in stages)
+    counts = "/".join(str(sum(s["keep_counts"])) for s in stages)
+    merged = sum(len(s.get("merged") or {}) for s in stages)
+    what = {"single": "its score at one stage (controlled)", "paper": "the paper's stages",
+            "official": "as its authors run it (official)"}.get(record.get("schedule"), record.get("schedule", ""))
+    return f"{what}: layer {layers}, kept {counts}" + (f", {merged} merged" if merged else "")
+
+
 def _none_if_nan(value):
     return None if value is None or np.isnan(value) else float(value)
 
@@ -186,6 +205,7 @@ class Analysis:
                 "average_kept": budget.get("average_kept"),
                 "prefill_ms": r["timings_ms"]["prefill"],
                 "kv_cache_mib": r["kv_cache_bytes"] / 2**20,
+                "how": how_it_ran(r),
             })
         return rows
 
@@ -196,14 +216,19 @@ class Analysis:
 
     @functools.cached_property
     def settings_used(self):
-        """'K=1, L=0, KV cache before K: prune' as the pruned records report them (None when none was pruned)."""
+        """Which comparison this is (controlled, the paper's schedule, or official) and 'K=1, L=0, KV cache
+        before K: prune' as the pruned records report them (None when none was pruned)."""
         pruned = [r for m, r in self.results.items() if m != "none" and r.get("stages")]
         if not pruned:
             return None
         r = pruned[0]
-        text = f"{r.get('schedule', 'single')} schedule, K={r['prune_layer']}, L={r['ref_layer']}"
-        if r.get("early_kv"):
-            text += f", KV cache before K: {r['early_kv']}"
+        schedule = r.get("schedule", "single")
+        if schedule == "official":
+            text = ("official: each method as its authors run it (its own layers, counts and KV policy: see 'how "
+                    "it ran'); compare them at the real average of visual tokens kept per layer")
+        else:
+            text = (COMPARISONS[schedule] + f", K={r['prune_layer']}, L={r['ref_layer']}"
+                    + (f", KV cache before K: {r['early_kv']}" if r.get("early_kv") else ""))
         return text + (", inverted (lowest-ranked tokens kept)" if any(p.get("invert") for p in pruned) else "")
 
     @functools.cached_property
@@ -244,6 +269,33 @@ class Analysis:
     def kept(self):
         """{method: 1.0 kept for decoding / 0.0 pruned, over the group} for every method run."""
         return {m: kept_vector(r["kept_indices"], self.g) for m, r in self.results.items()}
+
+    @functools.cached_property
+    def merged(self):
+        """{method: {group-local index of a kept merged token: [group-local indices of the originals it stands
+        for]}} (official schedules of merging methods; empty elsewhere)."""
+        offset, count = self.g["offset"], self.g["count"]
+        return {m: {int(n) - offset: [a - offset for a in absorbed]
+                    for n, absorbed in (r.get("merged") or {}).items() if 0 <= int(n) - offset < count}
+                for m, r in self.results.items()}
+
+    def kept_map(self, method):
+        """1 kept, 0.5 kept as a merged token, 0 pruned, over the group (the kept masks' three shades)."""
+        kept = self.kept[method].copy()
+        kept[list(self.merged.get(method, {}))] = 0.5
+        return kept
+
+    def merge_notes(self, method):
+        """Per token of the group, what merging did to it: '' (nothing), 'merged token: stands for ...' or
+        'merged into token n'."""
+        notes = [""] * self.g["count"]
+        for centre, absorbed in self.merged.get(method, {}).items():
+            notes[centre] = f"merged token: stands for {len(absorbed)} ({', '.join(map(str, absorbed[:12]))}" + (
+                ", ..." if len(absorbed) > 12 else "") + ")"
+            for a in absorbed:
+                if a != centre:
+                    notes[a] = f"merged into token {centre + self.g['offset']}"
+        return notes
 
     @functools.cached_property
     def overlap(self):

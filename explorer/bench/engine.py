@@ -7,6 +7,14 @@ cost linear in tokens), scoring overhead as a share of prefill, decode ms per to
 relative to unpruned. Timings are medians over --repeats runs, the methods' order rotated between repeats.
 With --dtype bfloat16 (or float16) it also reports how far the half-precision kept sets are from float32's
 (overlap of the kept sets for CLSE and FastV per budget) and times everything in that dtype.
+
+The peer rows (--peer, in the same run): each attention-based score computed the way its official code does
+against ours, at 576 visual tokens and at an 8-frame video of 576 each: the official CLSE and FastV code switch
+the scoring layer to eager attention with output_attentions (the N x N weights, of which they read the last
+row), SparseVLM's custom SDPA returns the full softmax matrix (of which it reads the raters' rows); ours
+computes the rows needed from the layer's own projections and leaves the layer on SDPA. Timed: the scoring
+layer's attention with the weights (official) against SDPA plus our rows; peak memory: the process's peak
+resident memory above its level before (Linux VmHWM, reset before each measurement). Ratios of medians.
 """
 
 import argparse
@@ -19,7 +27,9 @@ import torch
 from PIL import Image
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
+from explorer.bench.memory import memory_mb, reset_peak
 from explorer.core.compare import compare, warm_up
+from explorer.methods import attention
 from explorer.core.settings import EARLY_KV, check_settings
 from models import DTYPES, llava
 from models.shapes_llava.build import llava_processor, word_tokenizer
@@ -83,6 +93,75 @@ def table(model, processor, image, question, budgets, methods, args):
     return base
 
 
+def peer_attention(model, seq, raters=8, repeats=3):
+    """{score: (official ms, ours ms, official peak MB, ours peak MB)} at one scoring layer for a sequence of
+    `seq` tokens (random hidden states: the cost does not depend on the values)."""
+    from transformers.masking_utils import create_causal_mask  # noqa: PLC0415
+    from transformers.models.llama import modeling_llama  # noqa: PLC0415
+
+    lm = llava.text_model(model)
+    layer, parts = lm.layers[1], llava.layer_parts(model, 1)
+    config = model.config.get_text_config()
+    hidden = torch.randn(1, seq, config.hidden_size, generator=torch.Generator().manual_seed(0))
+    positions = torch.arange(seq)[None]
+    cos, sin = lm.rotary_emb(hidden, positions)
+    rows = torch.arange(seq - raters, seq)
+
+    def official():  # the layer's attention in eager mode, the weights materialised: [1, H, S, S]
+        config._attn_implementation = "eager"
+        try:
+            mask = create_causal_mask(config=config, inputs_embeds=hidden, attention_mask=torch.ones(1, seq,
+                                      dtype=torch.long), past_key_values=None, position_ids=positions)
+            _, weights = layer.self_attn(layer.input_layernorm(hidden), position_embeddings=(cos, sin),
+                                         attention_mask=mask)
+            return weights[0, :, -1].mean(0), weights[0, :, rows].mean(0).mean(0)
+        finally:
+            config._attn_implementation = "sdpa"
+
+    def ours():  # the layer on SDPA, then the rows from its own projections and the keys it cached
+        normed = layer.input_layernorm(hidden)
+        layer.self_attn(normed, position_embeddings=(cos, sin), attention_mask=None)
+        keys = attention.heads(parts.k_proj, normed, parts.head_dim, parts.k_norm)
+        _, keys = parts.rotate(keys, keys, cos, sin)
+        last = attention.last_token_row(parts, hidden[:, -1:], cos[:, -1:], sin[:, -1:], keys)
+        return last, attention.rows_attention(parts, hidden, cos, sin, keys, rows).mean(0)
+
+    assert modeling_llama is not None
+    times, peaks = {"official": [], "ours": []}, {"official": [], "ours": []}
+    with torch.inference_mode():
+        theirs, mine = official(), ours()  # warm up, and the same rows (the comparison is fair)
+        assert torch.allclose(theirs[0], mine[0], atol=1e-5) and torch.allclose(theirs[1], mine[1], atol=1e-5)
+        for repeat in range(repeats):
+            for name, fn in (("official", official), ("ours", ours))[::1 if repeat % 2 == 0 else -1]:
+                baseline = memory_mb("self", "VmRSS")
+                reset_peak("self")
+                start = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - start) * 1e3)
+                peaks[name].append(memory_mb("self", "VmHWM") - baseline)
+    median = lambda values: float(np.median(values))  # noqa: E731
+    return {name: (median(times[name]), median(peaks[name])) for name in times}
+
+
+def peer_table(args):
+    """The peer rows: the official way (the N x N weights) against ours (the rows needed), 576 and 8 x 576."""
+    name, shape = "llava-576 / deep narrow (d512 x 32)", SHAPES["llava-576 / deep narrow (d512 x 32)"]
+    model, _ = build(**shape)
+    print(f"\n### Peer rows: scoring attention the official way vs ours ({name}, one scoring layer, "
+          f"medians of {args.repeats}, order rotated)\n")
+    print("| tokens | official: eager attention with its N x N weights, ms | ours: SDPA + the rows needed, ms | "
+          "time ratio (official / ours) | official peak MB | ours peak MB | memory ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for seq in (576 + 40, 8 * 576 + 40):
+        result = peer_attention(model, seq, repeats=args.repeats)
+        (t_off, m_off), (t_ours, m_ours) = result["official"], result["ours"]
+        print(f"| {seq} | {t_off:.1f} | {t_ours:.1f} | {t_off / t_ours:.2f} | {m_off:.0f} | {m_ours:.0f} | "
+              f"{m_off / max(m_ours, 1):.1f} |", flush=True)
+    print("\n(the same rows both ways: the last prompt token's (FastV, CLSE) and 8 rater tokens' (SparseVLM), "
+          "checked equal within 1e-5 before timing)")
+    del model
+
+
 def main(argv=None):
     start = time.perf_counter()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -97,6 +176,9 @@ def main(argv=None):
                         help="time in this dtype; other than float32: also the kept sets' overlap with float32")
     parser.add_argument("--shapes", default=None, help="comma-separated names' prefixes (default: all)")
     parser.add_argument("--quick", action="store_true", help="one small model, for a smoke test")
+    parser.add_argument("--peer", action="store_true", help="also the peer rows: attention scored the official "
+                        "way (eager, N x N weights) against ours, at 576 and 8 x 576 tokens")
+    parser.add_argument("--peer-only", action="store_true", help="only the peer rows")
     args = parser.parse_args(argv)
     budgets = [int(b) for b in args.budgets.split(",")]
     methods = args.methods.split(",")
@@ -105,6 +187,10 @@ def main(argv=None):
           f"medians of {args.repeats} repeats, the methods' order rotated")
     image = Image.fromarray((np.random.default_rng(0).random((336, 336, 3)) * 255).astype("uint8"))
     question = " ".join(["what is in the image ?"] * 7)  # about 40 text tokens with the template
+    if args.peer_only:
+        peer_table(args)
+        print(f"\n(benchmark took {time.perf_counter() - start:.0f} s)")
+        return 0
     shapes = QUICK_SHAPES if args.quick else SHAPES
     for name, shape in shapes.items():
         if args.shapes and not any(name.startswith(p) or p in name for p in args.shapes.split(",")):
@@ -129,5 +215,7 @@ def main(argv=None):
               f"{base.visual_tokens} visual + {base.text_tokens} text tokens")
         assert model.config.text_config._attn_implementation == "sdpa"  # never switched to eager
         del model
+    if args.peer:
+        peer_table(args)
     print(f"\n(benchmark took {time.perf_counter() - start:.0f} s)")
     return 0

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from explorer.bench.memory import memory_mb, reset_peak
 from explorer.page.api import compare_arguments
 from explorer.serve.launch import ROOT, start_page
 
@@ -40,21 +41,6 @@ GENERIC_FAULT = "has raised an exception but has not enabled verbose error repor
 
 
 # ---------------------------------------------------------------- the server
-
-
-def memory_mb(pid, field):
-    """VmRSS (now) or VmHWM (peak since start or the last reset_peak) of a process, in MB."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def reset_peak(pid):
-    """Reset the kernel's peak-RSS mark (VmHWM) of a process, so the next peak is one phase's own."""
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/clear_refs", "w") as refs:
-        refs.write("5")
 
 
 def folder_size(*folders):

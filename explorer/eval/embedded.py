@@ -2,11 +2,14 @@
 
     python -m explorer.eval.embedded --seed 0 --n 300 --markdown
         [--clips 100] [--keep 85,57,28] [--methods none,clse,...] [--no-invert] [--prune-layer K]
-        [--variant] [--weights DIR] [--threads 1]
+        [--schedules single,official] [--variant] [--weights DIR] [--threads 1]
 
 One question per scene (question kinds taken in turn), one motion question per clip (n // 3 clips). Every
-method of the registry runs at every budget, single stage at the family's official settings, and again
-inverted (the lowest-ranked tokens kept: the same real token count, the opposite choice). Each input is
+method of the registry runs at every budget in two comparisons, each labelled: controlled (schedule single:
+one stage at the family's K, the same count for every method: it isolates the score) and official (each
+method as its authors run it: its layers, schedule, count rule and KV policy; the real average of visual
+tokens kept per layer is reported beside each accuracy, since the budgets then mean different costs); and
+again inverted (the lowest-ranked tokens kept: the same real token count, the opposite choice). Each input is
 encoded once and every run re-uses it.
 
 Answers are scored on the first generated word (one prefill per run, no decoding step): the model answers
@@ -106,16 +109,18 @@ def has_unknown_word(tokenizer, text):
     return tokenizer.unk_token_id is not None and tokenizer.unk_token_id in ids
 
 
-def plan_runs(methods, budgets, invert):
-    """[(method, keep, inverted)]: the unpruned reference first, then every method at every budget."""
-    runs = [("none", None, False)]
-    for method in methods:
-        if method == "none":
-            continue
-        for keep in budgets:
-            runs.append((method, keep, False))
-            if invert:
-                runs.append((method, keep, True))
+def plan_runs(methods, budgets, invert, schedules=("single",)):
+    """[(method, keep, inverted, schedule)]: the unpruned reference first, then every method at every budget in
+    every schedule ("single": the controlled comparison; "official": each method as its authors run it)."""
+    runs = [("none", None, False, "single")]
+    for schedule in schedules:
+        for method in methods:
+            if method == "none":
+                continue
+            for keep in budgets:
+                runs.append((method, keep, False, schedule))
+                if invert:
+                    runs.append((method, keep, True, schedule))
     return runs
 
 
@@ -129,8 +134,8 @@ def run_item(model, processor, family, item, runs, prune_layer=None, text=None):
     text = text or item.question.text
     encoded = encode_input(model, processor, family, item.images, text, item.kind)
     rows = []
-    for method, keep, inverted in runs:
-        settings = check_settings(keep=keep or 1, prune_layer=prune_layer, invert=inverted,
+    for method, keep, inverted, schedule in runs:
+        settings = check_settings(keep=keep or 1, prune_layer=prune_layer, invert=inverted, schedule=schedule,
                                   max_new_tokens=ANSWER_TOKENS if method == "none" else 1)
         record = run(model, processor, encoded, method, settings)
         answer = first_word(processor, record)
@@ -139,7 +144,8 @@ def run_item(model, processor, family, item, runs, prune_layer=None, text=None):
             kept = np.zeros(record.visual_tokens, dtype=bool)
             kept[record.kept_indices] = True
             share = float(kept[item.target].mean())
-        rows.append({"method": method, "keep": keep, "inverted": inverted, "qkind": item.question.kind,
+        rows.append({"method": method, "keep": keep, "inverted": inverted, "schedule": schedule,
+                     "qkind": item.question.kind,
                      "correct": answer == item.question.answer, "share": share, "band": item.band,
                      "tie": any(TIE_AT_CUT in note for note in record.notes),
                      "average_kept": record.budget["average_kept"], "input": item.kind,
@@ -147,10 +153,11 @@ def run_item(model, processor, family, item, runs, prune_layer=None, text=None):
     return rows
 
 
-def evaluate(model, processor, family, items, methods, budgets, invert=True, prune_layer=None, typed_style=None):
+def evaluate(model, processor, family, items, methods, budgets, invert=True, prune_layer=None, typed_style=None,
+             schedules=("single",)):
     """Rows (dicts) of every run on every item, each item tagged with its index ("item"). typed_style: ask
     each question as people type it (typed(), styles in turn from this one) instead of the generated text."""
-    runs = plan_runs(methods, budgets, invert)
+    runs = plan_runs(methods, budgets, invert, schedules)
     rows = []
     for i, item in enumerate(items):
         text = item.question.text if typed_style is None else typed(item.question.text, typed_style + i)
@@ -190,10 +197,15 @@ def run_summary(rows):
                              for kind in ("image", "video")}}
 
 
-def summarize(rows):
-    """{method: {"unpruned" | keep | keep + " inverted": run_summary}}."""
+def of_schedule(rows, schedule):
+    """The rows of one schedule, with the unpruned reference."""
+    return [r for r in rows if r["method"] == "none" or r.get("schedule", "single") == schedule]
+
+
+def summarize(rows, schedule="single"):
+    """{method: {"unpruned" | keep | keep + " inverted": run_summary}} of one schedule."""
     groups = defaultdict(list)
-    for row in rows:
+    for row in of_schedule(rows, schedule):
         groups[(row["method"], row["keep"], row["inverted"])].append(row)
     report = {}
     for (method, keep, inverted), group in groups.items():
@@ -251,8 +263,9 @@ def predicted_by_recall(rows):
 
 def same_token_count(rows):
     """Whether every inverted run kept the same real average per layer as its normal run."""
-    normal = {(r["item"], r["method"], r["keep"]): r["average_kept"] for r in rows if not r["inverted"]}
-    return all(normal[(r["item"], r["method"], r["keep"])] == r["average_kept"] for r in rows if r["inverted"])
+    key = lambda r: (r["item"], r["method"], r["keep"], r.get("schedule"))  # noqa: E731
+    normal = {key(r): r["average_kept"] for r in rows if not r["inverted"]}
+    return all(normal[key(r)] == r["average_kept"] for r in rows if r["inverted"])
 
 
 def _row_means(values, background, rows, side):
@@ -372,8 +385,13 @@ def markdown(result):
         ("Unpruned accuracy by question kind (plain held-out set, variant set, questions as people type them)",
          unpruned_table({name: (u["accuracy"], u["one_word"], u["unknown_word"])
                          for name, u in result["unpruned"].items()})),
-        ("Accuracy and target recall per method and budget, normal and inverted (the lowest-ranked tokens kept)",
+        ("Controlled comparison (every method scores at the family's K and keeps the same count): accuracy and "
+         "target recall per method and budget, normal and inverted (the lowest-ranked tokens kept)",
          methods_table(result["results"])),
+        *([("Official schedules (each method as its authors run it; compare at the real average kept per layer): "
+            "accuracy and target recall, normal and inverted", methods_table(result["official"]["results"])),
+           ("Official schedules: accuracy by the share of the queried object kept",
+            shares_table(result["official"]["by_share_kept"]))] if result.get("official") else []),
         ("Accuracy by question kind, normal runs", kinds_table(result["results"])),
         ("Target recall by the queried object's third of the image", bands_table(result["results"])),
         (f"Accuracy by the share of the queried object kept (budgets pooled; chance per kind: {chance})",
@@ -401,7 +419,8 @@ def full_evaluation(model, processor, family, args, methods, budgets):
     """The main evaluation (plain or --variant items), plus the unpruned variant set and typed questions."""
     n_clips = args.n // 3 if args.clips is None else args.clips
     items = eval_items(args.seed, args.n, n_clips, variant=args.variant)
-    rows = evaluate(model, processor, family, items, methods, budgets, not args.no_invert, args.prune_layer)
+    rows = evaluate(model, processor, family, items, methods, budgets, not args.no_invert, args.prune_layer,
+                    schedules=args.schedules)
     main_set = "variant set" if args.variant else "plain held-out set"
     unpruned = {main_set: unpruned_entry([r for r in rows if r["method"] == "none"])}
     if not args.variant:
@@ -409,8 +428,14 @@ def full_evaluation(model, processor, family, args, methods, budgets):
         unpruned["variant set"] = unpruned_entry(evaluate(model, processor, family, variant, [], [], False))
     typed_rows = evaluate(model, processor, family, items, [], [], False, typed_style=0)
     unpruned[f"{main_set}, typed"] = unpruned_entry(typed_rows)
-    return {"unpruned": unpruned, "results": summarize(rows), "by_share_kept": by_share_kept(rows),
-            "predicted_by_recall": predicted_by_recall(rows), "same_token_count": same_token_count(rows)}
+    controlled = of_schedule(rows, "single")
+    result = {"unpruned": unpruned, "results": summarize(rows), "by_share_kept": by_share_kept(controlled),
+              "predicted_by_recall": predicted_by_recall(controlled), "same_token_count": same_token_count(rows)}
+    if "official" in args.schedules:
+        official = of_schedule(rows, "official")
+        result["official"] = {"results": summarize(rows, "official"), "by_share_kept": by_share_kept(official),
+                              "predicted_by_recall": predicted_by_recall(official)}
+    return result
 
 
 def main(argv=None):
@@ -422,6 +447,8 @@ def main(argv=None):
                         help="visual tokens kept (default: the paper's 192/128/64 of 576 scaled to 256 tokens)")
     parser.add_argument("--methods", default=",".join(pruning_methods()))
     parser.add_argument("--no-invert", action="store_true", help="skip the inverted ablation")
+    parser.add_argument("--schedules", default="single,official",
+                        help="single (the controlled comparison) and / or official (each as its authors run it)")
     parser.add_argument("--prune-layer", type=int, default=None, help="default: the family's official K")
     parser.add_argument("--variant", action="store_true", help="evaluate on the variant set (scenes drawn "
                         "slightly differently: sizes, colour jitter, anti-aliasing, JPEG)")
@@ -432,6 +459,7 @@ def main(argv=None):
                         help="only print CLSE's evolution intensity and the hidden-state change by image row, "
                              "on background tokens (L = 0, K = --prune-layer, default 2)")
     args = parser.parse_args(argv)
+    args.schedules = tuple(s for s in args.schedules.split(",") if s)
     torch.set_num_threads(args.threads)
     try:
         budgets = [int(k) for k in args.keep.split(",") if k]

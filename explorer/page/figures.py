@@ -18,6 +18,7 @@ from explorer.methods.registry import METHODS
 
 OVERLAP_COLORS = {"neither": "rgba(0,0,0,0.75)", "both": "rgba(255,217,47,0.55)"}
 PRUNED_SHADE = "rgba(0,0,0,0.72)"  # darkens pruned patches on top of the image
+MERGED_SHADE = "rgba(40,120,255,0.55)"  # a kept merged token: blue over the image
 SCORE_SCALE = "Viridis"
 TIMING_COLORS = ["#9edae5", "#d62728", "#1f77b4", "#bcbd22"]
 NO_SPECTRA = "No spectra in this run (the unpruned run was made without diagnostics)."
@@ -101,14 +102,16 @@ def fmt(values, digits=4):
 
 
 def token_fields(a, method, kept):
-    """The standard hover fields of a method over the group: score, rank, percentile, kept."""
+    """The standard hover fields of a method over the group: score, rank, percentile, kept (and what merging
+    did to the token, where the method merged)."""
     scores, ranks = a.scores_of(method), a.ranks_of(method)
     scored = int((~np.isnan(scores)).sum())
+    merges = a.merge_notes(method) if method in a.results else [""] * len(kept)
     return {
         "score": fmt(scores),
         "rank": ["-" if np.isnan(k) else f"{int(k)} of {scored}" for k in ranks],
         "percentile": fmt(a.percentiles_of(method), 3),
-        "kept": ["yes" if k else "no" for k in kept],
+        "kept": [("yes" if k else "no") + (f" ({note})" if note else "") for k, note in zip(kept, merges)],
     }
 
 
@@ -118,9 +121,10 @@ def grid_heatmap(z, text, hovertemplate="%{text}<extra></extra>", **style):
 
 
 def mask_heatmap(kept_map, text, pruned_color=PRUNED_SHADE, kept_color="rgba(0,0,0,0)"):
-    """1 = kept (kept_color), 0 = pruned (pruned_color)."""
+    """1 = kept (kept_color), 0.5 = kept as a merged token (MERGED_SHADE), 0 = pruned (pruned_color)."""
     return grid_heatmap(kept_map, text, zmin=0, zmax=1, showscale=False,
-                        colorscale=[[0, pruned_color], [1, kept_color]])
+                        colorscale=[[0, pruned_color], [0.25, pruned_color], [0.25, MERGED_SHADE],
+                                    [0.75, MERGED_SHADE], [0.75, kept_color], [1, kept_color]])
 
 
 def style_grid_axes(fig, h, w, rows=1, cols=1):
@@ -211,13 +215,13 @@ def _answer_cells(row):
     nominal = "-" if row["nominal"] is None else f"{row['nominal']:g}"
     average = "-" if row["average_kept"] is None else f"{row['average_kept']:.1f}"
     return [row["method"], row["answer"] or "(empty)", same, f"{row['kept']} / {row['visual_tokens']}", nominal,
-            average, f"{row['prefill_ms']:.1f}", f"{row['kv_cache_mib']:.2f}"]
+            average, f"{row['prefill_ms']:.1f}", f"{row['kv_cache_mib']:.2f}", row["how"]]
 
 
 def answers_table(a):
     rows = [_answer_cells(row) for row in a.answers]
     header = ["method", "answer", "same as unpruned", "visual tokens kept / total", "nominal budget",
-              "visual tokens per layer (average over all layers)", "prefill ms", "KV cache MiB"]
+              "visual tokens per layer (average over all layers)", "prefill ms", "KV cache MiB", "how it ran"]
     colors = [method_color(row[0]) for row in rows]
     fig = go.Figure(go.Table(
         header=dict(values=[f"<b>{h}</b>" for h in header], align="left", fill_color="#e8e8e8"),
@@ -246,7 +250,8 @@ def importance_figure(a, images, frame=0):
     _, h, w = grid_of(g)
     methods = list(a.pair)
     titles = [f"{m}: score percentile (first stage)" for m in methods]
-    titles += [f"{m}: kept {int(a.kept[m].sum())} of {g['count']} for decoding (dark = pruned)" for m in methods]
+    titles += [f"{m}: kept {int(a.kept[m].sum())} of {g['count']} for decoding (dark = pruned"
+               + (f", blue = {len(a.merged[m])} merged" if a.merged.get(m) else "") + ")" for m in methods]
     fig = grid_figure(2, 2, titles)
     image = frame_image(images, a, frame)
     background = image_trace(image, h, w) if image is not None else None  # encoded once, drawn four times
@@ -258,7 +263,7 @@ def importance_figure(a, images, frame=0):
                 traces.append(in_cell(go.Image(background), row, col, 2))
         pct = to_grid(a.percentiles_of(m), g)[frame]
         traces.append(in_cell(grid_heatmap(pct, text, coloraxis="coloraxis", opacity=0.6, name=m), 1, col, 2))
-        traces.append(in_cell(mask_heatmap(to_grid(a.kept[m], g)[frame], text), 2, col, 2))
+        traces.append(in_cell(mask_heatmap(to_grid(a.kept_map(m), g)[frame], text), 2, col, 2))
     fig.add_traces(traces)
     style_grid_axes(fig, h, w, rows=2, cols=2)
     fig.update_layout(

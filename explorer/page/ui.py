@@ -64,7 +64,7 @@ def build_inputs():
                                          label="Reference layer L (CLSE)", info=service.default_layers_help("ref_layer"))
         with gr.Row():
             c["schedule"] = gr.Radio(list(SCHEDULES), value=DEFAULT["schedule"], label="Schedule",
-                                     info="one stage at K, or the paper's three stages")
+                                     info="single: the controlled comparison (every method scores at one K and keeps the same count: isolates the score); paper: CLSE's three stages for every method; official: each method as its authors run it")
             c["num_frames"] = gr.Slider(1, MAX_FRAMES, value=DEFAULT["num_frames"], step=1, label="Video frames")
         with gr.Accordion("More settings", open=False):
             c["early_kv"] = gr.Radio(["auto", *EARLY_KV], value=DEFAULT["early_kv"],
