@@ -29,10 +29,23 @@ class VisualGroup:
     kind: str  # "image" or "video"
     grid: tuple
     positions: torch.Tensor
+    unit: int = None  # groups with the same unit are one image's grids (LLaVA-NeXT's base and tiles): one budget
+    name: str = ""  # what the page calls the grid ("base", "tiles", "tile 2", "thumbnail"; "" for a lone grid)
 
     @property
     def count(self):
         return len(self.positions)
+
+
+@dataclass
+class Injection:
+    """Features a family's text model adds to the hidden states of visual positions after one of its decoder
+    layers (Qwen3-VL's DeepStack): after layer `after_layer`, hidden[positions] += features. The engine adds
+    them to the rows of the positions still alive (gathered with the same index as the hidden states)."""
+
+    after_layer: int
+    positions: torch.Tensor  # [n] sequence positions
+    features: torch.Tensor  # [n, D]
 
 
 @dataclass
@@ -78,9 +91,12 @@ class Family(Protocol):
     # visual tokens) or a "ratio_table" (shares of N)
     PAPER_SCHEDULE: dict
 
-    def build_inputs(self, processor, images, question, kind="image", prompt="chat"):
-        """The real processor's tensors for one user turn: the images (or a video's frames) and the question;
-        prompt "chat" (the checkpoint's chat template) or "official" (the official evaluation prompt)."""
+    def build_inputs(self, processor, images, question, kind="image", prompt="chat", timing=None, history=()):
+        """The real processor's tensors for a conversation: the images (or a video's frames) with the first
+        user turn, then the question; prompt "chat" (the checkpoint's chat template) or "official" (the
+        official evaluation prompt). timing: a sampled clip's {"fps", "frames_indices", "total_num_frames"}
+        (media.Clip) for processors that write or use the frames' times; history: the earlier turns as
+        [(question, answer)], the first one holding the images."""
 
     def visual_groups(self, model, inputs, kind="image") -> list:
         """[VisualGroup]: where the visual tokens sit and their grids, from the model's own token ids and the
@@ -100,6 +116,10 @@ class Family(Protocol):
         what VisionZip's dominant-token score reads. The module has q_proj, k_proj, num_heads, head_dim and
         scale (CLIPAttention)."""
 
+    def injections(self, model, captured, groups) -> list:
+        """[Injection]: what the text model adds to the visual positions after some of its layers, from the
+        keyword arguments the wrapper passed it (`captured`); [] for most families."""
+
     def feature_projector(self, model):
         """The module mapping the vision features to the decoder's inputs (LLaVA's multi_modal_projector), whose
         input rows are the patches of vision_attention's grid, or None: what VisionZip's contextual tokens are
@@ -116,6 +136,25 @@ class Family(Protocol):
 def stock_text_model(model):
     """The decoder of a transformers multimodal wrapper (model.model.language_model)."""
     return model.model.language_model
+
+
+def conversation(visual_items, question, history=()):
+    """Chat-template messages of a conversation: the first user turn holds the visual items ({"type": "image"}
+    or {"type": "video"} entries) and its question, then every earlier answer as an assistant turn and every
+    later question as a user turn; the last user turn is `question`."""
+    turns = [*history, (question, None)]
+    messages = []
+    for i, (asked, answered) in enumerate(turns):
+        content = (list(visual_items) if i == 0 else []) + [{"type": "text", "text": asked}]
+        messages.append({"role": "user", "content": content})
+        if answered is not None:
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": answered}]})
+    return messages
+
+
+def no_injections(model, captured, groups):
+    """Families whose text model adds nothing to the hidden states between its layers."""
+    return []
 
 
 def stock_layer_parts(model, index):

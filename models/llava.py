@@ -11,7 +11,7 @@ raster order. Several images are several runs; video frames are passed as severa
 import torch
 from PIL import Image
 
-from models.base import VisualGroup, stock_layer_parts, stock_text_model
+from models.base import VisualGroup, conversation, no_injections, stock_layer_parts, stock_text_model
 
 NAME = "LLaVA"
 MODEL_CLASSES = ("LlavaForConditionalGeneration",)
@@ -29,18 +29,33 @@ PAPER_SCHEDULE = {"depth": 32, "layers": (1, 11, 21), "factors": (1.72, 1.09, 0.
 # LLaVA-1.5's official evaluation prompt (the vicuna_v1 conversation, with its system prompt); the llava-hf
 # chat template has no system prompt, so the sequence and the last token's attention differ.
 VICUNA_V1 = ("A chat between a curious human and an artificial intelligence assistant. The assistant gives "
-             "helpful, detailed, and polite answers to the human's questions. USER: {images}\n{question} ASSISTANT:")
+             "helpful, detailed, and polite answers to the human's questions.")
 
 
-def build_inputs(processor, images, question, kind="image", prompt="chat"):
-    """Real processor call: one user turn with every image (or frame) first, then the question; prompt
-    "chat" uses the checkpoint's chat template, "official" LLaVA-1.5's vicuna_v1 evaluation prompt."""
+def vicuna_v1(images, question, history=()):
+    """LLaVA's vicuna_v1 conversation: system, then "USER: ... ASSISTANT: answer</s>" per earlier turn (sep " ",
+    sep2 "</s>"), the images before the first question."""
+    turns = [*history, (question, None)]
+    text = VICUNA_V1
+    for i, (asked, answered) in enumerate(turns):
+        asked = f"{images}\n{asked}" if i == 0 else asked
+        text += f" USER: {asked} ASSISTANT:" + (f" {answered}</s>" if answered is not None else "")
+    return text
+
+
+def build_inputs(processor, images, question, kind="image", prompt="chat", timing=None, history=()):
+    """Real processor call: a conversation whose first user turn holds every image (or frame), then the
+    question; prompt "chat" uses the checkpoint's chat template, "official" LLaVA-1.5's vicuna_v1 evaluation
+    prompt. Frames are images here, so timing is not used."""
     if prompt == "official":
-        text = VICUNA_V1.format(images="\n".join([processor.image_token] * len(images)), question=question)
+        text = vicuna_v1("\n".join([processor.image_token] * len(images)), question, history)
     else:
-        content = [{"type": "image"} for _ in images] + [{"type": "text", "text": question}]
-        text = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+        messages = conversation([{"type": "image"} for _ in images], question, history)
+        text = processor.apply_chat_template(messages, add_generation_prompt=True)
     return processor(images=list(images), text=text, return_tensors="pt")
+
+
+injections = no_injections  # the decoder adds nothing between its layers
 
 
 text_model = stock_text_model

@@ -30,7 +30,7 @@ rate; pass the real rate if the frames were sampled differently). Qwen2-VL ignor
 import torch
 from PIL import Image
 
-from models.base import BadInput, VisualGroup, stock_layer_parts, stock_text_model
+from models.base import BadInput, VisualGroup, conversation, no_injections, stock_layer_parts, stock_text_model
 
 NAME = "Qwen2-VL"
 MODEL_CLASSES = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
@@ -82,25 +82,40 @@ def feature_projector(model):
     return None
 
 
-def build_inputs(processor, images, question, kind="image", prompt="chat", fps=VIDEO_FPS):
-    """Real processor call with the chat template: one user turn, the images (or the one video) first, then the
-    question. kind "image": every PIL image is an image item; kind "video": the frames are one video. The
-    official Qwen2-VL evaluation uses this same chat template, so prompt "official" is "chat" here."""
+def sampled_fps(timing, frames):
+    """The rate of the given frames: a sampled clip's (the file's rate over the mean step between the sampled
+    frames), or VIDEO_FPS when the frames came without timing."""
+    if not timing or not timing.get("fps") or len(timing.get("frames_indices") or []) < 2:
+        return VIDEO_FPS if not timing or not timing.get("fps") else float(timing["fps"])
+    indices = timing["frames_indices"]
+    step = (indices[-1] - indices[0]) / (len(indices) - 1)
+    return float(timing["fps"]) / max(step, 1e-9)
+
+
+def build_inputs(processor, images, question, kind="image", prompt="chat", timing=None, history=()):
+    """Real processor call with the chat template: a conversation whose first user turn holds the images (or the
+    one video), then the question. kind "image": every PIL image is an image item; kind "video": the frames are
+    one video, at the rate of a sampled clip's timing (sampled_fps). The official Qwen2-VL evaluation uses this
+    same chat template, so prompt "official" is "chat" here."""
     images = [im.convert("RGB") for im in images]
     _check_aspect(images)
     if kind == "video":
-        content = [{"type": "video"}, {"type": "text", "text": question}]
-        prompt = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+        messages = conversation([{"type": "video"}], question, history)
+        text = processor.apply_chat_template(messages, add_generation_prompt=True)
         frames = _same_size(images)
-        metadata = [{"total_num_frames": len(frames), "fps": fps, "frames_indices": list(range(len(frames))),
-                     "width": frames[0].width, "height": frames[0].height}]
-        return processor(text=prompt, videos=[frames], video_metadata=metadata, do_sample_frames=False,
+        metadata = [{"total_num_frames": len(frames), "fps": sampled_fps(timing, frames),
+                     "frames_indices": list(range(len(frames))), "width": frames[0].width,
+                     "height": frames[0].height}]
+        return processor(text=text, videos=[frames], video_metadata=metadata, do_sample_frames=False,
                          return_tensors="pt")
     if kind != "image":
         raise ValueError(f"kind must be 'image' or 'video', got {kind!r}")
-    content = [{"type": "image"} for _ in images] + [{"type": "text", "text": question}]
-    prompt = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
-    return processor(text=prompt, images=images, return_tensors="pt")
+    messages = conversation([{"type": "image"} for _ in images], question, history)
+    text = processor.apply_chat_template(messages, add_generation_prompt=True)
+    return processor(text=text, images=images, return_tensors="pt")
+
+
+injections = no_injections  # the decoder adds nothing between its layers
 
 
 def _runs(input_ids, token_id, grids, merge, kind):

@@ -13,9 +13,12 @@ from explorer.methods.registry import METHODS
 from models.base import BadInput
 
 
-def encode_input(model, processor, family, images, question, kind="image", prompt="chat"):
-    """media -> the family's real processor call -> the engine's Encoded (vision tower and merge, once)."""
-    inputs = family.build_inputs(processor, images, question, kind=kind, prompt=prompt)
+def encode_input(model, processor, family, images, question, kind="image", prompt="chat", history=()):
+    """media -> the family's real processor call -> the engine's Encoded (vision tower and merge, once). A video
+    sampled from a file carries its frames' times (media.read.Frames.timing) to the processor; history: the
+    conversation's earlier turns [(question, answer)]."""
+    inputs = family.build_inputs(processor, images, question, kind=kind, prompt=prompt,
+                                 timing=getattr(images, "timing", None), history=tuple(history))
     return encode(model, family, inputs, kind=kind)
 
 

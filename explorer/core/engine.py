@@ -56,6 +56,7 @@ class Encoded:
     vision_features: list = None  # per group, [count, Dv] the features entering the family's projector
     project: object = None  # features [m, Dv] -> decoder inputs [m, D]: the family's projector
     raters: list = None  # per group, SparseVLM's rater tokens' sequence positions (stage.raters)
+    injections: list = None  # [models.base.Injection]: what the text model adds after some layers (DeepStack)
 
 
 def encode(model, family, inputs, kind="image"):
@@ -104,6 +105,7 @@ def encode(model, family, inputs, kind="image"):
         encoded.vision_features = per_group(list(projector_inputs[0]), groups)
         encoded.project = projector
     encoded.raters = [stage.raters(encoded, gi) for gi in range(len(groups))]
+    encoded.injections = family.injections(model, captured, groups)
     return encoded
 
 
@@ -224,6 +226,24 @@ def prune_stage(view, counts, method, settings, index, z_ref, encoded, record):
     return rows, written
 
 
+def inject(hidden, injections, layer_idx, index):
+    """Add what the text model adds after this layer (DeepStack's features) to the rows of the positions still
+    alive; a pruned position's features are dropped with it."""
+    for injection in injections or ():
+        if injection.after_layer != layer_idx:
+            continue
+        positions = injection.positions.cpu()
+        rows = index.rows(positions)
+        alive = (rows < len(index.positions)) & (index.positions[rows.clamp(max=len(index.positions) - 1)]
+                                                  == positions)
+        if alive.any():
+            hidden = hidden.clone()
+            target = rows[alive].to(hidden.device)
+            hidden[0, target] += injection.features[alive.to(injection.features.device)].to(hidden.device,
+                                                                                             hidden.dtype)
+    return hidden
+
+
 def trim_early_cache(cache, layer_idx, rows):
     """early_kv="prune": layers before this stage drop the pruned tokens from their KV cache too."""
     for layer in cache.layers[:layer_idx]:
@@ -269,6 +289,7 @@ def prefill(model, encoded, method, settings, the_plan, record, capture=None):
         before = hidden  # the sequence entering this layer, for the next stage's attention scores
         hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos, sin), past_key_values=cache,
                        use_cache=True)
+        hidden = inject(hidden, encoded.injections, i, index)
     if capture is not None:
         capture["visual"].append(hidden[0, torch.cat(index.group_rows()).to(hidden.device)])
     record.kept_indices = index.kept_indices()

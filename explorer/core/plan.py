@@ -33,11 +33,41 @@ def budget_for(group_count, keep):
     return keep
 
 
+def split(total, counts):
+    """total tokens over grids of these counts, in proportion to them (largest remainders; at least one each)."""
+    exact = [total * c / sum(counts) for c in counts]
+    shares = [max(1, min(c, int(e))) for c, e in zip(counts, exact)]
+    for i in sorted(range(len(counts)), key=lambda i: (-(exact[i] - int(exact[i])), i)):
+        if sum(shares) >= total:
+            break
+        if shares[i] < counts[i]:
+            shares[i] += 1
+    return shares
+
+
+def group_budgets(groups, keep, per="image"):
+    """The requested budget of every group: per "grid", each its own; per "image", an image's budget over all its
+    grids (groups sharing a unit: LLaVA-NeXT's base and tiles, InternVL's tiles and thumbnail) split over them
+    in proportion to their token counts; each grid then keeps its share by the method's score on that grid."""
+    if per == "grid":
+        return [budget_for(g.count, keep) for g in groups]
+    units = {}
+    for i, g in enumerate(groups):
+        unit = getattr(g, "unit", None)
+        units.setdefault(("unit", unit) if unit is not None else ("own", i), []).append(i)
+    out = [0] * len(groups)
+    for members in units.values():
+        counts = [groups[i].count for i in members]
+        for i, share in zip(members, split(budget_for(sum(counts), keep), counts)):
+            out[i] = share
+    return out
+
+
 def plan(groups, settings, num_layers, family, kind="image", first_layer_min=1, official=None):
     """The stages of one request. first_layer_min: 0 for methods that score before the decoder, else 1.
     official: the method's registry Official (used when settings.schedule == "official")."""
     defaults = family.DEFAULTS[kind]
-    nominal = [budget_for(g.count, settings.keep) for g in groups]
+    nominal = group_budgets(groups, settings.keep, settings.budget_per)
     layout = schedules.Layout(num_layers, [g.count for g in groups], nominal, settings.keep, family.PAPER_SCHEDULE,
                               defaults, kind)
     notes, ref_default, early_kv = [], defaults["ref_layer"], settings.early_kv or defaults["early_kv"]

@@ -16,6 +16,7 @@ from models.base import BadInput
 # harness take them from here.
 SCHEDULES = ("single", "paper", "official")  # controlled (one K, one count), CLSE's paper, each as its authors
 EARLY_KV = ("keep", "prune")  # layers before a pruning stage keep / drop the pruned tokens in their KV cache
+BUDGET_PER = ("image", "grid")  # one budget per image over its grids (split by size), or each grid its own
 PROMPTS = ("chat", "official")  # the hub chat template, or the official evaluation prompt where a family has one
 MAX_FRAMES = 16  # video frames sampled, at most
 MAX_NEW_TOKENS = 256
@@ -27,6 +28,7 @@ MAX_LAYER = 10_000  # a layer index beyond any decoder (the plan checks it again
 class Settings:
     methods: tuple = ("clse", "fastv")  # the unpruned reference "none" is always run as well
     keep: float = 64  # visual tokens kept per image / video: a whole count >= 1, or a ratio in (0, 1)
+    budget_per: str = "image"  # an image of several grids (base + tiles): one budget over them, or one per grid
     prune_layer: int = None  # K of a single stage; None: the family's official setting for the input kind
     ref_layer: int = None  # CLSE's reference layer L; None: the family's official setting
     schedule: str = "single"  # "single" (controlled: one stage at K), "paper" (CLSE's stages), "official"
@@ -119,6 +121,7 @@ def check_settings(**raw):
     return Settings(
         methods=methods, notes=notes,
         keep=_keep(get("keep", d.keep)),
+        budget_per=_choice("budget per", get("budget_per", d.budget_per), BUDGET_PER),
         prune_layer=_optional_layer("prune layer", get("prune_layer")),
         ref_layer=_optional_layer("reference layer", get("ref_layer")),
         schedule=_choice("schedule", get("schedule", d.schedule), SCHEDULES),

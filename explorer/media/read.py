@@ -255,9 +255,19 @@ def sample_video(path, num_frames=4, bounded=True):
     return Clip(frames, picks, fps, total)
 
 
+class Frames(list):
+    """A sampled clip's frames (a list of RGB PIL images) that remember when they were taken: timing
+    {"fps", "frames_indices", "total_num_frames"}, what processors that write timestamps need (Qwen3-VL)."""
+
+    timing = None
+
+
 def sample_video_frames(path, num_frames=4, bounded=True):
-    """The frames of sample_video: a list of RGB PIL images."""
-    return sample_video(path, num_frames, bounded).frames
+    """The frames of sample_video, as Frames (a list of RGB PIL images with their timing)."""
+    clip = sample_video(path, num_frames, bounded)
+    frames = Frames(clip.frames)
+    frames.timing = {"fps": clip.fps, "frames_indices": list(clip.indices), "total_num_frames": clip.total}
+    return frames
 
 
 def read_media(image_path, video_path, num_frames=4):
