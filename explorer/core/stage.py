@@ -26,8 +26,9 @@ def unmet_need(method, encoded, k):
     """Why `method` cannot score at layer k of this input (a sentence for the user), or None."""
     spec = METHODS[method]
     if "vision" in spec.needs and not encoded.vision_scores:
-        return (f"{method} reads the vision encoder's [CLS] attention, and this model's vision tower has no "
-                "[CLS] token feeding the decoder's grid")
+        return (f"{method} reads the vision encoder's [CLS] attention to each patch, and this model has none "
+                "that lies on the decoder's grid of visual tokens (no [CLS] token, or patches merged or "
+                "rearranged before the decoder); choose another method")
     if k < lowest_layer(method):
         return f"{method} looks inside the decoder and needs a layer before the pruning layer (K >= 1)"
     return None
