@@ -6,20 +6,12 @@ of the unpruned run. The page, the command line, the benchmarks and the evaluati
 from PIL import Image
 
 from explorer.core.diagnostics import attach
-from explorer.core.engine import encode, run
+from explorer.core import conversation
+from explorer.core.engine import encode_input, run
 from explorer.core.settings import check_settings
 from explorer.core.stage import method_plan
 from explorer.methods.registry import METHODS
 from models.base import BadInput
-
-
-def encode_input(model, processor, family, images, question, kind="image", prompt="chat", history=()):
-    """media -> the family's real processor call -> the engine's Encoded (vision tower and merge, once). A video
-    sampled from a file carries its frames' times (media.read.Frames.timing) to the processor; history: the
-    conversation's earlier turns [(question, answer)]."""
-    inputs = family.build_inputs(processor, images, question, kind=kind, prompt=prompt,
-                                 timing=getattr(images, "timing", None), history=tuple(history))
-    return encode(model, family, inputs, kind=kind)
 
 
 def summarize(runs):
@@ -79,10 +71,16 @@ def compare(model, processor, family, images, question, settings=None, kind="ima
     for repeat in range(settings.repeats):
         for name in names[repeat % len(names):] + names[:repeat % len(names)]:
             say(f"running {name}" + (f" (repeat {repeat + 1} of {settings.repeats})" if settings.repeats > 1 else ""))
-            runs[name].append(run(model, processor, encoded, name, settings, question=question, keep_logits=keep_logits,
-                                  capture=diagnostics and name == "none" and repeat == 0))
+            record = run(model, processor, encoded, name, settings, question=question, keep_logits=keep_logits,
+                         capture=diagnostics and name == "none" and repeat == 0,
+                         keep_state=bool(settings.follow_ups) and repeat == 0)
+            if repeat == 0:  # the conversation goes on from the first repeat's cache, which it then releases
+                if settings.follow_ups:
+                    say(f"{name}: the follow-up question(s)")
+                conversation.converse(model, processor, encoded, record, images, settings, kind)
+            runs[name].append(record)
     records = {name: summarize(runs[name]) for name in names}
-    notes = [*settings.notes, unknown_words_note(processor.tokenizer, question)]
+    notes = [*settings.notes, *(unknown_words_note(processor.tokenizer, q) for q in (question, *settings.follow_ups))]
     for record in records.values():
         record.notes[:0] = [note for note in notes if note]
     if diagnostics:

@@ -109,6 +109,15 @@ def encode(model, family, inputs, kind="image"):
     return encoded
 
 
+def encode_input(model, processor, family, images, question, kind="image", prompt="chat", history=()):
+    """media -> the family's real processor call -> the engine's Encoded (vision tower and merge, once). A video
+    sampled from a file carries its frames' times (media.read.Frames.timing) to the processor; history: the
+    conversation's earlier turns [(question, answer)]."""
+    inputs = family.build_inputs(processor, images, question, kind=kind, prompt=prompt,
+                                 timing=getattr(images, "timing", None), history=tuple(history))
+    return encode(model, family, inputs, kind=kind)
+
+
 def content_seed(inputs):
     """A 31-bit number from the input's pixels (every floating-point tensor the processor made)."""
     digest = hashlib.sha1()
@@ -297,15 +306,16 @@ def prefill(model, encoded, method, settings, the_plan, record, capture=None):
     return hidden, cache
 
 
-def decode(model, encoded, cache, first_logits, stop_ids, max_new_tokens, keep_logits=False):
-    """Greedy decoding from the (pruned) cache; positions continue after the original sequence.
-    Returns (token ids, the logits of every step as float32 CPU tensors when keep_logits, else [])."""
+def decode(model, encoded, cache, first_logits, stop_ids, max_new_tokens, keep_logits=False, start_position=None):
+    """Greedy decoding from the (pruned) cache; positions continue after the original sequence (or from
+    start_position). Returns (token ids, the logits of every step as float32 CPU tensors when keep_logits, else
+    [], the position id the next token would take)."""
     lm = encoded.family.text_model(model)
     text_config = model.config.get_text_config()
     embed_device = device_of(lm.embed_tokens)
     step_logits = [first_logits.cpu()] if keep_logits else []
     tokens = [int(first_logits.argmax())]
-    next_position = int(encoded.position_ids.max()) + 1
+    next_position = int(encoded.position_ids.max()) + 1 if start_position is None else start_position
     position_shape = (*encoded.position_ids.shape[:-1], 1)
     while tokens[-1] not in stop_ids and len(tokens) < max_new_tokens:
         hidden = lm.embed_tokens(torch.tensor([[tokens[-1]]], device=embed_device))
@@ -319,7 +329,33 @@ def decode(model, encoded, cache, first_logits, stop_ids, max_new_tokens, keep_l
         tokens.append(int(logits.argmax()))
         if keep_logits:
             step_logits.append(logits.cpu())
-    return tokens, step_logits
+    return tokens, step_logits, next_position
+
+
+def extend(model, encoded, cache, ids, start_position):
+    """Prefill text tokens on top of a (pruned) cache, at positions start_position.. (every row of multimodal
+    position ids alike, as the stock model numbers text); returns the last token's logits (float32). A
+    follow-up question continues a conversation this way."""
+    lm = encoded.family.text_model(model)
+    text_config = model.config.get_text_config()
+    hidden = lm.embed_tokens(torch.tensor([ids], device=device_of(lm.embed_tokens)))
+    shape = (*encoded.position_ids.shape[:-1], len(ids))
+    position = torch.arange(start_position, start_position + len(ids), device=encoded.position_ids.device).expand(shape)
+    cos, sin = lm.rotary_emb(hidden, position)
+    for i, layer in enumerate(lm.layers):
+        hidden = layer(hidden, attention_mask=causal_mask(text_config, hidden, cache, i),
+                       position_embeddings=(cos, sin), past_key_values=cache, use_cache=True)
+    return model.lm_head(lm.norm(hidden[:, -1:]))[0, -1].float()
+
+
+@dataclass
+class Continuation:
+    """Where a run's conversation stands: its KV cache (pruned as it was), the token ids the cache holds (the
+    prompt, then every generated token but the last, which was never fed) and the next token's position id."""
+
+    cache: object
+    ids: list
+    next_position: int
 
 
 def new_record(model, encoded, method, settings, the_plan, question):
@@ -373,11 +409,14 @@ def peak_memory(device, record, model):
     return record.kv_cache_bytes + activation, "estimate: KV cache + the largest MLP activation (3 n m)"
 
 
-def run(model, processor, encoded, method, settings=None, capture=False, question="", keep_logits=False, **raw):
+def run(model, processor, encoded, method, settings=None, capture=False, question="", keep_logits=False,
+        keep_state=False, **raw):
     """One generation with `method` (a METHODS name). Returns a Record; with capture=True its `capture`
     attribute holds what explorer/core/diagnostics.py needs (compare drops it once the diagnostics are made);
     with keep_logits=True its `step_logits` attribute holds every generated token's logits on the CPU (for the
-    tests' oracles; a normal run keeps no per-step tensor). Nothing persists between calls."""
+    tests' oracles; a normal run keeps no per-step tensor); with keep_state=True its `state` attribute is the
+    Continuation a follow-up question needs (explorer/core/conversation.py drops it when the conversation
+    ends). Nothing persists between calls."""
     settings = settings or check_settings(**raw)
     check_method(method)
     lm = encoded.family.text_model(model)
@@ -397,12 +436,14 @@ def run(model, processor, encoded, method, settings=None, capture=False, questio
         if captured is not None:  # keys as they were after the prefill; decoding appends to the cache
             captured["keys"] = [layer.keys for layer in cache.layers]
         start = clock(device)
-        tokens, step_logits = decode(model, encoded, cache, first_logits, eos_ids(model, processor),
-                                     settings.max_new_tokens, keep_logits)
+        tokens, step_logits, next_position = decode(model, encoded, cache, first_logits, eos_ids(model, processor),
+                                                    settings.max_new_tokens, keep_logits)
         decode_ms = (clock(device) - start) * 1e3
     finish_record(record, model, processor, cache, tokens, prefill_ms, decode_ms, encoded.vision_ms)
     record.peak_memory_bytes, record.peak_memory_kind = peak_memory(device, record, model)
     record.capture = captured
     if keep_logits:
         record.step_logits = step_logits
+    if keep_state:
+        record.state = Continuation(cache, encoded.input_ids[0].tolist() + tokens[:-1], next_position)
     return record

@@ -62,6 +62,8 @@ class Record:
     repeats: int = 1
     peak_memory_bytes: int = 0
     peak_memory_kind: str = ""  # how peak_memory_bytes was measured (device allocator or an estimate)
+    turns: list = field(default_factory=list)  # the conversation: [{"question", "answer", "answer_ids",
+    # "kept_indices", "timings_ms", "kv_cache_bytes"}], the first the record's own (explorer/core/conversation.py)
 
     def to_json(self):
         return _jsonable(dataclasses.asdict(self))

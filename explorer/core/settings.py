@@ -22,6 +22,9 @@ MAX_FRAMES = 16  # video frames sampled, at most
 MAX_NEW_TOKENS = 256
 MAX_REPEATS = 10  # timed repeats per method, at most
 MAX_LAYER = 10_000  # a layer index beyond any decoder (the plan checks it against the model)
+MAX_FOLLOW_UPS = 4  # follow-up questions of one conversation
+MAX_QUESTION_CHARS = 500
+FOLLOW_UP_MODES = ("keep", "reprune")  # continue the pruned cache, or prune again for each question
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,13 @@ class Settings:
     temp: float = 0.1  # CLSE's sigmoid temperature
     prompt: str = "chat"
     repeats: int = 1  # timed repeats per method (median reported)
+    follow_ups: tuple = ()  # later questions of the conversation, in order
+    follow_up_mode: str = "keep"  # "keep": on the first question's pruned cache; "reprune": chosen again per question
     notes: tuple = ()  # what the check changed (an old method name), for the records' notes
 
     def to_json(self):
-        return {**asdict(self), "methods": list(self.methods), "notes": list(self.notes)}
+        return {**asdict(self), "methods": list(self.methods), "notes": list(self.notes),
+            "follow_ups": list(self.follow_ups)}
 
 
 def _number(name, value, whole=False, low=None, high=None):
@@ -110,6 +116,31 @@ def method_names(methods):
     return tuple(names), tuple(notes)
 
 
+def check_question(question, what="the question"):
+    """A question as the model gets it (stripped), or BadInput: empty, too long, or not text."""
+    if question is not None and not isinstance(question, str):
+        raise BadInput(f"{what} must be text, got {type(question).__name__}")
+    question = (question or "").strip()
+    if not question:
+        raise BadInput(f"{what} is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise BadInput(f"{what} is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
+    return question
+
+
+def follow_ups(value):
+    """Follow-up questions from a list, or one string with one question per line; at most MAX_FOLLOW_UPS."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        value = [line for line in value.splitlines() if line.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise BadInput(f"follow-ups must be questions (a list, or one per line), got {value!r}")
+    if len(value) > MAX_FOLLOW_UPS:
+        raise BadInput(f"{len(value)} follow-up questions; the limit is {MAX_FOLLOW_UPS}")
+    return tuple(check_question(q, f"follow-up question {i + 1}") for i, q in enumerate(value))
+
+
 def check_settings(**raw):
     """Settings from raw values; every missing value takes its default. Raises BadInput."""
     unknown = set(raw) - set(Settings.__dataclass_fields__)
@@ -135,4 +166,6 @@ def check_settings(**raw):
         temp=_number("temperature", get("temp", d.temp), low=1e-3, high=100.0),
         prompt=_choice("prompt", get("prompt", d.prompt), PROMPTS),
         repeats=_number("repeats", get("repeats", d.repeats), whole=True, low=1, high=MAX_REPEATS),
+        follow_ups=follow_ups(get("follow_ups", d.follow_ups)),
+        follow_up_mode=_choice("follow-up mode", get("follow_up_mode", d.follow_up_mode), FOLLOW_UP_MODES),
     )

@@ -41,7 +41,7 @@ import torch
 
 import models
 from explorer.analysis.stats import THIRDS, third_of
-from explorer.core.compare import encode_input
+from explorer.core.engine import encode_input
 from explorer.core.engine import TIE_AT_CUT, run
 from explorer.core.settings import check_settings
 from explorer.methods.registry import check_method, pruning_methods

@@ -49,7 +49,7 @@ from lmms_eval.models.registry_v2 import ModelManifest
 from tqdm import tqdm
 
 import models
-from explorer.core.compare import encode_input
+from explorer.core.engine import encode_input
 from explorer.core.devices import device_of
 from explorer.core.engine import run
 from explorer.core.settings import MAX_NEW_TOKENS, check_settings

@@ -7,7 +7,7 @@ import dataclasses
 
 import numpy as np
 
-from explorer.core.compare import encode_input
+from explorer.core.engine import encode_input
 from explorer.core.engine import run
 from models.shapes_llava import scenes
 
