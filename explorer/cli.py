@@ -7,7 +7,8 @@ import argparse
 import json
 import sys
 
-from explorer.core.settings import EARLY_KV, MAX_FRAMES, PROMPTS, SCHEDULES, Settings, check_settings
+from explorer.core.settings import (BUDGET_PER, EARLY_KV, FOLLOW_UP_MODES, MAX_FOLLOW_UPS, MAX_FRAMES, PROMPTS,
+                                    SCHEDULES, Settings, check_settings)
 from explorer.media import read as media
 from explorer.methods.registry import METHODS
 from models.base import BadInput
@@ -21,6 +22,11 @@ def parse_args(argv):
     parser.add_argument("--video-file", default=None, help="a video file, sampled into --frames evenly spaced frames")
     parser.add_argument("--frames", default=DEFAULTS.frames, help=f"frames sampled from --video-file (1-{MAX_FRAMES})")
     parser.add_argument("--question", required=True)
+    parser.add_argument("--follow-up", action="append", default=[], metavar="QUESTION",
+                        help=f"a later question of the conversation (repeat, up to {MAX_FOLLOW_UPS})")
+    parser.add_argument("--follow-up-mode", choices=FOLLOW_UP_MODES, default=DEFAULTS.follow_up_mode,
+                        help="keep: on the first question's pruned cache (what a deployed pruner does); "
+                             "reprune: every method chooses again for each question")
     parser.add_argument("--model", default=None, help="hub id or local directory (default: the embedded model)")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     parser.add_argument("--dtype", default="auto", help="auto (bfloat16/float16 on a GPU, float32 on the CPU), "
@@ -30,7 +36,11 @@ def parse_args(argv):
     parser.add_argument("--keep", default=DEFAULTS.keep, help="visual tokens kept per image/video: a count, or a ratio < 1")
     parser.add_argument("--prune-layer", default=None, help="K (default: the family's official setting)")
     parser.add_argument("--ref-layer", default=None, help="CLSE's L (default: the family's official setting)")
-    parser.add_argument("--schedule", choices=SCHEDULES, default=DEFAULTS.schedule)
+    parser.add_argument("--schedule", choices=SCHEDULES, default=DEFAULTS.schedule,
+                        help="single: the controlled comparison (one K, one count for every method); paper: CLSE's "
+                             "stages; official: each method as its authors run it")
+    parser.add_argument("--budget-per", choices=BUDGET_PER, default=DEFAULTS.budget_per,
+                        help="an image of several grids (base + tiles): one budget over them, or one per grid")
     parser.add_argument("--early-kv", choices=EARLY_KV, default=None,
                         help="layers before a stage keep or drop pruned tokens in their KV cache "
                              "(default: as the family's official code)")
@@ -74,7 +84,9 @@ def main(argv=None):
         settings = check_settings(methods=args.methods, keep=args.keep, prune_layer=args.prune_layer,
                                   ref_layer=args.ref_layer, schedule=args.schedule, early_kv=args.early_kv,
                                   invert=args.invert, prompt=args.prompt, max_new_tokens=args.max_new_tokens,
-                                  seed=args.seed, repeats=args.repeats, frames=args.frames)
+                                  seed=args.seed, repeats=args.repeats, frames=args.frames,
+                                  follow_ups=args.follow_up, follow_up_mode=args.follow_up_mode,
+                                  budget_per=args.budget_per)
         images, kind = read_inputs(args, settings.frames)
         model, processor, family = load(args.model, device=args.device, dtype=args.dtype,
                                         device_map=args.device_map, progress=say)
@@ -96,4 +108,7 @@ def main(argv=None):
         print(f"{name:13s} {record.answer!r:30s} kept {len(record.kept_indices):5d}/{record.visual_tokens}  "
               f"avg {record.budget['average_kept']:7.1f}  prefill {t['prefill']:8.1f} ms  "
               f"decode {t['decode_per_token']:6.1f} ms/token  KV {record.kv_cache_bytes / 2**20:7.2f} MiB")
+        for turn in record.turns[1:]:
+            print(f"{'':13s} {turn['question']!r} -> {turn['answer']!r} (kept {len(turn['kept_indices'])}, "
+                  f"{turn['timings_ms']['total']:.1f} ms)")
     return 0

@@ -185,3 +185,27 @@ def test_an_old_method_name_is_renamed_with_a_note(client, tmp_path):
     assert any("'clse_hybrid' is now called 'clse'" in note for note in payload["results"]["clse"]["notes"])
     answers = json.loads(outputs[0]["plot"])
     assert "now called" in answers["layout"]["title"]["text"]
+
+
+def test_a_conversation_through_the_api(client, page_model, tmp_path):
+    """Follow-up questions through the compare API (one per line): every record's turns, and the answers
+    table one row per turn and method."""
+    from explorer.page.api import compare_arguments
+
+    path = tmp_path / "scene.png"
+    random_image(3, size=(120, 90)).save(path)
+    outputs = client.predict(*compare_arguments(image=handle_file(str(path)), question="what color is the circle ?",
+                                                keep=9, prune_layer=2, model_id=page_model,
+                                                follow_ups="what color is the square ?\nis there a circle ?",
+                                                follow_up_mode="reprune"), api_name="/compare")
+    payload = check_outputs(outputs, ["clse", "fastv"])
+    for name, record in payload["results"].items():
+        assert [t["question"] for t in record["turns"]] == ["what color is the circle ?", "what color is the "
+                                                            "square ?", "is there a circle ?"], name
+        assert record["settings"]["follow_up_mode"] == "reprune"
+    table = json.loads(outputs[0]["plot"])["data"][0]["cells"]["values"]
+    assert len(table[0]) == 3 * 3 and table[-1][-1].startswith("3: is there a circle")
+    with pytest.raises(Exception, match="5 follow-up questions; the limit is 4"):
+        client.predict(*compare_arguments(image=handle_file(str(path)), question="what color is the circle ?",
+                                          model_id=page_model, follow_ups="a ?\nb ?\nc ?\nd ?\ne ?"),
+                       api_name="/compare")

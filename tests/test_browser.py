@@ -120,3 +120,25 @@ def test_the_frame_slider_redraws_a_clip_frame_by_frame(url):
         page.wait_for_function(f"{titles}.filter(t => t.includes('(frame 3 of 4)')).length >= 2", timeout=30_000)
         assert not any("(frame 1 of 4)" in t for t in page.evaluate(titles))
         browser.close()
+
+
+def test_a_visitor_asks_a_follow_up_and_sees_three_conversations(url):
+    """The issue's visitor: "Where is the red circle?", then "What color is the square?" in the follow-up box:
+    the answers table holds both turns for the three methods."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = compare_example(browser, url, EXAMPLE_QUESTION, "img")
+        page.get_by_label("Follow-up question").fill("What color is the square?")
+        page.get_by_role("button", name="Ask a follow-up").click()
+        # Plotly wraps a table cell's text into lines without the space: compare without white space
+        page.wait_for_function("Array.from(document.querySelectorAll('.js-plotly-plot')).some(e => "
+                               "e.textContent.replace(/\\s/g, '').includes('2:Whatcoloristhesquare?'))",
+                               timeout=120_000)
+        table = "".join(page.locator(".js-plotly-plot").first.text_content().split())
+        assert table.count("2:Whatcoloristhesquare?") == 3  # unpruned, method A, method B
+        assert table.count("1:" + "".join(EXAMPLE_QUESTION.split())) == 3
+        page.screenshot(path=os.path.join(ARTIFACTS, "page-conversation.png"), full_page=False)
+        browser.close()
+

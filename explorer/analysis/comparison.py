@@ -167,10 +167,11 @@ class Analysis:
     payload: {"results": ..., optional "flipped_kept_indices", "positional_sweep"}; pair: the two methods
     compared side by side (default: the first two pruned methods of the results, or one method twice)."""
 
-    def __init__(self, payload, pair=None, group=0):
+    def __init__(self, payload, pair=None, group=0, turn=0):
         self.payload = payload
         self.results = payload["results"]
         self.group = group
+        self.turn = turn  # the conversation's turn whose kept sets the maps show (reprune: each its own)
         self.g = group_info(self.results, group)
         self.grid = grid_of(self.g)
         self.methods_run = [m for m in self.results if m != "none"]
@@ -190,15 +191,15 @@ class Analysis:
 
     @functools.cached_property
     def answers(self):
-        """One row per method: what the answers panel shows."""
-        reference = self.none["answer_ids"]
+        """One row per turn of the conversation and method (the first turn's rows first): what the answers
+        panel shows. "same" compares with the unpruned answer of the same turn."""
         rows = []
         for name, r in self.results.items():
             budget = r.get("budget") or {}
             rows.append({
-                "method": name,
+                "method": name, "turn": 1, "question": r.get("question", ""),
                 "answer": r["answer"],
-                "same": None if name == "none" else r["answer_ids"] == reference,
+                "same": None if name == "none" else r["answer_ids"] == self.none["answer_ids"],
                 "kept": len(r["kept_indices"]),
                 "visual_tokens": r["visual_tokens"],
                 "nominal": budget.get("nominal"),
@@ -207,7 +208,40 @@ class Analysis:
                 "kv_cache_mib": r["kv_cache_bytes"] / 2**20,
                 "how": how_it_ran(r),
             })
+        reference_turns = self.none.get("turns") or []
+        for t in range(1, len(reference_turns)):
+            for name, r in self.results.items():
+                turn = (r.get("turns") or [])[t] if len(r.get("turns") or []) > t else None
+                if turn is None:
+                    continue
+                mode = (r.get("settings") or {}).get("follow_up_mode", "keep")
+                rows.append({
+                    "method": name, "turn": t + 1, "question": turn["question"], "answer": turn["answer"],
+                    "same": None if name == "none" else turn["answer_ids"] == reference_turns[t]["answer_ids"],
+                    "kept": len(turn["kept_indices"]), "visual_tokens": r["visual_tokens"], "nominal": None,
+                    "average_kept": None, "prefill_ms": turn["timings_ms"]["prefill"],
+                    "kv_cache_mib": turn["kv_cache_bytes"] / 2**20,
+                    "how": ("full cache" if name == "none" else
+                            "pruned again for this question (reprune)" if mode == "reprune" else
+                            "on the first question's pruned cache (keep)"),
+                })
         return rows
+
+    @functools.cached_property
+    def turns(self):
+        """How many turns the conversation has (1 without follow-ups)."""
+        return max(1, len(self.none.get("turns") or []))
+
+    @functools.cached_property
+    def grid_names(self):
+        """What the page calls each visual group: its family-given name, or image / video and its number."""
+        groups = self.none["groups"]
+        names = []
+        for gi, g in enumerate(groups):
+            name = g.get("name") or ""
+            label = f"{g['kind']} {gi + 1}" + (f": {name}" if name else "") if len(groups) > 1 else (name or g["kind"])
+            names.append(label)
+        return names
 
     @functools.cached_property
     def notes(self):
@@ -267,8 +301,14 @@ class Analysis:
 
     @functools.cached_property
     def kept(self):
-        """{method: 1.0 kept for decoding / 0.0 pruned, over the group} for every method run."""
-        return {m: kept_vector(r["kept_indices"], self.g) for m, r in self.results.items()}
+        """{method: 1.0 kept for decoding / 0.0 pruned, over the group} for every method run, at this turn (its
+        own kept set in reprune mode; the first question's in keep mode)."""
+        out = {}
+        for m, r in self.results.items():
+            turns = r.get("turns") or []
+            indices = turns[self.turn]["kept_indices"] if len(turns) > self.turn else r["kept_indices"]
+            out[m] = kept_vector(indices, self.g)
+        return out
 
     @functools.cached_property
     def merged(self):

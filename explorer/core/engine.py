@@ -366,7 +366,8 @@ def new_record(model, encoded, method, settings, the_plan, question):
     return Record(
         model=str(getattr(model, "name_or_path", "")), method=method, question=question, answer="", answer_ids=[],
         groups=[{"kind": g.kind, "grid": list(g.grid), "offset": offsets[i], "count": g.count,
-                 "first_position": int(g.positions[0])} for i, g in enumerate(groups)],
+                 "first_position": int(g.positions[0]), "unit": g.unit, "name": g.name}
+                for i, g in enumerate(groups)],
         visual_tokens=offsets[-1], text_tokens=encoded.inputs_embeds.shape[1] - offsets[-1],
         num_layers=len(lm.layers), prune_layer=the_plan.prune_layer, ref_layer=the_plan.ref_layer,
         schedule=settings.schedule,

@@ -32,7 +32,8 @@ class Record:
     question: str
     answer: str
     answer_ids: list
-    groups: list  # [{"kind", "grid": [t, h, w], "offset": first visual index, "count", "first_position"}]
+    groups: list  # [{"kind", "grid": [t, h, w], "offset": first visual index, "count", "first_position", "unit",
+    # "name"}]: "unit" (None, or the image whose grids share a budget) and "name" ("base", "tiles", "thumbnail"...)
     visual_tokens: int  # N, all groups together
     text_tokens: int
     num_layers: int

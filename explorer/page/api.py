@@ -21,6 +21,9 @@ COMPARE_ARGUMENTS = {  # name -> the page's default
     "invert": _DEFAULTS.invert,
     "prompt": _DEFAULTS.prompt,
     "repeats": _DEFAULTS.repeats,
+    "budget_per": _DEFAULTS.budget_per,
+    "follow_ups": "",  # the conversation's later questions, one per line (up to 4)
+    "follow_up_mode": _DEFAULTS.follow_up_mode,
 }
 
 

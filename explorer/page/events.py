@@ -8,12 +8,14 @@ import gradio as gr
 
 from explorer.media import read as media
 from explorer.methods.registry import METHODS
+from explorer.analysis.comparison import Analysis
 from explorer.page import panels, service
 from explorer.serve import access, files
 from models.base import BadInput
 
 COMPARE_OUTPUTS = [p.name for p in panels.PANELS] + ["result_json", "download", "state", "frame"]
 FRAME_OUTPUTS = [p.name for p in panels.PER_FRAME]
+VIEW_OUTPUTS = [p.name for p in panels.PANELS if p.section != panels.SECTIONS[0].name] + ["frame"]
 
 
 def in_order(values, names):
@@ -43,13 +45,15 @@ class StageProgress:
 
 def compare_click(image, video, question, method_a, method_b, keep, prune_layer="auto", ref_layer="auto",
                   schedule="single", model_id=None, num_frames=4, early_kv="auto", invert=False, prompt="chat",
-                  repeats=1, progress=gr.Progress(), visitor: gr.Request = None):
+                  repeats=1, budget_per="image", follow_ups="", follow_up_mode="keep", progress=gr.Progress(),
+                  visitor: gr.Request = None):
     """The Compare event (its parameters are explorer.page.api.COMPARE_ARGUMENTS, in that order; a test checks
     it): the answers as soon as the comparison ran, then every panel. The last output set (what
     gradio_client's predict returns) holds everything."""
     try:
         request = service.prepare(image, video, question, method_a, method_b, keep, prune_layer, ref_layer,
-                                  schedule, model_id, num_frames, early_kv, invert, prompt, repeats)
+                                  schedule, model_id, num_frames, early_kv, invert, prompt, repeats, budget_per,
+                                  follow_ups, follow_up_mode)
         say = StageProgress(progress, service.expected_stages(request), visitor)
         payload, analysis = service.answer(request, say)
         first = panels.draw(analysis, panels=panels.FIRST)  # the answers; every other panel emptied
@@ -62,16 +66,59 @@ def compare_click(image, video, question, method_a, method_b, keep, prune_layer=
         return  # nobody is listening
     frames = analysis.grid[0]
     yield in_order({**panels.draw(analysis, view), "result_json": payload, "download": files.save_result_json(payload),
-                    "state": {"analysis": analysis, "view": view},
+                    "state": {"analyses": {(0, 0): analysis}, "view": view},
                     "frame": gr.update(maximum=max(frames - 1, 1), value=0, visible=frames > 1)}, COMPARE_OUTPUTS)
 
 
-def frame_change(state, frame):
+def view_controls(state):
+    """After a comparison: the grid menu (an image seen as several grids) and the turn slider (a conversation)
+    show what this request has."""
+    if not state:
+        return gr.update(), gr.update()
+    first = state["analyses"][(0, 0)]
+    names, turns = first.grid_names, first.turns
+    return (gr.update(choices=names, value=names[0], visible=len(names) > 1),
+            gr.update(maximum=max(turns, 2), value=1, visible=turns > 1))
+
+
+def analysis_of(state, grid, turn):
+    """The request's analysis of one grid at one turn (made once, kept in the visitor's state)."""
+    first = state["analyses"][(0, 0)]
+    names = first.grid_names
+    group = names.index(grid) if grid in names else 0
+    turn = min(max(int(turn or 1) - 1, 0), first.turns - 1)
+    key = (group, turn)
+    if key not in state["analyses"]:
+        state["analyses"][key] = Analysis(first.payload, pair=first.pair, group=group, turn=turn)
+    return state["analyses"][key]
+
+
+def frame_change(state, frame, grid=None, turn=1):
     """The frame slider: the per-frame panels of the request in the state, at this frame."""
     if not state:
         return [gr.update() for _ in FRAME_OUTPUTS]
-    return in_order(panels.draw(state["analysis"], state["view"], int(frame), panels=panels.PER_FRAME),
-                    FRAME_OUTPUTS)
+    analysis = analysis_of(state, grid, turn)
+    frame = min(int(frame), analysis.grid[0] - 1)
+    return in_order(panels.draw(analysis, state["view"], frame, panels=panels.PER_FRAME), FRAME_OUTPUTS)
+
+
+def view_change(state, grid, turn):
+    """The grid or the turn changed: every panel below the answers drawn again for it, at its first frame."""
+    if not state:
+        return [gr.update() for _ in VIEW_OUTPUTS]
+    analysis = analysis_of(state, grid, turn)
+    figs = panels.draw(analysis, state["view"], 0, panels=[p for p in panels.PANELS if p.name in VIEW_OUTPUTS])
+    frames = analysis.grid[0]
+    return in_order({**figs, "frame": gr.update(maximum=max(frames - 1, 1), value=0, visible=frames > 1)},
+                    VIEW_OUTPUTS)
+
+
+def add_follow_up(asked, question):
+    """The follow-up box: its question joins the conversation's list (one per line); the box empties."""
+    question = (question or "").strip()
+    if not question:
+        raise gr.Error("the follow-up question is empty", print_exception=False)
+    return "\n".join([*(asked or "").splitlines(), question]), ""
 
 
 def preset_change(preset):

@@ -215,13 +215,15 @@ def _answer_cells(row):
     nominal = "-" if row["nominal"] is None else f"{row['nominal']:g}"
     average = "-" if row["average_kept"] is None else f"{row['average_kept']:.1f}"
     return [row["method"], row["answer"] or "(empty)", same, f"{row['kept']} / {row['visual_tokens']}", nominal,
-            average, f"{row['prefill_ms']:.1f}", f"{row['kv_cache_mib']:.2f}", row["how"]]
+            average, f"{row['prefill_ms']:.1f}", f"{row['kv_cache_mib']:.2f}", row["how"],
+            f"{row['turn']}: {row['question']}"]
 
 
 def answers_table(a):
     rows = [_answer_cells(row) for row in a.answers]
     header = ["method", "answer", "same as unpruned", "visual tokens kept / total", "nominal budget",
-              "visual tokens per layer (average over all layers)", "prefill ms", "KV cache MiB", "how it ran"]
+              "visual tokens per layer (average over all layers)", "prefill ms", "KV cache MiB", "how it ran",
+              "turn: question"]
     colors = [method_color(row[0]) for row in rows]
     fig = go.Figure(go.Table(
         header=dict(values=[f"<b>{h}</b>" for h in header], align="left", fill_color="#e8e8e8"),
@@ -236,7 +238,9 @@ def answers_table(a):
     # e.g. a tie at the cut: the reader must know the selection was not the score's doing
     title += "".join(f"<br><sup>note: {note}</sup>" for note in a.notes)
     top = 50 + 18 * (len(a.notes) + bool(a.settings_used))
-    fig.update_layout(title=title, margin=dict(l=10, r=10, t=top, b=10), height=top + 120 + 30 * len(rows))
+    # rows of a conversation wrap their question and how the method ran onto three lines
+    per_row = 30 if a.turns == 1 else 52
+    fig.update_layout(title=title, margin=dict(l=10, r=10, t=top, b=10), height=top + 120 + per_row * len(rows))
     return fig
 
 

@@ -22,7 +22,7 @@ from PIL import ImageOps
 import models
 from explorer.analysis.comparison import Analysis
 from explorer.core.compare import compare
-from explorer.core.settings import check_settings
+from explorer.core.settings import check_question, check_settings
 from explorer.eval.sweep import positional_sweep
 from explorer.media import read as media
 from explorer.serve import access, zerogpu
@@ -30,7 +30,6 @@ from models.base import BadInput
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "assets")
 
-MAX_QUESTION_CHARS = 500
 BUDGET_PRESETS = {  # the paper's LLaVA-1.5 budgets (192, 128, 64 tokens) as ratios, so they scale to any grid
     "1/3 (the paper's 192)": 1 / 3,
     "2/9 (the paper's 128)": 2 / 9,
@@ -51,15 +50,6 @@ def gpu_seconds(request, *args, **kwargs):
     return zerogpu.request_seconds(request.settings, len(request.images))
 
 
-def check_question(question):
-    question = (question or "").strip()
-    if not question:
-        raise BadInput("the question is empty")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise BadInput(f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
-    return question
-
-
 @dataclasses.dataclass
 class Request:
     """One checked request: what the user gave and the settings every run of it uses."""
@@ -73,14 +63,16 @@ class Request:
 
 
 def prepare(image, video, question, method_a, method_b, keep, prune_layer="auto", ref_layer="auto",
-            schedule="single", model_id=None, num_frames=4, early_kv="auto", invert=False, prompt="chat", repeats=1):
+            schedule="single", model_id=None, num_frames=4, early_kv="auto", invert=False, prompt="chat", repeats=1,
+            budget_per="image", follow_ups="", follow_up_mode="keep"):
     """The page's raw inputs (explorer.page.api.COMPARE_ARGUMENTS, by name) checked once: a Request, or
     BadInput with the sentence the user sees."""
     question = check_question(question)
     model_id = access.canonical_model(model_id)  # refused before any media is decoded
     settings = check_settings(methods=[method_a, method_b], keep=keep, prune_layer=prune_layer,
                               ref_layer=ref_layer, schedule=schedule, early_kv=early_kv, invert=bool(invert),
-                              frames=num_frames, prompt=prompt, repeats=repeats)
+                              frames=num_frames, prompt=prompt, repeats=repeats, budget_per=budget_per,
+                              follow_ups=follow_ups, follow_up_mode=follow_up_mode)
     images, kind = media.read_media(image, video, settings.frames)  # bounded work
     methods = settings.methods  # aliases already renamed (the records carry the note)
     return Request(images, kind, question, settings, model_id,
@@ -214,9 +206,15 @@ def benchmark_figures(loaded):
 def default_layers_help(setting):
     """"auto" explained from the family files: each family's official setting of `setting` ("prune_layer",
     "ref_layer" or "early_kv") for images and for video."""
-    parts = [f"{family.NAME}: images {family.DEFAULTS['image'][setting]}, video {family.DEFAULTS['video'][setting]}"
-             for family in models.FAMILIES]
-    return "auto = as each family's official code (" + "; ".join(parts) + ")"
+    by_value = {}
+    for family in models.FAMILIES:
+        by_value.setdefault((family.DEFAULTS["image"][setting], family.DEFAULTS["video"][setting]), []).append(
+            family.NAME)
+    if len(by_value) == 1:
+        (image, video), = by_value
+        return f"auto = as the official code sets it: images {image}, video {video} (every family)"
+    return "auto = as each family's official code sets it: " + "; ".join(
+        f"images {image}, video {video} ({', '.join(names)})" for (image, video), names in by_value.items())
 
 
 def examples():

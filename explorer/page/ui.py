@@ -5,7 +5,7 @@ the results' layout comes from panels.py (the answers above the tabs, one tab pe
 
 import gradio as gr
 
-from explorer.core.settings import EARLY_KV, MAX_FRAMES, MAX_REPEATS, PROMPTS, SCHEDULES
+from explorer.core.settings import BUDGET_PER, EARLY_KV, FOLLOW_UP_MODES, MAX_FRAMES, MAX_REPEATS, PROMPTS, SCHEDULES
 from explorer.methods.registry import METHODS, groups
 from explorer.page import benchmark_tab, events, panels, service
 from explorer.page.api import COMPARE_ARGUMENTS
@@ -80,7 +80,26 @@ def build_inputs():
             c["repeats"] = gr.Slider(1, MAX_REPEATS, value=DEFAULT["repeats"], step=1, label="Timed repeats",
                                      info="each method timed this many times (order rotated): the cost panel shows "
                                           "the median and the spread")
+            c["budget_per"] = gr.Radio(list(BUDGET_PER), value=DEFAULT["budget_per"], label="Budget per",
+                                       info="an image the model sees as several grids (LLaVA-NeXT's base and tiles, "
+                                            "InternVL's tiles): one budget over them, split by their sizes, or "
+                                            "one budget per grid")
+    # the conversation's later questions, one per line: filled by the follow-up box, emptied by Compare
+    c["follow_ups"] = gr.Textbox(value=DEFAULT["follow_ups"], visible=False)
     return c, preset
+
+
+def build_follow_up(request):
+    """The follow-up box under the answers: one more question to every method's conversation, and the mode."""
+    with gr.Row():
+        ask = gr.Textbox(label="Follow-up question", scale=4, max_lines=2,
+                         placeholder="ask another question about the same image or video")
+        request["follow_up_mode"] = gr.Radio(list(FOLLOW_UP_MODES), value=DEFAULT["follow_up_mode"], scale=2,
+                                             label="Follow-up on",
+                                             info="keep: the first question's pruned cache, as a deployed pruner "
+                                                  "answers; reprune: every method chooses again for each question")
+        button = gr.Button("Ask a follow-up", scale=1)
+    return ask, button
 
 
 def build_section(section, plots):
@@ -101,14 +120,19 @@ def build_section(section, plots):
             plots[panel.name] = gr.Plot(label=panel.label)
 
 
-def build_results():
-    """The answers, the frame slider, then one tab per section and the result JSON. Returns the components
-    the Compare event writes, by output name (events.COMPARE_OUTPUTS but the state)."""
+def build_results(request):
+    """The answers, the follow-up box, the view controls (grid, turn, frame), then one tab per section and the
+    result JSON. Returns the components the Compare event writes, by output name (events.COMPARE_OUTPUTS but
+    the state), and the follow-up box's (question, button) under "follow_up"."""
     out = {}
     top, *tabs = panels.SECTIONS
     gr.Markdown(f"## {top.label}")
     build_section(top, out)
-    out["frame"] = gr.Slider(0, 1, value=0, step=1, label="Frame (video)", visible=False)  # maximum set per request
+    out["follow_up"] = build_follow_up(request)
+    with gr.Row():  # what the panels below show: which grid of the input, which turn, which frame
+        out["grid"] = gr.Dropdown([], label="Grid (an image seen as several: base, tiles, thumbnail)", visible=False)
+        out["turn"] = gr.Slider(1, 2, value=1, step=1, label="Turn of the conversation (kept sets)", visible=False)
+        out["frame"] = gr.Slider(0, 1, value=0, step=1, label="Frame (video)", visible=False)  # set per request
     with gr.Tabs():
         for section in tabs:
             with gr.Tab(section.label, id=section.name) as tab:
@@ -130,19 +154,30 @@ def build_app():
                     "the model answers unpruned, pruned by method A and pruned by method B, and why.")
         with gr.Row():
             request, preset = build_inputs()
-        inputs = [request[name] for name in COMPARE_ARGUMENTS]
         run = gr.Button("Compare", variant="primary")
         gr.Examples(service.examples(), inputs=[request["image"], request["video"], request["question"]],
                     label="Examples", examples_per_page=4)
         # The progress bar sits here, not over the panels: the answers stay readable while the rest runs.
         status = gr.Markdown("*A request's progress shows here.*", min_height=60, container=True)
-        out = {**build_results(), "state": gr.State()}
+        out = {**build_results(request), "state": gr.State()}
+        inputs = [request[name] for name in COMPARE_ARGUMENTS]
         event = dict(fn=events.compare_click, inputs=inputs, outputs=[out[n] for n in events.COMPARE_OUTPUTS],
                      concurrency_id="model", show_progress_on=status)
-        run.click(**event, api_name="compare")
-        request["question"].submit(**event, api_visibility="private")
-        out["frame"].change(events.frame_change, inputs=[out["state"], out["frame"]],
+        new_conversation = dict(fn=lambda: "", outputs=request["follow_ups"], api_visibility="private", queue=False)
+        controls = dict(fn=events.view_controls, inputs=out["state"], outputs=[out["grid"], out["turn"]],
+                        api_visibility="private", queue=False)
+        run.click(**new_conversation).then(**event, api_name="compare").then(**controls)
+        request["question"].submit(**new_conversation).then(**event, api_visibility="private").then(**controls)
+        ask, ask_button = out["follow_up"]
+        for trigger in (ask_button.click, ask.submit):
+            trigger(events.add_follow_up, inputs=[request["follow_ups"], ask], outputs=[request["follow_ups"], ask],
+                    api_visibility="private", queue=False).success(**event, api_visibility="private").then(**controls)
+        view = [out["state"], out["grid"], out["turn"]]
+        out["frame"].change(events.frame_change, inputs=[out["state"], out["frame"], out["grid"], out["turn"]],
                             outputs=[out[n] for n in events.FRAME_OUTPUTS], api_visibility="private")
+        for control in ("grid", "turn"):
+            out[control].change(events.view_change, inputs=view, outputs=[out[n] for n in events.VIEW_OUTPUTS],
+                                api_visibility="private")
         preset.change(events.preset_change, inputs=preset, outputs=request["keep"], api_visibility="private")
         for name in ("method_a", "method_b"):
             request[name].change(events.method_info, inputs=request[name], outputs=request[name],
