@@ -500,9 +500,12 @@ def sweep_figure(a):
     for m, recall in sweep["recall"].items():
         fig.add_trace(go.Scatter(x=sweep["positions"], y=recall, mode="lines+markers", name=m,
                                  line_color=method_color(m)))
-    fig.update_layout(title="Object sweep: share of the object's tokens kept as it moves down the image",
-                      xaxis_title="object centre row (0 = top, 1 = bottom)", yaxis_title="share of object tokens kept",
-                      yaxis_range=[0, 1.05])
+    if sweep.get("kept_share"):
+        reference_line(fig, sweep["kept_share"], horizontal=True, text="share of all tokens kept")
+    fig.update_layout(title="Object sweep: identical circles at eight heights compete for the budget<br><sup>the "
+                            "share of each circle's tokens kept; flat = position-blind, rising = the bottom favoured"
+                            "</sup>", xaxis_title="circle centre height (0 = top, 1 = bottom)",
+                      yaxis_title="share of the circle's tokens kept", yaxis_range=[0, 1.05])
     return fig
 
 

@@ -67,9 +67,11 @@ SECTIONS = [
             "Attention scores often favour tokens late in the sequence (the bottom rows of an image), whatever they "
             "show. If a method's score rises with the token's position, it is position-biased. The flip test runs "
             "the image upside down: a content-driven method keeps the same objects (its kept set follows the "
-            "content); a position-biased one keeps the same rows. Measure, don't assume: on the small embedded "
-            "model attention's preference for late rows is weak, while CLSE's spectral score favours the top rows "
-            "(its early layers change the first tokens most); the object sweep shows both directly."),
+            "content); a position-biased one keeps the same rows. The object sweep (embedded model) puts eight "
+            "identical circles at eight heights, in two scenes, where the question (how many?) needs every one and "
+            "the budget cannot keep them all: a position-blind method keeps about the same share of each (the grey "
+            "line is the share of all tokens kept); a curve that rises or falls with the height is a positional "
+            "preference. Measure, don't assume: read the curves of your settings."),
     Section("cost", "Cost",
             "Measured on the machine running this page. Pruning shortens every layer from K on, so prefill, FLOPs "
             "and the KV cache shrink; scoring is the time the method itself took. With several timed repeats (More "

@@ -336,3 +336,19 @@ def single_object_scene(shape="circle", color="red", center=(168, 168), size=56,
     scene.questions = [Question(f"what color is the {shape} ?", color, "color", [0])]
     scene.image = render(background, [obj])
     return scene
+
+
+def identical_objects_scene(centers, shape="circle", color="red", size=48, background=(240, 240, 240)):
+    """Identical objects at the given centres (for the object sweep: they compete for one budget); the question
+    counts them."""
+    objects = []
+    for cx, cy in centers:
+        x0 = min(max(int(round(cx - size / 2)), 0), IMAGE_SIZE - size)
+        y0 = min(max(int(round(cy - size / 2)), 0), IMAGE_SIZE - size)
+        objects.append(Shape(shape, color, (x0, y0, x0 + size, y0 + size)))
+    scene = Scene(seed=-1, background=background, objects=objects)
+    scene.questions = [Question(f"how many {shape}s are there ?", NUMBERS[len(objects)], "count",
+                                list(range(len(objects))))]
+    scene.image = render(background, objects)
+    return scene
+
