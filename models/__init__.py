@@ -8,10 +8,10 @@ import time
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from models import llava, qwen2_vl
+from models import internvl, llava, llava_next, llava_next_video, llava_onevision, qwen2_vl, qwen3_vl, video_llava
 from models.base import BadInput
 
-FAMILIES = [llava, qwen2_vl]
+FAMILIES = [llava, qwen2_vl, qwen3_vl, internvl, video_llava, llava_onevision, llava_next, llava_next_video]
 EMBEDDED_DIR = os.path.join(os.path.dirname(__file__), "shapes_llava", "weights")
 EMBEDDED_ID = "shapes-llava"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
