@@ -9,12 +9,19 @@ use 0.0.0.0:7860). What one visitor can cost the server (queue, per-visitor limi
 
 import logging
 import os
+import signal
+import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from explorer.serve import files  # noqa: E402
+
+if __name__ == "__main__":
+    files.use_own_folders()  # before Gradio reads GRADIO_TEMP_DIR: the cleaner then deletes only our files
+
 from explorer.media.read import MAX_UPLOAD_MB  # noqa: E402
 from explorer.page.ui import build_app  # noqa: E402
-from explorer.serve.limits import prepare  # noqa: E402
+from explorer.serve.limits import STATE_SESSIONS, prepare, upload_guard  # noqa: E402
 
 
 def configure_logging():
@@ -24,7 +31,10 @@ def configure_logging():
 
 if __name__ == "__main__":
     configure_logging()
+    # SIGTERM (a container or a test stopping the server) exits through Python, so our folder is removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     demo = prepare(build_app())
     # show_error=False: only gr.Error messages (the sentences written for visitors) reach the page; a real
     # fault shows Gradio's generic "Error" and its traceback goes to the log.
-    demo.launch(max_file_size=f"{MAX_UPLOAD_MB}mb", show_error=False)
+    demo.launch(max_file_size=f"{MAX_UPLOAD_MB}mb", show_error=False, app_kwargs=upload_guard(),
+                state_session_capacity=STATE_SESSIONS)

@@ -4,6 +4,7 @@ uploaded or read from the runs under EXPLORER_RUNS_DIR, drawn with Plotly."""
 import gradio as gr
 
 from explorer.page import events, service
+from explorer.serve import limits
 
 
 def build():
@@ -14,7 +15,7 @@ def build():
         runs = gr.Dropdown(service.benchmark_runs(), multiselect=True, label="or runs on this server",
                            info="folders of lmms-eval runs under EXPLORER_RUNS_DIR")
     show = gr.Button("Show the report")
-    loaded = gr.State()
+    loaded = gr.State(time_to_live=limits.STATE_TTL_S)  # a report is dropped with the visitor's session
 
     @gr.render(inputs=loaded)
     def draw(report):

@@ -9,7 +9,7 @@ from explorer.core.settings import BUDGET_PER, EARLY_KV, FOLLOW_UP_MODES, MAX_FR
 from explorer.methods.registry import METHODS, groups
 from explorer.page import benchmark_tab, events, panels, service
 from explorer.page.api import COMPARE_ARGUMENTS
-from explorer.serve import access
+from explorer.serve import access, limits
 
 LAYER_CHOICES = ["auto"] + [str(i) for i in range(0, 41)]
 RESIZE_PLOTS = "() => { setTimeout(() => window.dispatchEvent(new Event('resize')), 50); }"
@@ -159,7 +159,8 @@ def build_app():
                     label="Examples", examples_per_page=4)
         # The progress bar sits here, not over the panels: the answers stay readable while the rest runs.
         status = gr.Markdown("*A request's progress shows here.*", min_height=60, container=True)
-        out = {**build_results(request), "state": gr.State()}
+        # the visitor's last result (for the grid, turn and frame controls) expires, API sessions' too
+        out = {**build_results(request), "state": gr.State(time_to_live=limits.STATE_TTL_S)}
         inputs = [request[name] for name in COMPARE_ARGUMENTS]
         event = dict(fn=events.compare_click, inputs=inputs, outputs=[out[n] for n in events.COMPARE_OUTPUTS],
                      concurrency_id="model", show_progress_on=status)

@@ -1,14 +1,34 @@
 """The files the page hands out (result JSON) and the cleanup of old files: a deployment's disk stays bounded.
+
+A served page works in folders of its own (`use_own_folders`, called by app.py before Gradio starts): Gradio's
+uploads and copies go to a fresh subfolder of GRADIO_TEMP_DIR (or the system's temporary folder), the result
+files into it too, so the cleaner only ever deletes files this server made, and the whole folder is removed
+when the server stops.
 """
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 import time
 
 RESULTS_DIR = os.path.join(tempfile.gettempdir(), "pruning-explorer-results")
 RESULT_MAX_AGE_S = int(os.environ.get("EXPLORER_FILE_MAX_AGE_S", 30 * 60))  # result files (and, in app.py,
 # Gradio's uploads and copies) live this long
+
+
+def use_own_folders():
+    """Point Gradio (GRADIO_TEMP_DIR) and the result files at a new folder of this server's own, removed at
+    exit; returns it."""
+    global RESULTS_DIR
+    base = os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()
+    os.makedirs(base, exist_ok=True)
+    own = tempfile.mkdtemp(prefix=f"pruning-explorer-{os.getpid()}-", dir=base)
+    os.environ["GRADIO_TEMP_DIR"] = own
+    RESULTS_DIR = os.path.join(own, "results")
+    atexit.register(shutil.rmtree, own, ignore_errors=True)
+    return own
 
 
 def save_result_json(payload):

@@ -1,10 +1,18 @@
 """What one visitor can hold of a deployment, wired onto a Gradio Blocks before launch (app.py calls
-`prepare`): the queue (model work one request at a time, a bounded wait list), a per-visitor limit on requests
-running or waiting, and the cleanup of old files.
+`prepare`, and passes `upload_guard()` to launch): the queue (model work one request at a time, a bounded wait
+list), limits on requests running or waiting per visitor and per network address, bounded uploads per address,
+and the cleanup of old files.
 
-- Model work runs one request at a time (concurrency 1); at most QUEUE_SIZE requests wait, and each visitor
-  (a browser tab or API client session; a session-less REST call counts per IP address) has at most
-  PER_CLIENT_LIMIT compare request running or waiting: more are refused with a sentence.
+- Model work runs one request at a time (concurrency 1); at most QUEUE_SIZE requests wait. Each session (a
+  browser tab or API client) has at most PER_CLIENT_LIMIT compare request running or waiting, and each network
+  address at most EXPLORER_PER_ADDRESS (default 2) whatever its session ids (a new session id is free, an
+  address is not); more are refused with a sentence. The address is the connection's, or, only where the
+  deployment says it sits behind a proxy it trusts (EXPLORER_TRUST_PROXY=1, or a Hugging Face Space), the first
+  one of X-Forwarded-For.
+- Uploads (Gradio's /gradio_api/upload): per address at most UPLOAD_FILES files and UPLOAD_MB megabytes within
+  UPLOAD_WINDOW_S, at most UPLOAD_FILES_PER_REQUEST files and a declared Content-Length of at most the page's
+  file limit (+ 1 MB) per request; refused with a sentence (HTTP 413 / 429), and the files of a refused request
+  are deleted. Uploads are deleted UPLOAD_MAX_AGE_S after they came, used or not.
 - A visitor who leaves (the page's event stream closes): Gradio removes that visitor's waiting requests from
   the queue at once and marks a running one dead; the running function is not interrupted by Gradio (it runs
   in a worker thread), so the handler asks explorer.serve.access.client_gone between stages and stops early.
@@ -14,10 +22,15 @@ running or waiting, and the cleanup of old files.
 """
 
 import asyncio
+import collections
+import contextlib
+import json
 import logging
+import os
 import threading
 import time
 
+from explorer.media.read import MAX_UPLOAD_MB
 from explorer.serve import access, files
 
 QUEUE_SIZE = 32  # requests waiting at most (about 32 x 3-20 s of work on 2 cores)
@@ -26,48 +39,171 @@ LIMITED_CONCURRENCY_ID = "model"  # the event group the limit applies to (ui.py'
 FILE_MAX_AGE_S = files.RESULT_MAX_AGE_S  # EXPLORER_FILE_MAX_AGE_S, default 30 minutes; checked every age / 6
 ONE_AT_A_TIME = ("You already have a comparison running or waiting: wait for its result before sending "
                  "another (one at a time per visitor).")
+STATE_SESSIONS = 200  # sessions whose state Gradio keeps at most (the oldest dropped first)
+STATE_TTL_S = 900  # a session's state (its last result, its report) is dropped this long after it was set
+UPLOAD_WINDOW_S = 600
+UPLOAD_FILES = 12  # per address and window
+UPLOAD_MB = 150  # per address and window
+UPLOAD_FILES_PER_REQUEST = 4
+UPLOAD_MAX_AGE_S = 600  # an upload is deleted this long after it came
+
+
+def per_address_limit():
+    value = os.environ.get("EXPLORER_PER_ADDRESS", "")
+    return max(1, int(value)) if value.strip().isdigit() else 2
+
+
+def per_address_refusal(limit):
+    return (f"Your network address already has {limit} comparison(s) running or waiting (at most {limit} per "
+            "address): wait for one of them to finish.")
+
+
+def trusted_proxy():
+    """Whether the client's address comes from X-Forwarded-For: only where the deployment says so (on a
+    Space, its own proxy sets it)."""
+    return os.environ.get("EXPLORER_TRUST_PROXY") == "1" or bool(os.environ.get("SPACE_ID"))
+
+
+def address_of(headers, client):
+    """The client's network address: the connection's, or the first of X-Forwarded-For behind a trusted proxy."""
+    if trusted_proxy():
+        forwarded = headers.get("x-forwarded-for", "")
+        if forwarded.strip():
+            return forwarded.split(",")[0].strip()
+    return client[0] if client else "unknown"
 
 
 def client_key(body, request):
     """Who is asking: the Gradio session, or for session-less REST calls (/call/...) the client's address."""
     if body.session_hash:
         return body.session_hash
-    host = request.client.host if request is not None and request.client is not None else "unknown"
-    return f"ip:{host}"
+    return f"ip:{client_address(request)}"
 
 
-def pending_requests(queue, key, concurrency_id):
-    """The limited requests of one client that are waiting in Gradio's queue or running (and still wanted)."""
+def client_address(request):
+    if request is None:
+        return "unknown"
+    return address_of(request.headers, (request.client.host,) if request.client is not None else None)
+
+
+def pending_requests(queue, concurrency_id, **match):
+    """The limited requests waiting in Gradio's queue or running (and still wanted) whose attributes match
+    (client_key=..., or client_address=...)."""
     waiting = queue.event_queue_per_concurrency_id.get(concurrency_id)
     events = list(waiting.queue) if waiting is not None else []
     events += [event for job in queue.active_jobs if job for event in job if event.alive]
-    return sum(1 for event in events
-               if event.concurrency_id == concurrency_id and getattr(event, "client_key", None) == key)
+    (name, value), = match.items()
+    return sum(1 for event in events if event.concurrency_id == concurrency_id and getattr(event, name, None) == value)
 
 
-def limit_per_client(demo, limit=PER_CLIENT_LIMIT, concurrency_id=LIMITED_CONCURRENCY_ID):
+def limit_per_client(demo, limit=PER_CLIENT_LIMIT, concurrency_id=LIMITED_CONCURRENCY_ID, per_address=None):
     """Gradio 6 has a global queue size but no per-client limit: wrap the queue's push (where a request joins
-    the queue) so a client with `limit` requests waiting or running is refused with ONE_AT_A_TIME (HTTP 400
-    with that sentence; gradio_client raises it, the page shows it). Call after demo.queue()."""
+    the queue) so that a session with `limit` requests waiting or running is refused with ONE_AT_A_TIME, and an
+    address with per_address of them (default EXPLORER_PER_ADDRESS) with its own sentence (HTTP 400 with the
+    sentence; gradio_client raises it, the page shows it). Call after demo.queue()."""
     queue = demo._queue
     push = queue.push
     joining = asyncio.Lock()  # check-then-add without another join of the same client in between
+    per_address = per_address or per_address_limit()
 
     async def push_limited(body, request, username):
-        key = client_key(body, request)
         fn = demo.fns.get(body.fn_index) if body.fn_index is not None else None
         if fn is None or fn.concurrency_id != concurrency_id:
             return await push(body, request, username)
+        key, address = client_key(body, request), client_address(request)
         async with joining:
-            if pending_requests(queue, key, concurrency_id) >= limit:
+            if pending_requests(queue, concurrency_id, client_key=key) >= limit:
                 access.log_user_error(f"client {key[:12]} refused: {limit} request(s) already waiting or running")
                 return False, ONE_AT_A_TIME, "error"
+            if pending_requests(queue, concurrency_id, client_address=address) >= per_address:
+                access.log_user_error(f"address {address} refused: {per_address} request(s) already waiting or "
+                                      "running")
+                return False, per_address_refusal(per_address), "error"
             result = await push(body, request, username)
             if result[0]:
-                queue.event_ids_to_events[result[1]].client_key = key
+                event = queue.event_ids_to_events[result[1]]
+                event.client_key, event.client_address = key, address
             return result
 
     queue.push = push_limited
+
+
+class UploadGuard:
+    """ASGI middleware in front of Gradio's upload route (see the module's docstring for the bounds). The
+    response of an accepted upload (the list of stored paths) is read to count its files; the paths are
+    remembered with their time, so that the cleaner can delete them UPLOAD_MAX_AGE_S later."""
+
+    uploads = collections.deque()  # (time, path): every upload this server accepted, oldest first
+
+    def __init__(self, app):
+        self.app = app
+        self.recent = collections.defaultdict(collections.deque)  # address -> (time, files, bytes)
+
+    async def refuse(self, send, status, message):
+        body = json.dumps({"detail": message}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") != "POST" or not scope["path"].endswith("/upload"):
+            return await self.app(scope, receive, send)
+        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        address = address_of(headers, scope.get("client"))
+        length = int(headers.get("content-length", "0") or 0) if headers.get("content-length", "").isdigit() else None
+        limit = (MAX_UPLOAD_MB + 1) * 2**20
+        if length is None or length > limit:
+            access.log_user_error(f"address {address} upload refused: Content-Length {length}")
+            return await self.refuse(send, 413, f"An upload must say its size and be at most {MAX_UPLOAD_MB} MB.")
+        now = time.time()
+        recent = self.recent[address]
+        while recent and now - recent[0][0] > UPLOAD_WINDOW_S:
+            recent.popleft()
+        if sum(f for _, f, _ in recent) >= UPLOAD_FILES or sum(b for *_, b in recent) + length > UPLOAD_MB * 2**20:
+            access.log_user_error(f"address {address} upload refused: {len(recent)} uploads in the window")
+            return await self.refuse(send, 429, f"Too many uploads from your network address: at most {UPLOAD_FILES} "
+                                                f"files and {UPLOAD_MB} MB in {UPLOAD_WINDOW_S // 60} minutes.")
+        start, chunks = [], []
+
+        async def capture(message):  # hold the (small) response until its files are counted
+            (start if message["type"] == "http.response.start" else chunks).append(message)
+
+        await self.app(scope, receive, capture)
+        body = b"".join(m.get("body", b"") for m in chunks)
+        try:
+            paths = json.loads(body) if start and start[0]["status"] == 200 else []
+        except ValueError:
+            paths = []
+        paths = [p for p in paths if isinstance(p, str)] if isinstance(paths, list) else []
+        if len(paths) > UPLOAD_FILES_PER_REQUEST:
+            for path in paths:
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+            access.log_user_error(f"address {address} upload refused: {len(paths)} files in one request")
+            return await self.refuse(send, 413, f"At most {UPLOAD_FILES_PER_REQUEST} files per upload.")
+        recent.append((now, len(paths), length))
+        self.uploads.extend((now, path) for path in paths)
+        for message in start + chunks:
+            await send(message)
+
+
+def remove_old_uploads(max_age_s=UPLOAD_MAX_AGE_S, now=None):
+    """Delete the uploads this server accepted more than max_age_s ago; returns how many were removed."""
+    now = time.time() if now is None else now
+    removed = 0
+    while UploadGuard.uploads and now - UploadGuard.uploads[0][0] > max_age_s:
+        _, path = UploadGuard.uploads.popleft()
+        with contextlib.suppress(OSError):
+            os.remove(path)
+            removed += 1
+    return removed
+
+
+def upload_guard():
+    """What app.py passes to demo.launch(app_kwargs=...): the upload middleware on Gradio's FastAPI app."""
+    from starlette.middleware import Middleware  # noqa: PLC0415
+
+    return {"middleware": [Middleware(UploadGuard)]}
 
 
 def files_to_keep(demo):
@@ -88,6 +224,7 @@ def clean_files_forever(demo, every_s, max_age_s):
             time.sleep(every_s)
             started = started or demo.is_running
             removed = files.remove_old_results(max_age_s)
+            removed += remove_old_uploads(min(UPLOAD_MAX_AGE_S, max_age_s))
             removed += files.remove_old_files(demo.GRADIO_CACHE, max_age_s, keep=files_to_keep(demo))
             if removed:
                 logging.getLogger("explorer").info("removed %d old temporary files and folders", removed)
