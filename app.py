@@ -12,9 +12,11 @@ import os
 import signal
 import sys
 
+import spaces  # noqa: F401  (first: on ZeroGPU it must see torch's CUDA before anything initialises it)
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from explorer.serve import files  # noqa: E402
+from explorer.serve import access, files, zerogpu  # noqa: E402
 
 if __name__ == "__main__":
     files.use_own_folders()  # before Gradio reads GRADIO_TEMP_DIR: the cleaner then deletes only our files
@@ -22,6 +24,9 @@ if __name__ == "__main__":
 from explorer.media.read import MAX_UPLOAD_MB  # noqa: E402
 from explorer.page.ui import build_app  # noqa: E402
 from explorer.serve.limits import STATE_SESSIONS, prepare, upload_guard  # noqa: E402
+
+if __name__ == "__main__" and zerogpu.active():
+    access.preload()  # at module scope, onto "cuda": ZeroGPU packs the weights now and streams them to workers
 
 
 def configure_logging():

@@ -259,3 +259,25 @@ def test_training_overrides_change_only_what_they_name_and_the_grid_is_fixed():
     assert not batch[-1].any() and not batch[7]
     batch = train.sample_batch("image", rng, processor.tokenizer, processor, n, drops=True)
     assert batch[-1].any()
+
+
+def test_training_conversations_are_what_the_chat_template_makes():
+    """The training sequence of a three-turn conversation equals the processor's chat template at every turn
+    (train.check_encoding asserts it), follow-ups ask about other objects than the turn before where the scene
+    allows it, and a clip's conversations mix its motion question with questions about its objects."""
+    from models.shapes_llava import train
+
+    _, processor = train.build(0)
+    train.check_encoding(processor.tokenizer, processor, train.image_tokens())
+    rng = np.random.default_rng(0)
+    for seed in range(20):
+        scene = scenes.make_scene(seed)
+        for dialogue in train.image_dialogues(rng, scene.questions):
+            for before, after in zip(dialogue, dialogue[1:]):
+                others = [q for q in scene.questions if not set(q.targets) & set(before.targets)]
+                assert not set(after.targets) & set(before.targets) or not others
+    clip = scenes.make_clip(3)
+    dialogues = train.clip_dialogues(rng, clip)
+    assert dialogues[0][0] is clip.questions[0]  # one conversation opens with the motion question
+    assert all(q.kind != "where" for d in dialogues for q in d)
+    assert scenes.make_clip(3).frames[0].tobytes() == clip.frames[0].tobytes()  # clip questions draw nothing

@@ -107,6 +107,11 @@ def make_inputs(work):
     data = open(files["wrong_count"], "rb").read()
     open(files["wrong_count"], "wb").write(data[: len(data) // 2])  # the header still says 120 frames
     open(files.setdefault("garbage_mp4", path("garbage.mp4")), "wb").write(os.urandom(4096))
+    # progressive JPEGs are decoded whole (every coefficient held): the header check refuses the large ones
+    Image.new("CMYK", (9000, 9000), (20, 40, 60, 0)).save(files.setdefault("progressive_cmyk", path("cmyk.jpg")),
+                                                         "JPEG", progressive=True, quality=50)
+    Image.new("RGB", (9000, 9000), (90, 120, 200)).save(files.setdefault("progressive", path("progressive.jpg")),
+                                                       "JPEG", progressive=True, quality=50, subsampling=2)
     open(files.setdefault("empty_mp4", path("empty.mp4")), "wb").close()
     return files
 
@@ -161,6 +166,11 @@ def kinds(files, models_root):
         ("empty question", request(image=f["scene"], question="   ")),
         ("10000-character question", request(image=f["scene"], question="why " * 2500)),
         ("unknown method", request(image=f["scene"], method_a="bogus")),
+        ("method as a list (raw JSON)", ("rest", request(image=f["scene"]), {"method_a": '["clse"]'})),
+        ("'<image>' in the question", request(image=f["scene"], question="<image> where is the red circle ?")),
+        ("'<IMAGE>' in the question", request(image=f["scene"], question="<IMAGE> where is the red circle ?")),
+        ("progressive CMYK JPEG 9000 x 9000", request(image=f["progressive_cmyk"])),
+        ("progressive JPEG 9000 x 9000 (4:2:0)", request(image=f["progressive"])),
         ("unknown schedule", request(image=f["scene"], schedule="bogus")),
     ]
 
@@ -191,34 +201,38 @@ def call(client, args):
     inputs = compare_arguments(**{**args, "image": handle_file(args["image"]) if args["image"] else None,
                                   "video": handle_file(args["video"]) if args["video"] else None})
     try:
-        client.predict(*inputs, api_name="/compare")
-        return "answered", ""
+        outputs = client.predict(*inputs, api_name="/compare")
     except Exception as error:  # every failure is classified, none stops the run
         return outcome_of_error(error)
+    if ROOT in json.dumps(outputs[-3]):  # the result JSON: it names models by their ids, never a server path
+        return "crashed", "a server path in the result"
+    return "answered", ""
 
 
-def upload(url, path):
-    """Upload a file the way the page does; returns Gradio's FileData dict for a raw call."""
+def upload(url, path, address=None):
+    """Upload a file the way the page does (from the given loopback address); returns Gradio's FileData dict
+    for a raw call."""
     import httpx
 
-    with open(path, "rb") as data:
-        response = httpx.post(url + "gradio_api/upload", files={"files": (os.path.basename(path), data)})
+    with open(path, "rb") as data, httpx.Client(headers=address_headers(address) if address is not None else None) as http:
+        response = http.post(url + "gradio_api/upload", files={"files": (os.path.basename(path), data)})
     response.raise_for_status()
     server_path = response.json()[0]
     return {"path": server_path, "orig_name": os.path.basename(path), "meta": {"_type": "gradio.FileData"}}
 
 
-def rest_call(url, args, literals):
+def rest_call(url, args, literals, address=None):
     """A raw REST call (POST /call/compare, then read its result stream), with some inputs written as JSON
     literals that gradio_client refuses to send (Infinity, NaN, 1e309): (outcome, message)."""
     import httpx
 
-    data = rest_data(url, args, literals)
+    data = rest_data(url, args, literals, address)
     body = json.dumps({"data": data})
     for name, literal in literals.items():
         body = body.replace(f'"@{name}@"', literal)
     response = httpx.post(url + "gradio_api/call/compare", content=body,
-                          headers={"Content-Type": "application/json"})
+                          headers={"Content-Type": "application/json",
+                                   **(address_headers(address) if address is not None else {})})
     if response.status_code != 200:
         return ("crashed" if response.status_code >= 500 else "refused"), f"{response.status_code}: {response.text}"
     event_id = response.json()["event_id"]
@@ -234,12 +248,12 @@ def rest_call(url, args, literals):
     return "crashed", "the result stream ended without a result"
 
 
-def rest_data(url, args, literals=()):
+def rest_data(url, args, literals=(), address=None):
     """Every /compare input for a raw REST call (which, unlike gradio_client, fills in no defaults), in the API's
     order: args (files uploaded; names in literals as placeholders), the page's defaults for the rest."""
     given = {name: f"@{name}@" if name in literals else value for name, value in args.items()}
-    given["image"] = upload(url, args["image"]) if args["image"] else None
-    given["video"] = upload(url, args["video"]) if args["video"] else None
+    given["image"] = upload(url, args["image"], address) if args["image"] else None
+    given["video"] = upload(url, args["video"], address) if args["video"] else None
     return compare_arguments(**given)
 
 
@@ -259,15 +273,22 @@ def rest_error(data):
 # ---------------------------------------------------------------- phases with several clients
 
 
-def concurrent_clients(url, image, count=20):
-    """count clients, each in its own thread, asking at the same moment: outcomes and latencies."""
+def address_headers(i):
+    """Headers that make a client another visitor: the stress page trusts X-Forwarded-For (EXPLORER_TRUST_PROXY,
+    as on a Space behind its proxy), so client i comes from 10.0.0.i."""
+    return {"X-Forwarded-For": f"10.0.0.{i}"}
+
+
+def concurrent_clients(url, image, count=20, distinct=True, first_address=150):
+    """count clients, each in its own thread (and, distinct, from its own address), asking at the same moment:
+    outcomes and latencies."""
     from gradio_client import Client
 
     results = [None] * count
     barrier = threading.Barrier(count)
 
     def one(i):
-        client = Client(url, verbose=False)
+        client = Client(url, verbose=False, headers=address_headers(first_address + i) if distinct else None)
         barrier.wait()
         start = time.perf_counter()
         results[i] = (*call(client, request(image=image)), time.perf_counter() - start)
@@ -332,7 +353,7 @@ def leaving_clients(url, image, how, count=3):
     from gradio_client import Client
 
     start = time.perf_counter()
-    outcome = call(Client(url, verbose=False), request(image=image))
+    outcome = call(Client(url, verbose=False, headers=address_headers(207)), request(image=image))
     return [outcome], f"next visitor answered in {time.perf_counter() - start:.1f} s"
 
 
@@ -352,8 +373,106 @@ def fire_and_forget(url, image, count=3):
     from gradio_client import Client
 
     start = time.perf_counter()
-    outcomes.append(call(Client(url, verbose=False), request(image=image)))
+    outcomes.append(call(Client(url, verbose=False, headers=address_headers(208)), request(image=image)))
     return outcomes, f"then a visitor answered in {time.perf_counter() - start:.1f} s (queued call counted)"
+
+
+def many_sessions_one_address(url, image, count=40, address=200):
+    """count REST calls from one address, each with a session id of its own in the body (a new session id is
+    free): the per-address limit keeps two."""
+    import httpx
+
+    data = rest_data(url, request(image=image), address=address)
+    outcomes = []
+    http = httpx.Client(headers=address_headers(address))
+    for i in range(count):
+        response = http.post(url + "gradio_api/call/compare", json={"data": data, "session_hash": f"rotating{i}"})
+        if response.status_code == 200:
+            outcomes.append(("answered", ""))
+        else:
+            outcomes.append(outcome_of_error(httpx.HTTPStatusError("", request=response.request, response=response)))
+    return outcomes, f"{sum(o[0] == 'answered' for o in outcomes)} of {count} accepted"
+
+
+def upload_flood(url, work, count=10, megabytes=45, address=201):
+    """count uploads of `megabytes` MB from one address, then one upload call carrying 200 small files (from
+    another address)."""
+    import httpx
+
+    big = os.path.join(work, "big.bin")
+    with open(big, "wb") as out:
+        out.write(os.urandom(megabytes * 2**20))
+    outcomes = []
+    http = httpx.Client(headers=address_headers(address), timeout=120)
+    for _ in range(count):
+        with open(big, "rb") as data:
+            response = http.post(url + "gradio_api/upload", files={"files": ("big.bin", data)})
+        outcomes.append(("answered", "") if response.status_code == 200 else ("refused", response.json()["detail"]))
+    many = [("files", (f"f{i}.txt", b"x")) for i in range(200)]
+    response = httpx.Client(headers=address_headers(address + 1), timeout=120).post(url + "gradio_api/upload", files=many)
+    outcomes.append(("answered", "") if response.status_code == 200 else ("refused", response.json()["detail"]))
+    os.remove(big)
+    return outcomes, f"{sum(o[0] == 'answered' for o in outcomes[:-1])} of {count} big uploads accepted"
+
+
+def private_event(url, name, data):
+    """Call one of the page's private events (the browser calls them by index) on a fresh session, as a raw
+    client can: (outcome, message)."""
+    import httpx
+
+    config = httpx.get(url + "config").json()
+    fn_index = next(i for i, d in enumerate(config["dependencies"]) if d.get("api_name") == name)
+    session = f"raw{time.time_ns()}"
+    response = httpx.post(url + "gradio_api/queue/join", json={"data": data, "fn_index": fn_index,
+                                                                "session_hash": session, "event_data": None})
+    if response.status_code != 200:
+        return outcome_of_error(httpx.HTTPStatusError("", request=response.request, response=response))
+    with httpx.stream("GET", url + f"gradio_api/queue/data?session_hash={session}", timeout=120) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                message = json.loads(line[5:])
+                if message.get("msg") == "process_completed":
+                    if message.get("success"):
+                        return "answered", ""
+                    error = (message.get("output") or {}).get("error")
+                    return ("refused", str(error)) if error and not PYTHON_TEXT.search(str(error)) else (
+                        "crashed", str(message)[:200])
+    return "crashed", "the stream ended without a result"
+
+
+def report_kinds(url, work):
+    """The Benchmark tab's loader (a private event) on the reports the issue's probe sent: 19 MB of empty
+    runs, 2,000 task names, nesting 200,000 deep, a 5,000-digit integer."""
+    cases = {"19 MB report": json.dumps({"runs": [{}] * 4_700_000, "tasks": []}),
+             "2,000 task names": json.dumps({"runs": [], "tasks": [f"task{i}" for i in range(2000)]}),
+             "nested 200,000 deep": "[" * 200_000 + "]" * 200_000,
+             "a 5,000-digit integer": '{"runs": [], "tasks": [' + "7" * 5000 + "]}"}
+    outcomes = []
+    for name, text in cases.items():
+        path = os.path.join(work, "report.json")
+        with open(path, "w") as out:
+            out.write(text)
+        outcomes.append(private_event(url, "load_benchmark_click", [upload(url, path, 203), []]))
+        os.remove(path)
+    return outcomes, "; ".join(o[1][:40] for o in outcomes)
+
+
+def sequential_memory(url, image, count, new_sessions, address):
+    """count requests one after another (each from a new session, or all from one): the server's RSS after the
+    first and after the last."""
+    from gradio_client import Client
+
+    client = Client(url, verbose=False, headers=address_headers(address))
+    rss = []
+    for i in range(count):
+        if new_sessions:
+            client = Client(url, verbose=False, headers=address_headers(address))
+        outcome = call(client, request(image=image))
+        if outcome[0] != "answered":
+            return [outcome], "stopped"
+        rss.append(sequential_memory.pid and memory_mb(sequential_memory.pid, "VmRSS"))
+    return [("answered", "")] * count, (f"RSS after request 1: {rss[0]:.0f} MB, after request {count}: "
+                                        f"{rss[-1]:.0f} MB ({rss[-1] - rss[0]:+.0f} MB)")
 
 
 # ---------------------------------------------------------------- the run
@@ -436,6 +555,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget-s", type=float, default=290, help="stop starting new kinds after this long")
     parser.add_argument("--file-age-s", type=int, default=40, help="the server's EXPLORER_FILE_MAX_AGE_S")
+    parser.add_argument("--creep", type=int, default=0, help="also N sequential requests (new sessions, then one "
+                        "session): the server's RSS after the first and the last")
     parser.add_argument("--one-request", action="store_true",
                         help="instead: one request's peak memory in this process, on the embedded model")
     args = parser.parse_args(argv)
@@ -456,7 +577,7 @@ def main(argv=None):
     files = make_inputs(folders["inputs"])
     log_path = os.path.join(work, "server.log")
     env = {"GRADIO_TEMP_DIR": folders["gradio"], "TMPDIR": folders["tmp"], "EXPLORER_MODEL_DIRS": folders["models"],
-           "EXPLORER_FILE_MAX_AGE_S": str(args.file_age_s)}
+           "EXPLORER_FILE_MAX_AGE_S": str(args.file_age_s), "EXPLORER_TRUST_PROXY": "1"}
     rows, summary = [], []
     try:
         with start_page(env, log_path) as (url, process):
@@ -475,16 +596,32 @@ def run_all(url, pid, files, folders, rows, summary, start, args):
 
     server_folders = (folders["gradio"], folders["tmp"])
     before = folder_size(*server_folders)
-    client = Client(url, verbose=False)
+    # every kind from an address of its own (10.0.0.90 + i): one address's upload and request bounds apply to
+    # the kinds that test them, not to the whole run
     singles = [(name, item) for name, item in kinds(files, folders["models"])]
-    phases = [(name, (lambda item=item: ([rest_call(url, *item[1:])] if isinstance(item, tuple)
-                                         else [call(client, item)], ""))) for name, item in singles]
-    phases += [("20 concurrent clients", lambda: concurrent_clients(url, files["scene"])),
+    phases = [(name, (lambda item=item, i=i: ([rest_call(url, *item[1:], address=90 + i)] if isinstance(item, tuple)
+                                              else [call(Client(url, verbose=False, headers=address_headers(90 + i)),
+                                                         item)], ""))) for i, (name, item) in enumerate(singles)]
+    phases += [("20 concurrent clients, 20 addresses", lambda: concurrent_clients(url, files["scene"])),
+               ("20 concurrent clients, one address", lambda: concurrent_clients(url, files["scene"],
+                                                                                 distinct=False)),
+               ("40 session ids from one address", lambda: many_sessions_one_address(url, files["scene"])),
+               ("upload flood: 10 x 45 MB, then 200 files", lambda: upload_flood(url, folders["inputs"])),
+               ("Benchmark tab: 4 hostile reports", lambda: report_kinds(url, folders["inputs"])),
+               ("frame slider at 1 with no result", lambda: ([private_event(url, "frame_change",
+                                                                            [None, 1, None, 1])], "")),
+               ("example 99 of 4", lambda: ([private_event(url, "load_example", [99])], "")),
                ("one client, 3 requests at once", lambda: one_client_three_times(url, files["scene"])),
                ("3 abandoned clients (submit, exit)", lambda: leaving_clients(url, files["scene"], "abandoned")),
                ("3 killed clients (SIGKILL mid-request)", lambda: leaving_clients(url, files["scene"], "killed")),
                ("3 REST calls nobody reads, one address", lambda: fire_and_forget(url, files["scene"]))]
     baseline = None
+    sequential_memory.pid = pid
+    if args.creep:
+        phases += [(f"{args.creep} requests, a new session each", lambda: sequential_memory(
+                        url, files["scene"], args.creep, True, 205)),
+                   (f"{args.creep} requests, one session", lambda: sequential_memory(url, files["scene"], args.creep,
+                                                                                       False, 206))]
     for name, phase in phases:
         if time.time() - start > args.budget_s - args.file_age_s - 20:
             rows.append((name, 0, 0, 0, float("nan"), "skipped: the time budget ran out"))

@@ -48,6 +48,25 @@ def unknown_words_note(tokenizer, question, listed=300):
     return note
 
 
+def reserved_tokens(processor):
+    """The strings a question may not contain: the tokenizer's special tokens (its image and video
+    placeholders, vision start / end, begin / end of text), which would change the prompt's structure."""
+    tokenizer = processor.tokenizer
+    specials = set(tokenizer.all_special_tokens)
+    specials |= {t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if t.special}
+    specials |= {getattr(processor, name) for name in ("image_token", "video_token") if getattr(processor, name, None)}
+    return sorted(t for t in specials if t and len(t) > 1)
+
+
+def check_question_tokens(processor, text):
+    """BadInput when the text holds a reserved token (compared without case: some tokenizers lower-case)."""
+    lowered = text.lower()
+    for token in reserved_tokens(processor):
+        if token.lower() in lowered:
+            raise BadInput(f"the question contains {token!r}, which this model reserves for the structure of its "
+                           "prompt (images, video, turns); leave it out: the image goes into the prompt by itself")
+
+
 def compare(model, processor, family, images, question, settings=None, kind="image", diagnostics=True,
             progress=None, keep_logits=False, **raw):
     """The unpruned run and each method of settings.methods on one input, encoded once. With repeats > 1 the
@@ -60,6 +79,8 @@ def compare(model, processor, family, images, question, settings=None, kind="ima
         raise BadInput("the question is empty")
     if not images:
         raise BadInput("no image or video frames were given")
+    for text in (question, *settings.follow_ups):
+        check_question_tokens(processor, text)
     say("encoding the input")
     encoded = encode_input(model, processor, family, images, question, kind, settings.prompt)
     names = ["none"] + [m for m in settings.methods if METHODS[m].prunes]

@@ -19,6 +19,9 @@ from explorer.core.settings import MAX_FRAMES
 from models.base import BadInput  # the one error type for anything the user can fix
 
 MAX_DECODE_PIXELS = 16_000_000  # e.g. 4000 x 4000: at most 64 MB decoded (RGBA), whatever the file's size
+# A progressive JPEG is held whole while it is decoded (libjpeg buffers every DCT coefficient, 2 bytes per
+# sample at full size, whatever scale it is drawn at): its decode costs about width x height x bands x 2 bytes.
+MAX_PROGRESSIVE_BYTES = 128 * 2**20
 MAX_IMAGE_SIDE = 2048  # larger images are shrunk (aspect kept) before they reach a processor
 MAX_ASPECT_RATIO = 10  # processors resize the short side up: a 10000 x 1 image would become 2.24M x 224 px
 MAX_UPLOAD_MB = 50  # the page's upload limit (app.py), also the video file limit here
@@ -58,6 +61,13 @@ def check_image_header(path):
     try:
         with Image.open(path) as image:
             check_image_shape(image.width, image.height, what=name)
+            if image.format == "JPEG" and (image.info.get("progressive") or image.info.get("progression")):
+                need = image.width * image.height * len(image.getbands()) * 2
+                if need > MAX_PROGRESSIVE_BYTES:
+                    raise MediaError(f"{name} is a progressive JPEG of {image.width} x {image.height} pixels "
+                                     f"({image.mode}): decoding it would hold about {need // 2**20} MB (a "
+                                     f"progressive file is decoded whole), above the {MAX_PROGRESSIVE_BYTES // 2**20}"
+                                     " MB limit; shrink it, or save it as a baseline JPEG or a PNG")
             scale = min(1.0, MAX_IMAGE_SIDE / max(image.size))
             if image.format == "JPEG":  # decoded at 1/2, 1/4 or 1/8 scale when that still covers MAX_IMAGE_SIDE
                 scale = 1 / 2 ** max(0, min(3, int(math.log2(1 / scale)))) if scale < 1 else 1.0

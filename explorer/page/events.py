@@ -55,10 +55,11 @@ def compare_click(image, video, question, method_a, method_b, keep, prune_layer=
                                   schedule, model_id, num_frames, early_kv, invert, prompt, repeats, budget_per,
                                   follow_ups, follow_up_mode)
         say = StageProgress(progress, service.expected_stages(request), visitor)
-        payload, analysis = service.answer(request, say)
-        first = panels.draw(analysis, panels=panels.FIRST)  # the answers; every other panel emptied
+        payload = service.run_answer(request, say)
+        first = panels.draw(Analysis(payload, pair=request.pair), panels=panels.FIRST)  # the answers alone
         yield in_order({p.name: first.get(p.name) for p in panels.PANELS}, COMPARE_OUTPUTS)
-        view = service.diagnose(request, payload, analysis, say)
+        say("the diagnostics")
+        analysis, view = service.run_diagnose(request, payload, say)
         say("drawing")
     except BadInput as error:
         raise page_error(error) from None
@@ -111,6 +112,14 @@ def view_change(state, grid, turn):
     frames = analysis.grid[0]
     return in_order({**figs, "frame": gr.update(maximum=max(frames - 1, 1), value=0, visible=frames > 1)},
                     VIEW_OUTPUTS)
+
+
+def load_example(index):
+    """An example picked: its image, video and question (an index from outside the list gets a sentence)."""
+    rows = service.examples()
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(rows):
+        raise gr.Error(f"there is no example {index!r}: the page has {len(rows)}", print_exception=False)
+    return rows[index]
 
 
 def add_follow_up(asked, question):

@@ -83,34 +83,33 @@ def expected_stages(request):
     """How many stages a request reports (for a progress bar): loading, encoding, each run and repeat, the
     diagnostics, the flip test, the sweep on the embedded model, drawing."""
     runs = (1 + len([m for m in request.settings.methods if m != "none"])) * request.settings.repeats
-    return 5 + runs + (request.model_id == models.EMBEDDED_ID)
+    return 5 + runs + len(request.settings.follow_ups) * 3 + (request.model_id == models.EMBEDDED_ID)
 
 
-@zerogpu.on_gpu(duration=gpu_seconds)
 def answer(request, say=None):
-    """The comparison: (payload, analysis). The payload is the command line's --json object; `say(text)` is
-    told each stage (loading the model, encoding, each method)."""
+    """The comparison: the payload, the command line's --json object (plain numbers and lists, picklable; the
+    model named by its id, never the server's path). `say(text)` is told each stage (loading the model,
+    encoding, each method)."""
     say = say or (lambda text: None)
-    say(f"loading the model {request.model_id}")
+    say(f"loading the model {access.display_name(request.model_id)}")
     model, processor, family, lock = get_model(request.model_id, say)
     with lock:
         start = time.perf_counter()
         records = compare(model, processor, family, request.images, request.question, request.settings,
                           kind=request.kind, diagnostics=True, progress=say)
         comparison_ms = (time.perf_counter() - start) * 1e3
-    payload = {"model": request.model_id, "results": {name: r.to_json() for name, r in records.items()},
-               "page_timings_ms": {"comparison": comparison_ms}}
-    return payload, Analysis(payload, pair=request.pair)
+    name = access.display_name(request.model_id)
+    results = {method: {**r.to_json(), "model": name} for method, r in records.items()}
+    return {"model": name, "results": results, "page_timings_ms": {"comparison": comparison_ms}}
 
 
-@zerogpu.on_gpu(duration=gpu_seconds)
-def diagnose(request, payload, analysis, say=None):
-    """The page's diagnostic runs, added to the payload: the flip test (kept sets on the image upside down),
-    the positional-bias summary and, on the embedded model, the object sweep. Returns the images the model
-    saw (for drawing under the maps)."""
+def diagnose(request, payload, say=None):
+    """The page's diagnostic runs: (what they add to the payload: the flip test's kept sets on the input
+    upside down and, on the embedded model, the object sweep; the images the model saw, for drawing under the
+    maps). Plain data and PIL images: picklable."""
     say = say or (lambda text: None)
     model, processor, family, lock = get_model(request.model_id)
-    settings = request.settings
+    settings = dataclasses.replace(request.settings, follow_ups=())
     with lock:
         start = time.perf_counter()
         say("the flip test: the same input upside down")
@@ -124,12 +123,31 @@ def diagnose(request, payload, analysis, say=None):
             say("the object sweep (embedded model)")
             sweep = object_sweep(model, processor, family, settings)
         end = time.perf_counter()
-    payload["flipped_kept_indices"] = {name: [int(n) for n in r.kept_indices] for name, r in flipped.items()}
-    payload["positional_sweep"] = sweep
+    added = {"flipped_kept_indices": {name: [int(n) for n in r.kept_indices] for name, r in flipped.items()},
+             "positional_sweep": sweep,
+             "page_timings_ms": {**payload["page_timings_ms"], "flip_test": (middle - start) * 1e3,
+                                 "view_and_sweep": (end - middle) * 1e3}}
+    return added, view
+
+
+gpu_answer = zerogpu.gpu(duration=gpu_seconds)(answer)
+gpu_diagnose = zerogpu.gpu(duration=gpu_seconds)(diagnose)
+
+
+def run_answer(request, say=None):
+    """The comparison, on ZeroGPU in a GPU worker (no progress callback crosses: it is not picklable)."""
+    return gpu_answer(request) if zerogpu.active() else answer(request, say)
+
+
+def run_diagnose(request, payload, say=None):
+    """The diagnostics, added to the payload; with the analysis's numbers of them (flip test, positional
+    bias). Returns (the analysis of the whole payload, the images the model saw)."""
+    added, view = gpu_diagnose(request, payload) if zerogpu.active() else diagnose(request, payload, say)
+    payload.update(added)
+    analysis = Analysis(payload, pair=request.pair)
     payload["flip_test"] = analysis.flip_numbers()
     payload["positional_bias"] = analysis.bias_summary()
-    payload["page_timings_ms"].update(flip_test=(middle - start) * 1e3, view_and_sweep=(end - middle) * 1e3)
-    return view
+    return analysis, view
 
 
 def object_sweep(model, processor, family, settings):
@@ -146,13 +164,64 @@ def run_comparison(say=None, **arguments):
     """The whole request in one call (scripts, the page benchmark), the compare API's arguments by name:
     (payload, view, analysis)."""
     request = prepare(**arguments)
-    payload, analysis = answer(request, say)
-    view = diagnose(request, payload, analysis, say)
+    payload = run_answer(request, say)
+    analysis, view = run_diagnose(request, payload, say)
     return payload, view, analysis
 
 
 # ------------------------------------------------------------------------------------------- benchmark tab
-MAX_REPORT_BYTES = 20 * 2**20
+# A report the page draws (uploaded, or read from the server's runs): bounded in size, shape and drawing, so a
+# visitor's file can hold neither the memory nor the server's time (explorer/eval/report.py writes them small:
+# a few kB a run).
+MAX_REPORT_BYTES = 2 * 2**20
+MAX_REPORT_DEPTH = 24  # nesting of JSON arrays and objects
+MAX_REPORT_TASKS = 12
+MAX_REPORT_RUNS = 300
+MAX_REPORT_FIGURES = 80
+
+
+def json_depth(text):
+    """The deepest nesting of arrays and objects in a JSON text (strings skipped), without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def check_report(loaded):
+    """BadInput unless a report has the shape report.py writes and stays within the page's bounds; returns
+    its figures (so a report that cannot be drawn is refused when it is loaded, not when it is shown)."""
+    from explorer.eval import report  # noqa: PLC0415  (drawn only when the Benchmark tab asks)
+
+    if not isinstance(loaded, dict) or not isinstance(loaded.get("runs"), list) or \
+            not isinstance(loaded.get("tasks"), list):
+        raise BadInput("the file is JSON but not a report of `python -m explorer.eval.report --json`")
+    if len(loaded["tasks"]) > MAX_REPORT_TASKS or len(loaded["runs"]) > MAX_REPORT_RUNS:
+        raise BadInput(f"the report has {len(loaded['tasks'])} tasks and {len(loaded['runs'])} runs; the page draws "
+                       f"at most {MAX_REPORT_TASKS} tasks and {MAX_REPORT_RUNS} runs: split it")
+    try:
+        figures = report.report_figures(loaded)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        raise BadInput(f"the report's runs lack what its figures need ({type(error).__name__}: "
+                       f"{str(error)[:80]}): write it with `python -m explorer.eval.report RUNS --json`") from None
+    if len(figures) > MAX_REPORT_FIGURES:
+        raise BadInput(f"the report would draw {len(figures)} figures; the page draws at most {MAX_REPORT_FIGURES}: "
+                       "split it")
+    return figures
 
 
 def runs_root():
@@ -177,21 +246,27 @@ def load_benchmark(report_path=None, run_names=()):
             raise BadInput(f"the report is larger than {MAX_REPORT_BYTES // 2**20} MB")
         try:
             with open(report_path) as f:
-                loaded = json.load(f)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            raise BadInput("the file is not a report: write one with `python -m explorer.report RUNS --json "
+                text = f.read()
+            if json_depth(text) > MAX_REPORT_DEPTH:
+                raise BadInput(f"the file nests deeper than {MAX_REPORT_DEPTH} levels: it is not a report")
+            loaded = json.loads(text)
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # ValueError: a 5,000-digit int
+            if isinstance(error, BadInput):
+                raise
+            raise BadInput("the file is not a report: write one with `python -m explorer.eval.report RUNS --json "
                            "report.json`") from None
-        if not isinstance(loaded, dict) or not isinstance(loaded.get("runs"), list) or "tasks" not in loaded:
-            raise BadInput("the file is JSON but not a report of `python -m explorer.report --json`")
+        check_report(loaded)
         return loaded
     root = runs_root()
     chosen = [os.path.realpath(os.path.join(root, name)) for name in run_names or ()] if root else []
     if not chosen or any(os.path.dirname(path) != root for path in chosen):
         raise BadInput("upload a report, or choose runs from the list")
     try:
-        return report.load_report(chosen)
+        loaded = report.load_report(chosen)
     except (FileNotFoundError, ValueError, KeyError) as error:
         raise BadInput(f"these runs cannot be read as a report ({error})") from None
+    check_report(loaded)
+    return loaded
 
 
 def benchmark_figures(loaded):

@@ -155,8 +155,11 @@ def build_app():
         with gr.Row():
             request, preset = build_inputs()
         run = gr.Button("Compare", variant="primary")
-        gr.Examples(service.examples(), inputs=[request["image"], request["video"], request["question"]],
-                    label="Examples", examples_per_page=4)
+        example_fields = [request["image"], request["video"], request["question"]]
+        examples = gr.Dataset(components=example_fields, samples=service.examples(), type="index", label="Examples",
+                              samples_per_page=4)
+        examples.click(events.load_example, inputs=examples, outputs=example_fields, api_visibility="private",
+                       queue=False)
         # The progress bar sits here, not over the panels: the answers stay readable while the rest runs.
         status = gr.Markdown("*A request's progress shows here.*", min_height=60, container=True)
         # the visitor's last result (for the grid, turn and frame controls) expires, API sessions' too

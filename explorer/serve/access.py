@@ -22,6 +22,7 @@ import threading
 
 import models
 from explorer.core.compare import warm_up
+from explorer.serve import zerogpu
 from models.base import BadInput
 
 REFUSED = ("This model is not available on this page: choose one from the Model list, or a model folder "
@@ -158,21 +159,46 @@ def unload_oldest():
 def get_model(model_id=None, device=None, dtype=None, progress=None):
     """(model, processor, family, lock) for an allowed model, loaded once per canonical key and reused, on
     EXPLORER_DEVICE in EXPLORER_DTYPE unless device / dtype say otherwise (auto: models.pick_device and
-    pick_dtype). Hold lock while using the model."""
+    pick_dtype; "cuda" on ZeroGPU). Hold lock while using the model. On ZeroGPU only the models preloaded at
+    start are served: a model is never loaded inside a GPU call."""
     key = canonical_model(model_id)
-    device = device or os.environ.get("EXPLORER_DEVICE") or None
+    device = device or zerogpu.device()
     dtype = dtype or os.environ.get("EXPLORER_DTYPE") or None
     cache_key = (key, None if device is None else str(device), None if dtype is None else str(dtype))
     with _cache_lock:
         lock = _locks.setdefault(cache_key, threading.Lock())
         if cache_key in _loaded:
             _loaded.move_to_end(cache_key)
+        elif zerogpu.active() and not _preloading:
+            served = ", ".join(display_name(k) for k, _, _ in _loaded) or "none"
+            raise ModelRefused(f"On this ZeroGPU Space only the models loaded at its start run ({served}); "
+                               "choose one of them.")
         else:
             while len(_loaded) >= max_models():
                 unload_oldest()
             _loaded[cache_key] = load_allowed(key, device, dtype, progress)
         model, processor, family = _loaded[cache_key]
     return model, processor, family, lock
+
+
+_preloading = False
+
+
+def preload():
+    """Load the deployment's models now, at import (app.py, module scope): on ZeroGPU what the GPU calls may
+    use (EXPLORER_MODEL, or the embedded model), moved to "cuda" where `spaces` intercepts it."""
+    global _preloading
+    _preloading = True
+    try:
+        return get_model(default_model())
+    finally:
+        _preloading = False
+
+
+def display_name(key):
+    """How a result names a model: the embedded model's name, a hub id, or a local folder's name (never the
+    server's path to it)."""
+    return os.path.basename(key.rstrip(os.sep)) if os.path.isabs(key) else key
 
 
 def unload_all():

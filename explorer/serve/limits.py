@@ -42,8 +42,8 @@ ONE_AT_A_TIME = ("You already have a comparison running or waiting: wait for its
 STATE_SESSIONS = 200  # sessions whose state Gradio keeps at most (the oldest dropped first)
 STATE_TTL_S = 900  # a session's state (its last result, its report) is dropped this long after it was set
 UPLOAD_WINDOW_S = 600
-UPLOAD_FILES = 12  # per address and window
-UPLOAD_MB = 150  # per address and window
+UPLOAD_FILES = 60  # per address and window (gradio_client uploads the file again for every request)
+UPLOAD_MB = 300  # per address and window
 UPLOAD_FILES_PER_REQUEST = 4
 UPLOAD_MAX_AGE_S = 600  # an upload is deleted this long after it came
 
