@@ -6,6 +6,7 @@ at the pruning layer. The decoder loop does none of this work.
 
 import torch
 
+from explorer.core import interrupt
 from explorer.core.devices import clock, device_of
 from explorer.core.stage import LayerView, TokenIndex, method_plan, stage_inputs, unmet_need
 from explorer.methods import scoring
@@ -40,6 +41,7 @@ def reference_scores(model, encoded, settings, capture):
                      capture["keys"][k - 1] if k else None, capture.get("before_k"))
     scores = {}
     for name, method in METHODS.items():
+        interrupt.check(f"diagnostics ({name}'s scores)")
         if not method.prunes or unmet_need(name, encoded, k):
             continue  # what this model or layer cannot give
         scores[name] = torch.cat([

@@ -27,7 +27,7 @@ from transformers.masking_utils import create_causal_mask
 from explorer.core.devices import clock, device_of
 from explorer.core.record import Record, Stage
 from explorer.core.settings import check_settings
-from explorer.core import stage
+from explorer.core import interrupt, stage
 from explorer.core.stage import LayerView, TokenIndex, method_plan, stage_inputs
 from explorer.methods import attention, baselines, scoring
 from explorer.methods.registry import METHODS, check_method, select_top
@@ -272,6 +272,7 @@ def prefill(model, encoded, method, settings, the_plan, record, capture=None):
     stage_at = dict(the_plan.stages) if METHODS[method].prunes else {}
     z_ref, before, mask = None, None, causal_mask(text_config, hidden, cache, 0)
     for i, layer in enumerate(lm.layers):
+        interrupt.check("prefill", i)  # the visitor may have left (explorer/core/interrupt.py)
         if capture is not None:
             capture["visual"].append(hidden[0, torch.cat(index.group_rows()).to(hidden.device)])
             if i == the_plan.prune_layer - 1:
@@ -323,6 +324,7 @@ def decode(model, encoded, cache, first_logits, stop_ids, max_new_tokens, keep_l
         next_position += 1
         cos, sin = lm.rotary_emb(hidden, position)
         for i, layer in enumerate(lm.layers):
+            interrupt.check("decoding step", i)
             hidden = layer(hidden, attention_mask=causal_mask(text_config, hidden, cache, i),
                            position_embeddings=(cos, sin), past_key_values=cache, use_cache=True)
         logits = model.lm_head(lm.norm(hidden))[0, -1].float()
@@ -343,6 +345,7 @@ def extend(model, encoded, cache, ids, start_position):
     position = torch.arange(start_position, start_position + len(ids), device=encoded.position_ids.device).expand(shape)
     cos, sin = lm.rotary_emb(hidden, position)
     for i, layer in enumerate(lm.layers):
+        interrupt.check("follow-up's prefill", i)
         hidden = layer(hidden, attention_mask=causal_mask(text_config, hidden, cache, i),
                        position_embeddings=(cos, sin), past_key_values=cache, use_cache=True)
     return model.lm_head(lm.norm(hidden[:, -1:]))[0, -1].float()

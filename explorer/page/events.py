@@ -4,8 +4,11 @@ components (COMPARE_OUTPUTS, FRAME_OUTPUTS). A user's error becomes a gr.Error w
 else in the page translates errors.
 """
 
+import functools
+
 import gradio as gr
 
+from explorer.core import interrupt
 from explorer.media import read as media
 from explorer.methods.registry import METHODS
 from explorer.analysis.comparison import Analysis
@@ -34,11 +37,11 @@ class StageProgress:
     names itself. `expected` is the number of stages the request reports (the bar stops short of full until
     the end)."""
 
-    def __init__(self, progress, expected, request=None):
-        self.progress, self.expected, self.done, self.request = progress, expected, 0, request
+    def __init__(self, progress, expected):
+        self.progress, self.expected, self.done = progress, expected, 0
 
     def __call__(self, text):
-        access.stop_if_client_gone(self.request)  # the visitor left: stop between stages
+        interrupt.check(text)  # between stages too (the engine checks before every layer)
         self.progress(min(self.done / self.expected, 0.95), desc=text)
         self.done += 1
 
@@ -54,16 +57,20 @@ def compare_click(image, video, question, method_a, method_b, keep, prune_layer=
         request = service.prepare(image, video, question, method_a, method_b, keep, prune_layer, ref_layer,
                                   schedule, model_id, num_frames, early_kv, invert, prompt, repeats, budget_per,
                                   follow_ups, follow_up_mode)
-        say = StageProgress(progress, service.expected_stages(request), visitor)
-        payload = service.run_answer(request, say)
+        say = StageProgress(progress, service.expected_stages(request))
+        gone = functools.partial(access.client_gone, visitor)  # the visitor left: stop within one layer
+        with interrupt.stop_when(gone):  # (never across a yield: the next part may run in another thread)
+            payload = service.run_answer(request, say)
         first = panels.draw(Analysis(payload, pair=request.pair), panels=panels.FIRST)  # the answers alone
         yield in_order({p.name: first.get(p.name) for p in panels.PANELS}, COMPARE_OUTPUTS)
-        say("the diagnostics")
-        analysis, view = service.run_diagnose(request, payload, say)
-        say("drawing")
+        with interrupt.stop_when(gone):
+            say("the diagnostics")
+            analysis, view = service.run_diagnose(request, payload, say)
+            say("drawing")
     except BadInput as error:
         raise page_error(error) from None
-    except access.ClientGone:
+    except interrupt.Stopped as stopped:
+        access.log_visitor_left(stopped)
         return  # nobody is listening
     frames = analysis.grid[0]
     yield in_order({**panels.draw(analysis, view), "result_json": payload, "download": files.save_result_json(payload),

@@ -10,8 +10,10 @@ used (as with HF_HUB_OFFLINE=1).
 
 At most EXPLORER_MAX_MODELS (default 2) models are loaded at once; the least recently used is unloaded.
 
-The server log gets one line per user error (log_user_error); real faults keep their traceback. While a request runs, client_gone(request) says whether its visitor has left (Gradio marks the
-event dead when the client's event stream closes), so the handler can stop between stages.
+The server log gets one line per user error (log_user_error); real faults keep their traceback. While a
+request runs, client_gone(request) says whether its visitor has left (Gradio marks the event dead when the
+client's event stream closes); the handler hands it to the engine (explorer/core/interrupt.py), which stops
+within one decoder layer, and logs one line (log_visitor_left).
 """
 
 import collections
@@ -39,10 +41,6 @@ _cache_lock = threading.Lock()  # guards _loaded and _locks; held while loading,
 
 class ModelRefused(BadInput):
     """A model this deployment does not serve, or cannot serve now; the message is for the visitor."""
-
-
-class ClientGone(Exception):
-    """The visitor left while their request ran: stop, nobody will see the result (not an error to log)."""
 
 
 def model_roots():
@@ -233,7 +231,6 @@ def client_gone(request):
     return bool(events) and not any(event.alive for event in events)
 
 
-def stop_if_client_gone(request):
-    """Raise ClientGone when the visitor of this running request has left; call it between stages."""
-    if request is not None and client_gone(request):
-        raise ClientGone(getattr(request, "session_hash", None))
+def log_visitor_left(stopped):
+    """One line in the server log for a request stopped because its visitor left (where it stopped)."""
+    log.info("visitor left: %s", stopped)

@@ -15,7 +15,8 @@ and the cleanup of old files.
   are deleted. Uploads are deleted UPLOAD_MAX_AGE_S after they came, used or not.
 - A visitor who leaves (the page's event stream closes): Gradio removes that visitor's waiting requests from
   the queue at once and marks a running one dead; the running function is not interrupted by Gradio (it runs
-  in a worker thread), so the handler asks explorer.serve.access.client_gone between stages and stops early.
+  in a worker thread), so the handler hands explorer.serve.access.client_gone to the engine, which stops
+  within one decoder layer (explorer/core/interrupt.py).
 - Files: uploads and Gradio's copies of outputs (delete_cache) and our own result JSON files
   (explorer.serve.files.RESULTS_DIR) are deleted FILE_MAX_AGE_S after creation (EXPLORER_FILE_MAX_AGE_S, default
   1800 s; checked every sixth of that, at most every 5 minutes; Gradio's are all deleted at shutdown).

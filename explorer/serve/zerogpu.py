@@ -9,7 +9,7 @@
 - the decorated functions (explorer/page/service.py: gpu_answer, gpu_diagnose) take and return only
   picklable, CPU-side values: the checked request (PIL images, text, a Settings dataclass) and the payload
   (plain numbers and lists) with the pictures the model saw; no gr.Progress, gr.Request or lock crosses, so
-  on ZeroGPU the page reports its progress between the two calls only;
+  on ZeroGPU the page reports its progress, and stops for a visitor who left, between the two calls only;
 - the duration asked for is sized to the request (request_seconds), checked against the visitor's quota.
 
 `spaces` is imported plainly (requirements.txt): off ZeroGPU its GPU decorator returns the function as it
