@@ -7,6 +7,7 @@ once (explorer/serve/access.py). GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose 
 use 0.0.0.0:7860). What one visitor can cost the server (queue, per-visitor limit, files): explorer/serve/limits.py.
 """
 
+import gc
 import logging
 import os
 import signal
@@ -39,6 +40,7 @@ if __name__ == "__main__":
     # SIGTERM (a container or a test stopping the server) exits through Python, so our folder is removed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     demo = prepare(build_app())
+    gc.freeze()  # what start-up made lives as long as the server: the collection after each request skips it
     # show_error=False: only gr.Error messages (the sentences written for visitors) reach the page; a real
     # fault shows Gradio's generic "Error" and its traceback goes to the log.
     demo.launch(max_file_size=f"{MAX_UPLOAD_MB}mb", show_error=False, app_kwargs=upload_guard(),

@@ -13,7 +13,7 @@ from explorer.media import read as media
 from explorer.methods.registry import METHODS
 from explorer.analysis.comparison import Analysis
 from explorer.page import panels, service
-from explorer.serve import access, files
+from explorer.serve import access, files, limits
 from models.base import BadInput
 
 COMPARE_OUTPUTS = [p.name for p in panels.PANELS] + ["result_json", "download", "state", "frame"]
@@ -62,7 +62,11 @@ def compare_click(image, video, question, method_a, method_b, keep, prune_layer=
         with interrupt.stop_when(gone):  # (never across a yield: the next part may run in another thread)
             payload = service.run_answer(request, say)
         first = panels.draw(Analysis(payload, pair=request.pair), panels=panels.FIRST)  # the answers alone
-        yield in_order({p.name: first.get(p.name) for p in panels.PANELS}, COMPARE_OUTPUTS)
+        # the result's own outputs get a plain None here, not a skip: Gradio 6 replaces a component that received
+        # an update (a skip is one) by a new one in the session and keeps the next value under the new one's id,
+        # so a skip then a value would leave one more copy of the result in the session at every request
+        yield in_order({**{p.name: first.get(p.name) for p in panels.PANELS}, "result_json": None, "download": None},
+                       COMPARE_OUTPUTS)
         with interrupt.stop_when(gone):
             say("the diagnostics")
             analysis, view = service.run_diagnose(request, payload, say)
@@ -73,9 +77,19 @@ def compare_click(image, video, question, method_a, method_b, keep, prune_layer=
         access.log_visitor_left(stopped)
         return  # nobody is listening
     frames = analysis.grid[0]
+    limits.release_memory()  # else the server's memory creeps (explorer/serve/limits.py)
     yield in_order({**panels.draw(analysis, view), "result_json": payload, "download": files.save_result_json(payload),
                     "state": {"analyses": {(0, 0): analysis}, "view": view},
                     "frame": gr.update(maximum=max(frames - 1, 1), value=0, visible=frames > 1)}, COMPARE_OUTPUTS)
+
+
+NO_RESULT = ("No result to show here: press Compare (this page keeps the results of its most recent visitors "
+             "only; an older one is dropped).")
+
+
+def no_result(names):
+    gr.Warning(NO_RESULT)
+    return [gr.update() for _ in names]
 
 
 def view_controls(state):
@@ -104,7 +118,7 @@ def analysis_of(state, grid, turn):
 def frame_change(state, frame, grid=None, turn=1):
     """The frame slider: the per-frame panels of the request in the state, at this frame."""
     if not state:
-        return [gr.update() for _ in FRAME_OUTPUTS]
+        return no_result(FRAME_OUTPUTS)
     analysis = analysis_of(state, grid, turn)
     frame = min(int(frame), analysis.grid[0] - 1)
     return in_order(panels.draw(analysis, state["view"], frame, panels=panels.PER_FRAME), FRAME_OUTPUTS)
@@ -113,7 +127,7 @@ def frame_change(state, frame, grid=None, turn=1):
 def view_change(state, grid, turn):
     """The grid or the turn changed: every panel below the answers drawn again for it, at its first frame."""
     if not state:
-        return [gr.update() for _ in VIEW_OUTPUTS]
+        return no_result(VIEW_OUTPUTS)
     analysis = analysis_of(state, grid, turn)
     figs = panels.draw(analysis, state["view"], 0, panels=[p for p in panels.PANELS if p.name in VIEW_OUTPUTS])
     frames = analysis.grid[0]

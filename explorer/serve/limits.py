@@ -25,6 +25,9 @@ and the cleanup of old files.
 import asyncio
 import collections
 import contextlib
+import ctypes
+import ctypes.util
+import gc
 import json
 import logging
 import os
@@ -40,13 +43,30 @@ LIMITED_CONCURRENCY_ID = "model"  # the event group the limit applies to (ui.py'
 FILE_MAX_AGE_S = files.RESULT_MAX_AGE_S  # EXPLORER_FILE_MAX_AGE_S, default 30 minutes; checked every age / 6
 ONE_AT_A_TIME = ("You already have a comparison running or waiting: wait for its result before sending "
                  "another (one at a time per visitor).")
-STATE_SESSIONS = 200  # sessions whose state Gradio keeps at most (the oldest dropped first)
+STATE_SESSIONS = 10  # sessions Gradio keeps at most, least recently used dropped first. Per session it keeps its
+# state and the last value of every output (the figures' JSON, the result): about 1.4 MB on the embedded model, so
+# 10 sessions bound it to about 14 MB; a visitor whose session was dropped is asked to press Compare again
 STATE_TTL_S = 900  # a session's state (its last result, its report) is dropped this long after it was set
 UPLOAD_WINDOW_S = 600
 UPLOAD_FILES = 60  # per address and window (gradio_client uploads the file again for every request)
 UPLOAD_MB = 300  # per address and window
 UPLOAD_FILES_PER_REQUEST = 4
 UPLOAD_MAX_AGE_S = 600  # an upload is deleted this long after it came
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+
+
+def release_memory():
+    """After each request. A full garbage collection: a request leaves garbage in reference cycles (figures,
+    records, about 4,700 objects), which the interpreter's own full collections, rare in a process of 600k
+    long-lived objects, let pile up for dozens of requests. app.py freezes what start-up made (gc.freeze), so
+    this costs about 20 ms instead of 0.3 s. Then glibc's free memory is handed back to the system (malloc_trim,
+    about 0.2 ms): else the heap keeps the pages a request's peak took and the RSS creeps. Measured with
+    `python -m explorer.bench.stress --creep 100` (README)."""
+    gc.collect()
+    if hasattr(_libc, "malloc_trim"):  # glibc only
+        _libc.malloc_trim(0)
 
 
 def per_address_limit():
