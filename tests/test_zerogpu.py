@@ -113,7 +113,8 @@ def test_the_stand_in_fails_what_zerogpu_would_fail(on_zerogpu, tmp_path):
     service, _ = on_zerogpu
     path = tmp_path / "image.png"
     random_image(41).save(path)
-    request = service.prepare(str(path), None, "what color is the circle ?", "clse", "fastv", 9)
+    request = service.prepare(str(path), None, "what color is the circle ?", "clse", "fastv", 9,
+                              model_id="shapes-llava")  # offered, but not the deployment's preloaded default
     with pytest.raises(RuntimeError, match="only the models loaded at its start"):
         service.run_answer(request)  # the embedded model was not preloaded: refused, never loaded in the call
     with pytest.raises((pickle.PicklingError, TypeError, AttributeError)):

@@ -242,7 +242,12 @@ def load_benchmark(report_path=None, run_names=()):
     from explorer.eval import report  # noqa: PLC0415  (drawn only when the Benchmark tab asks)
 
     if report_path:
-        if os.path.getsize(report_path) > MAX_REPORT_BYTES:
+        try:
+            size = os.path.getsize(report_path)
+        except OSError:  # uploads are deleted some minutes after they came (explorer/serve/limits.py)
+            raise BadInput("the uploaded report is no longer on the server (uploads are kept 10 minutes): upload "
+                           "it again") from None
+        if size > MAX_REPORT_BYTES:
             raise BadInput(f"the report is larger than {MAX_REPORT_BYTES // 2**20} MB")
         try:
             with open(report_path) as f:

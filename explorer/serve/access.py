@@ -84,8 +84,11 @@ def inside(path, root):
 
 def canonical_model(model_id):
     """Any spelling of an allowed model -> its one key: EMBEDDED_ID, an offered hub id as the families spell
-    it, or the real path of an allowed directory. Raises ModelRefused(REFUSED) for anything else."""
+    it, or the real path of an allowed directory; None or "" is the deployment's default (EXPLORER_MODEL). Raises
+    ModelRefused(REFUSED) for anything else."""
     text = "" if model_id is None else str(model_id).strip()
+    if text == "" and default_model() != models.EMBEDDED_ID:
+        text = default_model()  # none named (an API call leaving it out): the deployment's default, as the page's menu
     if text in ("", models.EMBEDDED_ID):
         return models.EMBEDDED_ID
     if len(text) > MAX_MODEL_NAME_CHARS or "\0" in text:

@@ -7,8 +7,8 @@ and the cleanup of old files.
   browser tab or API client) has at most PER_CLIENT_LIMIT compare request running or waiting, and each network
   address at most EXPLORER_PER_ADDRESS (default 2) whatever its session ids (a new session id is free, an
   address is not); more are refused with a sentence. The address is the connection's, or, only where the
-  deployment says it sits behind a proxy it trusts (EXPLORER_TRUST_PROXY=1, or a Hugging Face Space), the first
-  one of X-Forwarded-For.
+  deployment says it sits behind a proxy it trusts (EXPLORER_TRUST_PROXY=1, or a Hugging Face Space), the last
+  entry of X-Forwarded-For (the one that proxy appended; the earlier ones are the client's to choose).
 - Uploads (Gradio's /gradio_api/upload): per address at most UPLOAD_FILES files and UPLOAD_MB megabytes within
   UPLOAD_WINDOW_S, at most UPLOAD_FILES_PER_REQUEST files and a declared Content-Length of at most the page's
   file limit (+ 1 MB) per request; refused with a sentence (HTTP 413 / 429), and the files of a refused request
@@ -86,11 +86,13 @@ def trusted_proxy():
 
 
 def address_of(headers, client):
-    """The client's network address: the connection's, or the first of X-Forwarded-For behind a trusted proxy."""
+    """The client's network address: the connection's, or behind a trusted proxy the last entry of
+    X-Forwarded-For: the one that proxy appended (the address that connected to it). The entries before it are
+    whatever the client sent, so the first one would let a visitor pick a new address for every request."""
     if trusted_proxy():
-        forwarded = headers.get("x-forwarded-for", "")
-        if forwarded.strip():
-            return forwarded.split(",")[0].strip()
+        forwarded = [entry.strip() for entry in headers.get("x-forwarded-for", "").split(",") if entry.strip()]
+        if forwarded:
+            return forwarded[-1]
     return client[0] if client else "unknown"
 
 
@@ -208,12 +210,16 @@ class UploadGuard:
             await send(message)
 
 
-def remove_old_uploads(max_age_s=UPLOAD_MAX_AGE_S, now=None):
-    """Delete the uploads this server accepted more than max_age_s ago; returns how many were removed."""
+def remove_old_uploads(max_age_s=UPLOAD_MAX_AGE_S, now=None, keep=frozenset()):
+    """Delete the uploads this server accepted more than max_age_s ago, except the paths in keep (the examples:
+    Gradio stores an upload of an example's bytes at the example's own cached path); returns how many were
+    removed."""
     now = time.time() if now is None else now
     removed = 0
     while UploadGuard.uploads and now - UploadGuard.uploads[0][0] > max_age_s:
         _, path = UploadGuard.uploads.popleft()
+        if path in keep:
+            continue
         with contextlib.suppress(OSError):
             os.remove(path)
             removed += 1
@@ -245,8 +251,9 @@ def clean_files_forever(demo, every_s, max_age_s):
             time.sleep(every_s)
             started = started or demo.is_running
             removed = files.remove_old_results(max_age_s)
-            removed += remove_old_uploads(min(UPLOAD_MAX_AGE_S, max_age_s))
-            removed += files.remove_old_files(demo.GRADIO_CACHE, max_age_s, keep=files_to_keep(demo))
+            keep = files_to_keep(demo)
+            removed += remove_old_uploads(min(UPLOAD_MAX_AGE_S, max_age_s), keep=keep)
+            removed += files.remove_old_files(demo.GRADIO_CACHE, max_age_s, keep=keep)
             if removed:
                 logging.getLogger("explorer").info("removed %d old temporary files and folders", removed)
 
