@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol, runtime_checkable
 
 import torch
+from PIL import Image
 
 
 class BadInput(ValueError):
@@ -165,3 +166,17 @@ def stock_layer_parts(model, index):
     rotate = sys.modules[type(attn).__module__].apply_rotary_pos_emb
     return LayerParts(layer.input_layernorm, attn.q_proj, attn.k_proj, attn.head_dim, attn.scaling, rotate,
                       getattr(attn, "q_norm", None), getattr(attn, "k_norm", None))
+
+
+def same_size(frames):
+    """Video frames for a video processor, which stacks them: every frame at the first one's size."""
+    size = frames[0].size
+    return [f if f.size == size else f.resize(size, Image.Resampling.BICUBIC) for f in frames]
+
+
+def check_aspect(images, max_aspect, processor_name):
+    """BadInput for an image more elongated than the family's processor accepts (Qwen's smart_resize: 200)."""
+    for im in images:
+        if max(im.size) / min(im.size) > max_aspect:
+            raise BadInput(f"an image of {im.width} x {im.height} pixels is too elongated for {processor_name}'s "
+                           f"processor (aspect ratio above {max_aspect}); crop it first")

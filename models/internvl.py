@@ -43,7 +43,7 @@ import sys
 import torch
 from PIL import Image
 
-from models.base import VisualGroup, conversation, no_injections, stock_layer_parts, stock_text_model
+from models.base import VisualGroup, conversation, no_injections, same_size, stock_layer_parts, stock_text_model
 
 NAME = "InternVL3"
 MODEL_CLASSES = ("InternVLForConditionalGeneration",)
@@ -77,10 +77,6 @@ def feature_projector(model):
     return None
 
 
-def _same_size(frames):
-    size = frames[0].size
-    return [f if f.size == size else f.resize(size, Image.Resampling.BICUBIC) for f in frames]
-
 
 def tiling(processor):
     """(crop_to_patches, min_patches, max_patches, (tile height, tile width)) as a processor call uses them:
@@ -113,7 +109,7 @@ def build_inputs(processor, images, question, kind="image", prompt="chat", timin
     if kind == "video":
         messages = conversation([{"type": "video"}], question, history)
         text = processor.apply_chat_template(messages, add_generation_prompt=True)
-        inputs = processor(text=text, videos=[_same_size(images)], do_sample_frames=False, return_tensors="pt")
+        inputs = processor(text=text, videos=[same_size(images)], do_sample_frames=False, return_tensors="pt")
         inputs.tile_layouts = None
         return inputs
     if kind != "image":
@@ -191,7 +187,7 @@ def model_view(processor, images, kind="image"):
     images = [im.convert("RGB") for im in images]
     if kind == "video":
         sub = processor.video_processor
-        pixels = sub(videos=[_same_size(images)], do_sample_frames=False, return_tensors="pt")["pixel_values_videos"]
+        pixels = sub(videos=[same_size(images)], do_sample_frames=False, return_tensors="pt")["pixel_values_videos"]
         return _to_rgb(pixels.flatten(0, 1), sub)
     sub = processor.image_processor
     crop, low, high, _ = tiling(processor)

@@ -82,11 +82,16 @@ def vision_attention(model):
     """(attention module, CLS index) of the vision layer whose output LLaVA takes as its features, for methods
     that read the tower's [CLS] attention (VisionZip: `attentions[-2]` for LLaVA-1.5's feature layer -2); None
     when the tower has no CLS token (not CLIP) or the features come from several layers."""
-    encoder = getattr(model.model.vision_tower, "encoder", None)
-    if encoder is None or type(model.model.vision_tower).__name__ != "CLIPVisionModel":
+    return clip_feature_attention(model.model.vision_tower, model.config.vision_feature_layer)
+
+
+def clip_feature_attention(tower, vision_feature_layer):
+    """(attention module, CLS index 0) of a CLIP tower's feature layer; None for another tower or several layers."""
+    encoder = getattr(tower, "encoder", None)
+    if encoder is None or type(tower).__name__ != "CLIPVisionModel":
         return None
     try:
-        index = feature_layer_index(model.config.vision_feature_layer, len(encoder.layers))
+        index = feature_layer_index(vision_feature_layer, len(encoder.layers))
     except ValueError:
         return None
     return encoder.layers[index].self_attn, 0

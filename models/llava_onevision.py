@@ -36,7 +36,8 @@ import torch
 from PIL import Image
 from transformers.models.llava_onevision.modeling_llava_onevision import get_anyres_image_grid_shape, unpad_image
 
-from models.base import BadInput, VisualGroup, conversation, no_injections, stock_layer_parts, stock_text_model
+from models.base import (BadInput, VisualGroup, conversation, no_injections, same_size, stock_layer_parts,
+                         stock_text_model)
 
 NAME = "LLaVA-OneVision"
 MODEL_CLASSES = ("LlavaOnevisionForConditionalGeneration",)
@@ -65,10 +66,6 @@ def qwen_1_5(visual, question, history=()):
     return text
 
 
-def _same_size(frames):
-    size = frames[0].size
-    return [f if f.size == size else f.resize(size, Image.Resampling.BICUBIC) for f in frames]
-
 
 def build_inputs(processor, images, question, kind="image", prompt="chat", timing=None, history=()):
     """Real processor call: a conversation whose first user turn holds the images (kind "image": one image takes
@@ -87,7 +84,7 @@ def build_inputs(processor, images, question, kind="image", prompt="chat", timin
         items = [{"type": "video"}] if kind == "video" else [{"type": "image"} for _ in images]
         text = processor.apply_chat_template(conversation(items, question, history), add_generation_prompt=True)
     if kind == "video":
-        return processor(text=text, videos=[_same_size(images)], return_tensors="pt")
+        return processor(text=text, videos=[same_size(images)], return_tensors="pt")
     # nested: the images of one prompt (the processor's batch_num_images; several -> its multi-image path)
     return processor(text=text, images=[images], return_tensors="pt")
 
@@ -206,7 +203,7 @@ def model_view(processor, images, kind="image"):
     patch = processor.image_processor.size["height"] // math.isqrt(processor.num_image_tokens)
     if kind == "video":
         sub = processor.video_processor
-        pixels = sub(videos=[_same_size(images)], return_tensors="pt")["pixel_values_videos"][0]
+        pixels = sub(videos=[same_size(images)], return_tensors="pt")["pixel_values_videos"][0]
         seen = pixels.shape[-1] // patch * patch
         return [_to_rgb(frame[:, :seen, :seen], sub) for frame in pixels]
     sub = processor.image_processor

@@ -30,7 +30,8 @@ rate; pass the real rate if the frames were sampled differently). Qwen2-VL ignor
 import torch
 from PIL import Image
 
-from models.base import BadInput, VisualGroup, conversation, no_injections, stock_layer_parts, stock_text_model
+from models.base import (VisualGroup, check_aspect, conversation, no_injections, same_size,
+                         stock_layer_parts, stock_text_model)
 
 NAME = "Qwen2-VL"
 MODEL_CLASSES = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
@@ -49,16 +50,6 @@ VIDEO_FPS = 2.0  # assumed sampling rate of the given frames (only Qwen2.5-VL's 
 MAX_ASPECT = 200  # smart_resize refuses more elongated images
 
 
-def _same_size(frames):
-    size = frames[0].size
-    return [f if f.size == size else f.resize(size, Image.Resampling.BICUBIC) for f in frames]
-
-
-def _check_aspect(images):
-    for im in images:
-        if max(im.size) / min(im.size) > MAX_ASPECT:
-            raise BadInput(f"an image of {im.width} x {im.height} pixels is too elongated for Qwen2-VL's processor "
-                               f"(aspect ratio above {MAX_ASPECT}); crop it first")
 
 
 text_model = stock_text_model
@@ -98,11 +89,11 @@ def build_inputs(processor, images, question, kind="image", prompt="chat", timin
     one video, at the rate of a sampled clip's timing (sampled_fps). The official Qwen2-VL evaluation uses this
     same chat template, so prompt "official" is "chat" here."""
     images = [im.convert("RGB") for im in images]
-    _check_aspect(images)
+    check_aspect(images, MAX_ASPECT, "Qwen2-VL")
     if kind == "video":
         messages = conversation([{"type": "video"}], question, history)
         text = processor.apply_chat_template(messages, add_generation_prompt=True)
-        frames = _same_size(images)
+        frames = same_size(images)
         metadata = [{"total_num_frames": len(frames), "fps": sampled_fps(timing, frames),
                      "frames_indices": list(range(len(frames))), "width": frames[0].width,
                      "height": frames[0].height}]
@@ -165,10 +156,10 @@ def model_view(processor, images, kind="image"):
     as RGB PIL images: one per image, or for a video one per temporal patch (the first frame of each pair, the
     grid's t axis), so the (h, w) token grid lies exactly over each one."""
     images = [im.convert("RGB") for im in images]
-    _check_aspect(images)
+    check_aspect(images, MAX_ASPECT, "Qwen2-VL")
     if kind == "video":
         sub = processor.video_processor
-        out = sub(videos=[_same_size(images)], do_sample_frames=False, return_tensors="pt")
+        out = sub(videos=[same_size(images)], do_sample_frames=False, return_tensors="pt")
         pixels, grids = out["pixel_values_videos"], out["video_grid_thw"]
     else:
         sub = processor.image_processor

@@ -42,7 +42,8 @@ consecutive frames at VIDEO_FPS.
 import torch
 from PIL import Image
 
-from models.base import BadInput, Injection, VisualGroup, conversation, stock_layer_parts, stock_text_model
+from models.base import (BadInput, Injection, VisualGroup, check_aspect, conversation, same_size, stock_layer_parts,
+                         stock_text_model)
 from models.qwen2_vl import _unpatchify
 
 NAME = "Qwen3-VL"
@@ -61,16 +62,6 @@ VIDEO_FPS = 2.0  # frames without timing: consecutive frames at this rate (qwen-
 MAX_ASPECT = 200  # smart_resize refuses more elongated images
 
 
-def _same_size(frames):
-    size = frames[0].size
-    return [f if f.size == size else f.resize(size, Image.Resampling.BICUBIC) for f in frames]
-
-
-def _check_aspect(images):
-    for im in images:
-        if max(im.size) / min(im.size) > MAX_ASPECT:
-            raise BadInput(f"an image of {im.width} x {im.height} pixels is too elongated for Qwen3-VL's processor "
-                           f"(aspect ratio above {MAX_ASPECT}); crop it first")
 
 
 text_model = stock_text_model
@@ -114,14 +105,14 @@ def build_inputs(processor, images, question, kind="image", prompt="chat", timin
     one video), then the question. kind "video": the frames are one video with their times (video_metadata),
     none re-sampled. Qwen3-VL's official evaluation uses this chat template, so prompt "official" is "chat"."""
     images = [im.convert("RGB") for im in images]
-    _check_aspect(images)
+    check_aspect(images, MAX_ASPECT, "Qwen3-VL")
     if kind == "video":
         if len(images) < 2:
             raise BadInput("Qwen3-VL's video processor needs at least 2 frames (a temporal patch holds 2); give "
                            "more frames, or the frame as an image")
         messages = conversation([{"type": "video"}], question, history)
         text = processor.apply_chat_template(messages, add_generation_prompt=True)
-        frames = _same_size(images)
+        frames = same_size(images)
         return processor(text=text, videos=[frames], video_metadata=[video_metadata(timing, frames)],
                          do_sample_frames=False, return_tensors="pt")
     if kind != "image":
@@ -199,10 +190,10 @@ def model_view(processor, images, kind="image"):
     Qwen2VLImageProcessor's and Qwen3VLVideoProcessor's `patchify` lay patches out as Qwen2-VL's do), as RGB
     PIL images: one per image, or for a video one per temporal patch (the first frame of each pair)."""
     images = [im.convert("RGB") for im in images]
-    _check_aspect(images)
+    check_aspect(images, MAX_ASPECT, "Qwen3-VL")
     if kind == "video":
         sub = processor.video_processor
-        out = sub(videos=[_same_size(images)], do_sample_frames=False, return_tensors="pt")
+        out = sub(videos=[same_size(images)], do_sample_frames=False, return_tensors="pt")
         pixels, grids = out["pixel_values_videos"], out["video_grid_thw"]
     else:
         sub = processor.image_processor

@@ -27,8 +27,9 @@ vision module per model, so a video (through the other tower) has no CLS score a
 import torch
 from PIL import Image
 
-from models.base import BadInput, VisualGroup, conversation, no_injections, stock_layer_parts, stock_text_model
-from models.llava import feature_layer_index, vicuna_v1
+from models.base import (BadInput, VisualGroup, conversation, no_injections, same_size, stock_layer_parts,
+                         stock_text_model)
+from models.llava import clip_feature_attention, vicuna_v1
 
 NAME = "Video-LLaVA"
 MODEL_CLASSES = ("VideoLlavaForConditionalGeneration",)
@@ -51,10 +52,6 @@ PAPER_SCHEDULE = {"depth": 32, "layers": (1, 11, 21), "factors": (1.72, 1.09, 0.
                   "keep_table": {}}
 
 
-def _same_size(frames):
-    size = frames[0].size
-    return [f if f.size == size else f.resize(size, Image.Resampling.BICUBIC) for f in frames]
-
 
 def build_inputs(processor, images, question, kind="image", prompt="chat", timing=None, history=()):
     """Real processor call: a conversation whose first user turn holds every image (kind "image") or the frames as
@@ -73,7 +70,7 @@ def build_inputs(processor, images, question, kind="image", prompt="chat", timin
         items = [{"type": "video"}] if kind == "video" else [{"type": "image"} for _ in images]
         text = processor.apply_chat_template(conversation(items, question, history), add_generation_prompt=True)
     if kind == "video":
-        return processor(text=text, videos=[_same_size(images)], return_tensors="pt")
+        return processor(text=text, videos=[same_size(images)], return_tensors="pt")
     return processor(text=text, images=images, return_legacy_image_output=False, return_tensors="pt")
 
 
@@ -91,15 +88,7 @@ def vision_attention(model):
     """(attention module, CLS index) of the image tower's feature layer (`attentions[-2]` for feature layer -2),
     whose patches are an image's tokens in the decoder: VisionZip's score. The video tower is another module,
     which the engine does not read, so a video has no such score."""
-    tower = model.model.image_tower
-    encoder = getattr(tower, "encoder", None)
-    if encoder is None or type(tower).__name__ != "CLIPVisionModel":
-        return None
-    try:
-        index = feature_layer_index(model.config.vision_feature_layer, len(encoder.layers))
-    except ValueError:
-        return None
-    return encoder.layers[index].self_attn, 0
+    return clip_feature_attention(model.model.image_tower, model.config.vision_feature_layer)
 
 
 def feature_projector(model):
@@ -162,7 +151,7 @@ def model_view(processor, images, kind="image"):
     images = [im.convert("RGB") for im in images]
     if kind == "video":
         sub = processor.video_processor
-        pixels = sub(videos=[_same_size(images)], return_tensors="pt")["pixel_values_videos"][0]
+        pixels = sub(videos=[same_size(images)], return_tensors="pt")["pixel_values_videos"][0]
     else:
         sub = processor.image_processor
         pixels = sub(images=images, return_legacy_image_output=False, return_tensors="pt")["pixel_values"]
