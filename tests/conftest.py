@@ -45,9 +45,39 @@ class TinyQwen:
             self.model.lm_head.weight[self.tokenizer.eos_token_id] = 0.0
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: one thread is as fast, and immune to the other core being busy (an OpenMP barrier waiting
+    for a descheduled thread turns each small matmul into a ~16 ms stall). Restored after each module, since a
+    test may run a command's main() with --threads."""
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def tiny():
     return Tiny()  # 6 x 6 grid, 4 layers, GQA (4 heads, 2 kv heads)
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition, timeout=30):
+    """Poll condition() every 0.1 s until it is true (True) or timeout seconds have passed (False)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def random_image(seed, size=(90, 70)):

@@ -164,7 +164,7 @@ def test_several_images_and_video_frames(tiny):
                     kind="video", max_new_tokens=2)
     r = video["clse"]
     assert r.groups == [{"kind": "video", "grid": [3, tiny.side, tiny.side], "offset": 0, "count": 3 * n,
-                         "first_position": r.groups[0]["first_position"]}]
+                         "first_position": r.groups[0]["first_position"], "unit": None, "name": ""}]
     assert len(r.kept_indices) == 9 and max(r.kept_indices) < 3 * n
     per_frame = [sum(f * n <= k < (f + 1) * n for k in video["uniform"].kept_indices) for f in range(3)]
     assert per_frame == [3, 3, 3]

@@ -7,7 +7,6 @@ the elongated image on the real page (python app.py).
 """
 
 import os
-import socket
 import struct
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from explorer.serve import limits as page_app
 import models
 from explorer.media import read as media
 from explorer.serve import access, files
-from tests.conftest import Tiny, random_image
+from tests.conftest import Tiny, free_port, random_image, wait_until
 from tests.conftest import app_server
 
 
@@ -348,21 +347,6 @@ def held_page(tmp_path_factory):
         del os.environ["GRADIO_TEMP_DIR"]
     else:
         os.environ["GRADIO_TEMP_DIR"] = saved
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(condition, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
 
 
 def test_one_request_per_client_others_still_served(held_page, tmp_path):

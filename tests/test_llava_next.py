@@ -33,14 +33,6 @@ BASE = 36  # 6 x 6: 84 px tiles of 14 px patches
 EPS = torch.finfo(torch.float32).eps
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """Both checkpoints written in the hub layout: {"next": dir, "video": dir}."""

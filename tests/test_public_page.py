@@ -21,7 +21,6 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import struct
 import threading
 import time
@@ -40,26 +39,11 @@ from explorer.page import events, service
 from explorer.page.api import compare_arguments
 from explorer.serve import access, files, limits
 from explorer.serve.launch import ROOT, start_page
-from tests.conftest import Tiny
+from tests.conftest import Tiny, free_port, wait_until
 
 SCENE = os.path.join(ROOT, "assets", "scene_205.png")
 QUESTION = "where is the red circle ?"
 TINY_QUESTION = "what color is the circle ?"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(condition, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def forwarded(address):

@@ -23,16 +23,6 @@ QUESTION = "what color is the circle ?"
 VERSIONS = ["2", "2.5"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: one thread is as fast, and immune to the other core being busy (an OpenMP barrier
-    waiting for a descheduled thread turns each small matmul into a ~16 ms stall)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module", params=VERSIONS)
 def qwen(request):
     return TinyQwen(request.param)
@@ -192,7 +182,7 @@ def test_video_is_one_pruned_group(qwen):
                       prune_layer=2, kind="video", max_new_tokens=2)
     r = records["clse"]
     assert r.groups == [{"kind": "video", "grid": [2, 4, 6], "offset": 0, "count": 48,
-                         "first_position": r.groups[0]["first_position"]}]
+                         "first_position": r.groups[0]["first_position"], "unit": None, "name": ""}]
     ids = inputs["input_ids"][0]
     group = qwen.family.visual_groups(qwen.model, inputs, kind="video")[0]
     assert (ids[group.positions] == qwen.model.config.video_token_id).all()
