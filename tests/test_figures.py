@@ -328,7 +328,7 @@ def test_frame_slider_redraws_only_the_frame_figures(cases):
     from explorer.page import events as ui
 
     results, view = cases["video"]
-    state = {"analysis": analysed(results), "view": view}
+    state = {"analyses": {(0, 0): analysed(results)}, "view": view}  # as compare_click leaves it: (grid, turn) keys
     figs = ui.frame_change(state, 2)  # needs nothing of the payload but the records
     assert len(figs) == len(panels.PER_FRAME)
     assert "frame 3 of 3" in figs[0].layout.title.text

@@ -282,6 +282,7 @@ def test_kept_masks_show_merged_tokens_and_hover_says_what_they_absorbed(tiny):
     assert f"merged into token {centre}" in text[other]
     assert "blue = 2 merged" in fig.layout.annotations[2].text
     table = figures.answers_table(a).data[0]
-    how = dict(zip(table.cells.values[0], table.cells.values[-1]))
+    column = [h.replace("<b>", "").replace("</b>", "") for h in table.header.values].index("how it ran")
+    how = dict(zip(table.cells.values[0], table.cells.values[column]))
     assert how["visionzip"].startswith("as its authors run it (official): layer 0, kept 12, 2 merged")
     assert how["fastv"].startswith("as its authors run it (official): layer 2")
