@@ -213,6 +213,14 @@ def test_per_address_limit_setting(monkeypatch):
     assert limits.per_address_refusal(2).startswith("Your network address already has 2 comparison(s)")
 
 
+def test_state_sessions_setting(monkeypatch):
+    for value, count in (("", 10), ("4", 4), ("0", 1), ("-3", 10), ("many", 10)):
+        monkeypatch.setenv("EXPLORER_STATE_SESSIONS", value)
+        assert limits.state_sessions() == count, value
+    monkeypatch.delenv("EXPLORER_STATE_SESSIONS")
+    assert limits.state_sessions() == limits.STATE_SESSIONS == 10  # the page's default (this run sets none)
+
+
 def test_one_address_holds_at_most_the_limit_whatever_its_session_ids(held_page):
     page = held_page
     page.fresh()

@@ -1,9 +1,12 @@
 """Load and fault script for the page: python -m explorer.bench.stress [--budget-s 290] [--file-age-s 40]
-(or --one-request: one request's peak memory on the embedded model, in this process).
+[--creep N [--creep-only]] (or --one-request: one request's peak memory on the embedded model, in this process).
 
-Starts the page (python app.py) on 127.0.0.1 with its own temporary folders, sends it 30+ kinds of bad input
-through gradio_client and raw REST calls, 20 concurrent clients, a client asking three times at once,
-abandoned clients (submit, then exit) and killed clients (SIGKILL mid-request), and prints a table: per kind,
+Starts the page (python app.py) on 127.0.0.1 with its own temporary folders, trusting X-Forwarded-For so that
+each kind comes from an address of its own, sends it 50+ kinds of bad input through gradio_client and raw REST
+calls, 20 concurrent clients (20 addresses, then one), 40 session ids from one address, upload floods, hostile
+Benchmark reports, a client asking three times at once, abandoned clients (submit, then exit) and killed
+clients (SIGKILL mid-request), with --creep N sequential requests (a new session each, then one session), and
+prints a table: per kind,
 how many calls were answered, refused with a message, or crashed (a generic server error, an HTTP 5xx, or raw
 Python text reaching the client), the server's peak RSS during that kind, and the temporary folders' growth.
 Loopback only, bounded in count and time (each kind runs once; kinds left when the budget runs out are
@@ -337,7 +340,9 @@ def leaving_clients(url, image, how, count=3):
     """count clients in subprocesses that submit a request and then leave: "abandoned" exit as soon as the
     request is queued, "killed" are SIGKILLed while their request runs or waits. Then one visitor's latency."""
     wait_for = "IN_QUEUE" if how == "abandoned" else "PROCESSING"
-    arguments = compare_arguments(**request())[1:]  # after the image, which the client script uploads
+    # a long request (10 timed repeats, a few seconds), so that the visitors leave while it runs: the server
+    # stops it within one decoder layer and logs "visitor left" (counted in the summary)
+    arguments = compare_arguments(**request(), repeats=10)[1:]  # after the image, which the client script uploads
     script = (f"from gradio_client import Client, handle_file; from gradio_client.utils import Status; import time\n"
               f"job = Client({url!r}, verbose=False).submit(handle_file({image!r}), *{arguments!r}, "
               f"api_name='/compare')\n"
@@ -531,11 +536,18 @@ def one_request_peaks(work):
             os.path.join(work, "48mp.jpg"))),
         ("PNG 4000 x 400 (10:1)", lambda: Image.new("RGB", (4000, 400), (90, 120, 200)).save(
             os.path.join(work, "wide.png"))),
+        ("progressive JPEG 4700 x 4700 (RGB, just under the 128 MB decode bound)", lambda: Image.fromarray(
+            (np.add.outer(np.arange(4700), np.arange(4700)) % 256).astype(np.uint8)).convert("RGB").save(
+            os.path.join(work, "progressive.jpg"), progressive=True)),
+        ("progressive CMYK JPEG 4000 x 4000 (just under the bound)", lambda: Image.fromarray(
+            (gradient % 256).astype(np.uint8)).convert("CMYK").save(os.path.join(work, "cmyk.jpg"), progressive=True)),
+        ("baseline CMYK JPEG 8000 x 6000 (decoded at 1/2 scale)", lambda: Image.new(
+            "CMYK", (8000, 6000), (90, 120, 200, 10)).save(os.path.join(work, "cmyk48.jpg"))),
         ("mp4 1280 x 720, 600 frames, 16 sampled", lambda: write_clip(os.path.join(work, "hd.mp4"), 600,
                                                                       (1280, 720), 30, "mp4v")),
         ("AVI 3840 x 2160 (4K), 64 frames, 16 sampled", lambda: write_clip(os.path.join(work, "4k.avi"), 64,
                                                                            (3840, 2160), 30, "MJPG"))]
-    paths = ["16mp.png", "48mp.jpg", "wide.png", "hd.mp4", "4k.avi"]
+    paths = ["16mp.png", "48mp.jpg", "wide.png", "progressive.jpg", "cmyk.jpg", "cmyk48.jpg", "hd.mp4", "4k.avi"]
     model, processor, family, _ = access.get_model(None)
     settings = check_settings(methods=["clse", "fastv"], keep=1 / 9, frames=16)
     pid = os.getpid()
@@ -566,6 +578,8 @@ def main(argv=None):
     parser.add_argument("--file-age-s", type=int, default=40, help="the server's EXPLORER_FILE_MAX_AGE_S")
     parser.add_argument("--creep", type=int, default=0, help="also N sequential requests (new sessions, then one "
                         "session): the server's RSS after the first and the last")
+    parser.add_argument("--creep-only", action="store_true",
+                        help="with --creep N: only the sequential requests, on a freshly started page")
     parser.add_argument("--one-request", action="store_true",
                         help="instead: one request's peak memory in this process, on the embedded model")
     args = parser.parse_args(argv)
@@ -620,7 +634,7 @@ def run_all(url, pid, files, folders, rows, summary, start, args):
                ("Benchmark tab: 4 hostile reports", lambda: report_kinds(url, folders["inputs"])),
                ("frame slider at 1 with no result", lambda: ([private_event(url, "frame_change",
                                                                             [None, 1, None, 1])], "")),
-               ("example 99 of 4", lambda: ([private_event(url, "load_example", [99])], "")),
+               ("example 99", lambda: ([private_event(url, "load_example", [99])], "")),
                ("one client, 3 requests at once", lambda: one_client_three_times(url, files["scene"])),
                ("3 abandoned clients (submit, exit)", lambda: leaving_clients(url, files["scene"], "abandoned")),
                ("3 killed clients (SIGKILL mid-request)", lambda: leaving_clients(url, files["scene"], "killed")),
@@ -632,6 +646,8 @@ def run_all(url, pid, files, folders, rows, summary, start, args):
                         url, files["scene"], args.creep, True, 20)),
                    (f"{args.creep} requests, one session", lambda: sequential_memory(url, files["scene"], args.creep,
                                                                                        False, 21))]
+    if args.creep_only:  # a freshly started page: the first requests fill its session store
+        phases = phases[-2:]
     for name, phase in phases:
         if time.time() - start > args.budget_s - args.file_age_s - 20:
             rows.append((name, 0, 0, 0, float("nan"), "skipped: the time budget ran out"))

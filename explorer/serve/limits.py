@@ -43,9 +43,6 @@ LIMITED_CONCURRENCY_ID = "model"  # the event group the limit applies to (ui.py'
 FILE_MAX_AGE_S = files.RESULT_MAX_AGE_S  # EXPLORER_FILE_MAX_AGE_S, default 30 minutes; checked every age / 6
 ONE_AT_A_TIME = ("You already have a comparison running or waiting: wait for its result before sending "
                  "another (one at a time per visitor).")
-STATE_SESSIONS = 10  # sessions Gradio keeps at most, least recently used dropped first. Per session it keeps its
-# state and the last value of every output (the figures' JSON, the result): about 1.4 MB on the embedded model, so
-# 10 sessions bound it to about 14 MB; a visitor whose session was dropped is asked to press Compare again
 STATE_TTL_S = 900  # a session's state (its last result, its report) is dropped this long after it was set
 UPLOAD_WINDOW_S = 600
 UPLOAD_FILES = 60  # per address and window (gradio_client uploads the file again for every request)
@@ -54,6 +51,17 @@ UPLOAD_FILES_PER_REQUEST = 4
 UPLOAD_MAX_AGE_S = 600  # an upload is deleted this long after it came
 
 
+def state_sessions():
+    """Sessions Gradio keeps at most (EXPLORER_STATE_SESSIONS, default 10), least recently used dropped first. Per
+    session it keeps the visitor's state and the last value of every output (the figures' JSON, the result):
+    about 1.5-2 MB on the embedded model, so 10 sessions hold about 20 MB; a visitor whose session was dropped is
+    asked to press Compare again. Fewer sessions: less memory, and a busy page drops its visitors' controls
+    sooner."""
+    value = os.environ.get("EXPLORER_STATE_SESSIONS", "")
+    return max(1, int(value)) if value.strip().isdigit() else 10
+
+
+STATE_SESSIONS = state_sessions()  # read once, when app.py imports this
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
 
 
