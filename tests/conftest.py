@@ -60,6 +60,14 @@ def tiny():
     return Tiny()  # 6 x 6 grid, 4 layers, GQA (4 heads, 2 kv heads)
 
 
+def save_tiny(directory):
+    """A tiny LLaVA checkpoint (model and processor) written to directory, as a model folder the page can load."""
+    tiny = Tiny()
+    tiny.model.save_pretrained(directory)
+    tiny.processor.save_pretrained(directory)
+    return str(directory)
+
+
 def free_port():
     import socket
 

@@ -28,7 +28,7 @@ from explorer.serve import limits as page_app
 import models
 from explorer.media import read as media
 from explorer.serve import access, files
-from tests.conftest import Tiny, free_port, random_image, wait_until
+from tests.conftest import free_port, random_image, save_tiny, wait_until
 from tests.conftest import app_server
 
 
@@ -192,13 +192,6 @@ def model_root(tmp_path, monkeypatch):
     access.unload_all()
     yield root
     access.unload_all()
-
-
-def save_tiny(directory):
-    tiny = Tiny()
-    tiny.model.save_pretrained(directory)
-    tiny.processor.save_pretrained(directory)
-    return str(directory)
 
 
 def test_every_spelling_of_a_model_resolves_to_one_key(model_root, tmp_path):

@@ -39,7 +39,7 @@ from explorer.page import events, service
 from explorer.page.api import compare_arguments
 from explorer.serve import access, files, limits
 from explorer.serve.launch import ROOT, start_page
-from tests.conftest import Tiny, free_port, wait_until
+from tests.conftest import free_port, save_tiny, wait_until
 
 SCENE = os.path.join(ROOT, "assets", "scene_205.png")
 QUESTION = "where is the red circle ?"
@@ -54,13 +54,6 @@ def forwarded(address):
 def detail(error):
     """The sentence of a refused join (an HTTP error raised by gradio_client)."""
     return error.response.json()["detail"]
-
-
-def save_tiny(directory):
-    tiny = Tiny()
-    tiny.model.save_pretrained(directory)
-    tiny.processor.save_pretrained(directory)
-    return str(directory)
 
 
 def fn_index(config, api_name):
