@@ -238,8 +238,9 @@ def answers_table(a):
     # e.g. a tie at the cut: the reader must know the selection was not the score's doing
     title += "".join(f"<br><sup>note: {note}</sup>" for note in a.notes)
     top = 50 + 18 * (len(a.notes) + bool(a.settings_used))
-    # rows of a conversation wrap their question and how the method ran onto three lines
-    per_row = 30 if a.turns == 1 else 52
+    # every row wraps how its method ran (and its question) onto two or three lines at the page's width: a row
+    # height for one line hid the last answer below the table's fold
+    per_row = 56
     fig.update_layout(title=title, margin=dict(l=10, r=10, t=top, b=10), height=top + 120 + per_row * len(rows))
     return fig
 
