@@ -60,6 +60,17 @@ def tiny():
     return Tiny()  # 6 x 6 grid, 4 layers, GQA (4 heads, 2 kv heads)
 
 
+def on_meta_default_device(make):
+    """make() with torch's default device set to "meta": a tensor the code creates without naming a device
+    lands there and fails loudly (the trap is checked armed first)."""
+    torch.set_default_device("meta")
+    try:
+        assert torch.empty(1).device.type == "meta"
+        return make()
+    finally:
+        torch.set_default_device(None)
+
+
 def save_tiny(directory):
     """A tiny LLaVA checkpoint (model and processor) written to directory, as a model folder the page can load."""
     tiny = Tiny()

@@ -15,7 +15,7 @@ from explorer.core.compare import compare
 from explorer.core.engine import encode, run
 from explorer.core.settings import SCHEDULES, check_settings
 from explorer.methods.registry import METHODS
-from tests.conftest import Tiny, TinyQwen, no_cache_logits, random_image
+from tests.conftest import Tiny, TinyQwen, no_cache_logits, on_meta_default_device, random_image
 
 QUESTION = "what color is the circle ?"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -94,12 +94,7 @@ def test_every_tensor_the_engine_makes_names_its_device(family_model, schedule):
 
     inputs = t.family.build_inputs(t.processor, [image], QUESTION)
     expected = every_method()
-    torch.set_default_device("meta")
-    try:
-        assert torch.empty(1).device.type == "meta"  # the trap is armed
-        got = every_method()
-    finally:
-        torch.set_default_device(None)
+    got = on_meta_default_device(every_method)
     for name in expected:
         assert got[name].answer_ids == expected[name].answer_ids
         assert got[name].kept_indices == expected[name].kept_indices

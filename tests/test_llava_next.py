@@ -23,7 +23,7 @@ from explorer.core.settings import SCHEDULES, check_settings
 from explorer.methods.registry import METHODS
 from models import base
 from models.base import BadInput, VisualGroup
-from tests.conftest import ROOT, app_server, no_cache_logits, random_image, write_clip
+from tests.conftest import ROOT, app_server, no_cache_logits, on_meta_default_device, random_image, write_clip
 from tests.tiny_llava_next import TinyNext
 
 QUESTION = "what color is the circle ?"
@@ -307,12 +307,7 @@ def test_every_tensor_the_engine_makes_names_its_device(which, kind, schedule, r
 
     inputs = t.family.build_inputs(t.processor, images, QUESTION, kind=kind)
     expected = every_method()
-    torch.set_default_device("meta")
-    try:
-        assert torch.empty(1).device.type == "meta"
-        got = every_method()
-    finally:
-        torch.set_default_device(None)
+    got = on_meta_default_device(every_method)
     for name in expected:
         assert got[name].answer_ids == expected[name].answer_ids, name
         assert got[name].kept_indices == expected[name].kept_indices, name

@@ -25,7 +25,7 @@ from explorer.methods.registry import METHODS
 from explorer.serve.launch import app_server
 from models import internvl, qwen3_vl
 from models.base import BadInput
-from tests.conftest import random_image, write_clip
+from tests.conftest import on_meta_default_device, random_image, write_clip
 from tests.tiny_qwen3_internvl import TinyInternVL, TinyQwen3, save
 
 QUESTION = "what color is the circle ?"
@@ -465,12 +465,7 @@ def test_every_tensor_the_engine_makes_names_its_device(each, schedule):
         return records
 
     expected = every_method()
-    torch.set_default_device("meta")
-    try:
-        assert torch.empty(1).device.type == "meta"
-        got = every_method()
-    finally:
-        torch.set_default_device(None)
+    got = on_meta_default_device(every_method)
     assert [n for n in METHODS if n not in names] == ["visionzip"]
     for name in expected:
         assert got[name].answer_ids == expected[name].answer_ids, name

@@ -23,7 +23,7 @@ from explorer.core.settings import SCHEDULES, check_settings
 from explorer.methods.registry import METHODS
 from models import llava_onevision, video_llava
 from models.base import BadInput
-from tests.conftest import ROOT, WORDS, no_cache_logits, random_image, write_clip
+from tests.conftest import ROOT, WORDS, no_cache_logits, on_meta_default_device, random_image, write_clip
 from tests.tiny_video_llava_onevision import (onevision_processor, onevision_tokenizer, tiny_onevision,
                                               tiny_video_llava, video_llava_processor, video_llava_tokenizer)
 
@@ -328,12 +328,7 @@ def test_every_tensor_the_engine_makes_names_its_device(saved, name, schedule):
 
     expected = every_method()
     assert ("visionzip" in expected) == (t.family is video_llava)  # the image tower's CLS; SigLIP has none
-    torch.set_default_device("meta")
-    try:
-        assert torch.empty(1).device.type == "meta"
-        got = every_method()
-    finally:
-        torch.set_default_device(None)
+    got = on_meta_default_device(every_method)
     for method in expected:
         assert got[method].answer_ids == expected[method].answer_ids, method
         assert got[method].kept_indices == expected[method].kept_indices, method
