@@ -153,6 +153,15 @@ def conversation(visual_items, question, history=()):
     return messages
 
 
+def chat_text(processor, kind, images, question, history=()):
+    """The prompt through the checkpoint's own chat template: one video item, or one image item per image,
+    then the conversation. BadInput when the processor has no template (the official prompt still works)."""
+    if not processor.chat_template:
+        raise BadInput("this checkpoint's processor has no chat template: use the official prompt")
+    items = [{"type": "video"}] if kind == "video" else [{"type": "image"} for _ in images]
+    return processor.apply_chat_template(conversation(items, question, history), add_generation_prompt=True)
+
+
 def no_injections(model, captured, groups):
     """Families whose text model adds nothing to the hidden states between its layers."""
     return []

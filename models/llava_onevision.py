@@ -36,7 +36,7 @@ import torch
 from PIL import Image
 from transformers.models.llava_onevision.modeling_llava_onevision import get_anyres_image_grid_shape, unpad_image
 
-from models.base import (BadInput, VisualGroup, conversation, no_injections, same_size, stock_layer_parts,
+from models.base import (VisualGroup, chat_text, no_injections, same_size, stock_layer_parts,
                          stock_text_model)
 
 NAME = "LLaVA-OneVision"
@@ -79,10 +79,7 @@ def build_inputs(processor, images, question, kind="image", prompt="chat", timin
         visual = processor.video_token if kind == "video" else " ".join([processor.image_token] * len(images))
         text = qwen_1_5(visual, question, history)
     else:
-        if not processor.chat_template:
-            raise BadInput("this checkpoint's processor has no chat template: use the official prompt")
-        items = [{"type": "video"}] if kind == "video" else [{"type": "image"} for _ in images]
-        text = processor.apply_chat_template(conversation(items, question, history), add_generation_prompt=True)
+        text = chat_text(processor, kind, images, question, history)
     if kind == "video":
         return processor(text=text, videos=[same_size(images)], return_tensors="pt")
     # nested: the images of one prompt (the processor's batch_num_images; several -> its multi-image path)

@@ -27,7 +27,7 @@ vision module per model, so a video (through the other tower) has no CLS score a
 import torch
 from PIL import Image
 
-from models.base import (BadInput, VisualGroup, conversation, no_injections, same_size, stock_layer_parts,
+from models.base import (VisualGroup, chat_text, no_injections, same_size, stock_layer_parts,
                          stock_text_model)
 from models.llava import clip_feature_attention, vicuna_v1
 
@@ -65,10 +65,7 @@ def build_inputs(processor, images, question, kind="image", prompt="chat", timin
     if prompt == "official":
         text = vicuna_v1(token if kind == "video" else "\n".join([token] * len(images)), question, history)
     else:
-        if not processor.chat_template:
-            raise BadInput("this checkpoint's processor has no chat template: use the official prompt")
-        items = [{"type": "video"}] if kind == "video" else [{"type": "image"} for _ in images]
-        text = processor.apply_chat_template(conversation(items, question, history), add_generation_prompt=True)
+        text = chat_text(processor, kind, images, question, history)
     if kind == "video":
         return processor(text=text, videos=[same_size(images)], return_tensors="pt")
     return processor(text=text, images=images, return_legacy_image_output=False, return_tensors="pt")
