@@ -479,7 +479,8 @@ def sequential_memory(url, image, count, new_sessions, block):
     for i in range(count):
         if new_sessions:
             client = Client(url, verbose=False, headers=address(i))
-        client.headers.update(address(i))  # the same session (session hash), another address
+        else:
+            client.headers.update(address(i))  # the same session (session hash), another address
         outcome = call(client, request(image=image))
         if outcome[0] != "answered":
             return [outcome], f"stopped at request {i + 1}: " + " ".join(outcome[1].split())[:80]
