@@ -324,6 +324,17 @@ def test_upload_declaring_too_large_a_size_is_refused_before_its_body_is_read(he
     assert names_in(held_page.cache, "chunked-upload.txt") == []
 
 
+def test_the_deep_link_route_is_refused_and_writes_nothing(held_page):
+    """Gradio's /gradio_api/deep_link saves a session's whole page under the upload folder; the page offers no
+    deep links (and keeps no values for one: limits.keep_no_output_values)."""
+    client = Client(held_page.url, verbose=False)
+    before = files_under(held_page.cache)
+    for path in ("gradio_api/deep_link", "gradio_api/deep_link/"):
+        response = httpx.get(held_page.url + path, params={"session_hash": client.session_hash})
+        assert response.status_code == 404 and response.json()["detail"] == limits.NO_DEEP_LINKS
+    assert files_under(held_page.cache) == before
+
+
 def test_uploads_per_address_are_bounded_in_files_and_bytes_within_the_window(held_page, tmp_path, monkeypatch):
     monkeypatch.setattr(limits, "UPLOAD_FILES", 3)
     small = tmp_path / "window-small.txt"
@@ -798,6 +809,19 @@ def test_the_pages_state_expires_after_state_ttl(page_here):
     time.sleep(4.5)  # Gradio drops expired state every second
     _, messages = join(page_here.url, client.session_hash, fn, [None, 0, None, 1])
     assert warnings_in(messages) == [events.NO_RESULT] and completed(messages)["success"]
+
+
+def test_a_session_keeps_its_state_and_none_of_the_outputs_values(page_here):
+    """limits.keep_no_output_values: Gradio would keep every output's last value (the figures' JSON, the
+    result's records: about 1.1 MB on the embedded model) in each session's copy of the page's config; the
+    visitor still gets them, and the session keeps only its gr.State (the frame and turn controls)."""
+    client = Client(page_here.url, verbose=False)
+    outputs = client.predict(*tiny_request(SCENE, model_id=page_here.model_dir), api_name="/compare")
+    assert payload_of(outputs)["results"]  # the visitor got the result
+    session = page_here.demo.state_holder.session_data[client.session_hash]
+    values = [c["props"].get("value") for c in session.components if "props" in c]
+    assert not [v for v in values if isinstance(v, dict) and ("plot" in v or "results" in v)]
+    assert any(isinstance(v, dict) and "analyses" in v for v in session.state_data.values())
 
 
 def test_the_upload_cleaner_keeps_the_examples(page_here, monkeypatch):

@@ -12,7 +12,10 @@ and the cleanup of old files.
 - Uploads (Gradio's /gradio_api/upload): per address at most UPLOAD_FILES files and UPLOAD_MB megabytes within
   UPLOAD_WINDOW_S, at most UPLOAD_FILES_PER_REQUEST files and a declared Content-Length of at most the page's
   file limit (+ 1 MB) per request; refused with a sentence (HTTP 413 / 429), and the files of a refused request
-  are deleted. Uploads are deleted UPLOAD_MAX_AGE_S after they came, used or not.
+  are deleted. Uploads are deleted UPLOAD_MAX_AGE_S after they came, used or not. Gradio's deep-link route
+  (/gradio_api/deep_link, which saves a session's page to disk) is refused: the page offers no deep links.
+- Sessions: Gradio keeps at most STATE_SESSIONS of them (EXPLORER_STATE_SESSIONS), each visitor's gr.State for
+  STATE_TTL_S, and none of the inputs' and outputs' last values (keep_no_output_values).
 - A visitor who leaves (the page's event stream closes): Gradio removes that visitor's waiting requests from
   the queue at once and marks a running one dead; the running function is not interrupted by Gradio (it runs
   in a worker thread), so the handler hands explorer.serve.access.client_gone to the engine, which stops
@@ -49,6 +52,7 @@ UPLOAD_FILES = 60  # per address and window (gradio_client uploads the file agai
 UPLOAD_MB = 300  # per address and window
 UPLOAD_FILES_PER_REQUEST = 4
 UPLOAD_MAX_AGE_S = 600  # an upload is deleted this long after it came
+NO_DEEP_LINKS = "This page offers no deep links: press Compare to see a result."
 
 
 def state_sessions():
@@ -75,6 +79,25 @@ def release_memory():
     gc.collect()
     if hasattr(_libc, "malloc_trim"):  # glibc only
         _libc.malloc_trim(0)
+
+
+def keep_no_output_values():
+    """Gradio keeps, in every session of its store, the last value of each input and output in a copy of the
+    page's config (SessionState._update_value_in_config) for one use: the /gradio_api/deep_link route (a
+    gr.DeepLinkButton's saved page), which this page does not offer (UploadGuard refuses the route). On this page
+    that copy is about 1.1 MB per session (the figures' JSON, the result's records): most of what the session
+    store holds, measured with `python -m explorer.bench.stress --creep 100 --creep-only` (README). Outputs still
+    reach the visitor, and the visitor's gr.State (the frame and turn controls) is kept as before. Gradio is
+    pinned (requirements.txt); tests/test_public_page.py fails if the method replaced here is gone."""
+    from gradio.state_holder import SessionState  # noqa: PLC0415
+
+    if not hasattr(SessionState, "_update_value_in_config"):
+        raise RuntimeError("this Gradio keeps session values another way: review limits.keep_no_output_values")
+    SessionState._update_value_in_config = _keep_no_value
+
+
+def _keep_no_value(session, key, value):
+    """SessionState._update_value_in_config on this page: the value is not kept (keep_no_output_values)."""
 
 
 def per_address_limit():
@@ -160,7 +183,9 @@ def limit_per_client(demo, limit=PER_CLIENT_LIMIT, concurrency_id=LIMITED_CONCUR
 
 
 class UploadGuard:
-    """ASGI middleware in front of Gradio's upload route (see the module's docstring for the bounds). The
+    """ASGI middleware in front of Gradio's upload route (see the module's docstring for the bounds), which also
+    refuses the deep-link route (it writes a session's whole page to disk, and this page keeps no values for it:
+    keep_no_output_values). The
     response of an accepted upload (the list of stored paths) is read to count its files; the paths are
     remembered with their time, so that the cleaner can delete them UPLOAD_MAX_AGE_S later."""
 
@@ -177,6 +202,8 @@ class UploadGuard:
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].rstrip("/").endswith("/deep_link"):
+            return await self.refuse(send, 404, NO_DEEP_LINKS)  # it would save a session's page to disk
         if scope["type"] != "http" or scope.get("method") != "POST" or not scope["path"].endswith("/upload"):
             return await self.app(scope, receive, send)
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
@@ -274,5 +301,6 @@ def prepare(demo, file_max_age_s=FILE_MAX_AGE_S):
     demo.delete_cache = (every_s, file_max_age_s)  # read by Gradio when it creates the server app (launch)
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)  # model work runs one request at a time
     limit_per_client(demo)
+    keep_no_output_values()
     clean_files_forever(demo, every_s, file_max_age_s)
     return demo
