@@ -17,14 +17,14 @@ import spaces  # noqa: F401  (first: on ZeroGPU it must see torch's CUDA before 
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from explorer.serve import access, files, zerogpu  # noqa: E402
+from explorer.serve import access, files, limits, zerogpu  # noqa: E402
 
 if __name__ == "__main__":
+    limits.fix_mmap_threshold()  # before the model loads: the page's memory stays flat (explorer/serve/limits.py)
     files.use_own_folders()  # before Gradio reads GRADIO_TEMP_DIR: the cleaner then deletes only our files
 
 from explorer.media.read import MAX_UPLOAD_MB  # noqa: E402
 from explorer.page.ui import build_app  # noqa: E402
-from explorer.serve.limits import STATE_SESSIONS, prepare, upload_guard  # noqa: E402
 
 if __name__ == "__main__" and zerogpu.active():
     access.preload()  # at module scope, onto "cuda": ZeroGPU packs the weights now and streams them to workers
@@ -39,9 +39,9 @@ if __name__ == "__main__":
     configure_logging()
     # SIGTERM (a container or a test stopping the server) exits through Python, so our folder is removed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    demo = prepare(build_app())
+    demo = limits.prepare(build_app())
     gc.freeze()  # what start-up made lives as long as the server: the collection after each request skips it
     # show_error=False: only gr.Error messages (the sentences written for visitors) reach the page; a real
     # fault shows Gradio's generic "Error" and its traceback goes to the log.
-    demo.launch(max_file_size=f"{MAX_UPLOAD_MB}mb", show_error=False, app_kwargs=upload_guard(),
-                state_session_capacity=STATE_SESSIONS)
+    demo.launch(max_file_size=f"{MAX_UPLOAD_MB}mb", show_error=False, app_kwargs=limits.upload_guard(),
+                state_session_capacity=limits.STATE_SESSIONS)

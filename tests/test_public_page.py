@@ -22,6 +22,8 @@ import os
 import pathlib
 import signal
 import struct
+import subprocess
+import sys
 import threading
 import time
 
@@ -212,6 +214,35 @@ def test_state_sessions_setting(monkeypatch):
         assert limits.state_sessions() == count, value
     monkeypatch.delenv("EXPLORER_STATE_SESSIONS")
     assert limits.state_sessions() == limits.STATE_SESSIONS == 10  # the page's default (this run sets none)
+
+
+MMAP_PROBE = """
+import ctypes, ctypes.util, sys
+from explorer.serve import limits
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc.mallinfo2.restype = MallInfo2
+libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+took = limits.fix_mmap_threshold()
+libc.free(libc.malloc(3 << 20))  # freeing an mmap'd 3 MB block raises glibc's own threshold to 3 MB
+before = libc.mallinfo2().hblkhd
+held = libc.malloc(2 << 20)
+print(took, (libc.mallinfo2().hblkhd - before) >> 20)
+"""
+
+
+@pytest.mark.parametrize("setting, took, mapped_mb", [("", True, 2), ("0", False, 0)])
+def test_the_served_page_fixes_mallocs_mmap_threshold(setting, took, mapped_mb):
+    """limits.fix_mmap_threshold (app.py calls it): a 2 MB block freed and asked again gets memory of its own
+    (mmap, handed back when freed) instead of a place in the heap, where glibc's dynamic threshold would put it
+    once a larger block had been freed (EXPLORER_MMAP_THRESHOLD_KB=0 leaves glibc's)."""
+    env = dict(os.environ, EXPLORER_MMAP_THRESHOLD_KB=setting)
+    out = subprocess.run([sys.executable, "-c", MMAP_PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(took), str(mapped_mb)]
 
 
 def test_one_address_holds_at_most_the_limit_whatever_its_session_ids(held_page):

@@ -81,6 +81,28 @@ def release_memory():
         _libc.malloc_trim(0)
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+
+
+def mmap_threshold_kb():
+    """EXPLORER_MMAP_THRESHOLD_KB (default 1024; 0 leaves glibc's own, dynamic threshold)."""
+    value = os.environ.get("EXPLORER_MMAP_THRESHOLD_KB", "")
+    return int(value) if value.strip().isdigit() else 1024
+
+
+def fix_mmap_threshold(kb=None):
+    """The served page's allocations of kb KB or more get memory of their own from the system (mmap), handed back
+    when freed. glibc's default threshold starts at 128 KB and rises to the size of every such block freed (up to
+    32 MB), so after the first requests the page's large temporaries (activations, the figures' JSON strings)
+    land in the heap beside long-lived blocks, and the heap grew by 10-15 MB over the first 50 requests of a
+    fresh page (malloc_trim cannot return pages still partly used). A fixed threshold ends that rise
+    (`python -m explorer.bench.stress --creep 100 --creep-only --allocators`, README). 1 MB, not 128 KB: each
+    mmap'd block costs page faults, and 128 KB doubled the model's own time on the embedded model. Returns
+    whether glibc took it (False elsewhere, or with kb 0)."""
+    kb = mmap_threshold_kb() if kb is None else kb
+    return bool(kb and hasattr(_libc, "mallopt") and _libc.mallopt(M_MMAP_THRESHOLD, kb * 1024))
+
+
 def keep_no_output_values():
     """Gradio keeps, in every session of its store, the last value of each input and output in a copy of the
     page's config (SessionState._update_value_in_config) for one use: the /gradio_api/deep_link route (a
