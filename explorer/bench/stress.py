@@ -1,14 +1,16 @@
 """Load and fault script for the page: python -m explorer.bench.stress [--budget-s 290] [--file-age-s 40]
-[--creep N [--creep-only]] (or --one-request: one request's peak memory on the embedded model, in this process).
+[--creep N [--creep-only | --allocators]] (or --one-request: one request's peak memory on the embedded model,
+in this process).
 
 Starts the page (python app.py) on 127.0.0.1 with its own temporary folders, trusting X-Forwarded-For so that
 each kind comes from an address of its own, sends it 50+ kinds of bad input through gradio_client and raw REST
 calls, 20 concurrent clients (20 addresses, then one), 40 session ids from one address, upload floods, hostile
-Benchmark reports, a client asking three times at once, abandoned clients (submit, then exit) and killed
-clients (SIGKILL mid-request), with --creep N sequential requests (a new session each, then one session), and
-prints a table: per kind,
-how many calls were answered, refused with a message, or crashed (a generic server error, an HTTP 5xx, or raw
-Python text reaching the client), the server's peak RSS during that kind, and the temporary folders' growth.
+Benchmark reports, a client asking three times at once, abandoned clients (submit, then exit), killed clients
+(SIGKILL mid-request), REST calls nobody reads and Gradio's deep-link route, with --creep N sequential requests (a new session each, then one session; with
+--allocators, the new-session requests on two fresh pages: glibc's dynamic mmap threshold, then the page's
+fixed one, with the ratio of their median request times), and prints a table: per kind, how many calls were
+answered, refused with a message, or crashed (a generic server error, an HTTP 5xx, or raw Python text reaching
+the client), the server's peak RSS during that kind, and the temporary folders' growth.
 Loopback only, bounded in count and time (each kind runs once; kinds left when the budget runs out are
 listed as skipped). Not a test: a measurement to read.
 """
@@ -33,6 +35,7 @@ from PIL import Image
 
 from explorer.bench.memory import memory_mb, reset_peak
 from explorer.page.api import compare_arguments
+from explorer.serve import limits
 from explorer.serve.launch import ROOT, start_page
 
 ASSETS = os.path.join(ROOT, "assets")
@@ -365,6 +368,24 @@ def leaving_clients(url, image, how, count=3):
     return [outcome], f"next visitor answered in {time.perf_counter() - start:.1f} s"
 
 
+def deep_links(url, image, folder, count=3):
+    """A visitor with a result asks Gradio's deep-link route count times (each call would write the session's
+    whole page, about 1 MB here, under the upload folder): refused with a sentence, nothing written."""
+    import httpx
+    from gradio_client import Client
+
+    client = Client(url, verbose=False, headers=address_headers(209))
+    outcomes = [call(client, request(image=image))]
+    before = folder_size(folder)[0]
+    for _ in range(count):
+        response = httpx.get(url + "gradio_api/deep_link", params={"session_hash": client.session_hash},
+                             headers=address_headers(209))
+        refused = response.status_code == 404 and "detail" in response.text
+        outcomes.append(("refused" if refused else "answered", f"{response.status_code}: {response.text}"))
+    return outcomes[1:], (f"{outcomes[1][1][:70]}; {folder_size(folder)[0] - before} bytes written "
+                          "(the result first: answered)" if outcomes[0][0] == "answered" else outcomes[0][1])
+
+
 def fire_and_forget(url, image, count=3):
     """count raw REST calls from one address whose results nobody reads: the per-address limit keeps one."""
     import httpx
@@ -475,19 +496,23 @@ def sequential_memory(url, image, count, new_sessions, block):
         return {"X-Forwarded-For": f"10.{block}.0.{i // 50}"}
 
     client = Client(url, verbose=False, headers=address(0))
-    rss = []
+    rss, seconds = [], []
     for i in range(count):
         if new_sessions:
             client = Client(url, verbose=False, headers=address(i))
         else:
             client.headers.update(address(i))  # the same session (session hash), another address
+        started = time.perf_counter()
         outcome = call(client, request(image=image))
+        seconds.append(time.perf_counter() - started)
         if outcome[0] != "answered":
             return [outcome], f"stopped at request {i + 1}: " + " ".join(outcome[1].split())[:80]
         rss.append(sequential_memory.pid and memory_mb(sequential_memory.pid, "VmRSS"))
     marks = sorted({1, 10, 25, 50, count} & set(range(1, count + 1)))
     curve = ", ".join(f"{n}: {rss[n - 1]:.0f}" for n in marks)
-    return [("answered", "")] * count, f"RSS (MB) after request {curve} ({rss[-1] - rss[0]:+.0f} MB)"
+    sequential_memory.median_s = statistics.median(seconds)
+    return [("answered", "")] * count, (f"RSS (MB) after request {curve} ({rss[-1] - rss[0]:+.0f} MB); "
+                                        f"median {sequential_memory.median_s:.2f} s per request")
 
 
 # ---------------------------------------------------------------- the run
@@ -581,6 +606,9 @@ def main(argv=None):
                         "session): the server's RSS after the first and the last")
     parser.add_argument("--creep-only", action="store_true",
                         help="with --creep N: only the sequential requests, on a freshly started page")
+    parser.add_argument("--allocators", action="store_true",
+                        help="with --creep N: the new-session requests on two fresh pages, glibc's dynamic mmap "
+                             "threshold then the page's fixed one (explorer.serve.limits.fix_mmap_threshold)")
     parser.add_argument("--one-request", action="store_true",
                         help="instead: one request's peak memory in this process, on the embedded model")
     args = parser.parse_args(argv)
@@ -602,21 +630,31 @@ def main(argv=None):
     log_path = os.path.join(work, "server.log")
     env = {"GRADIO_TEMP_DIR": folders["gradio"], "TMPDIR": folders["tmp"], "EXPLORER_MODEL_DIRS": folders["models"],
            "EXPLORER_FILE_MAX_AGE_S": str(args.file_age_s), "EXPLORER_TRUST_PROXY": "1"}
-    rows, summary = [], []
+    rows, summary, medians = [], [], []
+    pages = [("", {})]
+    if args.allocators:  # the same requests on two fresh pages, which differ only in malloc's mmap threshold
+        args.creep_only = True
+        pages = [(", glibc's dynamic mmap threshold", {"EXPLORER_MMAP_THRESHOLD_KB": "0"}),
+                 (f", the page's {limits.mmap_threshold_kb()} KB mmap threshold", {})]
     try:
-        with start_page(env, log_path) as (url, process):
-            pid = process.pid
-            run_all(url, pid, files, folders, rows, summary, start, args)
-            user_errors, stopped, tracebacks = count_log(log_path)
-            summary.append(f"- server log: {user_errors} user-error lines, {stopped} requests stopped because their "
-                           f"visitor left, {tracebacks} tracebacks ({log_path})")
+        for label, setting in pages:
+            with start_page({**env, **setting}, log_path) as (url, process):
+                pid = process.pid
+                run_all(url, pid, files, folders, rows, summary, start, args, label)
+                medians.append(getattr(sequential_memory, "median_s", None))
+                user_errors, stopped, tracebacks = count_log(log_path)
+                summary.append(f"- server log{label}: {user_errors} user-error lines, {stopped} requests stopped "
+                               f"because their visitor left, {tracebacks} tracebacks ({log_path})")
+        if args.allocators and None not in medians:
+            summary.append(f"- median time per request, the page's threshold / glibc's: "
+                           f"{medians[1] / medians[0]:.2f} (measured in this run, the pages one after the other)")
     finally:
         print_table(rows, summary)
         shutil.rmtree(os.path.join(work, "inputs"), ignore_errors=True)
     print(f"\n{len(rows)} kinds in {time.time() - start:.0f} s")
 
 
-def run_all(url, pid, files, folders, rows, summary, start, args):
+def run_all(url, pid, files, folders, rows, summary, start, args, label=""):
     from gradio_client import Client
 
     server_folders = (folders["gradio"], folders["tmp"])
@@ -639,7 +677,8 @@ def run_all(url, pid, files, folders, rows, summary, start, args):
                ("one client, 3 requests at once", lambda: one_client_three_times(url, files["scene"])),
                ("3 abandoned clients (submit, exit)", lambda: leaving_clients(url, files["scene"], "abandoned")),
                ("3 killed clients (SIGKILL mid-request)", lambda: leaving_clients(url, files["scene"], "killed")),
-               ("3 REST calls nobody reads, one address", lambda: fire_and_forget(url, files["scene"]))]
+               ("3 REST calls nobody reads, one address", lambda: fire_and_forget(url, files["scene"])),
+               ("3 deep-link calls after a result", lambda: deep_links(url, files["scene"], folders["gradio"]))]
     baseline = None
     sequential_memory.pid = pid
     if args.creep:
@@ -648,7 +687,8 @@ def run_all(url, pid, files, folders, rows, summary, start, args):
                    (f"{args.creep} requests, one session", lambda: sequential_memory(url, files["scene"], args.creep,
                                                                                        False, 21))]
     if args.creep_only:  # a freshly started page: the first requests fill its session store
-        phases = phases[-2:]
+        phases = phases[-2:-1] if args.allocators else phases[-2:]
+    phases = [(name + label, phase) for name, phase in phases]
     for name, phase in phases:
         if time.time() - start > args.budget_s - args.file_age_s - 20:
             rows.append((name, 0, 0, 0, float("nan"), "skipped: the time budget ran out"))
@@ -658,10 +698,10 @@ def run_all(url, pid, files, folders, rows, summary, start, args):
     after = folder_size(*server_folders)
     time.sleep(args.file_age_s + 2 * max(1, args.file_age_s // 6) + 2)  # a cleanup period past the bound
     cleaned = folder_size(*server_folders)
-    summary.append(f"- server RSS after the first request (model loaded): {baseline:.0f} MB; "
+    summary.append(f"- server RSS{label} after the first request (model loaded): {baseline:.0f} MB; "
                    f"now {memory_mb(pid, 'VmRSS'):.0f} MB")
-    summary.append(f"- temporary folders (Gradio's cache + our results): {before[0] / 1e6:.2f} MB in {before[1]} "
-                   f"files at start, {after[0] / 1e6:.2f} MB in {after[1]} files after the run, "
+    summary.append(f"- temporary folders{label} (Gradio's cache + our results): {before[0] / 1e6:.2f} MB in "
+                   f"{before[1]} files at start, {after[0] / 1e6:.2f} MB in {after[1]} files after the run, "
                    f"{cleaned[0] / 1e6:.2f} MB in {cleaned[1]} files {args.file_age_s} s later "
                    f"(EXPLORER_FILE_MAX_AGE_S={args.file_age_s})")
 
