@@ -4,7 +4,8 @@ Environment: EXPLORER_MODEL picks the default model (a hub id or a directory; th
 EXPLORER_MODEL_DIRS lists folders whose model directories visitors may choose; EXPLORER_ALLOW_DOWNLOAD=1 lets
 a visitor's request download an offered hub id; EXPLORER_MAX_MODELS (default 2) bounds the models loaded at
 once (explorer/serve/access.py). GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose the address (Docker and Spaces
-use 0.0.0.0:7860). What one visitor can cost the server (queue, per-visitor limit, files): explorer/serve/limits.py.
+use 0.0.0.0:7860). What one visitor can cost the server (queue, per-visitor limit, files, sessions, malloc's mmap
+threshold: EXPLORER_PER_ADDRESS, EXPLORER_STATE_SESSIONS, EXPLORER_MMAP_THRESHOLD_KB, ...): explorer/serve/limits.py.
 """
 
 import gc

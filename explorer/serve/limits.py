@@ -95,9 +95,10 @@ def fix_mmap_threshold(kb=None):
     when freed. glibc's default threshold starts at 128 KB and rises to the size of every such block freed (up to
     32 MB), so after the first requests the page's large temporaries (activations, the figures' JSON strings)
     land in the heap beside long-lived blocks, and the heap grew by 10-15 MB over the first 50 requests of a
-    fresh page (malloc_trim cannot return pages still partly used). A fixed threshold ends that rise
-    (`python -m explorer.bench.stress --creep 100 --creep-only --allocators`, README). 1 MB, not 128 KB: each
-    mmap'd block costs page faults, and 128 KB doubled the model's own time on the embedded model. Returns
+    fresh page (malloc_trim cannot return pages still partly used). A fixed threshold ends most of that rise and
+    lowers the page's resident memory by 9-14 MB, its requests no slower (`python -m explorer.bench.stress
+    --creep 100 --allocators`, README). 1 MB, not 128 KB: each mmap'd block costs page faults when it is used,
+    and at 128 KB the model's work alone (without the page) ran about 1.9 times slower in a probe. Returns
     whether glibc took it (False elsewhere, or with kb 0)."""
     kb = mmap_threshold_kb() if kb is None else kb
     return bool(kb and hasattr(_libc, "mallopt") and _libc.mallopt(M_MMAP_THRESHOLD, kb * 1024))
