@@ -342,7 +342,10 @@ def handle(path):
 def leaving_clients(url, image, how, count=3):
     """count clients in subprocesses that submit a request and then leave: "abandoned" exit as soon as the
     request is queued, "killed" are SIGKILLed while their request runs or waits. Then one visitor's latency."""
-    wait_for = "IN_QUEUE" if how == "abandoned" else "PROCESSING"
+    # a running request reports PROGRESS (the page's progress bar) or ITERATING (its answers-first yield), hardly
+    # ever PROCESSING: waiting for PROCESSING alone let every killed client's request finish before the kill
+    running = "Status.PROCESSING, Status.PROGRESS, Status.ITERATING, Status.FINISHED"
+    wait_for = f"Status.IN_QUEUE, {running}" if how == "abandoned" else running
     # a long request (10 timed repeats, a few seconds), so that the visitors leave while it runs: the server
     # stops it within one decoder layer and logs "visitor left" (counted in the summary)
     arguments = compare_arguments(**request(), repeats=10)[1:]  # after the image, which the client script uploads
@@ -350,14 +353,12 @@ def leaving_clients(url, image, how, count=3):
               f"job = Client({url!r}, verbose=False).submit(handle_file({image!r}), *{arguments!r}, "
               f"api_name='/compare')\n"
               f"deadline = time.time() + 60\n"
-              f"while job.status().code not in (Status.{wait_for}, Status.PROCESSING, Status.FINISHED) "
-              f"and time.time() < deadline: time.sleep(0.05)\n"
+              f"while job.status().code not in ({wait_for}) and time.time() < deadline: time.sleep(0.05)\n"
               f"print('ready', flush=True)\n" + ("" if how == "abandoned" else "time.sleep(600)\n"))
     processes = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
                  for _ in range(count)]
-    for process in processes:
+    for process in processes:  # each killed as soon as its own request runs (the next one waits behind it)
         process.stdout.readline()
-    for process in processes:
         if how == "killed":
             process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
