@@ -57,10 +57,9 @@ NO_DEEP_LINKS = "This page offers no deep links: press Compare to see a result."
 
 def state_sessions():
     """Sessions Gradio keeps at most (EXPLORER_STATE_SESSIONS, default 10), least recently used dropped first. Per
-    session it keeps the visitor's state and the last value of every output (the figures' JSON, the result):
-    about 1.5-2 MB on the embedded model, so 10 sessions hold about 20 MB; a visitor whose session was dropped is
-    asked to press Compare again. Fewer sessions: less memory, and a busy page drops its visitors' controls
-    sooner."""
+    session it keeps the visitor's state (about 0.4 MB on the embedded model; the outputs' last values are not
+    kept: keep_no_output_values), so 10 sessions hold about 4 MB; a visitor whose session was dropped is asked
+    to press Compare again. Fewer sessions: less memory, and a busy page drops its visitors' controls sooner."""
     value = os.environ.get("EXPLORER_STATE_SESSIONS", "")
     return max(1, int(value)) if value.strip().isdigit() else 10
 
