@@ -24,7 +24,7 @@ import threading
 
 import models
 from explorer.core.compare import warm_up
-from explorer.serve import zerogpu
+from explorer.serve import env, zerogpu
 from models.base import BadInput
 
 REFUSED = ("This model is not available on this page: choose one from the Model list, or a model folder "
@@ -58,8 +58,7 @@ def downloads_allowed():
 
 
 def max_models():
-    value = os.environ.get("EXPLORER_MAX_MODELS", "")
-    return max(1, int(value)) if value.strip().isdigit() else DEFAULT_MAX_MODELS
+    return env.whole_number("EXPLORER_MAX_MODELS", DEFAULT_MAX_MODELS, minimum=1)
 
 
 def offered_hub_ids():

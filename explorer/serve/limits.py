@@ -38,7 +38,7 @@ import threading
 import time
 
 from explorer.media.read import MAX_UPLOAD_MB
-from explorer.serve import access, files
+from explorer.serve import access, env, files
 
 QUEUE_SIZE = 32  # requests waiting at most (about 32 x 3-20 s of work on 2 cores)
 PER_CLIENT_LIMIT = 1  # compare requests running or waiting per session (or per IP for session-less REST calls)
@@ -60,8 +60,7 @@ def state_sessions():
     session it keeps the visitor's state (about 0.4 MB on the embedded model; the outputs' last values are not
     kept: keep_no_output_values), so 10 sessions hold about 4 MB; a visitor whose session was dropped is asked
     to press Compare again. Fewer sessions: less memory, and a busy page drops its visitors' controls sooner."""
-    value = os.environ.get("EXPLORER_STATE_SESSIONS", "")
-    return max(1, int(value)) if value.strip().isdigit() else 10
+    return env.whole_number("EXPLORER_STATE_SESSIONS", 10, minimum=1)
 
 
 STATE_SESSIONS = state_sessions()  # read once, when app.py imports this
@@ -85,8 +84,7 @@ M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
 
 def mmap_threshold_kb():
     """EXPLORER_MMAP_THRESHOLD_KB (default 1024; 0 leaves glibc's own, dynamic threshold)."""
-    value = os.environ.get("EXPLORER_MMAP_THRESHOLD_KB", "")
-    return int(value) if value.strip().isdigit() else 1024
+    return env.whole_number("EXPLORER_MMAP_THRESHOLD_KB", 1024)
 
 
 def fix_mmap_threshold(kb=None):
@@ -123,8 +121,7 @@ def _keep_no_value(session, key, value):
 
 
 def per_address_limit():
-    value = os.environ.get("EXPLORER_PER_ADDRESS", "")
-    return max(1, int(value)) if value.strip().isdigit() else 2
+    return env.whole_number("EXPLORER_PER_ADDRESS", 2, minimum=1)
 
 
 def per_address_refusal(limit):
@@ -207,9 +204,9 @@ def limit_per_client(demo, limit=PER_CLIENT_LIMIT, concurrency_id=LIMITED_CONCUR
 class UploadGuard:
     """ASGI middleware in front of Gradio's upload route (see the module's docstring for the bounds), which also
     refuses the deep-link route (it writes a session's whole page to disk, and this page keeps no values for it:
-    keep_no_output_values). The
-    response of an accepted upload (the list of stored paths) is read to count its files; the paths are
-    remembered with their time, so that the cleaner can delete them UPLOAD_MAX_AGE_S later."""
+    keep_no_output_values). The response of an accepted upload (the list of stored paths) is read to count its
+    files; the paths are remembered with their time, so that the cleaner can delete them UPLOAD_MAX_AGE_S
+    later."""
 
     uploads = collections.deque()  # (time, path): every upload this server accepted, oldest first
 
