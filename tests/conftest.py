@@ -79,14 +79,6 @@ def save_tiny(directory):
     return str(directory)
 
 
-def free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_until(condition, timeout=30):
     """Poll condition() every 0.1 s until it is true (True) or timeout seconds have passed (False)."""
     import time

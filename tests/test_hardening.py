@@ -28,7 +28,8 @@ from explorer.serve import limits as page_app
 import models
 from explorer.media import read as media
 from explorer.serve import access, files
-from tests.conftest import free_port, random_image, save_tiny, wait_until
+from explorer.serve.launch import free_port
+from tests.conftest import random_image, save_tiny, wait_until
 from tests.conftest import app_server
 
 

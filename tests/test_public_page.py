@@ -40,8 +40,8 @@ from explorer.media.read import MAX_UPLOAD_MB
 from explorer.page import events, service
 from explorer.page.api import compare_arguments
 from explorer.serve import access, files, limits
-from explorer.serve.launch import ROOT, start_page
-from tests.conftest import free_port, save_tiny, wait_until
+from explorer.serve.launch import ROOT, free_port, start_page
+from tests.conftest import save_tiny, wait_until
 
 SCENE = os.path.join(ROOT, "assets", "scene_205.png")
 QUESTION = "where is the red circle ?"
