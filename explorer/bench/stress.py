@@ -6,11 +6,12 @@ Starts the page (python app.py) on 127.0.0.1 with its own temporary folders, tru
 each kind comes from an address of its own, sends it 50+ kinds of bad input through gradio_client and raw REST
 calls, 20 concurrent clients (20 addresses, then one), 40 session ids from one address, upload floods, hostile
 Benchmark reports, a client asking three times at once, abandoned clients (submit, then exit), killed clients
-(SIGKILL mid-request), REST calls nobody reads and Gradio's deep-link route, with --creep N sequential requests (a new session each, then one session; with
---allocators, the new-session requests on two fresh pages: glibc's dynamic mmap threshold, then the page's
-fixed one, with the ratio of their median request times), and prints a table: per kind, how many calls were
-answered, refused with a message, or crashed (a generic server error, an HTTP 5xx, or raw Python text reaching
-the client), the server's peak RSS during that kind, and the temporary folders' growth.
+(SIGKILL mid-request), REST calls nobody reads and Gradio's deep-link route, with --creep N sequential requests
+(a new session each, then one session; with --allocators, the new-session requests on two fresh pages: glibc's
+dynamic mmap threshold, then the page's fixed one, with the ratio of their median request times), and prints a
+table: per kind, how many calls were answered, refused with a message, or crashed (a generic server error, an
+HTTP 5xx, or raw Python text reaching the client), the server's peak RSS during that kind, and the temporary
+folders' growth.
 Loopback only, bounded in count and time (each kind runs once; kinds left when the budget runs out are
 listed as skipped). Not a test: a measurement to read.
 """
@@ -496,6 +497,7 @@ def sequential_memory(url, image, count, new_sessions, block):
     def address(i):
         return {"X-Forwarded-For": f"10.{block}.0.{i // 50}"}
 
+    sequential_memory.median_s = None  # set only when every request was answered (--allocators compares them)
     client = Client(url, verbose=False, headers=address(0))
     rss, seconds = [], []
     for i in range(count):
