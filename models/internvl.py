@@ -77,7 +77,6 @@ def feature_projector(model):
     return None
 
 
-
 def tiling(processor):
     """(crop_to_patches, min_patches, max_patches, (tile height, tile width)) as a processor call uses them:
     InternVLProcessor's own images_kwargs default (crop_to_patches=True) over the image processor's attributes."""

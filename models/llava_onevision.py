@@ -66,7 +66,6 @@ def qwen_1_5(visual, question, history=()):
     return text
 
 
-
 def build_inputs(processor, images, question, kind="image", prompt="chat", timing=None, history=()):
     """Real processor call: a conversation whose first user turn holds the images (kind "image": one image takes
     the anyres path, several the multi-image path) or the frames as one video (kind "video"), then the question;

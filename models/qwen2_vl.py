@@ -50,8 +50,6 @@ VIDEO_FPS = 2.0  # assumed sampling rate of the given frames (only Qwen2.5-VL's 
 MAX_ASPECT = 200  # smart_resize refuses more elongated images
 
 
-
-
 text_model = stock_text_model
 # the text attention's own apply_rotary_pos_emb: cos / sin come from the rotary embedding with the M-RoPE
 # sections already merged, so it is the plain rotation

@@ -62,8 +62,6 @@ VIDEO_FPS = 2.0  # frames without timing: consecutive frames at this rate (qwen-
 MAX_ASPECT = 200  # smart_resize refuses more elongated images
 
 
-
-
 text_model = stock_text_model
 # Qwen3VLTextAttention (and the MoE one): q_norm / k_norm over head_dim before the rotation, which
 # stock_layer_parts reads; its module's apply_rotary_pos_emb is the attention's own (cos / sin come already

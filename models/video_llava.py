@@ -52,7 +52,6 @@ PAPER_SCHEDULE = {"depth": 32, "layers": (1, 11, 21), "factors": (1.72, 1.09, 0.
                   "keep_table": {}}
 
 
-
 def build_inputs(processor, images, question, kind="image", prompt="chat", timing=None, history=()):
     """Real processor call: a conversation whose first user turn holds every image (kind "image") or the frames as
     one video (kind "video", through the video processor and the video tower), then the question; prompt "chat"
