@@ -1,6 +1,8 @@
-"""Model families and loading. One file per family (the contract is in models/base.py); adding a family is one
-file and one line in FAMILIES. `load` takes a hub id or a local directory (save_pretrained layout) and returns
-the model, its processor and its family module, on the device and in the dtype asked for."""
+"""Model families and loading. A family file says only what differs from the shared defaults of models/base.py
+(SHARED, filled in here); a model no file claims runs on those defaults alone (models/generic.py) when its
+visual tokens enter the decoder's sequence, and is refused with a sentence when they do not. Adding a family is
+one file and one line in FAMILIES. `load` takes a hub id or a local directory (save_pretrained layout) and
+returns the model, its processor and its family module, on the device and in the dtype asked for."""
 
 import os
 import time
@@ -8,10 +10,15 @@ import time
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from models import internvl, llava, llava_next, llava_next_video, llava_onevision, qwen2_vl, qwen3_vl, video_llava
-from models.base import BadInput
+from models import (generic, internvl, llava, llava_next, llava_next_video, llava_onevision, qwen2_vl, qwen3_vl,
+                    video_llava)
+from models.base import SHARED, BadInput, stock_text_model, visual_token_ids
 
 FAMILIES = [llava, qwen2_vl, qwen3_vl, internvl, video_llava, llava_onevision, llava_next, llava_next_video]
+for _module in [*FAMILIES, generic]:
+    for _name, _default in SHARED.items():
+        if not hasattr(_module, _name):
+            setattr(_module, _name, _default)
 EMBEDDED_DIR = os.path.join(os.path.dirname(__file__), "shapes_llava", "weights")
 EMBEDDED_ID = "shapes-llava"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -21,13 +28,49 @@ class ModelLoadError(BadInput):
     pass
 
 
-def family_of(model):
-    name = type(model).__name__
+def claims():
+    """{model class name: the family file claiming it}; ValueError if two files claim one class."""
+    owner = {}
     for family in FAMILIES:
-        if name in family.MODEL_CLASSES:
-            return family
-    supported = ", ".join(c for f in FAMILIES for c in f.MODEL_CLASSES)
-    raise ModelLoadError(f"{name} is not supported (supported: {supported})")
+        for name in family.MODEL_CLASSES:
+            if name in owner:
+                raise ValueError(f"{name} is claimed by both {owner[name].__name__} and {family.__name__}")
+            owner[name] = family
+    return owner
+
+
+def refusal(model):
+    """Why the explorer cannot prune this model's visual tokens inside its decoder (a sentence), or None."""
+    name = type(model).__name__
+    if not visual_token_ids(model):
+        return (f"{name} has no image or video placeholder token in its config: its visual features do not enter "
+                "the decoder's sequence as tokens (cross-attention, a Q-former or an encoder-decoder), so there are "
+                "no visual tokens in the decoder to prune")
+    try:
+        stock_text_model(model)
+    except BadInput as error:
+        return str(error)
+    text_config = model.config.get_text_config()
+    if getattr(text_config, "num_kv_shared_layers", 0):
+        return (f"{name} shares its key/value cache across layers (num_kv_shared_layers = "
+                f"{text_config.num_kv_shared_layers}): its later layers read keys computed for the whole sequence "
+                "by earlier ones, so tokens cannot be pruned between them")
+    if getattr(text_config, "altup_num_inputs", None):
+        return (f"{name} carries several streams of hidden states between its layers (AltUp), which a pruning "
+                "stage cannot restrict together with the cache it shares across layers")
+    return None
+
+
+def family_of(model):
+    """The family file claiming the model's class, else the generic path; ModelLoadError with the reason where
+    the model's visual tokens cannot be pruned in its decoder."""
+    family = claims().get(type(model).__name__)
+    if family is not None:
+        return family
+    why = refusal(model)
+    if why:
+        raise ModelLoadError(why)
+    return generic
 
 
 def hub_ids():

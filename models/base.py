@@ -7,6 +7,7 @@ FAMILIES against it (the names, their signatures, and on a tiny model of each fa
 Nothing here imports explorer/: models/ is a leaf package.
 """
 
+import math
 import sys
 from dataclasses import dataclass
 from typing import Callable, Protocol, runtime_checkable
@@ -131,12 +132,203 @@ class Family(Protocol):
         lies exactly over it."""
 
 
-# ------------------------------------------------------------------------ shared by the stock families
+# ------------------------------------------------------------------------ the defaults every family shares
+# A family file says only what differs from these; models/__init__.py fills in the rest (SHARED, at the end).
+# They serve any transformers image-text-to-text model whose visual tokens enter the decoder's sequence at image
+# or video placeholder ids (the generic path: models/generic.py).
+
+# CLSE's official one-stage settings (images: L = 0, K = 1, "after the first layer"; video: L = 2, K = 3),
+# keeping the early layers' KV cache as the official Qwen2-VL and video code do.
+STOCK_DEFAULTS = {"image": {"ref_layer": 0, "prune_layer": 1, "early_kv": "keep"},
+                  "video": {"ref_layer": 2, "prune_layer": 3, "early_kv": "keep"}}
+# The paper's Qwen2-VL schedule as shares of N (stages at 1, 10, 19 of 28, rescaled to the depth): it holds
+# for any token count, where LLaVA-1.5's keep table holds only for 576.
+STOCK_PAPER_SCHEDULE = {"depth": 28, "layers": (1, 10, 19), "factors": (0.57 / 0.334, 0.36 / 0.334, 0.098 / 0.334),
+                        "ratio_table": {0.334: (0.57, 0.36, 0.098), 0.223: (0.38, 0.24, 0.066),
+                                        0.112: (0.19, 0.12, 0.034)}}
+# What the wrapper passes its decoder to be added between layers (DeepStack): the engine adds it itself
+# (`injections`), so the stock decoder must not.
+STOCK_INJECTED = ("deepstack_visual_embeds", "visual_pos_masks")
+# Attribute names transformers' decoder layers use for the parts a score reads.
+ATTENTION_NAMES = ("self_attn", "attn", "attention")
+INPUT_NORM_NAMES = ("input_layernorm", "operator_norm", "attention_norm", "ln_1")
+Q_NORM_NAMES = ("q_norm", "q_layernorm", "query_layernorm")
+K_NORM_NAMES = ("k_norm", "k_layernorm", "key_layernorm")
+IMAGE_TOKEN_NAMES = ("image_token_id", "image_token_index", "image_patch_id")
+VIDEO_TOKEN_NAMES = ("video_token_id", "video_token_index")
+
+
+def _first(obj, names):
+    return next((getattr(obj, n) for n in names if getattr(obj, n, None) is not None), None)
 
 
 def stock_text_model(model):
-    """The decoder of a transformers multimodal wrapper (model.model.language_model)."""
-    return model.model.language_model
+    """The decoder: what the model's get_decoder() returns, or the base model inside a causal-LM wrapper
+    (Llama 4's language model is a ForCausalLM)."""
+    decoder = model.get_decoder()
+    while not hasattr(decoder, "layers"):
+        inner = getattr(decoder, "model", None) or getattr(decoder, "language_model", None)
+        if inner is None or inner is decoder:
+            raise BadInput(f"{type(model).__name__} has no decoder with layers that the explorer can find")
+        decoder = inner
+    return decoder
+
+
+def stock_layer_parts(model, index):
+    """LayerParts of a transformers decoder layer (its attention's q_proj / k_proj / head_dim / scaling, the
+    per-head norms under any of their names, the input norm, the attention module's own
+    apply_rotary_pos_emb), or None for a layer without such an attention (linear attention, convolution)."""
+    layer = stock_text_model(model).layers[index]
+    attn = next((a for a in (getattr(layer, n, None) for n in ATTENTION_NAMES)
+                 if a is not None and hasattr(a, "q_proj") and hasattr(a, "k_proj")), None)
+    norm = _first(layer, INPUT_NORM_NAMES)
+    rotate = getattr(sys.modules[type(attn).__module__], "apply_rotary_pos_emb", None) if attn else None
+    if attn is None or norm is None or rotate is None:
+        return None
+    config = model.config.get_text_config()
+    head_dim = getattr(attn, "head_dim", None) or getattr(config, "head_dim", None) or (
+        config.hidden_size // config.num_attention_heads)
+    return LayerParts(norm, attn.q_proj, attn.k_proj, head_dim, getattr(attn, "scaling", head_dim ** -0.5), rotate,
+                      _first(attn, Q_NORM_NAMES), _first(attn, K_NORM_NAMES))
+
+
+def stock_attention_layers(model, length=None):
+    """The decoder layers whose attention row over every token a score can read: full-attention layers with the
+    parts stock_layer_parts finds, and sliding-window or chunked ones whose window covers a `length`-token
+    prompt. Layer kinds as the model's cache sees them (transformers' get_layer_types_and_kwargs)."""
+    config = model.config.get_text_config()
+    try:
+        from transformers.cache_utils import get_layer_types_and_kwargs
+
+        kinds, _ = get_layer_types_and_kwargs(config)
+    except (ImportError, AttributeError, TypeError):
+        kinds = getattr(config, "layer_types", None)
+    layers = len(stock_text_model(model).layers)
+    kinds = list(kinds or ["full_attention"] * layers)
+    window = {"sliding_attention": getattr(config, "sliding_window", None),
+              "chunked_attention": getattr(config, "attention_chunk_size", None)}
+    readable = []
+    for i in range(layers):
+        kind = kinds[i] if i < len(kinds) else "full_attention"
+        fits = kind == "full_attention" or (kind in window and length is not None and window[kind]
+                                            and length < window[kind])
+        if fits and stock_layer_parts(model, i) is not None:
+            readable.append(i)
+    return readable
+
+
+def visual_token_ids(model):
+    """{"image": id, "video": id} of the placeholders the wrapper overwrites with visual features."""
+    config = model.config
+    ids = {"image": _first(config, IMAGE_TOKEN_NAMES), "video": _first(config, VIDEO_TOKEN_NAMES)}
+    return {kind: int(i) for kind, i in ids.items() if isinstance(i, int) and i >= 0}
+
+
+def runs(positions):
+    """Sorted positions split into runs of consecutive ones."""
+    if len(positions) == 0:
+        return []
+    breaks = (positions[1:] != positions[:-1] + 1).nonzero().flatten() + 1
+    return list(torch.tensor_split(positions, breaks.tolist()))
+
+
+def processor_grids(model, inputs, kind):
+    """(t, h, w) per image or video in the decoder's tokens, from the processor's image_grid_thw /
+    video_grid_thw (patches, before the spatial merge of model.config.vision_config); None without them."""
+    grid = inputs.get(f"{kind}_grid_thw")
+    if grid is None:
+        return None
+    vision = getattr(model.config, "vision_config", None)
+    merge = getattr(vision, "spatial_merge_size", None) or getattr(vision, "merge_size", None) or 1
+    return [(int(t), int(h) // merge, int(w) // merge) for t, h, w in grid.tolist()]
+
+
+def grids_of_runs(token_runs):
+    """Grids where the processor says nothing: equal runs of w tokens parted by single separator tokens are
+    the rows of one h x w grid (Pixtral's [IMG_BREAK] after each row); a run of s * s tokens is one s x s grid;
+    anything else a strip (1, 1, n) whose 2-D layout is unknown. Returns [(grid, positions, name)]."""
+    out, i = [], 0
+    while i < len(token_runs):
+        j = i + 1
+        while (j < len(token_runs) and len(token_runs[j]) == len(token_runs[i])
+               and int(token_runs[j][0]) == int(token_runs[j - 1][-1]) + 2):
+            j += 1
+        rows = token_runs[i:j]
+        side = math.isqrt(len(rows[0]))
+        if len(rows) > 1:
+            out.append(((1, len(rows), len(rows[0])), torch.cat(rows), ""))
+        elif side * side == len(rows[0]) and side > 1:
+            out.append(((1, side, side), rows[0], ""))
+        else:
+            out.append(((1, 1, len(rows[0])), rows[0], STRIP))
+        i = j
+    return out
+
+
+STRIP = "no 2-D grid known: shown as a strip"
+
+
+def stock_visual_groups(model, inputs, kind="image"):
+    """Every image's and video's visual tokens, found from the model's own placeholder ids: grids from the
+    processor's grid_thw where it returns one (the groups take the tokens of each kind in order, whether a
+    video is one run or one run per frame with timestamps between), otherwise from the runs' shapes
+    (grids_of_runs). Separator tokens carry other ids: they are context, never scored, never pruned."""
+    ids = inputs["input_ids"][0].cpu()
+    groups = []
+    for token_kind, token in visual_token_ids(model).items():
+        positions = (ids == token).nonzero().flatten()
+        if len(positions) == 0:
+            continue
+        group_kind = "video" if token_kind == "video" or kind == "video" else "image"
+        grids = processor_grids(model, inputs, token_kind)
+        if grids and sum(t * h * w for t, h, w in grids) == len(positions):
+            start = 0
+            for t, h, w in grids:
+                groups.append(VisualGroup(group_kind if t > 1 or token_kind == "video" else "image", (t, h, w),
+                                          positions[start:start + t * h * w]))
+                start += t * h * w
+            continue
+        for grid, rows, name in grids_of_runs(runs(positions)):
+            groups.append(VisualGroup("image", grid, rows, name=name))
+    if not groups:
+        raise BadInput("no visual tokens were found in the prompt (no placeholder of the model's image or video "
+                       "token ids): this model's processor did not put the image into the decoder's sequence")
+    return sorted(groups, key=lambda g: int(g.positions[0]))
+
+
+def stock_build_inputs(processor, images, question, kind="image", prompt="chat", timing=None, history=()):
+    """The processor's tensors for the conversation through the checkpoint's own chat template: the images (or
+    one video of the frames) in the first user turn. There is no official evaluation prompt on the generic path."""
+    if prompt == "official":
+        raise BadInput("the official evaluation prompt is known only for the LLaVA, Qwen and InternVL families; "
+                       "use the chat prompt (the checkpoint's own chat template) for this model")
+    text = chat_text(processor, kind, images, question, history)
+    if kind == "video":
+        return processor(videos=[list(same_size(images))], text=text, return_tensors="pt")
+    return processor(images=list(images), text=text, return_tensors="pt")
+
+
+def stock_injections(model, captured, groups):
+    """DeepStack's features, wherever a wrapper passes them to its decoder as deepstack_visual_embeds (one tensor
+    per decoder layer from the first) and visual_pos_masks (the visual positions, in sequence order)."""
+    features, mask = captured.get("deepstack_visual_embeds"), captured.get("visual_pos_masks")
+    if features is None or mask is None:
+        return []
+    positions = mask[0].nonzero().flatten().cpu()
+    return [Injection(after_layer=i, positions=positions, features=f) for i, f in enumerate(features)]
+
+
+def stock_model_view(processor, images, kind="image"):
+    """The images as given: the token grid is drawn over the whole picture (the processor's resize keeps it)."""
+    return [im.convert("RGB") for im in images]
+
+
+def identity_positions(position_ids):
+    return position_ids
+
+
+def nothing(model):
+    return None
 
 
 def conversation(visual_items, question, history=()):
@@ -162,20 +354,6 @@ def chat_text(processor, kind, images, question, history=()):
     return processor.apply_chat_template(conversation(items, question, history), add_generation_prompt=True)
 
 
-def no_injections(model, captured, groups):
-    """Families whose text model adds nothing to the hidden states between its layers."""
-    return []
-
-
-def stock_layer_parts(model, index):
-    """LayerParts of a stock transformers decoder layer (input_layernorm, self_attn.q_proj / k_proj / head_dim /
-    scaling, optional q_norm / k_norm) with its attention module's own apply_rotary_pos_emb."""
-    layer = stock_text_model(model).layers[index]
-    attn = layer.self_attn
-    rotate = sys.modules[type(attn).__module__].apply_rotary_pos_emb
-    return LayerParts(layer.input_layernorm, attn.q_proj, attn.k_proj, attn.head_dim, attn.scaling, rotate,
-                      getattr(attn, "q_norm", None), getattr(attn, "k_norm", None))
-
 
 def same_size(frames):
     """Video frames for a video processor, which stacks them: every frame at the first one's size."""
@@ -189,3 +367,23 @@ def check_aspect(images, max_aspect, processor_name):
         if max(im.size) / min(im.size) > max_aspect:
             raise BadInput(f"an image of {im.width} x {im.height} pixels is too elongated for {processor_name}'s "
                            f"processor (aspect ratio above {max_aspect}); crop it first")
+
+
+# Every name of the family contract with its default: models/__init__.py gives a family file whatever it leaves
+# out. (Data first, then the functions, as in Family.)
+SHARED = {
+    "HUB_IDS": (),
+    "DEFAULTS": STOCK_DEFAULTS,
+    "PAPER_SCHEDULE": STOCK_PAPER_SCHEDULE,
+    "INJECTED_ARGUMENTS": STOCK_INJECTED,
+    "build_inputs": stock_build_inputs,
+    "visual_groups": stock_visual_groups,
+    "text_model": stock_text_model,
+    "layer_parts": stock_layer_parts,
+    "attention_layers": stock_attention_layers,
+    "decoder_positions": identity_positions,
+    "vision_attention": nothing,
+    "feature_projector": nothing,
+    "injections": stock_injections,
+    "model_view": stock_model_view,
+}

@@ -43,7 +43,7 @@ import sys
 import torch
 from PIL import Image
 
-from models.base import VisualGroup, conversation, no_injections, same_size, stock_layer_parts, stock_text_model
+from models.base import VisualGroup, conversation, same_size
 
 NAME = "InternVL3"
 MODEL_CLASSES = ("InternVLForConditionalGeneration",)
@@ -58,22 +58,10 @@ PAPER_SCHEDULE = {"depth": 28, "layers": (1, 10, 19), "factors": (0.57 / 0.334, 
 DEFAULTS = {"image": {"ref_layer": 0, "prune_layer": 1, "early_kv": "keep"},
             "video": {"ref_layer": 2, "prune_layer": 3, "early_kv": "keep"}}
 
-text_model = stock_text_model
-layer_parts = stock_layer_parts  # Qwen2 (InternVL3) or whichever text model: its own rotary function
-injections = no_injections  # the decoder adds nothing between its layers
-
-
-def decoder_positions(position_ids):
-    return position_ids
-
 
 def vision_attention(model):
     """None: InternViT's CLS attention is over the patches before the 2 x 2 pixel shuffle, not over the
     decoder's tokens (see the module docstring)."""
-    return None
-
-
-def feature_projector(model):
     return None
 
 

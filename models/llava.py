@@ -11,7 +11,7 @@ raster order. Several images are several runs; video frames are passed as severa
 import torch
 from PIL import Image
 
-from models.base import VisualGroup, conversation, no_injections, stock_layer_parts, stock_text_model
+from models.base import VisualGroup, conversation
 
 NAME = "LLaVA"
 MODEL_CLASSES = ("LlavaForConditionalGeneration",)
@@ -53,17 +53,6 @@ def build_inputs(processor, images, question, kind="image", prompt="chat", timin
         messages = conversation([{"type": "image"} for _ in images], question, history)
         text = processor.apply_chat_template(messages, add_generation_prompt=True)
     return processor(images=list(images), text=text, return_tensors="pt")
-
-
-injections = no_injections  # the decoder adds nothing between its layers
-
-
-text_model = stock_text_model
-layer_parts = stock_layer_parts  # Llama, Qwen2, ... whichever text model it has: its own rotary function
-
-
-def decoder_positions(position_ids):
-    return position_ids
 
 
 def feature_layer_index(vision_feature_layer, num_layers):

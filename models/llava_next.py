@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 from transformers.models.llava_next.modeling_llava_next import get_anyres_image_grid_shape, unpad_image
 
-from models.base import VisualGroup, conversation, no_injections, stock_layer_parts, stock_text_model
+from models.base import VisualGroup, conversation
 
 NAME = "LLaVA-NeXT"
 MODEL_CLASSES = ("LlavaNextForConditionalGeneration",)
@@ -101,17 +101,6 @@ def build_inputs(processor, images, question, kind="image", prompt="chat", timin
     return processor(images=images, text=text, return_tensors="pt")
 
 
-injections = no_injections  # the decoder adds nothing between its layers
-
-
-text_model = stock_text_model
-layer_parts = stock_layer_parts  # Mistral, Vicuna (Llama): their own rotary function
-
-
-def decoder_positions(position_ids):
-    return position_ids  # 1-D RoPE
-
-
 def vision_attention(model):
     """None: no CLS attention that lies on the decoder's grids, so the engine refuses VisionZip with a sentence.
     The engine lays the [CLS] row of every crop the tower saw over a group's tokens in order (one crop per image
@@ -119,11 +108,6 @@ def vision_attention(model):
     into one raster and unpadded (rows or columns cut), so crop rows are not the group's tokens. A check by
     count cannot catch it: on a 1 x 2 layout the unpadded tile grid can hold exactly one crop's 576 patches.
     (VisionZip's own LLaVA-NeXT code selects per crop before the stitching: another layout.)"""
-    return None
-
-
-def feature_projector(model):
-    """No CLS attention on the grids, so no VisionZip merge: nothing to project."""
     return None
 
 

@@ -19,7 +19,7 @@ are LLaVA-NeXT's, so vision_attention is None (the engine refuses VisionZip with
 from PIL import Image
 
 import models.llava_next as llava_next  # `from models import llava_next` would import models/__init__: a cycle
-from models.base import VisualGroup, conversation, no_injections, stock_layer_parts, stock_text_model
+from models.base import VisualGroup, conversation
 
 NAME = "LLaVA-NeXT-Video"
 MODEL_CLASSES = ("LlavaNextVideoForConditionalGeneration",)
@@ -44,20 +44,8 @@ def build_inputs(processor, images, question, kind="image", prompt="chat", timin
     return processor(text=text, videos=[frames], do_sample_frames=False, return_tensors="pt")
 
 
-injections = no_injections  # the decoder adds nothing between its layers
-
-
-text_model = stock_text_model
-layer_parts = stock_layer_parts
-decoder_positions = llava_next.decoder_positions
-
-
 def vision_attention(model):
     """None: no [CLS] attention on the decoder's grids (pooled video frames; LLaVA-NeXT's stitched tiles)."""
-    return None
-
-
-def feature_projector(model):
     return None
 
 

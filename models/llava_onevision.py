@@ -36,8 +36,7 @@ import torch
 from PIL import Image
 from transformers.models.llava_onevision.modeling_llava_onevision import get_anyres_image_grid_shape, unpad_image
 
-from models.base import (VisualGroup, chat_text, no_injections, same_size, stock_layer_parts,
-                         stock_text_model)
+from models.base import VisualGroup, chat_text, same_size
 
 NAME = "LLaVA-OneVision"
 MODEL_CLASSES = ("LlavaOnevisionForConditionalGeneration",)
@@ -85,23 +84,8 @@ def build_inputs(processor, images, question, kind="image", prompt="chat", timin
     return processor(text=text, images=[images], return_tensors="pt")
 
 
-injections = no_injections  # the decoder adds nothing between its layers
-
-text_model = stock_text_model
-layer_parts = stock_layer_parts  # Qwen2's attention and its own rotary function
-
-
-def decoder_positions(position_ids):
-    return position_ids
-
-
 def vision_attention(model):
     """SigLIP has no [CLS] token: nothing for VisionZip's score to read."""
-    return None
-
-
-def feature_projector(model):
-    """No CLS score, so no VisionZip merge: nothing to project."""
     return None
 
 

@@ -30,8 +30,7 @@ rate; pass the real rate if the frames were sampled differently). Qwen2-VL ignor
 import torch
 from PIL import Image
 
-from models.base import (VisualGroup, check_aspect, conversation, no_injections, same_size,
-                         stock_layer_parts, stock_text_model)
+from models.base import VisualGroup, check_aspect, conversation, same_size
 
 NAME = "Qwen2-VL"
 MODEL_CLASSES = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
@@ -50,10 +49,8 @@ VIDEO_FPS = 2.0  # assumed sampling rate of the given frames (only Qwen2.5-VL's 
 MAX_ASPECT = 200  # smart_resize refuses more elongated images
 
 
-text_model = stock_text_model
 # the text attention's own apply_rotary_pos_emb: cos / sin come from the rotary embedding with the M-RoPE
 # sections already merged, so it is the plain rotation
-layer_parts = stock_layer_parts
 
 
 def decoder_positions(position_ids):
@@ -63,11 +60,6 @@ def decoder_positions(position_ids):
 
 def vision_attention(model):
     """Qwen2-VL's vision tower has no [CLS] token: no CLS attention for methods that need one (VisionZip)."""
-    return None
-
-
-def feature_projector(model):
-    """No CLS token, so no VisionZip merge: nothing to project."""
     return None
 
 
@@ -102,9 +94,6 @@ def build_inputs(processor, images, question, kind="image", prompt="chat", timin
     messages = conversation([{"type": "image"} for _ in images], question, history)
     text = processor.apply_chat_template(messages, add_generation_prompt=True)
     return processor(text=text, images=images, return_tensors="pt")
-
-
-injections = no_injections  # the decoder adds nothing between its layers
 
 
 def _runs(input_ids, token_id, grids, merge, kind):

@@ -42,8 +42,7 @@ consecutive frames at VIDEO_FPS.
 import torch
 from PIL import Image
 
-from models.base import (BadInput, Injection, VisualGroup, check_aspect, conversation, same_size, stock_layer_parts,
-                         stock_text_model)
+from models.base import BadInput, Injection, VisualGroup, check_aspect, conversation, same_size
 from models.qwen2_vl import _unpatchify
 
 NAME = "Qwen3-VL"
@@ -62,11 +61,9 @@ VIDEO_FPS = 2.0  # frames without timing: consecutive frames at this rate (qwen-
 MAX_ASPECT = 200  # smart_resize refuses more elongated images
 
 
-text_model = stock_text_model
 # Qwen3VLTextAttention (and the MoE one): q_norm / k_norm over head_dim before the rotation, which
 # stock_layer_parts reads; its module's apply_rotary_pos_emb is the attention's own (cos / sin come already
 # interleaved from the rotary embedding)
-layer_parts = stock_layer_parts
 
 
 def decoder_positions(position_ids):
@@ -77,11 +74,6 @@ def decoder_positions(position_ids):
 
 def vision_attention(model):
     """Qwen3-VL's vision tower has no [CLS] token: no CLS attention for VisionZip."""
-    return None
-
-
-def feature_projector(model):
-    """No CLS token, so no VisionZip merge: nothing to project."""
     return None
 
 

@@ -27,8 +27,7 @@ vision module per model, so a video (through the other tower) has no CLS score a
 import torch
 from PIL import Image
 
-from models.base import (VisualGroup, chat_text, no_injections, same_size, stock_layer_parts,
-                         stock_text_model)
+from models.base import VisualGroup, chat_text, same_size
 from models.llava import clip_feature_attention, vicuna_v1
 
 NAME = "Video-LLaVA"
@@ -68,16 +67,6 @@ def build_inputs(processor, images, question, kind="image", prompt="chat", timin
     if kind == "video":
         return processor(text=text, videos=[same_size(images)], return_tensors="pt")
     return processor(text=text, images=images, return_legacy_image_output=False, return_tensors="pt")
-
-
-injections = no_injections  # the decoder adds nothing between its layers
-
-text_model = stock_text_model
-layer_parts = stock_layer_parts
-
-
-def decoder_positions(position_ids):
-    return position_ids
 
 
 def vision_attention(model):

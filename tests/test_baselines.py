@@ -157,7 +157,7 @@ def test_attention_row_entering_equals_eager_attention_of_that_layer():
     with torch.no_grad():
         _, weights = layer.self_attn(layer.input_layernorm(hidden), position_embeddings=(cos, sin),
                                      attention_mask=None)  # the last row attends to every token anyway
-        row = row_entering(llama_parts(layer), hidden, cos, sin)
+        row = row_entering(llama_parts(layer), hidden, (cos, sin))
     assert torch.allclose(row, weights[0, :, -1].mean(dim=0), atol=1e-6)
     assert abs(float(row.sum()) - 1.0) < 1e-5
 

@@ -241,7 +241,7 @@ def test_attention_row_equals_eager_attention_last_row(qwen):
             last = hidden[:, -1:]
             hidden = layer(hidden, attention_mask=None, position_embeddings=(cos, sin), past_key_values=cache,
                            use_cache=True)
-            row = last_token_row(qwen.family.layer_parts(qwen.model, i), last, cos[:, -1:], sin[:, -1:],
+            row = last_token_row(qwen.family.layer_parts(qwen.model, i), last, (cos[:, -1:], sin[:, -1:]),
                                  cache.layers[i].keys)
             assert torch.allclose(row, weights[i][0, :, -1].mean(0), atol=1e-6)
     assert qwen.model.config.text_config._attn_implementation == "sdpa"

@@ -123,8 +123,8 @@ def peer_attention(model, seq, raters=8, repeats=3):
         layer.self_attn(normed, position_embeddings=(cos, sin), attention_mask=None)
         keys = attention.heads(parts.k_proj, normed, parts.head_dim, parts.k_norm)
         _, keys = parts.rotate(keys, keys, cos, sin)
-        last = attention.last_token_row(parts, hidden[:, -1:], cos[:, -1:], sin[:, -1:], keys)
-        return last, attention.rows_attention(parts, hidden, cos, sin, keys, rows).mean(0)
+        last = attention.last_token_row(parts, hidden[:, -1:], (cos[:, -1:], sin[:, -1:]), keys)
+        return last, attention.rows_attention(parts, hidden, (cos, sin), keys, rows).mean(0)
 
     assert modeling_llama is not None
     times, peaks = {"official": [], "ours": []}, {"official": [], "ours": []}

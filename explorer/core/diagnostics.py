@@ -1,5 +1,5 @@
 """Diagnostics of the unpruned run, computed after it from its capture (the visual rows of the hidden states
-entering every layer, the last prompt token entering every layer, and each layer's keys after the prefill):
+entering every layer, and the view a method pruning at layer K had there):
 the per-layer spectra and every method's first-stage scores, the same scores each method would have computed
 at the pruning layer. The decoder loop does none of this work.
 """
@@ -8,7 +8,7 @@ import torch
 
 from explorer.core import interrupt
 from explorer.core.devices import clock, device_of
-from explorer.core.stage import LayerView, TokenIndex, method_plan, stage_inputs, unmet_need
+from explorer.core.stage import TokenIndex, method_plan, stage_inputs, unmet_need
 from explorer.methods import scoring
 from explorer.methods.registry import METHODS
 
@@ -37,8 +37,7 @@ def reference_scores(model, encoded, settings, capture):
     the_plan = method_plan(encoded, settings, len(lm.layers), "none")
     k, index = the_plan.prune_layer, TokenIndex(encoded.inputs_embeds.shape[1], encoded.groups)
     z_ref = list(capture["visual"][the_plan.ref_layer].split([g.count for g in encoded.groups]))
-    view = LayerView(model, encoded.family, k, capture["hidden_at_k"], capture["cos"], capture["sin"],
-                     capture["keys"][k - 1] if k else None, capture.get("before_k"))
+    view = capture["view"]  # what a method pruning at K would have seen there (engine.prefill)
     scores = {}
     for name, method in METHODS.items():
         interrupt.check(f"diagnostics ({name}'s scores)")

@@ -1,14 +1,17 @@
-"""The pruning engine: runs a stock transformers multimodal model's decoder layer by layer, prunes visual tokens
-at the planned stages with any registered method, finishes the prefill, decodes greedily with the KV cache and
-returns a Record of what happened.
+"""The pruning engine: runs a stock transformers multimodal model's own decoder, prunes visual tokens at the
+planned stages with any registered method from hooks around the decoder's layers, decodes greedily with the KV
+cache and returns a Record of what happened.
 
 Flow: media -> family.build_inputs (real processor) -> encode (vision tower + merge, captured at the decoder's
-door) -> run (plan, prefill with pruning, decode) -> Record. With `capture=True` the run also keeps the visual
-rows of the hidden states entering every layer, so the diagnostics (explorer/core/diagnostics.py) are computed
-after the run from that record, outside the decoder loop; comparing several methods on one input is
-explorer/core/compare.py, one floor up. Only stock modules are called: the decoder layers, their norms and
-projections, the rotary embedding, the LM head; attention stays SDPA (or whatever the model was loaded with).
-The engine knows no family: it calls the contract of models/base.py (models.base.Family).
+door with every argument the wrapper gives the decoder) -> run (plan, prefill with pruning, decode) -> Record.
+The decoder's forward is the stock one, so whatever a model does there (multimodal rotary positions,
+bidirectional image blocks, sliding-window, chunked, linear-attention or convolution layers, per-layer inputs,
+its own cache classes) happens as in `generate`; a pruning stage only removes rows, and every later layer gets
+the decoder's arguments restricted to the rows left (`restrict`). With `capture=True` the run also keeps the
+visual rows of the hidden states entering every layer, so the diagnostics (explorer/core/diagnostics.py) are
+computed after the run from that record; comparing several methods on one input is explorer/core/compare.py,
+one floor up. Attention stays SDPA (or whatever the model was loaded with). The engine knows no family: it
+calls the contract of models/base.py (models.base.Family), whose defaults serve any model.
 
 Choices (see README): batch size 1; kept tokens keep their original position ids, so RoPE sees gaps, as in the
 paper; layers before a stage keep (early_kv="keep") or drop ("prune") the pruned tokens in their KV cache.
@@ -21,16 +24,15 @@ import itertools
 from dataclasses import dataclass
 
 import torch
-from transformers import DynamicCache
-from transformers.masking_utils import create_causal_mask
 
 from explorer.core.devices import clock, device_of
 from explorer.core.record import Record, Stage
 from explorer.core.settings import check_settings
 from explorer.core import interrupt, stage
-from explorer.core.stage import LayerView, TokenIndex, method_plan, stage_inputs
+from explorer.core.stage import Before, LayerView, TokenIndex, method_plan, scoring_layer, stage_inputs
 from explorer.methods import attention, baselines, scoring
 from explorer.methods.registry import METHODS, check_method, select_top
+from models.base import BadInput
 
 TIE_AT_CUT = "tie at the cut"  # in a note of record.notes when a stage's cut fell inside a tie (tie_note)
 
@@ -57,16 +59,28 @@ class Encoded:
     project: object = None  # features [m, Dv] -> decoder inputs [m, D]: the family's projector
     raters: list = None  # per group, SparseVLM's rater tokens' sequence positions (stage.raters)
     injections: list = None  # [models.base.Injection]: what the text model adds after some layers (DeepStack)
+    arguments: dict = None  # every other argument the wrapper passed its decoder (masks, position ids, ...)
+    attention_layers: list = None  # the decoder layers whose attention rows a score can read (full attention)
+
+
+# What the wrapper passes its decoder that the engine sets itself (or that is never a model input).
+OWN_ARGUMENTS = ("input_ids", "inputs_embeds", "past_key_values", "use_cache", "return_dict", "output_attentions",
+                 "output_hidden_states", "cache_position", "logits_to_keep")
 
 
 def encode(model, family, inputs, kind="image"):
-    """Run the vision tower and the merge through the stock forward, stopping at the decoder's door. Where the
-    family names a vision [CLS] attention, its row over every image's patches is read on the way, with that
-    layer's keys and the features entering the family's projector (what VisionZip's contextual tokens merge)."""
+    """Run the vision tower and the merge through the stock forward, stopping at the decoder's door: the merged
+    embeddings and every other argument the wrapper passes its decoder (position ids of any rank, masks
+    including bidirectional image blocks, per-layer inputs, ...), so the engine's decoder run gets exactly what
+    the stock one gets. Where the family names a vision [CLS] attention, its row over every image's patches is
+    read on the way, with that layer's keys and the features entering the family's projector (what
+    VisionZip's contextual tokens merge)."""
     captured, vision_inputs, projector_inputs = {}, [], []
 
     def grab(module, args, kwargs):
         captured.update(kwargs)
+        if args:
+            captured.setdefault("input_ids", args[0])
         raise _Captured
 
     lm = family.text_model(model)
@@ -92,12 +106,18 @@ def encode(model, family, inputs, kind="image"):
             handle.remove()
     vision_ms = (clock(device) - start) * 1e3
     embeds = captured["inputs_embeds"]
-    position_ids = captured.get("position_ids")
-    if position_ids is None:
-        position_ids = torch.arange(embeds.shape[1], device=embeds.device).unsqueeze(0)
+    if embeds is None:  # a wrapper that hands its decoder token ids (the decoder embeds them itself)
+        embeds = lm.embed_tokens(captured["input_ids"])
     groups = family.visual_groups(model, inputs, kind=kind)
+    injections = family.injections(model, captured, groups)
+    arguments = {name: value for name, value in captured.items()
+                 if name not in OWN_ARGUMENTS and name not in family.INJECTED_ARGUMENTS}
+    position_ids = captured.get("position_ids")
+    if position_ids is None:  # the decoder numbers the tokens 0.. itself
+        position_ids = torch.arange(embeds.shape[1], device=embeds.device).unsqueeze(0)
     encoded = Encoded(family, kind, inputs["input_ids"], embeds, family.decoder_positions(position_ids), groups,
-                      vision_ms, content_seed=content_seed(inputs))
+                      vision_ms, content_seed=content_seed(inputs), arguments=arguments,
+                      attention_layers=family.attention_layers(model, embeds.shape[1]))
     if vision_inputs:
         encoded.vision_scores = vision_cls_scores(vision, vision_inputs[0], groups)
         encoded.vision_keys = per_group(list(vision_keys(vision, vision_inputs[0])), groups)
@@ -105,7 +125,7 @@ def encode(model, family, inputs, kind="image"):
         encoded.vision_features = per_group(list(projector_inputs[0]), groups)
         encoded.project = projector
     encoded.raters = [stage.raters(encoded, gi) for gi in range(len(groups))]
-    encoded.injections = family.injections(model, captured, groups)
+    encoded.injections = injections
     return encoded
 
 
@@ -160,15 +180,16 @@ def vision_keys(vision, hidden_states):
     return torch.cat([keys[:, :cls_index], keys[:, cls_index + 1:]], dim=1)
 
 
-def causal_mask(text_config, hidden, cache, layer_idx):
-    # position_ids stay out on purpose: pruned ids have gaps, which the mask code would read as packed sequences.
-    return create_causal_mask(config=text_config, inputs_embeds=hidden, attention_mask=None,
-                              past_key_values=cache, position_ids=None, layer_idx=layer_idx)
-
-
 def cache_bytes(cache):
-    return sum(layer.keys.numel() * layer.keys.element_size() + layer.values.numel() * layer.values.element_size()
-               for layer in cache.layers if getattr(layer, "keys", None) is not None)
+    """Every tensor the cache holds: keys and values of attention layers, the fixed-size convolution and
+    recurrent states of linear-attention and convolution layers."""
+    total = 0
+    for layer in cache.layers:
+        tensors = [getattr(layer, "keys", None), getattr(layer, "values", None)]
+        for states in (getattr(layer, "conv_states", None), getattr(layer, "recurrent_states", None)):
+            tensors += list(states.values()) if isinstance(states, dict) else [states]
+        total += sum(t.numel() * t.element_size() for t in tensors if torch.is_tensor(t))
+    return total
 
 
 def layer_flops(n, hidden, mlp):
@@ -253,102 +274,210 @@ def inject(hidden, injections, layer_idx, index):
     return hidden
 
 
+def holds_every_token(layer):
+    """A cache layer with every token's keys and values (full attention), not a window or a recurrent state."""
+    return torch.is_tensor(getattr(layer, "keys", None)) and not getattr(layer, "is_sliding", False)
+
+
 def trim_early_cache(cache, layer_idx, rows):
-    """early_kv="prune": layers before this stage drop the pruned tokens from their KV cache too."""
+    """early_kv="prune": layers before this stage drop the pruned tokens from their KV cache too. Only layers
+    holding every token can: a sliding window keeps the last tokens and a linear-attention or convolution
+    layer a fixed-size state, with no per-token rows to drop."""
     for layer in cache.layers[:layer_idx]:
-        index = rows.to(layer.keys.device)
-        layer.keys, layer.values = layer.keys[:, :, index], layer.values[:, :, index]
+        if holds_every_token(layer):
+            index = rows.to(layer.keys.device)
+            layer.keys, layer.values = layer.keys[:, :, index], layer.values[:, :, index]
+
+
+def restrict(name, value, positions, length):
+    """One argument the stock decoder built for its whole `length`-token sequence, restricted to the rows still
+    in the sequence (their original `positions`): both sequence axes of a 4-D mask, the axis after the batch
+    of everything else (hidden-sized tensors, rotary inputs, per-layer inputs), the last axis of multimodal
+    position ids ([3, B, S]: the batch axis has size 1). Non-tensors pass unchanged."""
+    if positions is None or value is None:
+        return value
+    if isinstance(value, (tuple, list)):
+        return type(value)(restrict(name, v, positions, length) for v in value)
+    if isinstance(value, dict):
+        return {key: restrict(key, v, positions, length) for key, v in value.items()}
+    if not torch.is_tensor(value):
+        if type(value).__name__ == "BlockMask":
+            raise BadInput("this model was loaded with flex attention, whose block masks cannot follow pruned "
+                           "tokens; load it with attn_implementation='sdpa' or 'eager'")
+        return value
+    axes = [d for d in range(1 if value.dim() > 1 else 0, value.dim()) if value.shape[d] == length]
+    for axis in axes if name == "attention_mask" else axes[:1]:
+        value = value.index_select(axis, positions.to(value.device))
+    return value
+
+
+def logits_of(model, hidden):
+    """The LM head over final-normed hidden states, with the logit soft-capping of the families that have it
+    (Gemma): what the stock forward returns."""
+    logits = model.get_output_embeddings()(hidden)
+    cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
+def _hidden_of(args, kwargs):
+    return args[0] if args else kwargs["hidden_states"]
+
+
+def _with_hidden(args, kwargs, hidden):
+    if args:
+        return (hidden, *args[1:]), kwargs
+    return args, {**kwargs, "hidden_states": hidden}
+
+
+class _Hooks:
+    """Hooks around every decoder layer, removed on exit whatever happens; they run before any other hook on
+    the layer, so others see the sequence the layer really gets."""
+
+    def __init__(self, layers, enter=None, leave=None):
+        self.handles = []
+        for i, layer in enumerate(layers):
+            if enter:
+                self.handles.append(layer.register_forward_pre_hook(enter(i), with_kwargs=True, prepend=True))
+            if leave:
+                self.handles.append(layer.register_forward_hook(leave(i), with_kwargs=True, prepend=True))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self.handles:
+            handle.remove()
 
 
 def prefill(model, encoded, method, settings, the_plan, record, capture=None):
-    """The decoder over the prompt, pruning at the planned stages. Returns (last hidden, cache).
-    capture (a dict) receives the visual rows and the last token entering every layer (unpruned run)."""
+    """The decoder over the prompt, run by the stock decoder itself (its own masks, rotary inputs, layer types,
+    per-layer inputs and cache), pruning at the planned stages from hooks around its layers: before a stage's
+    layer the method scores the alive visual tokens and the hidden states lose the pruned rows; every layer
+    from then on gets each argument the decoder built for the whole sequence restricted to the kept rows
+    (restrict), so kept tokens keep their original positions. Returns (the final-normed hidden states, cache).
+    capture (a dict) receives the visual rows entering every layer and the view a method had at layer K."""
     lm = encoded.family.text_model(model)
-    text_config = model.config.get_text_config()
-    index = TokenIndex(encoded.inputs_embeds.shape[1], encoded.groups)
-    hidden, position_ids = encoded.inputs_embeds, encoded.position_ids
-    cos, sin = lm.rotary_emb(hidden, position_ids)
-    cache = DynamicCache(config=text_config)
+    length = encoded.inputs_embeds.shape[1]
+    index = TokenIndex(length, encoded.groups)
     stage_at = dict(the_plan.stages) if METHODS[method].prunes else {}
-    z_ref, before, mask = None, None, causal_mask(text_config, hidden, cache, 0)
-    for i, layer in enumerate(lm.layers):
-        interrupt.check("prefill", i)  # the visitor may have left (explorer/core/interrupt.py)
-        if capture is not None:
-            capture["visual"].append(hidden[0, torch.cat(index.group_rows()).to(hidden.device)])
-            if i == the_plan.prune_layer - 1:
-                capture["before_k"] = hidden
-            if i == the_plan.prune_layer:
-                capture.update(hidden_at_k=hidden, cos=cos, sin=sin)
-        if i == the_plan.ref_layer:
-            z_ref = [hidden[0, rows.to(hidden.device)] for rows in index.group_rows()]
-        if i in stage_at:
-            start = clock(hidden.device)
-            keys_before = cache.layers[i - 1].keys if i > 0 else None
-            view = LayerView(model, encoded.family, i, hidden, cos, sin, keys_before, before)
-            rows, merged = prune_stage(view, stage_at[i], method, settings, index, z_ref, encoded, record)
-            hidden, cos, sin = (t[:, rows.to(t.device)] for t in (hidden, cos, sin))
-            for row, vector in merged:  # a merged token takes its centre's slot and position id
-                hidden[0, row] = vector.to(hidden.device, hidden.dtype)
-            position_ids = position_ids[..., rows.to(position_ids.device)]
-            if the_plan.early_kv == "prune":
-                trim_early_cache(cache, i, rows)
-            mask = causal_mask(text_config, hidden, cache, i)
-            record.timings_ms["scoring"] += (clock(hidden.device) - start) * 1e3
-        record.tokens_per_layer.append(hidden.shape[1])
-        record.visual_per_layer.append(index.visual_count())
-        before = hidden  # the sequence entering this layer, for the next stage's attention scores
-        hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos, sin), past_key_values=cache,
-                       use_cache=True)
-        hidden = inject(hidden, encoded.injections, i, index)
-    if capture is not None:
-        capture["visual"].append(hidden[0, torch.cat(index.group_rows()).to(hidden.device)])
+    readable = set(encoded.attention_layers)
+    state = {"z_ref": None, "pruned": False, "before": None}
+    last_layer = len(lm.layers) - 1
+
+    def visual_rows(hidden):
+        return hidden[0, torch.cat(index.group_rows()).to(hidden.device)]
+
+    def enter(i):
+        def hook(module, args, kwargs):
+            interrupt.check("prefill", i)  # the visitor may have left (explorer/core/interrupt.py)
+            hidden, cache = _hidden_of(args, kwargs), kwargs.get("past_key_values")
+            kept = index.positions if state["pruned"] else None
+            rope = restrict("position_embeddings", kwargs.get("position_embeddings"), kept, length)
+            before = state["before"]
+            if before is not None and before.keys is None:  # the scoring layer has run: its keys are cached
+                before.keys = cache.layers[before.layer].keys
+            if i in stage_at or (capture is not None and i == the_plan.prune_layer):
+                view = LayerView(model, encoded.family, i, hidden, rope, index.positions.clone(), before)
+            if i in stage_at:
+                start = clock(hidden.device)
+                rows, merged = prune_stage(view, stage_at[i], method, settings, index, state["z_ref"], encoded,
+                                           record)
+                hidden = hidden[:, rows.to(hidden.device)]
+                for row, vector in merged:  # a merged token takes its centre's slot and position id
+                    hidden[0, row] = vector.to(hidden.device, hidden.dtype)
+                if the_plan.early_kv == "prune":
+                    trim_early_cache(cache, i, rows)
+                    if before is not None:  # its cached keys lost the same rows
+                        before.hidden = before.hidden[:, torch.searchsorted(before.positions, index.positions)
+                                                      .to(before.hidden.device)]
+                        before.keys, before.positions = cache.layers[before.layer].keys, index.positions.clone()
+                state["pruned"] = True
+                record.timings_ms["scoring"] += (clock(hidden.device) - start) * 1e3
+            kept = index.positions if state["pruned"] else None
+            kwargs = {name: value if name == "past_key_values" else restrict(name, value, kept, length)
+                      for name, value in kwargs.items() if name != "hidden_states"}
+            if i in readable and (stage_at or capture is not None):
+                state["before"] = Before(i, hidden, kwargs.get("position_embeddings"), None,
+                                         index.positions.clone())
+            if capture is not None:
+                capture["visual"].append(visual_rows(hidden))
+                if i == the_plan.prune_layer:
+                    capture["view"] = view
+            if i == the_plan.ref_layer:
+                state["z_ref"] = [hidden[0, rows.to(hidden.device)] for rows in index.group_rows()]
+            record.tokens_per_layer.append(hidden.shape[1])
+            record.visual_per_layer.append(index.visual_count())
+            return _with_hidden(args, kwargs, hidden)
+        return hook
+
+    def leave(i):
+        def hook(module, args, kwargs, output):
+            hidden = output[0] if isinstance(output, tuple) else output
+            hidden = inject(hidden, encoded.injections, i, index)
+            if capture is not None and i == last_layer:
+                capture["visual"].append(visual_rows(hidden))
+            return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+        return hook
+
+    with _Hooks(lm.layers, enter, leave):
+        out = lm(inputs_embeds=encoded.inputs_embeds, use_cache=True, **encoded.arguments)
     record.kept_indices = index.kept_indices()
     record.merged = {str(n): a for n, a in sorted(index.absorbed.items())}
-    return hidden, cache
+    return out.last_hidden_state, out.past_key_values
+
+
+def fit_mask(mask, kv_length):
+    """A 4-D mask built for one layer's cache length fitted to another's: causal masks of queries at the end of
+    the keys are the same for the last keys, so a longer one keeps its last columns and a shorter one gains
+    visible columns on the left. Layers hold different lengths once a stage pruned the layers from K on but
+    kept the early ones' cache (early_kv="keep")."""
+    have = mask.shape[-1]
+    if have == kv_length:
+        return mask
+    if have > kv_length:
+        return mask[..., have - kv_length:]
+    visible = (torch.ones if mask.dtype == torch.bool else torch.zeros)((), dtype=mask.dtype, device=mask.device)
+    pad = visible.expand(*mask.shape[:-1], kv_length - have)
+    return torch.cat([pad, mask], dim=-1)
+
+
+def extend(model, encoded, cache, ids, start_position):
+    """Text tokens through the stock decoder on top of a (pruned) cache, at positions start_position.. (every
+    row of multimodal position ids alike, as the stock model numbers text); returns the last token's logits
+    (float32). Decoding feeds one token at a time this way; a follow-up question its whole turn."""
+    lm = encoded.family.text_model(model)
+    shape = (*encoded.position_ids.shape[:-1], len(ids))
+    position = torch.arange(start_position, start_position + len(ids), device=encoded.position_ids.device)
+
+    def enter(i):
+        def hook(module, args, kwargs):
+            interrupt.check("decoding step" if len(ids) == 1 else "follow-up's prefill", i)
+            mask, layer = kwargs.get("attention_mask"), cache.layers[i] if i < len(cache.layers) else None
+            if torch.is_tensor(mask) and mask.dim() == 4 and hasattr(layer, "get_mask_sizes"):
+                kwargs["attention_mask"] = fit_mask(mask, layer.get_mask_sizes(len(ids))[0])
+            return args, kwargs
+        return hook
+
+    with _Hooks(lm.layers, enter):
+        out = lm(input_ids=torch.tensor([ids], device=device_of(lm)), position_ids=position.expand(shape),
+                 past_key_values=cache, use_cache=True)
+    return logits_of(model, out.last_hidden_state[:, -1:])[0, -1].float()
 
 
 def decode(model, encoded, cache, first_logits, stop_ids, max_new_tokens, keep_logits=False, start_position=None):
     """Greedy decoding from the (pruned) cache; positions continue after the original sequence (or from
     start_position). Returns (token ids, the logits of every step as float32 CPU tensors when keep_logits, else
     [], the position id the next token would take)."""
-    lm = encoded.family.text_model(model)
-    text_config = model.config.get_text_config()
-    embed_device = device_of(lm.embed_tokens)
     step_logits = [first_logits.cpu()] if keep_logits else []
     tokens = [int(first_logits.argmax())]
     next_position = int(encoded.position_ids.max()) + 1 if start_position is None else start_position
-    position_shape = (*encoded.position_ids.shape[:-1], 1)
     while tokens[-1] not in stop_ids and len(tokens) < max_new_tokens:
-        hidden = lm.embed_tokens(torch.tensor([[tokens[-1]]], device=embed_device))
-        position = torch.full(position_shape, next_position, device=encoded.position_ids.device)
+        logits = extend(model, encoded, cache, [tokens[-1]], next_position)
         next_position += 1
-        cos, sin = lm.rotary_emb(hidden, position)
-        for i, layer in enumerate(lm.layers):
-            interrupt.check("decoding step", i)
-            hidden = layer(hidden, attention_mask=causal_mask(text_config, hidden, cache, i),
-                           position_embeddings=(cos, sin), past_key_values=cache, use_cache=True)
-        logits = model.lm_head(lm.norm(hidden))[0, -1].float()
         tokens.append(int(logits.argmax()))
         if keep_logits:
             step_logits.append(logits.cpu())
     return tokens, step_logits, next_position
-
-
-def extend(model, encoded, cache, ids, start_position):
-    """Prefill text tokens on top of a (pruned) cache, at positions start_position.. (every row of multimodal
-    position ids alike, as the stock model numbers text); returns the last token's logits (float32). A
-    follow-up question continues a conversation this way."""
-    lm = encoded.family.text_model(model)
-    text_config = model.config.get_text_config()
-    hidden = lm.embed_tokens(torch.tensor([ids], device=device_of(lm.embed_tokens)))
-    shape = (*encoded.position_ids.shape[:-1], len(ids))
-    position = torch.arange(start_position, start_position + len(ids), device=encoded.position_ids.device).expand(shape)
-    cos, sin = lm.rotary_emb(hidden, position)
-    for i, layer in enumerate(lm.layers):
-        interrupt.check("follow-up's prefill", i)
-        hidden = layer(hidden, attention_mask=causal_mask(text_config, hidden, cache, i),
-                       position_embeddings=(cos, sin), past_key_values=cache, use_cache=True)
-    return model.lm_head(lm.norm(hidden[:, -1:]))[0, -1].float()
 
 
 @dataclass
@@ -359,6 +488,26 @@ class Continuation:
     cache: object
     ids: list
     next_position: int
+
+
+def decoder_notes(encoded, method, the_plan, num_layers):
+    """What a decoder with layers other than full attention changes about a pruned run: which layer an attention
+    score read, and where pruning saves no cache."""
+    spec, notes = METHODS[method], []
+    if not spec.prunes:
+        return notes
+    for n, (layer, _) in enumerate(the_plan.stages):
+        scorer = method if n == 0 else (spec.later or method)
+        j = scoring_layer(encoded, layer)
+        if "attention" in METHODS[scorer].needs and j is not None and j != layer - 1:
+            notes.append(f"{scorer} read layer {j}'s attention row for the stage at layer {layer}: the nearest "
+                         "full-attention layer before it")
+    others = [i for i in range(num_layers) if i not in encoded.attention_layers]
+    if others:
+        notes.append(f"layers {', '.join(map(str, others))} are not full-attention layers (linear attention, "
+                     "convolution or a sliding window): pruning shortens the sequence they process, but they keep a "
+                     "fixed-size state or window, so it frees no per-token cache there")
+    return notes
 
 
 def new_record(model, encoded, method, settings, the_plan, question):
@@ -388,7 +537,8 @@ def finish_record(record, model, processor, cache, tokens, prefill_ms, decode_ms
     record.answer = processor.tokenizer.decode(tokens, skip_special_tokens=True).strip()
     record.kv_cache_bytes = cache_bytes(cache)
     record.budget["average_kept"] = sum(record.visual_per_layer) / record.num_layers
-    d, m = text_config.hidden_size, text_config.intermediate_size
+    d = text_config.hidden_size
+    m = getattr(text_config, "intermediate_size", None) or 4 * d  # MoE configs may name only their experts' width
     record.flops = {"prefill": sum(layer_flops(n, d, m) for n in record.tokens_per_layer),
                     "formula": "per decoder layer with n tokens: 4 n d^2 + 2 n^2 d + 2 n d m (FastV convention, "
                                f"multiply-accumulates; d = {d}, m = {m})"}
@@ -409,7 +559,8 @@ def peak_memory(device, record, model):
         return torch.cuda.max_memory_allocated(device), "peak allocated on the device (torch.cuda)"
     text_config = model.config.get_text_config()
     element = torch.finfo(next(model.parameters()).dtype).bits // 8
-    activation = 3 * max(record.tokens_per_layer) * text_config.intermediate_size * element
+    width = getattr(text_config, "intermediate_size", None) or 4 * text_config.hidden_size
+    activation = 3 * max(record.tokens_per_layer) * width * element
     return record.kv_cache_bytes + activation, "estimate: KV cache + the largest MLP activation (3 n m)"
 
 
@@ -426,6 +577,7 @@ def run(model, processor, encoded, method, settings=None, capture=False, questio
     lm = encoded.family.text_model(model)
     the_plan = method_plan(encoded, settings, len(lm.layers), method)
     record = new_record(model, encoded, method, settings, the_plan, question)
+    record.notes += decoder_notes(encoded, method, the_plan, len(lm.layers))
     device = device_of(lm)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -433,12 +585,10 @@ def run(model, processor, encoded, method, settings=None, capture=False, questio
     with torch.inference_mode():
         start = clock(device)
         hidden, cache = prefill(model, encoded, method, settings, the_plan, record, captured)
-        first_logits = model.lm_head(lm.norm(hidden[:, -1:]))[0, -1].float()
+        first_logits = logits_of(model, hidden[:, -1:])[0, -1].float()
         prefill_ms = (clock(device) - start) * 1e3
         record.kv_cache_bytes_prefill = cache_bytes(cache)
         record.notes += the_plan.notes
-        if captured is not None:  # keys as they were after the prefill; decoding appends to the cache
-            captured["keys"] = [layer.keys for layer in cache.layers]
         start = clock(device)
         tokens, step_logits, next_position = decode(model, encoded, cache, first_logits, eos_ids(model, processor),
                                                     settings.max_new_tokens, keep_logits)

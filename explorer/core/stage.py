@@ -5,6 +5,7 @@ needs rule).
 """
 
 import itertools
+from dataclasses import dataclass
 
 import torch
 
@@ -22,6 +23,14 @@ def lowest_layer(method):
     return 1 if {"attention", "reference"} & set(METHODS[method].needs) else 0
 
 
+def scoring_layer(encoded, k):
+    """The layer whose attention row an attention score reads for pruning at k: K - 1, or on a hybrid decoder
+    (linear-attention, convolution or sliding-window layers beside full attention) the nearest full-attention
+    layer before k; None where there is none."""
+    readable = [j for j in encoded.attention_layers if j < k]
+    return readable[-1] if readable else None
+
+
 def unmet_need(method, encoded, k):
     """Why `method` cannot score at layer k of this input (a sentence for the user), or None."""
     spec = METHODS[method]
@@ -31,6 +40,11 @@ def unmet_need(method, encoded, k):
                 "rearranged before the decoder); choose another method")
     if k < lowest_layer(method):
         return f"{method} looks inside the decoder and needs a layer before the pruning layer (K >= 1)"
+    if "attention" in spec.needs and scoring_layer(encoded, k) is None:
+        return (f"{method} reads a full-attention layer's attention row, and this decoder has none before layer "
+                f"{k} (its layers before it are linear-attention, convolution or sliding-window layers, which "
+                f"have no such row over every token); choose a pruning layer after layer "
+                f"{encoded.attention_layers[0] if encoded.attention_layers else '(none)'}, or another method")
     return None
 
 
@@ -40,8 +54,14 @@ def method_plan(encoded, settings, num_layers, method):
     if spec.prunes and "vision" in spec.needs and not encoded.vision_scores:
         raise BadInput(unmet_need(method, encoded, 0))
     lowest = lowest_layer(method) if spec.prunes else 0
-    return plan(encoded.groups, settings, num_layers, encoded.family, encoded.kind, first_layer_min=lowest,
-                official=spec.official)
+    the_plan = plan(encoded.groups, settings, num_layers, encoded.family, encoded.kind, first_layer_min=lowest,
+                    official=spec.official)
+    if spec.prunes:
+        for layer, _ in the_plan.stages:
+            why = unmet_need(method if layer == the_plan.prune_layer else (spec.later or method), encoded, layer)
+            if why:
+                raise BadInput(why)
+    return the_plan
 
 
 # ------------------------------------------------------------------------------------------ rows and views
@@ -110,17 +130,29 @@ class TokenIndex:
         return rows
 
 
+@dataclass
+class Before:
+    """The scoring layer j a method's attention row is read at (K - 1, or the nearest full-attention layer before
+    it on hybrid decoders): the sequence entering it, its rotary inputs, its cached keys after it ran and the
+    original positions of its rows (a stage between j and K may have removed some since)."""
+
+    layer: int
+    hidden: torch.Tensor  # [1, S_j, D]
+    rope: tuple
+    keys: torch.Tensor  # [1, kv_heads, S_j, head_dim]
+    positions: torch.Tensor  # [S_j] original positions, on the CPU
+
+
 class LayerView:
     """What a method may ask about the sequence entering pruning layer k, each computed only when asked and
-    once: the last prompt token's attention row at layer k-1 (from the cached keys) and at layer k itself
-    (keys recomputed from the states entering k), SparseVLM's raters' rows at k-1, and DART's inputs. Rows are
-    current rows of `hidden`; hidden_before is the sequence entering layer k-1 (the same rows)."""
+    once: the last prompt token's attention row at the scoring layer before k (from its cached keys) and at
+    layer k itself (keys recomputed from the states entering k), SparseVLM's raters' rows there, and DART's
+    inputs. Rows are current rows of `hidden` (original positions `positions`); rope: layer k's rotary inputs
+    for those rows; before: a Before, or None when no layer before k can be read."""
 
-    def __init__(self, model, family, k, hidden, cos, sin, keys_before, hidden_before):
+    def __init__(self, model, family, k, hidden, rope, positions, before):
         self.model, self.family, self.k = model, family, k
-        self.hidden, self.cos, self.sin, self.keys_before = hidden, cos, sin, keys_before
-        self.hidden_before = hidden_before
-        self.last_before = hidden_before[:, -1:] if hidden_before is not None else None
+        self.hidden, self.rope, self.positions, self.before = hidden, rope, positions, before
         self.rows = {}
 
     def _cached(self, name, compute):
@@ -128,32 +160,41 @@ class LayerView:
             self.rows[name] = compute()
         return self.rows[name]
 
+    def _before_rows(self, rows):
+        """The scoring layer's rows of these current rows."""
+        return torch.searchsorted(self.before.positions, self.positions[rows.cpu()])
+
     def attention_before(self, rows):
+        b = self.before
         row = self._cached("before", lambda: attention.last_token_row(
-            self.family.layer_parts(self.model, self.k - 1), self.last_before, self.cos[:, -1:], self.sin[:, -1:],
-            self.keys_before))
-        return row[rows.to(row.device)]
+            self.family.layer_parts(self.model, b.layer), b.hidden[:, -1:],
+            attention.on(b.rope, b.hidden.device, torch.tensor([b.hidden.shape[1] - 1], device="cpu")), b.keys))
+        return row[self._before_rows(rows).to(row.device)]
 
     def attention_at(self, rows):
         row = self._cached("at", lambda: attention.row_entering(
-            self.family.layer_parts(self.model, self.k), self.hidden, self.cos, self.sin))
+            self.family.layer_parts(self.model, self.k), self.hidden, self.rope))
         return row[rows.to(row.device)]
 
-    def rater_attention(self, rows, rater_rows):
-        """SparseVLM's score: the rater tokens' head-mean attention at layer k-1 (causal), averaged over them."""
+    def rater_attention(self, rows, rater_positions):
+        """SparseVLM's score: the rater tokens' head-mean attention at the scoring layer (causal), averaged over
+        them."""
+        b = self.before
+        rater_rows = torch.searchsorted(b.positions, rater_positions.cpu())
         key = ("raters", tuple(rater_rows.tolist()))
         matrix = self._cached(key, lambda: attention.rows_attention(
-            self.family.layer_parts(self.model, self.k - 1), self.hidden_before, self.cos, self.sin,
-            self.keys_before, rater_rows).mean(dim=0))
-        return matrix[rows.to(matrix.device)]
+            self.family.layer_parts(self.model, b.layer), b.hidden, b.rope, b.keys, rater_rows).mean(dim=0))
+        return matrix[self._before_rows(rows).to(matrix.device)]
 
     def duplication(self, rows, text_rows):
-        """DART's inputs: final-normed states entering k and L1 key norms at k-1, visual rows and text after."""
+        """DART's inputs: final-normed states entering k and L1 key norms at the scoring layer, visual rows and
+        text after."""
         norm = self.family.text_model(self.model).norm
         normed = self._cached("normed", lambda: norm(self.hidden[0].to(norm.weight.device)))
-        norms = self._cached("key_norms", lambda: attention.key_l1_norms(self.keys_before))
+        norms = self._cached("key_norms", lambda: attention.key_l1_norms(self.before.keys))
         pick = lambda x, r: x[r.to(x.device)]  # noqa: E731
-        return pick(normed, rows), pick(norms, rows), pick(normed, text_rows), pick(norms, text_rows)
+        return (pick(normed, rows), pick(norms, self._before_rows(rows)), pick(normed, text_rows),
+                pick(norms, self._before_rows(text_rows)))
 
 
 def raters(encoded, group_index):
@@ -188,7 +229,7 @@ def stage_inputs(group_index, stage_index, k, index, z_ref, view, encoded, setti
         z_cur=view.hidden[0, rows.to(view.hidden.device)],
         attention=lambda: view.attention_before(rows), attention_at_k=lambda: view.attention_at(rows),
         duplication=lambda: view.duplication(rows, text_rows),
-        raters=lambda: view.rater_attention(rows, index.rows(encoded.raters[group_index])),
+        raters=lambda: view.rater_attention(rows, encoded.raters[group_index]),
         official=settings.schedule == "official", positions=group.positions.cpu()[alive],
         text_positions=index.positions[text_rows],
         vision_scores=pick(encoded.vision_scores), vision_keys=pick(encoded.vision_keys),

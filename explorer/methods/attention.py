@@ -26,32 +26,45 @@ def softmax_row(query, keys, scaling):
     return logits.softmax(dim=-1)[0, :, 0].mean(dim=0)
 
 
-def last_token_row(parts, last_hidden, cos_last, sin_last, keys):
+def on(rope, device, rows=None):
+    """A layer's rotary inputs (the tuple its decoder passes it: (cos, sin), or one tensor of complex
+    frequencies) on `device`, restricted to sequence rows (axis 1 of [B, S, ...]) where given."""
+    rope = rope if isinstance(rope, tuple) else (rope,)
+    return tuple((t if rows is None else t[:, rows.to(t.device)]).to(device) for t in rope)
+
+
+def rotate(parts, x, rope):
+    """x [1, heads, n, hd] rotated by the layer's own rotary function (its keys or queries alike)."""
+    rotated, _ = parts.rotate(x, x, *rope)
+    return rotated
+
+
+def last_token_row(parts, last_hidden, rope_last, keys):
     """Head-mean softmax attention of the last token over all tokens at a layer that has run: [n] float32.
 
-    q is recomputed for the one last token from the layer's input norm, q projection and rotary function; the
-    keys are the layer's rotated keys as they sit in the KV cache ([1, kv_heads, n, head_dim]). This is the
-    row FastV and CLSE read at layer K - 1 (eager attention's last row, within 1e-6: tested)."""
+    q is recomputed for the one last token from the layer's input norm, q projection and rotary function
+    (rope_last: the layer's rotary inputs for that token); the keys are the layer's rotated keys as they sit in
+    the KV cache ([1, kv_heads, n, head_dim]). This is the row FastV and CLSE read at layer K - 1 (eager
+    attention's last row, within 1e-6: tested)."""
     device = parts.q_proj.weight.device  # a device map may put the layers on several devices
     last_hidden = last_hidden.to(device)
     q = heads(parts.q_proj, parts.input_norm(last_hidden), parts.head_dim, parts.q_norm)  # [1, H, 1, hd]
-    q, _ = parts.rotate(q, q, cos_last.to(device), sin_last.to(device))
-    return softmax_row(q, keys, parts.scaling)
+    return softmax_row(rotate(parts, q, on(rope_last, device)), keys, parts.scaling)
 
 
-def row_entering(parts, hidden, cos, sin):
+def row_entering(parts, hidden, rope):
     """Head-mean softmax attention of the LAST token over all tokens at a layer, from the hidden states ENTERING
     it ([1, S, D], before the layer runs): [S] float32. PyramidDrop's score: layer K's own input norm, q / k
     projections and rotary function, keys for every token (n x d projections, no n x n matrix), q for the last
     token, softmax over the whole sequence with the layer's scale, averaged over heads."""
     device = parts.q_proj.weight.device
-    hidden, cos, sin = hidden.to(device), cos.to(device), sin.to(device)
+    hidden = hidden.to(device)
     normed = parts.input_norm(hidden)
     keys = heads(parts.k_proj, normed, parts.head_dim, parts.k_norm)  # [1, kv, S, hd]
     query = heads(parts.q_proj, normed[:, -1:], parts.head_dim, parts.q_norm)  # [1, H, 1, hd]
-    _, keys = parts.rotate(keys, keys, cos, sin)
-    query, _ = parts.rotate(query, query, cos[..., -1:, :], sin[..., -1:, :])
-    return softmax_row(query, keys, parts.scaling)
+    last = torch.tensor([hidden.shape[1] - 1], device="cpu")
+    return softmax_row(rotate(parts, query, on(rope, device, last)), rotate(parts, keys, on(rope, device)),
+                       parts.scaling)
 
 
 def cls_row(attn_module, hidden_states, cls_index=0):
@@ -76,16 +89,16 @@ def key_l1_norms(keys):
     return keys.detach().to("cpu", torch.float64).abs().sum(dim=(0, 1, 3))
 
 
-def rows_attention(parts, hidden, cos, sin, keys, query_rows):
+def rows_attention(parts, hidden, rope, keys, query_rows):
     """Head-mean softmax attention of several query rows at a layer that has run, over its cached keys, causal
-    (row r sees keys 0..r): [len(query_rows), n] float32. hidden [1, S, D] entering the layer, cos / sin of its
+    (row r sees keys 0..r): [len(query_rows), n] float32. hidden [1, S, D] entering the layer, rope: its rotary inputs for those
     positions, keys [1, kv_heads, S, hd] as cached (the same rows). SparseVLM's raters read this: a few rows,
     never the S x S matrix."""
     device = parts.q_proj.weight.device
+    q = heads(parts.q_proj, parts.input_norm(hidden.to(device)[:, query_rows.to(device)]), parts.head_dim,
+              parts.q_norm)  # [1, H, m, hd]
+    q = rotate(parts, q, on(rope, device, query_rows))
     query_rows = query_rows.to(device)
-    states = hidden.to(device)[:, query_rows]
-    q = heads(parts.q_proj, parts.input_norm(states), parts.head_dim, parts.q_norm)  # [1, H, m, hd]
-    q, _ = parts.rotate(q, q, cos.to(device)[:, query_rows], sin.to(device)[:, query_rows])
     keys = keys.to(device).repeat_interleave(q.shape[1] // keys.shape[1], dim=1)
     logits = (q.float() @ keys.float().transpose(-1, -2)) * parts.scaling  # [1, H, m, n]
     future = torch.arange(keys.shape[2], device=device)[None, :] > query_rows[:, None]
