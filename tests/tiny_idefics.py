@@ -14,7 +14,10 @@ that answers are longer than one token). A 90 x 70 RGB image gives:
 * smolvlm: 2 x 2 tiles + the global image, 16 <image> per tile (112 px tile, patch 7, pixel shuffle 4): 80;
   a 4-frame video: 4 x 16;
 * idefics3: 2 x 2 tiles + the global image, 16 <image> per tile (56 px tile, patch 7, pixel shuffle 2): 80;
-* llama4: 2 x 2 tiles + the global tile, 16 <|patch|> per tile (56 px tile, patch 7, pixel shuffle 0.5): 80.
+* llama4: 2 x 2 tiles + the global tile, 16 <|patch|> per tile (56 px tile, patch 7, pixel shuffle 0.5): 80;
+  Maverick-like decoder (MoE on layers 1 and 3, no QK norm; tiny_llama4(qk_norm=True, moe_step=1) is Scout-like),
+  chunked attention in chunks of 64 tokens on the RoPE layers 0-2, NoPE full attention on layer 3, and float32
+  pixel values (the hub image processor's are bfloat16; see tiny_llama4).
 """
 
 import torch
