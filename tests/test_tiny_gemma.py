@@ -103,6 +103,9 @@ def test_one_contiguous_run_per_image(built, arch):
     ids = inputs["input_ids"][0]
     where = (ids == image_token_id(model)).nonzero().flatten()
     assert len(where) == IMAGE_TOKENS[arch]
+    assert processor.image_token_ids == [image_token_id(model)]
+    if arch == "gemma3":  # the processor's image_token(_id) is the placeholder the template writes: <start_of_image>
+        assert processor.image_token_id == processor.tokenizer.boi_token_id != image_token_id(model)
     assert where[-1] - where[0] + 1 == len(where)
     if arch == "gemma4":  # the grid, read from image_position_ids (x, y per patch; -1 = padding)
         positions = inputs["image_position_ids"][0]
