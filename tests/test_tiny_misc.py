@@ -131,5 +131,30 @@ def test_video(built, arch):
     ids = inputs["input_ids"][0]
     assert processor.tokenizer.unk_token_id not in ids.tolist()
     assert 16 <= int((ids == getattr(model.config, VIDEO_ID[arch])).sum()) <= 100
+    pixels = inputs["pixel_values_videos"]
+    assert pixels.is_floating_point() and pixels.abs().max() <= 3  # rescaled and normalised, not raw bytes
     first, second = answer(model, inputs), answer(model, video_inputs(processor, 1))
     assert len(first) == 6 and first != second
+
+
+def test_molmo2_image_block_is_bidirectional(built):
+    """The decoder gets a 4-D boolean mask in which the whole image run (patches, row breaks, starts, ends: the
+    processor's mm_token_type_ids == 1) attends both ways, the text causally; without mm_token_type_ids the
+    model silently falls back to a causal mask."""
+    model, processor, _ = built["molmo2"]
+    inputs = image_inputs(processor, 0)
+    seen = {}
+    hook = model.get_decoder().register_forward_pre_hook(lambda _, args, kwargs: seen.update(kwargs),
+                                                         with_kwargs=True)
+    try:
+        with torch.no_grad():
+            model(**inputs)
+            mask = seen["attention_mask"]
+            model(**{k: v for k, v in inputs.items() if k != "mm_token_type_ids"})
+    finally:
+        hook.remove()
+    image = (inputs["mm_token_type_ids"][0] == 1).nonzero().flatten()
+    first, last = int(image[0]), int(image[-1])
+    assert mask.dim() == 4 and mask.dtype == torch.bool
+    assert bool(mask[0, 0, first, last]) and not bool(mask[0, 0, last, last + 1])
+    assert seen["attention_mask"] is None

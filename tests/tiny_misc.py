@@ -104,7 +104,11 @@ def molmo2_processor(tokenizer, crop=84, patch=14, margins=(1, 1), max_crops=4):
     size = {"height": crop, "width": crop}
     image_processor = Molmo2ImageProcessor(size=size, patch_size=patch, pooling_size=[2, 2],
                                            overlap_margins=list(margins), max_crops=max_crops)
-    video_processor = Molmo2VideoProcessor(size=size, patch_size=patch, pooling_size=[3, 3], do_sample_frames=False)
+    # Molmo2VideoProcessor's class defaults leave do_rescale / do_normalize unset (None): frames would reach the
+    # ViT as raw 0 .. 255 bytes (uint8 pixel_values_videos). A checkpoint's video_preprocessor_config.json has to
+    # set them; set here.
+    video_processor = Molmo2VideoProcessor(size=size, patch_size=patch, pooling_size=[3, 3], do_sample_frames=False,
+                                           do_rescale=True, do_normalize=True, do_convert_rgb=True)
     return Molmo2Processor(image_processor=image_processor, video_processor=video_processor, tokenizer=tokenizer,
                            chat_template=MOLMO2_CHAT_TEMPLATE)
 
