@@ -38,8 +38,9 @@ def _tokenizer(specials, words, named, eos, pad, bos=None, unk="<unk>"):
 
 
 def _zero_eos(model, tokenizer):
-    """Answers longer than one token: the end-of-turn token can never win the argmax (its logit is 0 while the
-    random model's other logits are spread around 0; ties aside, generation runs to max_new_tokens)."""
+    """Answers longer than one token: the end-of-turn token's logit is pinned at 0 while the random model's other
+    logits spread around 0, so it (almost) never wins the argmax and greedy answers run to max_new_tokens. Where
+    lm_head is tied to the word embeddings (lfm2_vl), the token's input embedding is zeroed with it."""
     with torch.no_grad():
         model.lm_head.weight[tokenizer.eos_token_id] = 0.0
     return model
