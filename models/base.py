@@ -7,6 +7,7 @@ FAMILIES against it (the names, their signatures, and on a tiny model of each fa
 Nothing here imports explorer/: models/ is a leaf package.
 """
 
+import inspect
 import math
 import sys
 from dataclasses import dataclass
@@ -174,27 +175,58 @@ def stock_text_model(model):
     return decoder
 
 
-def stock_layer_parts(model, index):
+def stock_layer_parts(model, index, rotate=None):
     """LayerParts of a transformers decoder layer (its attention's q_proj / k_proj / head_dim / scaling, the
     per-head norms under any of their names, the input norm, the attention module's own
-    apply_rotary_pos_emb), or None for a layer without such an attention (linear attention, convolution)."""
+    apply_rotary_pos_emb or the `rotate` given), or None for a layer without such an attention (linear
+    attention, convolution). A q_proj twice as wide as the heads (Qwen3.5, Qwen3-Next: each head's query then
+    its output gate) is read for its queries."""
     layer = stock_text_model(model).layers[index]
     attn = next((a for a in (getattr(layer, n, None) for n in ATTENTION_NAMES)
                  if a is not None and hasattr(a, "q_proj") and hasattr(a, "k_proj")), None)
     norm = _first(layer, INPUT_NORM_NAMES)
-    rotate = getattr(sys.modules[type(attn).__module__], "apply_rotary_pos_emb", None) if attn else None
+    if rotate is None and attn is not None:
+        rotate = pairwise(getattr(sys.modules[type(attn).__module__], "apply_rotary_pos_emb", None))
     if attn is None or norm is None or rotate is None:
         return None
     config = model.config.get_text_config()
     head_dim = getattr(attn, "head_dim", None) or getattr(config, "head_dim", None) or (
         config.hidden_size // config.num_attention_heads)
-    return LayerParts(norm, attn.q_proj, attn.k_proj, head_dim, getattr(attn, "scaling", head_dim ** -0.5), rotate,
+    q_proj = attn.q_proj
+    if getattr(q_proj, "out_features", 0) == 2 * config.num_attention_heads * head_dim:
+        q_proj = gated_query(attn.q_proj, head_dim)
+    return LayerParts(norm, q_proj, attn.k_proj, head_dim, getattr(attn, "scaling", head_dim ** -0.5), rotate,
                       _first(attn, Q_NORM_NAMES), _first(attn, K_NORM_NAMES))
 
 
-def stock_attention_layers(model, length=None):
+def pairwise(rotary):
+    """A module's apply_rotary_pos_emb as (q, k, cos, sin) -> (q, k), also where it rotates one tensor at a
+    time ((x, cos, sin): Gemma 4)."""
+    if rotary is None:
+        return None
+    if list(inspect.signature(rotary).parameters)[:2] == ["q", "k"]:
+        return rotary
+    return lambda q, k, cos, sin: (rotary(q, cos, sin), rotary(k, cos, sin))
+
+
+def gated_query(q_proj, head_dim):
+    """The queries of a projection that writes each head's query and then its output gate."""
+    def project(x):
+        per_head = q_proj(x).view(*x.shape[:-1], -1, 2 * head_dim)
+        return per_head[..., :head_dim].reshape(*x.shape[:-1], -1)
+    project.weight = q_proj.weight  # where the layer lives (attention.py reads its device)
+    return project
+
+
+def stock_final_norm(model):
+    """The decoder's final norm (LFM2 calls it embedding_norm)."""
+    lm = stock_text_model(model)
+    return getattr(lm, "norm", None) or lm.embedding_norm
+
+
+def stock_attention_layers(model, length=None, layer_parts=stock_layer_parts):
     """The decoder layers whose attention row over every token a score can read: full-attention layers with the
-    parts stock_layer_parts finds, and sliding-window or chunked ones whose window covers a `length`-token
+    parts `layer_parts` finds, and sliding-window or chunked ones whose window covers a `length`-token
     prompt. Layer kinds as the model's cache sees them (transformers' get_layer_types_and_kwargs)."""
     config = model.config.get_text_config()
     try:
@@ -212,7 +244,7 @@ def stock_attention_layers(model, length=None):
         kind = kinds[i] if i < len(kinds) else "full_attention"
         fits = kind == "full_attention" or (kind in window and length is not None and window[kind]
                                             and length < window[kind])
-        if fits and stock_layer_parts(model, i) is not None:
+        if fits and layer_parts(model, i) is not None:
             readable.append(i)
     return readable
 
@@ -221,7 +253,10 @@ def visual_token_ids(model):
     """{"image": id, "video": id} of the placeholders the wrapper overwrites with visual features."""
     config = model.config
     ids = {"image": _first(config, IMAGE_TOKEN_NAMES), "video": _first(config, VIDEO_TOKEN_NAMES)}
-    return {kind: int(i) for kind, i in ids.items() if isinstance(i, int) and i >= 0}
+    ids = {kind: int(i) for kind, i in ids.items() if isinstance(i, int) and i >= 0}
+    if ids.get("video") == ids.get("image"):  # one placeholder for both (Molmo2): the tokens are the images'
+        ids.pop("video")
+    return ids
 
 
 def runs(positions):
@@ -241,6 +276,21 @@ def processor_grids(model, inputs, kind):
     vision = getattr(model.config, "vision_config", None)
     merge = getattr(vision, "spatial_merge_size", None) or getattr(vision, "merge_size", None) or 1
     return [(int(t), int(h) // merge, int(w) // merge) for t, h, w in grid.tolist()]
+
+
+def view_grids(inputs, token_runs):
+    """(1, h, w) per run from the processor's per-view patch shapes (spatial_shapes: LFM2-VL's tiles and
+    thumbnail; target_sizes: MiniCPM-V's source view and slices), at the one downsampling factor that makes
+    every view's token count its run's length; None where none does."""
+    for key in ("spatial_shapes", "target_sizes"):
+        shapes = inputs.get(key)
+        if shapes is None or len(shapes) != len(token_runs):
+            continue
+        for factor in (1, 2, 4):
+            grids = [(1, int(h) // factor, int(w) // factor) for h, w in shapes.tolist()]
+            if all(h * w == len(r) for (_, h, w), r in zip(grids, token_runs)):
+                return grids
+    return None
 
 
 def grids_of_runs(token_runs):
@@ -269,27 +319,34 @@ STRIP = "no 2-D grid known: shown as a strip"
 
 
 def stock_visual_groups(model, inputs, kind="image"):
-    """Every image's and video's visual tokens, found from the model's own placeholder ids: grids from the
-    processor's grid_thw where it returns one (the groups take the tokens of each kind in order, whether a
-    video is one run or one run per frame with timestamps between), otherwise from the runs' shapes
-    (grids_of_runs). Separator tokens carry other ids: they are context, never scored, never pruned."""
+    """Every image's and video's visual tokens, found from the model's own placeholder ids. Grids come from the
+    processor where it says: grid_thw (the groups take each kind's tokens in order, whether a video is one run
+    or one run per frame with timestamps between; GLM writes video frames with the image token) or per-view
+    patch shapes (view_grids); otherwise from the runs' shapes (grids_of_runs), and a video's equal square runs
+    are its frames. Separator tokens carry other ids: they are context, never scored, never pruned."""
     ids = inputs["input_ids"][0].cpu()
     groups = []
     for token_kind, token in visual_token_ids(model).items():
         positions = (ids == token).nonzero().flatten()
         if len(positions) == 0:
             continue
-        group_kind = "video" if token_kind == "video" or kind == "video" else "image"
-        grids = processor_grids(model, inputs, token_kind)
-        if grids and sum(t * h * w for t, h, w in grids) == len(positions):
+        video = token_kind == "video" or kind == "video"
+        candidates = [processor_grids(model, inputs, k) for k in ((token_kind, "video") if video else (token_kind,))]
+        grids = next((g for g in candidates if g and sum(t * h * w for t, h, w in g) == len(positions)), None)
+        if grids:
             start = 0
             for t, h, w in grids:
-                groups.append(VisualGroup(group_kind if t > 1 or token_kind == "video" else "image", (t, h, w),
-                                          positions[start:start + t * h * w]))
+                groups.append(VisualGroup("video" if video else "image", (t, h, w), positions[start:start + t * h * w]))
                 start += t * h * w
             continue
-        for grid, rows, name in grids_of_runs(runs(positions)):
-            groups.append(VisualGroup("image", grid, rows, name=name))
+        token_runs = runs(positions)
+        shapes = view_grids(inputs, token_runs)
+        found = ([(g, r, "") for g, r in zip(shapes, token_runs)] if shapes else grids_of_runs(token_runs))
+        if video and len(found) > 1 and len({g for g, _, _ in found}) == 1 and found[0][2] != STRIP:
+            _, h, w = found[0][0]
+            groups.append(VisualGroup("video", (len(found), h, w), torch.cat([r for _, r, _ in found])))
+            continue
+        groups += [VisualGroup("image", grid, rows, name=name) for grid, rows, name in found]
     if not groups:
         raise BadInput("no visual tokens were found in the prompt (no placeholder of the model's image or video "
                        "token ids): this model's processor did not put the image into the decoder's sequence")
@@ -380,6 +437,7 @@ SHARED = {
     "visual_groups": stock_visual_groups,
     "text_model": stock_text_model,
     "layer_parts": stock_layer_parts,
+    "final_norm": stock_final_norm,
     "attention_layers": stock_attention_layers,
     "decoder_positions": identity_positions,
     "vision_attention": nothing,

@@ -144,10 +144,10 @@ def gemma3_model(tokenizer, image_size=96, patch_size=8, tokens_per_image=36, te
     return _finish(_silence_eos(model, config.text_config.eos_token_id))
 
 
-def tiny_gemma3(seed=0):
+def tiny_gemma3(seed=0, **kwargs):
     tokenizer = gemma3_tokenizer()
     processor = gemma3_processor(tokenizer)
-    return gemma3_model(tokenizer, seed=seed), processor
+    return gemma3_model(tokenizer, seed=seed, **kwargs), processor
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -121,7 +121,7 @@ def _mrope_section(rotary_dim):
     return [half - 2 * (half * 5 // 16), half * 5 // 16, half * 5 // 16]
 
 
-def _qwen3_5_config(tokenizer, moe, experts=4):
+def _qwen3_5_config(tokenizer, moe, experts=4, layers=TEXT_LAYERS):
     """Text: width 64, layers linear, linear, linear, full (the real 3:1 pattern); full attention: 4 heads of 32,
     2 KV heads, gated output (q_proj is 2x), rotary on a quarter of the head (partial_rotary_factor 0.25, as the
     real model) = 8 dims = 4 frequencies, interleaved M-RoPE sections [2, 1, 1]; Gated-DeltaNet: 2 key heads and
@@ -129,8 +129,8 @@ def _qwen3_5_config(tokenizer, moe, experts=4):
     from transformers import Qwen3_5Config, Qwen3_5MoeConfig
 
     head_dim, partial = 32, 0.25
-    text = dict(vocab_size=len(tokenizer), hidden_size=TEXT_WIDTH, num_hidden_layers=TEXT_LAYERS,
-                layer_types=["linear_attention"] * (TEXT_LAYERS - 1) + ["full_attention"],
+    text = dict(vocab_size=len(tokenizer), hidden_size=TEXT_WIDTH, num_hidden_layers=layers,
+                layer_types=(["linear_attention"] * 3 + ["full_attention"]) * (layers // 4),
                 num_attention_heads=4, num_key_value_heads=2, head_dim=head_dim, linear_key_head_dim=16,
                 linear_value_head_dim=16, linear_num_key_heads=2, linear_num_value_heads=4,
                 linear_conv_kernel_dim=4, max_position_embeddings=4096, initializer_range=INIT,
@@ -184,20 +184,23 @@ def _livelier_qwen3_5(model, seed):
     return model
 
 
-def tiny_qwen3_5(seed=0):
+def tiny_qwen3_5(seed=0, layers=TEXT_LAYERS):
+    """layers: a multiple of 4, in the real 3:1 pattern (8: the first full-attention layer at 3, the next at 7)."""
     from transformers import Qwen3_5ForConditionalGeneration
 
     tokenizer = qwen3_5_tokenizer()
-    model = _livelier_qwen3_5(_finish(Qwen3_5ForConditionalGeneration, _qwen3_5_config(tokenizer, moe=False),
+    model = _livelier_qwen3_5(_finish(Qwen3_5ForConditionalGeneration, _qwen3_5_config(tokenizer, moe=False,
+                                                                                        layers=layers),
                                       seed, [tokenizer.eos_token_id]), seed)
     return model, qwen3_processor(tokenizer, QWEN3_5_CHAT_TEMPLATE)
 
 
-def tiny_qwen3_5_moe(seed=0):
+def tiny_qwen3_5_moe(seed=0, layers=TEXT_LAYERS):
     from transformers import Qwen3_5MoeForConditionalGeneration
 
     tokenizer = qwen3_5_tokenizer()
-    model = _livelier_qwen3_5(_finish(Qwen3_5MoeForConditionalGeneration, _qwen3_5_config(tokenizer, moe=True),
+    model = _livelier_qwen3_5(_finish(Qwen3_5MoeForConditionalGeneration, _qwen3_5_config(tokenizer, moe=True,
+                                                                                          layers=layers),
                                       seed, [tokenizer.eos_token_id]), seed)
     return model, qwen3_processor(tokenizer, QWEN3_5_CHAT_TEMPLATE)
 

@@ -5,7 +5,7 @@ needs rule).
 """
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -45,12 +45,32 @@ def unmet_need(method, encoded, k):
                 f"{k} (its layers before it are linear-attention, convolution or sliding-window layers, which "
                 f"have no such row over every token); choose a pruning layer after layer "
                 f"{encoded.attention_layers[0] if encoded.attention_layers else '(none)'}, or another method")
+    if "attention_at_k" in spec.needs and k not in encoded.attention_layers:
+        return (f"{method} reads the attention row of the pruning layer {k} itself, which is not a full-attention "
+                f"layer of this decoder (full attention at layers {', '.join(map(str, encoded.attention_layers))})")
     return None
+
+
+def readable_prune_layer(encoded, settings, num_layers):
+    """The single schedule's K when the user set none and the decoder's first full-attention layer is at or
+    after the family's default K (hybrid decoders such as Qwen3.5's three linear-attention layers per full one,
+    or sliding windows shorter than the prompt): just after that layer, for every method alike, so that the
+    attention scores have a row to read. Returns (K or None for the default, a note or None)."""
+    if settings.schedule != "single" or settings.prune_layer is not None or not encoded.attention_layers:
+        return None, None
+    default, first = encoded.family.DEFAULTS[encoded.kind]["prune_layer"], encoded.attention_layers[0]
+    if first < default or first + 1 >= num_layers:
+        return None, None
+    return first + 1, (f"pruning at layer {first + 1} instead of the default {default}: layer {first} is this "
+                       "decoder's first full-attention layer, whose attention row the scores read")
 
 
 def method_plan(encoded, settings, num_layers, method):
     """The plan of one method on this input; BadInput when the method cannot apply to the model."""
     spec = METHODS[method]
+    prune_layer, note = readable_prune_layer(encoded, settings, num_layers)
+    if prune_layer is not None:
+        settings = replace(settings, prune_layer=prune_layer)
     if spec.prunes and "vision" in spec.needs and not encoded.vision_scores:
         raise BadInput(unmet_need(method, encoded, 0))
     lowest = lowest_layer(method) if spec.prunes else 0
@@ -61,6 +81,8 @@ def method_plan(encoded, settings, num_layers, method):
             why = unmet_need(method if layer == the_plan.prune_layer else (spec.later or method), encoded, layer)
             if why:
                 raise BadInput(why)
+    if note:
+        the_plan.notes.append(note)
     return the_plan
 
 
@@ -189,7 +211,7 @@ class LayerView:
     def duplication(self, rows, text_rows):
         """DART's inputs: final-normed states entering k and L1 key norms at the scoring layer, visual rows and
         text after."""
-        norm = self.family.text_model(self.model).norm
+        norm = self.family.final_norm(self.model)
         normed = self._cached("normed", lambda: norm(self.hidden[0].to(norm.weight.device)))
         norms = self._cached("key_norms", lambda: attention.key_l1_norms(self.before.keys))
         pick = lambda x, r: x[r.to(x.device)]  # noqa: E731

@@ -176,7 +176,8 @@ class Method:
     description: str = ""  # one sentence: what it looks at
     color: str = "#7b4173"  # its colour in every figure
     later: str = None  # the method scoring the stages after the first (None: itself)
-    needs: tuple = ()  # "attention" (layer K-1 exists: K >= 1), "reference" (L < K), "vision" (vision scores)
+    needs: tuple = ()  # "attention" (layer K-1 exists: K >= 1), "attention_at_k" (layer K is a full-attention
+    # layer), "reference" (L < K), "vision" (vision scores)
     official: Official = Official(schedules.single(), about="ours: no official code; one stage at the family's K")
     merge: Callable = None  # official mode: keep some pruned tokens as merged ones (see the merges above)
 
@@ -205,7 +206,8 @@ METHODS = {
                     official=Official(schedules.single(2), early_kv="keep", about="one stage at K = 2 (its paper "
                                       "and inference scripts), earlier layers keep their KV cache"),
                     description="FastV: the last prompt token's head-mean attention at layer K-1"),
-    "pyramiddrop": Method(pyramiddrop, group="attention", label="PyramidDrop", color="#d62728", needs=("attention",),
+    "pyramiddrop": Method(pyramiddrop, group="attention", label="PyramidDrop", color="#d62728",
+                          needs=("attention", "attention_at_k"),
                           official=Official(schedules.pyramid, early_kv="keep", about="4 equal stages entering "
                                             "layers 8 / 16 / 24 of 32 (depth-scaled), int(N x lambda^s) kept, lambda "
                                             "solved so that the real average matches the budget"),
