@@ -505,8 +505,9 @@ def decoder_notes(encoded, method, the_plan, num_layers):
     others = [i for i in range(num_layers) if i not in encoded.attention_layers]
     if others:
         notes.append(f"layers {', '.join(map(str, others))} are not full-attention layers (linear attention, "
-                     "convolution, or a sliding window or chunk shorter than the prompt): pruning shortens the sequence they process, but they keep a "
-                     "fixed-size state or window, so it frees no per-token cache there")
+                     "convolution, or a sliding window or chunk shorter than the prompt): pruning shortens the "
+                     "sequence they process, but they keep a fixed-size state or window, so it frees little or no "
+                     "per-token cache there")
     return notes
 
 
