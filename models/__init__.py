@@ -64,13 +64,10 @@ def refusal(model):
 def family_of(model):
     """The family file claiming the model's class, else the generic path; ModelLoadError with the reason where
     the model's visual tokens cannot be pruned in its decoder."""
-    family = claims().get(type(model).__name__)
-    if family is not None:
-        return family
     why = refusal(model)
     if why:
         raise ModelLoadError(why)
-    return generic
+    return claims().get(type(model).__name__, generic)
 
 
 def hub_ids():

@@ -1,8 +1,10 @@
 """What every model family shares, and the contract a family file fulfils.
 
-A family is one module in models/ (llava.py, qwen2_vl.py, ...) listed in models.FAMILIES. The explorer's
-engine calls only what `Family` below names and knows no family; tests/test_contract.py checks every module in
-FAMILIES against it (the names, their signatures, and on a tiny model of each family what they return).
+A family is one module in models/ (llava.py, qwen2_vl.py, ...) listed in models.FAMILIES, saying only what
+differs from the defaults at the end of this file (SHARED; models/__init__.py fills in the rest, and
+models/generic.py is nothing but them). The explorer's engine calls only what `Family` below names and knows no
+family; tests/test_layout.py checks every module in FAMILIES against it (the names and their signatures) and the
+family tests what they return on tiny models.
 
 Nothing here imports explorer/: models/ is a leaf package.
 """
@@ -93,6 +95,7 @@ class Family(Protocol):
     # the paper's staged schedule: {"depth", "layers", "factors"} with a "keep_table" (counts of "tokens"
     # visual tokens) or a "ratio_table" (shares of N)
     PAPER_SCHEDULE: dict
+    INJECTED_ARGUMENTS: tuple  # what the wrapper passes its decoder to add between layers (turned into injections)
 
     def build_inputs(self, processor, images, question, kind="image", prompt="chat", timing=None, history=()):
         """The real processor's tensors for a conversation: the images (or a video's frames) with the first
@@ -109,7 +112,13 @@ class Family(Protocol):
         """The decoder (layers, norm, rotary_emb, embed_tokens)."""
 
     def layer_parts(self, model, index) -> LayerParts:
-        """What a score reads of decoder layer `index` (LayerParts)."""
+        """What a score reads of decoder layer `index` (LayerParts), or None where it has no such attention."""
+
+    def attention_layers(self, model, length=None) -> list:
+        """The layers whose attention row over every token of a `length`-token prompt a score can read."""
+
+    def final_norm(self, model):
+        """The decoder's final norm."""
 
     def decoder_positions(self, position_ids):
         """The position ids the decoder's rotary embedding takes, from those the wrapper passes the decoder."""
@@ -346,7 +355,11 @@ def stock_visual_groups(model, inputs, kind="image"):
             _, h, w = found[0][0]
             groups.append(VisualGroup("video", (len(found), h, w), torch.cat([r for _, r, _ in found])))
             continue
-        groups += [VisualGroup("image", grid, rows, name=name) for grid, rows, name in found]
+        # Views of one image (tiles, a thumbnail, a low-res and a high-res view) share one budget: the runs carry
+        # no image boundary, so every image's views are taken as one unit (one image per prompt, as the page).
+        unit = 0 if len(found) > 1 else None
+        groups += [VisualGroup("image", grid, rows, unit=unit, name=name or (f"view {i + 1}" if unit == 0 else ""))
+                   for i, (grid, rows, name) in enumerate(found)]
     if not groups:
         raise BadInput("no visual tokens were found in the prompt (no placeholder of the model's image or video "
                        "token ids): this model's processor did not put the image into the decoder's sequence")

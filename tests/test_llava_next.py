@@ -327,7 +327,8 @@ def test_the_family_fulfils_the_contract(which, request):
     for name, member in vars(base.Family).items():
         if inspect.isfunction(member) and not name.startswith("_"):
             ours = list(inspect.signature(getattr(family, name)).parameters)
-            assert ours == [p for p in inspect.signature(member).parameters if p != "self"], name
+            theirs = [p for p in inspect.signature(member).parameters if p != "self"]
+            assert ours[:len(theirs)] == theirs, name
     lm = family.text_model(t.model)
     assert isinstance(lm, base.TextModel) and len(lm.layers) == 4
     parts = family.layer_parts(t.model, 1)

@@ -85,7 +85,7 @@ def encode(model, family, inputs, kind="image"):
 
     lm = family.text_model(model)
     device = device_of(lm)
-    inputs = inputs.to(device)
+    inputs = inputs.to(device).to(model.dtype)  # floating-point tensors (pixels) in the model's dtype, as users do
     handles = [lm.register_forward_pre_hook(grab, with_kwargs=True)]
     vision = family.vision_attention(model)
     projector = family.feature_projector(model) if vision is not None else None
