@@ -230,3 +230,37 @@ def test_a_checkpoint_directory_runs_on_the_command_line(built, name, tmp_path, 
         AutoModelForImageTextToText.from_pretrained(tmp_path / "model").eval(),
         models.family_of(model).build_inputs(AutoProcessor.from_pretrained(tmp_path / "model"),
                                              [random_image(8).convert("RGB")], QUESTION), 3)
+
+
+PAGE_MODELS = ["qwen3_5", "gemma3", "mistral3", "llama4"]  # hybrid, bidirectional blocks, rows, tiles
+
+
+def test_the_page_runs_checkpoint_directories_of_new_architectures(built, tmp_path):
+    """The real page (python app.py) with EXPLORER_MODEL_DIRS holding saved checkpoints, called by gradio_client
+    as a visitor would: each answers three ways, and the unpruned answer is the stock model's."""
+    from gradio_client import Client, handle_file
+
+    from explorer.page.api import compare_arguments
+    from explorer.serve.launch import start_page
+
+    root = tmp_path / "models"
+    for name in PAGE_MODELS:
+        model, processor, _ = built(name)
+        model.save_pretrained(root / name)
+        processor.save_pretrained(root / name)
+    random_image(9).save(tmp_path / "image.png")
+    with start_page({"EXPLORER_MODEL_DIRS": str(root), "EXPLORER_MODEL": ""}, str(tmp_path / "app.log")) as (url, _):
+        client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+        for name in PAGE_MODELS:
+            outputs = client.predict(*compare_arguments(
+                image=handle_file(str(tmp_path / "image.png")), question=QUESTION, method_a="clse", method_b="fastv",
+                keep=0.5, model_id=str(root / name)), api_name="/compare")
+            payload = next(o for o in outputs if isinstance(o, dict) and "results" in o)
+            results = payload["results"]
+            assert set(results) == {"none", "clse", "fastv"} and payload["model"] == name
+            model, processor, family = built(name)
+            stock = stock_generate(model, family.build_inputs(processor, [random_image(9)], QUESTION),
+                                   results["none"]["settings"]["max_new_tokens"])
+            assert results["none"]["answer_ids"] == stock, name
+            for method in ("clse", "fastv"):
+                assert 0 < len(results[method]["kept_indices"]) < results[method]["visual_tokens"], (name, method)
