@@ -39,9 +39,30 @@ def claims():
     return owner
 
 
+CROSS = "its images enter through cross-attention layers, not as tokens in the decoder's sequence"
+QUERIES = ("a fixed set of learned queries (a Q-former or resampler) stands for the image in the decoder, not its "
+           "patches: there is no grid of visual tokens to prune")
+ENCODER = "the image goes into an encoder whose output a separate decoder cross-attends to (an encoder-decoder)"
+# Architectures of transformers' image-text-to-text mapping whose visual tokens do not enter a decoder's sequence
+# as image patches (docs/families.md has the table of all of them).
+REFUSED_TYPES = {
+    "idefics": CROSS, "mllama": CROSS, "evolla": CROSS, "blip": CROSS,
+    "blip-2": QUERIES, "instructblip": QUERIES, "instructblipvideo": QUERIES, "kosmos-2": QUERIES,
+    "kosmos-2.5": QUERIES,
+    "florence2": ENCODER, "pix2struct": ENCODER, "udop": ENCODER, "vision-encoder-decoder": ENCODER,
+    "t5gemma2": ENCODER, "pp_formulanet": ENCODER, "diffusion_gemma": ENCODER,
+    "git": "its image features are prepended to a BERT-style decoder's input with no placeholder token to find them by",
+    "pi0": "a robot action model: its action expert, not a text decoder, produces the output",
+    "mistral4": "a text-only language model registered under image-text-to-text (its vision path is Mistral 3's)",
+}
+
+
 def refusal(model):
     """Why the explorer cannot prune this model's visual tokens inside its decoder (a sentence), or None."""
     name = type(model).__name__
+    model_type = getattr(model.config, "model_type", "")
+    if model_type in REFUSED_TYPES:
+        return f"{name} cannot be pruned here: {REFUSED_TYPES[model_type]}"
     if not visual_token_ids(model):
         return (f"{name} has no image or video placeholder token in its config: its visual features do not enter "
                 "the decoder's sequence as tokens (cross-attention, a Q-former or an encoder-decoder), so there are "

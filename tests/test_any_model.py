@@ -264,3 +264,18 @@ def test_the_page_runs_checkpoint_directories_of_new_architectures(built, tmp_pa
             assert results["none"]["answer_ids"] == stock, name
             for method in ("clse", "fastv"):
                 assert 0 < len(results[method]["kept_indices"]) < results[method]["visual_tokens"], (name, method)
+
+
+def test_a_q_former_model_is_refused_with_the_reason():
+    """BLIP-2 built tiny from its config: its decoder sees 4 learned queries, not the image's patches."""
+    from transformers import Blip2Config, Blip2ForConditionalGeneration
+
+    config = Blip2Config(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=28, patch_size=14),
+        qformer_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                            encoder_hidden_size=32),
+        text_config=dict(model_type="opt", hidden_size=32, num_hidden_layers=1, ffn_dim=64, num_attention_heads=2,
+                         vocab_size=100, word_embed_proj_dim=32), num_query_tokens=4, image_token_index=99)
+    with pytest.raises(models.ModelLoadError, match="learned queries"):
+        models.family_of(Blip2ForConditionalGeneration(config))

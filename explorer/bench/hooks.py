@@ -1,0 +1,63 @@
+"""What the generic path costs: python -m explorer.bench.hooks [--repeats 7] [--quick]
+
+The engine captures what the wrapper passes its decoder (a pre-hook at the decoder's door) and runs the stock
+decoder with a hook before and after every layer. Unpruned, those hooks restrict nothing, so the whole cost of
+the generic path is the capture and the hooks' bookkeeping. Measured on the benchmark's random-weight LLaVA
+shapes (explorer/bench/engine.py), back to back in every repeat with the order alternated, as the ratio of
+    ours:  engine.encode + the prefill of engine.run(method "none", one token) through the hooks
+    stock: the model's own forward over the same inputs with a cache (what generate's first step runs)
+minus one: the overhead as a share of an unpruned prefill. Printed: the median over repeats and its spread.
+"""
+
+import argparse
+import statistics
+import time
+
+import torch
+from PIL import Image
+
+from explorer.bench.engine import QUICK_SHAPES, SHAPES, build
+from explorer.core.engine import encode, run
+from models import llava
+
+QUESTION = "what is in the image ?"
+
+
+def overhead(model, processor, repeats):
+    """[ours / stock - 1] per repeat."""
+    inputs = llava.build_inputs(processor, [Image.new("RGB", (336, 336), (120, 90, 60))], QUESTION)
+
+    def stock():
+        start = time.perf_counter()
+        with torch.inference_mode():
+            model(**inputs, use_cache=True)
+        return time.perf_counter() - start
+
+    def ours():
+        start = time.perf_counter()
+        run(model, processor, encode(model, llava, inputs), "none", max_new_tokens=1)
+        return time.perf_counter() - start
+
+    stock(), ours()  # warm-up
+    shares = []
+    for repeat in range(repeats):
+        first, second = (stock, ours) if repeat % 2 == 0 else (ours, stock)
+        times = {first: first(), second: second()}
+        shares.append(times[ours] / times[stock] - 1)
+    return shares
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m explorer.bench.hooks", description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="one small shape (a smoke test)")
+    args = parser.parse_args(argv)
+    print("shape | overhead of the generic path, median (min .. max) over repeats")
+    for name, shape in (QUICK_SHAPES if args.quick else SHAPES).items():
+        model, processor = build(**shape)
+        shares = overhead(model, processor, args.repeats)
+        print(f"{name} | {statistics.median(shares):+.1%} ({min(shares):+.1%} .. {max(shares):+.1%})")
+
+
+if __name__ == "__main__":
+    main()
