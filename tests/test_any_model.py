@@ -279,3 +279,21 @@ def test_a_q_former_model_is_refused_with_the_reason():
                          vocab_size=100, word_embed_proj_dim=32), num_query_tokens=4, image_token_index=99)
     with pytest.raises(models.ModelLoadError, match="learned queries"):
         models.family_of(Blip2ForConditionalGeneration(config))
+
+
+def test_the_architecture_table_says_what_the_code_does():
+    """docs/families.md's table of the 97 architectures: every family file it names claims a class, every
+    refusal it states is the code's."""
+    import os
+    import re
+
+    text = open(os.path.join(os.path.dirname(__file__), "..", "docs", "families.md")).read()
+    rows = re.findall(r"^\| (\d+) \| ([\w.\-]+) \| [\w\-]+ \| ([^|]+) \|", text, flags=re.M)
+    assert len(rows) == 97
+    files = {f"`{family.__name__.split('.')[-1]}.py`" for family in models.FAMILIES}
+    for _, name, how in rows:
+        if how.startswith("family file"):
+            assert how.split()[-1] in files, name
+        if how.strip() == "refused":
+            assert name in models.REFUSED_TYPES or name == "gemma3n", name
+    assert {name for _, name, how in rows if how.strip() == "refused"} >= set(models.REFUSED_TYPES)
