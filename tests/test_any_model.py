@@ -13,6 +13,8 @@ Shapes that make the oracles bite: hybrid decoders get a full-attention layer be
 
 from functools import partial
 
+import os
+
 import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -254,7 +256,7 @@ def test_the_page_runs_checkpoint_directories_of_new_architectures(built, tmp_pa
         for name in PAGE_MODELS:
             outputs = client.predict(*compare_arguments(
                 image=handle_file(str(tmp_path / "image.png")), question=QUESTION, method_a="clse", method_b="fastv",
-                keep=0.5, model_id=str(root / name)), api_name="/compare")
+                keep=0.5, model_id=name), api_name="/compare")  # by its name, as the page's menu lists it
             payload = next(o for o in outputs if isinstance(o, dict) and "results" in o)
             results = payload["results"]
             assert set(results) == {"none", "clse", "fastv"} and payload["model"] == name
@@ -297,3 +299,18 @@ def test_the_architecture_table_says_what_the_code_does():
         if how.strip() == "refused":
             assert name in models.REFUSED_TYPES or name == "gemma3n", name
     assert {name for _, name, how in rows if how.strip() == "refused"} >= set(models.REFUSED_TYPES)
+
+
+def test_the_model_menu_lists_only_what_the_deployment_serves(tmp_path, monkeypatch):
+    from explorer.serve import access
+
+    (tmp_path / "qwen3_5").mkdir()
+    (tmp_path / "qwen3_5" / "config.json").write_text("{}")
+    (tmp_path / "not-a-model").mkdir()
+    monkeypatch.setenv("EXPLORER_MODEL_DIRS", str(tmp_path))
+    monkeypatch.delenv("EXPLORER_MODEL", raising=False)
+    monkeypatch.delenv("EXPLORER_ALLOW_DOWNLOAD", raising=False)
+    assert access.model_choices() == [models.EMBEDDED_ID, "qwen3_5"]  # no hub id: nothing is downloaded here
+    assert access.canonical_model("qwen3_5") == os.path.realpath(tmp_path / "qwen3_5")
+    monkeypatch.setenv("EXPLORER_ALLOW_DOWNLOAD", "1")
+    assert set(models.hub_ids()) <= set(access.model_choices())

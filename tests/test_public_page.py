@@ -669,7 +669,8 @@ def test_a_call_naming_no_model_gets_the_deployments_default(monkeypatch, tmp_pa
     folder.mkdir()
     monkeypatch.setenv("EXPLORER_MODEL", str(folder))
     assert access.canonical_model(None) == access.canonical_model("  ") == os.path.realpath(folder)
-    assert access.model_choices()[0] == str(folder)
+    assert access.model_choices()[0] == "deployed-model"  # by its name: no server path in the page's config
+    assert access.canonical_model("deployed-model") == os.path.realpath(folder)
 
 
 def test_real_page_names_a_model_folder_by_its_name(real_page, tmp_path):

@@ -70,11 +70,30 @@ def offered_hub_ids():
     return ids
 
 
+def served_folders():
+    """{folder name: real path} of the checkpoints under EXPLORER_MODEL_DIRS (a subfolder with a config.json),
+    a name taken by the first root that has it."""
+    found = {}
+    for root in model_roots():
+        try:
+            names = sorted(os.listdir(root))
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(root, name)
+            if os.path.isfile(os.path.join(path, "config.json")):
+                found.setdefault(name, os.path.realpath(path))
+    return found
+
+
 def model_choices():
-    """What the page's Model list shows: the default first, then the embedded model and the hub ids."""
+    """What the page's Model list shows, only what this deployment serves: the default first, the embedded
+    model, the checkpoints under EXPLORER_MODEL_DIRS by folder name, and the families' hub ids only where
+    visitors may download (EXPLORER_ALLOW_DOWNLOAD=1)."""
     default = default_model()
-    choices = [default] + [models.EMBEDDED_ID] + offered_hub_ids()
-    return list(dict.fromkeys(choices))
+    default = os.path.basename(os.path.normpath(default)) if os.path.isdir(default) else default
+    hub = offered_hub_ids() if downloads_allowed() else []
+    return list(dict.fromkeys([default, models.EMBEDDED_ID, *served_folders(), *hub]))
 
 
 def inside(path, root):
@@ -95,6 +114,12 @@ def canonical_model(model_id):
     hub_ids = {hub_id.lower(): hub_id for hub_id in offered_hub_ids()}  # the hub treats ids case-insensitively
     if text.lower() in hub_ids:
         return hub_ids[text.lower()]
+    default = default_model()
+    if os.path.isdir(default) and text == os.path.basename(os.path.normpath(default)):
+        return os.path.realpath(default)  # the default folder as the menu names it
+    folders = served_folders()
+    if text in folders:  # a folder under EXPLORER_MODEL_DIRS by its name, as the menu lists it
+        return folders[text]
     if not os.path.isabs(text):  # a relative path would depend on the server's working directory
         raise ModelRefused(REFUSED)
     path = os.path.realpath(text)  # symlinks, "..", "//" and trailing slashes all resolved
