@@ -14,7 +14,7 @@ from explorer.methods.attention import key_l1_norms, row_entering
 from explorer.methods.baselines import dart_order, dart_scores, divprune_order, divprune_scores, visionzip_scores
 from explorer.methods.registry import select_top
 from explorer.methods.schedules import average_kept, pyramid_lambda, pyramid_stages
-from models.base import LayerParts
+from models.base import BadInput, LayerParts
 from models.llava import feature_layer_index as visionzip_layer
 
 
@@ -138,10 +138,49 @@ def test_pyramiddrop_lambda_reaches_a_reachable_average_and_the_closest_otherwis
     lam, average = pyramid_lambda(270, 32, 576)
     assert abs(lam - 0.5) < 1e-6 and average == 270
     assert average_kept(pyramid_stages(32, 576, lam), 32, 576) == 270
-    # With the first stage at layer 8 of 32, every token is kept a quarter of the way: at least 144 average;
-    # asked for 128, the closest is the lowest lambda's (one token a stage)
+    # With the first stage at layer 8 of 32, every token is kept a quarter of the way: asked for 128, the
+    # closest is the lowest lambda that keeps the pyramid (its last stage keeps int(576 lam^3) = 1 token):
+    # lam = 576^(-1/3) = 0.1202 -> 69 / 8 / 1, averaging (8 x 576 + 8 x 69 + 8 x 8 + 8 x 1) / 32 = 163.5
     lam, average = pyramid_lambda(128, 32, 576)
-    assert average == average_kept([(8, 1), (16, 1), (24, 1)], 32, 576) == pytest.approx(144.75)
+    assert lam == pytest.approx(576 ** (-1 / 3), rel=1e-9) and int(576 * lam ** 3) == 1
+    assert pyramid_stages(32, 576, lam) == [(8, 69), (16, 8), (24, 1)]
+    assert average == 5232 / 32
+
+
+def test_pyramiddrop_moves_its_stages_earlier_by_its_authors_rule():
+    """PyramidDrop issue #29: where 8/16/24 cannot reach the budget, stages 2/8/16 (then 2/4/6/8) with lambda
+    solved for the real average. LLaVA-1.5's shape (576 tokens, 32 layers), by hand:
+    64: lambda 0.193 -> int(576 x 0.193) = 111, int(576 x 0.193^2) = 21, int(576 x 0.193^3) = 4; average
+        (2 x 576 + 6 x 111 + 8 x 21 + 16 x 4) / 32 = 2050 / 32 = 64.06 (the author's "lambda = 0.19, 2, 8, 16");
+    128: lambda 0.421 -> 242 / 102 / 42; (1152 + 6 x 242 + 8 x 102 + 16 x 42) / 32 = 4092 / 32 = 127.875."""
+    from explorer.methods import schedules
+
+    def layout(budget, num_layers=32, count=576):
+        return schedules.Layout(num_layers, [count], [budget], budget, {}, {}, "image")
+
+    stages, notes = schedules.pyramid(layout(64))
+    assert stages == [(2, [111]), (8, [21]), (16, [4])]
+    assert "lambda 0.193" in notes[0] and "64.06" in notes[0] and "issue #29" in notes[0]
+    assert average_kept([(layer, c[0]) for layer, c in stages], 32, 576) == 2050 / 32
+    stages, notes = schedules.pyramid(layout(128))
+    assert stages == [(2, [242]), (8, [102]), (16, [42])] and "lambda 0.421" in notes[0]
+    assert average_kept([(layer, c[0]) for layer, c in stages], 32, 576) == 4092 / 32
+    # the default stages wherever they reach the budget (192: every token until layer 8 still leaves room)
+    stages, notes = schedules.pyramid(layout(192))
+    assert [layer for layer, _ in stages] == [8, 16, 24] and "issue #29" not in notes[0]
+    # 48: below what 2/8/16 reaches with a pyramid -> 2/4/6/8
+    stages, _ = schedules.pyramid(layout(48))
+    assert [layer for layer, _ in stages] == [2, 4, 6, 8]
+    assert abs(average_kept([(layer, c[0]) for layer, c in stages], 32, 576) - 48) <= 1
+    # never lambda = 0: no stage set keeps its pyramid below 45.8 (2/4/6/8 at 576^(-1/4): 117/24/4/1) -> refused
+    with pytest.raises(BadInput, match="PyramidDrop cannot average 40 visual tokens per layer .* at least 45.8"):
+        schedules.pyramid(layout(40))
+    # the embedded model's shape (256 tokens, 6 layers): 8/16/24 -> 2/3/5, 2/8/16 -> 1/2/3
+    stages, notes = schedules.pyramid(layout(84, 6, 256))
+    assert [layer for layer, _ in stages] == [1, 2, 3]
+    counts = [c[0] for _, c in stages]
+    assert counts == sorted(counts, reverse=True) and len(set(counts)) == 3
+    assert abs(average_kept([(layer, c[0]) for layer, c in stages], 6, 256) - 84) <= 1
 
 
 def test_attention_row_entering_equals_eager_attention_of_that_layer():

@@ -206,9 +206,10 @@ METHODS = {
                                       "and inference scripts), earlier layers keep their KV cache"),
                     description="FastV: the last prompt token's head-mean attention at layer K-1"),
     "pyramiddrop": Method(pyramiddrop, group="attention", label="PyramidDrop", color="#d62728", needs=("attention",),
-                          official=Official(schedules.pyramid, early_kv="keep", about="4 equal stages entering "
-                                            "layers 8 / 16 / 24 of 32 (depth-scaled), int(N x lambda^s) kept, lambda "
-                                            "solved so that the real average matches the budget"),
+                          official=Official(schedules.pyramid, early_kv="keep", about="stages entering layers 8 / 16 / "
+                                            "24 of 32 (depth-scaled), int(N x lambda^s) kept, lambda solved so that "
+                                            "the real average matches the budget; where 8 / 16 / 24 cannot, 2 / 8 / "
+                                            "16, then 2 / 4 / 6 / 8 (its author's rule, issue #29); else refused"),
                           description="PyramidDrop: the last prompt token's head-mean attention at the pruning "
                                       "layer K itself (from the states entering K)"),
     "sparsevlm": Method(sparsevlm, group="attention", label="SparseVLM", color="#393b79", needs=("attention",),

@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+from models.base import BadInput
+
 GENERIC_LAYERS = (1, 0.36, 0.67)  # the paper's stages for a decoder of another depth: 1, round(0.36 n), round(0.67 n)
 
 
@@ -116,50 +118,97 @@ def paper_for_images(layout):
 
 # ------------------------------------------------------------------------------------------ PyramidDrop
 
+# Its stages, as layers of LLaVA-1.5's 32 (depth-scaled on other decoders): the default of its code
+# (`--layer_list [8,16,24]`), then the earlier ones its author gives for budgets the default cannot reach
+# (Cooperx521/PyramidDrop issue #29: "2, 8, 16 or 2, 4, 6, 8"), tried in this order.
+PYRAMID_LAYERS = ((8, 16, 24), (2, 8, 16), (2, 4, 6, 8))
+PYRAMID_DEPTH = 32
 
-def pyramid_stages(num_layers, count, lam, stages=4, depth_layers=(8, 16, 24), depth=32):
-    """PyramidDrop's stages for one group of `count` tokens: entering the depth-scaled layers of 8 / 16 / 24 of
-    32 (round(l * num_layers / 32)), int(count * lam**s) tokens at stage s (at least 1), as its code floors them
-    (`pdrop_rank_drop`, --layer_list [8,16,24], --image_token_ratio_list [0.5,0.25,0.125] at lam = 0.5)."""
-    layers = depth_scaled(depth_layers[:stages - 1], depth, num_layers)
+
+def pyramid_stages(num_layers, count, lam, depth_layers=PYRAMID_LAYERS[0], depth=PYRAMID_DEPTH):
+    """PyramidDrop's stages for one group of `count` tokens: entering the depth-scaled layers of depth_layers (of
+    a `depth`-layer decoder; round(l * num_layers / depth)), int(count * lam**s) tokens at stage s = 1, 2, ...
+    (at least 1), as its code floors them (`pdrop_rank_drop`, --layer_list [8,16,24],
+    --image_token_ratio_list [0.5,0.25,0.125] at lam = 0.5)."""
+    layers = depth_scaled(depth_layers, depth, num_layers)
     return [(layer, max(1, int(count * lam ** s))) for s, layer in enumerate(layers, start=1)]
 
 
-def pyramid_lambda(target, num_layers, count):
+def pyramid_lowest_lambda(count, stages):
+    """The smallest lam whose last stage keeps a token by its own formula, int(count * lam**stages) >= 1: below
+    it the pyramid collapses to one token a stage (lam -> 0), which is not PyramidDrop."""
+    lam = (1.0 / count) ** (1.0 / stages)
+    while int(count * lam ** stages) < 1:  # floating-point: nudge up until the floor reaches 1
+        lam = math.nextafter(lam, 2.0)
+    return lam
+
+
+def pyramid_lambda(target, num_layers, count, depth_layers=PYRAMID_LAYERS[0]):
     """(lam, its average) whose pyramid averages closest to `target` visual tokens per layer: bisection on lam in
-    (0, 1] (counts are floored, so the average is a step function of lam); below the lowest reachable average
-    (every token up to the first stage) the lowest lam is the closest."""
-    low, high = 0.0, 1.0
+    [pyramid_lowest_lambda, 1] (counts are floored, so the average is a step function of lam, non-decreasing);
+    outside the reachable averages, the nearest end."""
+    stages = len(depth_scaled(depth_layers, PYRAMID_DEPTH, num_layers))
+
+    def average(lam):
+        return average_kept(pyramid_stages(num_layers, count, lam, depth_layers), num_layers, count)
+
+    low, high = pyramid_lowest_lambda(count, max(stages, 1)), 1.0
+    if average(low) >= target:
+        return low, average(low)
     for _ in range(60):
         middle = (low + high) / 2
-        if average_kept(pyramid_stages(num_layers, count, middle), num_layers, count) < target:
+        if average(middle) < target:
             low = middle
         else:
             high = middle
     candidates = [low, high]
-    averages = [average_kept(pyramid_stages(num_layers, count, lam), num_layers, count) for lam in candidates]
+    averages = [average(lam) for lam in candidates]
     best = min(range(2), key=lambda i: abs(averages[i] - target))
     return candidates[best], averages[best]
 
 
+def reaches(average, budget):
+    """Whether a schedule's real average is the budget, to a token or 2%."""
+    return abs(average - budget) <= max(1.0, 0.02 * budget)
+
+
 def pyramid(layout):
-    """PyramidDrop as published, its free parameter solved from the budget: lam such that the real average of
-    visual tokens over all layers matches the requested budget where reachable, else the closest (with a
-    note). The paper's own 192 / 128 / 64 settings are not published (its issues #10, #28)."""
-    per_group, notes = [], []
-    for gi, (count, budget) in enumerate(zip(layout.counts, layout.nominal)):
-        lam, average = pyramid_lambda(budget, layout.num_layers, count)
-        stages = pyramid_stages(layout.num_layers, count, lam)
+    """PyramidDrop by its author's rule: its default stages (8 / 16 / 24 of 32, depth-scaled) where they can
+    average the budget, else the earlier ones he gives (2 / 8 / 16, then 2 / 4 / 6 / 8; issue #29), the first
+    that reaches every group's budget; its one free parameter lam is solved so that the real average of visual
+    tokens over all layers matches the budget, with the lam^s structure kept and never collapsed to one token a
+    stage (lam >= pyramid_lowest_lambda). Where no stage set reaches the budget: BadInput, saying how low it can
+    go. The paper's own 192 / 128 / 64 settings are not published (its issues #10, #28)."""
+    lowest, tried = {}, []
+    for depth_layers in PYRAMID_LAYERS:
+        layers = depth_scaled(depth_layers, PYRAMID_DEPTH, layout.num_layers)
+        tried.append("/".join(map(str, layers)))
+        solved = [pyramid_lambda(budget, layout.num_layers, count, depth_layers)
+                  for count, budget in zip(layout.counts, layout.nominal)]
+        for gi, ((lam, average), budget) in enumerate(zip(solved, layout.nominal)):
+            lowest[gi] = min(lowest.get(gi, math.inf), average)
+        if all(reaches(average, budget) for (_, average), budget in zip(solved, layout.nominal)):
+            break
+    else:
+        gi = next(gi for gi, ((_, average), budget) in enumerate(zip(solved, layout.nominal))
+                  if not reaches(average, budget))
+        raise BadInput(f"PyramidDrop cannot average {layout.nominal[gi]} visual tokens per layer on this "
+                       f"{layout.num_layers}-layer decoder ({layout.counts[gi]} tokens): its stage sets (entering "
+                       f"layers {', '.join(tried)}), each with the smallest lambda that keeps its lambda^s pyramid "
+                       f"(one token at the last stage), average at least {lowest[gi]:.1f} (every token is kept "
+                       f"until the first stage); ask for at least {math.ceil(lowest[gi] - 1.0)}")
+    moved = depth_layers != PYRAMID_LAYERS[0]
+    default = "/".join(map(str, depth_scaled(PYRAMID_LAYERS[0], PYRAMID_DEPTH, layout.num_layers)))
+    notes, per_group = [], []
+    for gi, ((lam, average), budget, count) in enumerate(zip(solved, layout.nominal, layout.counts)):
+        stages = pyramid_stages(layout.num_layers, count, lam, depth_layers)
         per_group.append(stages)
-        if abs(average - budget) > max(1.0, 0.02 * budget):
-            notes.append(f"group {gi}: PyramidDrop's schedule (every token until layer {stages[0][0]} of "
-                         f"{layout.num_layers}) cannot average {budget} visual tokens per layer: the closest it "
-                         f"reaches is {average:.1f} (lambda {lam:.3g})")
-        else:
-            notes.append(f"group {gi}: PyramidDrop's lambda {lam:.3g} averages {average:.1f} visual tokens per "
-                         f"layer for the budget {budget}")
-    layers = [layer for layer, _ in per_group[0]]
-    assert all([layer for layer, _ in g] == layers for g in per_group)  # the layers depend on the depth only
+        notes.append(f"group {gi}: PyramidDrop's lambda {lam:.3g} keeps {'/'.join(str(c) for _, c in stages)} "
+                     f"tokens entering layers {'/'.join(map(str, layers))} of {layout.num_layers}: {average:.2f} "
+                     f"visual tokens per layer on average for the budget {budget}"
+                     + (f" (its default stages {default} cannot average {budget}: every token is kept until layer "
+                        f"{default.split('/')[0]}; moved earlier as its author advises, PyramidDrop issue #29)"
+                        if moved else ""))
     stages = [(layer, [g[s][1] for g in per_group]) for s, layer in enumerate(layers)]
     return clamp_counts(stages, layout.counts), notes
 
