@@ -84,7 +84,9 @@ def test_every_tensor_the_engine_makes_names_its_device(family_model, schedule):
     t = family_model
     image = random_image(62, (300, 200))
     names = [n for n in METHODS if not ("vision" in METHODS[n].needs and t.family.vision_attention(t.model) is None)]
-    settings = check_settings(methods=names, keep=5, prune_layer=2, max_new_tokens=3, schedule=schedule)
+    # half of each input: a budget every official schedule reaches (PyramidDrop refuses what its
+    # stages cannot average)
+    settings = check_settings(methods=names, keep=0.5, prune_layer=2, max_new_tokens=3, schedule=schedule)
 
     def every_method():
         encoded = encode(t.model, t.family, inputs)

@@ -294,7 +294,9 @@ def test_every_tensor_the_engine_makes_names_its_device(which, kind, schedule, r
     images = [random_image(9, WIDE)] if kind == "image" else frames(4, seed=70)
     assert t.family.vision_attention(t.model) is None and t.family.feature_projector(t.model) is None
     names = [n for n in METHODS if n != "visionzip"]
-    settings = check_settings(methods=names, keep=5, prune_layer=2, max_new_tokens=3, schedule=schedule)
+    # half of each input: a budget every official schedule reaches (PyramidDrop refuses what its
+    # stages cannot average)
+    settings = check_settings(methods=names, keep=0.5, prune_layer=2, max_new_tokens=3, schedule=schedule)
 
     def every_method():
         encoded = encode(t.model, t.family, inputs, kind=kind)

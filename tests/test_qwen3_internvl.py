@@ -453,7 +453,9 @@ def test_every_tensor_the_engine_makes_names_its_device(each, schedule):
     t = each
     image = random_image(62, (170, 84))  # InternVL: 2 tiles + thumbnail
     names = [n for n in METHODS if "vision" not in METHODS[n].needs]
-    settings = check_settings(methods=names, keep=5, prune_layer=2, max_new_tokens=3, schedule=schedule)
+    # half of each input: a budget every official schedule reaches (PyramidDrop refuses what its
+    # stages cannot average)
+    settings = check_settings(methods=names, keep=0.5, prune_layer=2, max_new_tokens=3, schedule=schedule)
     inputs = t.family.build_inputs(t.processor, [image], QUESTION)
 
     def every_method():

@@ -313,7 +313,9 @@ def test_every_tensor_the_engine_makes_names_its_device(saved, name, schedule):
     schedule (VisionZip where it cannot apply: refused with a sentence)."""
     t, kind, images = case(saved, name)
     inputs = t.family.build_inputs(t.processor, images, QUESTION, kind=kind)
-    settings = check_settings(methods=list(METHODS), keep=5, prune_layer=2, max_new_tokens=3, schedule=schedule)
+    # half of each input: a budget every official schedule reaches (PyramidDrop refuses what its
+    # stages cannot average)
+    settings = check_settings(methods=list(METHODS), keep=0.5, prune_layer=2, max_new_tokens=3, schedule=schedule)
 
     def every_method():
         encoded = encode(t.model, t.family, inputs, kind=kind)
