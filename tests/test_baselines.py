@@ -255,3 +255,108 @@ def test_visionzip_layer_is_the_layer_producing_the_features():
     for bad in (0, -25, 25, [-2, -5]):
         with pytest.raises(ValueError):
             visionzip_layer(bad, 24)
+
+
+# ------------------------------------------------------------------------------------------ downsample
+
+
+def test_downsample_blocks_and_pooled_grid_by_hand():
+    from explorer.methods.baselines import adaptive_blocks, grid_of, pooled_grid, pooling_blocks
+
+    # adaptive pooling's rule (torch's): start floor(i n / o), end ceil((i + 1) n / o); 5 -> 2 overlaps at cell 2
+    assert adaptive_blocks(4, 2) == [(0, 2), (2, 4)]
+    assert adaptive_blocks(5, 2) == [(0, 3), (2, 5)]
+    assert adaptive_blocks(6, 4) == [(0, 2), (1, 3), (3, 5), (4, 6)]
+    # the pooled grid keeps the aspect, at most the budget: 24 x 24 at 64 -> 8 x 8 (3 x 3 pools); at 192,
+    # h sqrt(192 / 576) = 13.86: 13 x 14 or 14 x 13 = 182 (ties: the taller); at 128, 11.31: 11 x 11 = 121
+    # (12 x 10 = 120 holds fewer)
+    assert pooled_grid(24, 24, 64) == (8, 8) and pooled_grid(24, 24, 192) == (14, 13)
+    assert pooled_grid(24, 24, 128) == (11, 11) and pooled_grid(24, 24, 1) == (1, 1)
+    assert pooled_grid(24, 24, 576) == pooled_grid(24, 24, 1000) == (24, 24)
+    # 12 x 30 at 100: 12 sqrt(100 / 360) = 6.32: 6 x 16 = 96 or 7 x 14 = 98 -> 7 x 14 (aspect 0.5 against 0.4)
+    assert pooled_grid(12, 30, 100) == (7, 14) and grid_of(12, 30, 98) == (7, 14) and grid_of(12, 30, 97) is None
+    # 4 x 4 to 2 x 2: blocks of 2 x 2, centres at their top-left middle cell (r0 + r1 - 1) // 2
+    assert pooling_blocks((1, 4, 4), (2, 2)) == [(0, [0, 1, 4, 5]), (2, [2, 3, 6, 7]), (8, [8, 9, 12, 13]),
+                                                 (10, [10, 11, 14, 15])]
+    # two frames of 2 x 2 pooled to 1 x 1 each: frame by frame, at each frame's own cells
+    assert pooling_blocks((2, 2, 2), (1, 1)) == [(0, [0, 1, 2, 3]), (4, [4, 5, 6, 7])]
+
+
+def test_downsample_means_are_torchs_adaptive_average_pooling():
+    """The oracle: the mean of each block's tokens is torch.nn.functional.adaptive_avg_pool2d of the frame (a
+    grid whose sizes do not divide, so the blocks overlap), frame by frame."""
+    from explorer.methods.baselines import pooling_blocks
+
+    t, h, w, c = 2, 5, 7, 3
+    z = torch.randn(t * h * w, c, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    blocks = pooling_blocks((t, h, w), (2, 3))
+    means = torch.stack([z[members].mean(dim=0) for _, members in blocks])  # [t * 2 * 3, c]
+    frames = z.reshape(t, h, w, c).permute(0, 3, 1, 2)  # [t, c, h, w]
+    pooled = torch.nn.functional.adaptive_avg_pool2d(frames, (2, 3)).permute(0, 2, 3, 1).reshape(-1, c)
+    assert torch.allclose(means, pooled, atol=1e-12)
+    assert len({centre for centre, _ in blocks}) == len(blocks)  # one slot per pooled token
+
+
+def test_downsample_order_puts_the_centres_first_then_the_gaps():
+    from explorer.methods.baselines import downsample_order
+
+    # 4 x 4 to 2 x 2: centres 0, 2, 8, 10 (cells (0,0), (0,2), (2,0), (2,2)); then the cells farthest from their
+    # nearest centre: (1,1), (1,3), (3,1), (3,3) at squared distance 2, then the eight at distance 1, earlier first
+    order = downsample_order((1, 4, 4), (2, 2)).tolist()
+    assert order == [0, 2, 8, 10, 5, 7, 13, 15, 1, 3, 4, 6, 9, 11, 12, 14]
+
+
+# ------------------------------------------------------------------------------------------ EVS
+
+
+def vllm_retention_mask(video_embeds, t, h, w, q):
+    """vLLM's compute_retention_mask (vllm/multimodal/evs.py, spatial merge already applied), written out step by
+    step from its description: the test's independent oracle."""
+    embeds = video_embeds.reshape(t, h, w, video_embeds.size(-1))
+    similarity = torch.nn.functional.cosine_similarity(embeds[1:, ...], embeds[:-1, ...], dim=-1)
+    dissimilarity = torch.cat([255 * torch.ones_like(embeds[:1, :, :, 0]), 1 - similarity], dim=0)
+    order = torch.argsort(dissimilarity.view(-1), dim=-1, descending=True, stable=True)
+    retained = max(h * w, int(t * h * w * (1 - q)))
+    mask = torch.zeros(t * h * w, dtype=torch.bool)
+    mask[order[:retained]] = True
+    return mask
+
+
+def test_evs_by_hand():
+    from explorer.methods.baselines import evs_dissimilarity, evs_rate, evs_retained
+
+    # three frames of 1 x 2: frame 1 repeats token 0 (cos 1 -> 0) and turns token 1 (cos 0 -> 1); frame 2
+    # doubles token 0 (cos 1 -> 0) and reverses token 1 (cos -1 -> 2); frame 0 scores 255
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [2.0, 0.0], [-1.0, 0.0]])
+    scores = evs_dissimilarity(z, (3, 1, 2))
+    assert scores.tolist() == [255.0, 255.0, 0.0, 1.0, 0.0, 2.0]
+    # q = 0.5 keeps int(6 x 0.5) = 3: frame 0 and the reversed token; q = 0.9 keeps int(0.6) = 0 -> a frame: 2
+    assert evs_retained(2, 3, 0.5) == 3 and select_top(scores, 3).tolist() == [0, 1, 5]
+    assert evs_retained(2, 3, 0.9) == 2 and select_top(scores, 2).tolist() == [0, 1]
+    for q in (0.5, 0.9):
+        assert vllm_retention_mask(z, 3, 1, 2, q).nonzero().flatten().tolist() == \
+            select_top(scores, evs_retained(2, 3, q)).tolist()
+    # the rate printed for a budget: 300 of 4 x 256 -> 0.707 (1024 x 0.293 = 300.03 -> 300); below a frame
+    # (57) EVS still keeps frame 0: 256, at 0.75
+    assert evs_rate(256, 4, 300) == ("0.707", 300) and evs_rate(256, 4, 57) == ("0.75", 256)
+    assert evs_rate(256, 4, 1024) == ("0", 1024)
+
+
+def test_evs_equals_vllms_selection_with_ties_in_bfloat16():
+    """Random bfloat16 embeddings with repeated frames (many equal scores): our score ranked by the shared
+    selection keeps exactly vLLM's retention mask at several rates."""
+    from explorer.methods.baselines import evs_dissimilarity, evs_rate
+
+    generator = torch.Generator().manual_seed(3)
+    t, h, w = 5, 3, 4
+    z = torch.randn(t, h * w, 8, generator=generator).to(torch.bfloat16)
+    z[2] = z[1]  # a repeated frame: its scores tie at 0
+    z[4, :6] = z[3, :6]
+    z = z.reshape(t * h * w, 8)
+    scores = evs_dissimilarity(z, (t, h, w))
+    assert scores.dtype == torch.bfloat16
+    ranked = scores.float().double()  # as the engine ranks every score
+    for budget in (12, 20, 33, 47, 60):
+        rate, kept = evs_rate(h * w, t, budget)
+        ours = select_top(ranked, kept)
+        assert ours.tolist() == vllm_retention_mask(z, t, h, w, float(rate)).nonzero().flatten().tolist()

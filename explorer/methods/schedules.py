@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+from explorer.methods import baselines
 from models.base import BadInput
 
 GENERIC_LAYERS = (1, 0.36, 0.67)  # the paper's stages for a decoder of another depth: 1, round(0.36 n), round(0.67 n)
@@ -30,19 +31,23 @@ class Layout:
     paper: dict  # the family's PAPER_SCHEDULE
     defaults: dict  # the family's DEFAULTS for this input kind
     kind: str  # "image" or "video"
+    grids: list = None  # (t, h, w) per group
 
 
 @dataclass(frozen=True)
 class Official:
     """How a method's authors run it: its stages (a function of the Layout -> (stages, notes)), the KV policy of
     the layers before a stage ("keep", "prune", or None: the family's), its reference layer where it has one
-    (None: the family's), and what the official code does that the schedule alone does not say (`about`, for
-    the README and the page)."""
+    (None: the family's), what the official code does that the schedule alone does not say (`about`, for
+    the README and the page), and the inputs it applies to (`inputs`; the planner refuses any other kind, in
+    every schedule, with `refusal`)."""
 
     stages: Callable
     early_kv: str = None
     ref_layer: int = None
     about: str = ""
+    inputs: tuple = ("image", "video")
+    refusal: str = ""
 
 
 # ------------------------------------------------------------------------------------------ building blocks
@@ -322,6 +327,41 @@ def visionzip_contextual(k):
 def before_decoder(layout):
     """One stage before the decoder (K = 0, on the projected visual features), keeping the budget."""
     return clamp_counts([(0, list(layout.nominal))], layout.counts), []
+
+
+def downsample(layout):
+    """Average pooling before the decoder (K = 0): each frame's h x w grid pooled to the grid
+    baselines.pooled_grid gives for the budget's share of a frame (the budget split evenly over the frames, at
+    least one token each), adaptive where the sizes do not divide; the stage keeps t x oh x ow pooled tokens
+    (at most the budget: the pooled grid keeps the frame's aspect)."""
+    counts, notes = [], []
+    for gi, ((t, h, w), budget) in enumerate(zip(layout.grids, layout.nominal)):
+        oh, ow = baselines.pooled_grid(h, w, max(1, budget // t))
+        counts.append(t * oh * ow)
+        per_frame = f"each of its {t} frames' " if t > 1 else "its "
+        notes.append(f"group {gi}: downsample pools {per_frame}{h} x {w} grid to {oh} x {ow} (adaptive average "
+                     f"pooling{'' if h % oh == 0 and w % ow == 0 else ', overlapping blocks where the sizes do not divide'}"
+                     f"): {t * oh * ow} pooled tokens for the budget {budget}, each the mean of its block's decoder "
+                     "inputs, at its block's centre (slot and position id)")
+    return clamp_counts([(0, counts)], layout.counts), notes
+
+
+def evs(layout):
+    """vLLM's Efficient Video Sampling before the decoder (K = 0): the rate q its `--video-pruning-rate` takes for
+    this budget (baselines.evs_rate) and the count vLLM keeps with it, max(tokens per frame, int(total (1 - q)));
+    the note prints the command."""
+    counts, notes = [], []
+    for gi, ((t, h, w), budget) in enumerate(zip(layout.grids, layout.nominal)):
+        rate, kept = baselines.evs_rate(h * w, t, budget)
+        counts.append(kept)
+        notes.append(f"group {gi}: EVS keeps {kept} of its {t} x {h * w} video tokens (frame 0 whole, then the "
+                     f"tokens least like the same place in the previous frame), as `vllm serve MODEL "
+                     f"--video-pruning-rate {rate}` does (MODEL: this record's model; vLLM keeps max(tokens per "
+                     f"frame, int(total x (1 - q))), vllm/multimodal/evs.py, and runs EVS only on the models that "
+                     "implement its multimodal pruning, Qwen2.5-VL and Qwen3-VL among them)"
+                     + (f"; more than the budget {budget}: EVS always keeps the first frame whole" if kept > budget
+                        else ""))
+    return clamp_counts([(0, counts)], layout.counts), notes
 
 
 def dart_count(k):
