@@ -360,3 +360,56 @@ def test_evs_equals_vllms_selection_with_ties_in_bfloat16():
         rate, kept = evs_rate(h * w, t, budget)
         ours = select_top(ranked, kept)
         assert ours.tolist() == vllm_retention_mask(z, t, h, w, float(rate)).nonzero().flatten().tolist()
+
+
+# ------------------------------------------------------------------------------------------ VisPruner
+
+
+def test_vispruner_by_hand():
+    """10 patches, attention descending 0..9, k = 8: int(8 x 0.5) = 4 important (0, 1, 2, 3), 4 diverse from the
+    6 others: a = 4, 6, 8 (even places), b = 5, 7, 9 (odd). Unit vectors by angle: b at 0, 90 and 180 degrees;
+    4 at 10 (cos 10 = 0.985 to 5), 6 at 45 (0.707), 8 at 95 (cos 5 = 0.996 to 7). Two too many: drop the two
+    of a most similar to b, 8 then 4; keep 6, then b. The removed follow, the last removed first: 4, 8."""
+    from explorer.methods.baselines import vispruner_order
+
+    angles = {4: 10, 5: 0, 6: 45, 7: 90, 8: 95, 9: 180}
+    features = torch.tensor([[math.cos(math.radians(angles.get(i, 30 * i))),
+                              math.sin(math.radians(angles.get(i, 30 * i)))] for i in range(10)])
+    attention = torch.arange(10, 0, -1, dtype=torch.float32)
+    order = vispruner_order(attention, features, 8).tolist()
+    assert order == [0, 1, 2, 3, 6, 5, 7, 9, 4, 8]
+    # the important ratio splits the budget: 0.75 of 8 -> 6 important (0..5), 2 diverse from 6, 7, 8, 9
+    assert vispruner_order(attention, features, 8, important_ratio=0.75).tolist()[:6] == [0, 1, 2, 3, 4, 5]
+
+
+def official_vispruner(attention, features, k, ratio):
+    """VisPruner's encode_images selection (batch of one), step by step from its description: the test's
+    independent oracle (valid where every round's residual count is even, as on LLaVA-1.5's 576 patches)."""
+    important_count = int(k * ratio)
+    diverse_count = k - important_count
+    order = attention.argsort(descending=True)
+    important, residual = order[:important_count], order[important_count:]
+    normalized = features / features.norm(dim=-1, keepdim=True)
+    while True:
+        remaining = residual.shape[0]
+        r = min(8, remaining - diverse_count)
+        if r <= 0:
+            break
+        tokens = normalized[residual]
+        a, b = tokens[::2], tokens[1::2]
+        scores = (a @ b.T).max(dim=-1).values
+        distinct = scores.argsort(descending=True)[r:]
+        residual = torch.cat([residual[::2][distinct], residual[1::2]])
+    return sorted(torch.cat([important, residual]).tolist())
+
+
+def test_vispruner_keeps_the_official_selection_on_llava_15s_shape():
+    from explorer.methods.baselines import vispruner_order
+
+    generator = torch.Generator().manual_seed(5)
+    attention = torch.rand(576, generator=generator, dtype=torch.float64).softmax(dim=0)
+    features = torch.randn(576, 32, generator=generator, dtype=torch.float64)
+    features[1::7] = features[0::7][:len(features[1::7])] + 0.01  # near-duplicates to find
+    for k, ratio in ((64, 0.5), (128, 0.5), (192, 0.5), (64, 0.75)):
+        ours = sorted(vispruner_order(attention, features, k, ratio)[:k].tolist())
+        assert ours == official_vispruner(attention, features, k, ratio), (k, ratio)

@@ -34,6 +34,12 @@ def test_official_schedules_give_the_official_numbers_on_llava_15s_shape():
     assert official["dart"].stages(layout(budget=128))[0] == [(2, [132])]  # 4 + 8 (128 // 8)
     assert official["divprune"].stages(layout())[0] == [(0, [192])]
     assert official["visionzip"].stages(layout(budget=64))[0] == [(0, [64])]
+    assert official["vispruner"].stages(layout(budget=64))[0] == [(0, [64])]
+    grid = dataclasses.replace(layout(budget=192), grids=[(1, 24, 24)])
+    assert official["downsample"].stages(grid)[0] == [(0, [182])]  # 14 x 13, the aspect kept
+    clip = dataclasses.replace(layout(count=8 * 576, budget=1000, kind="video"), grids=[(8, 24, 24)])
+    stages, notes = official["evs"].stages(clip)
+    assert stages == [(0, [1000])] and "--video-pruning-rate 0.7829`" in notes[0]  # int(4608 x 0.2171) = 1000
     assert schedules.visionzip_contextual(64) == 10 and schedules.visionzip_contextual(192) == 30
     # PyramidDrop: lambda solved from the budget; at an average of 270 it is the official 0.5 (288/144/72)
     stages, notes = official["pyramiddrop"].stages(layout(budget=270))
@@ -282,6 +288,20 @@ def test_downsample_official_pools_the_decoder_inputs_as_adaptive_average_poolin
                    max_new_tokens=1)
     assert not inverted.merged and len(inverted.kept_indices) == 12
     assert not set(inverted.kept_indices) & set(record.kept_indices)
+
+
+def test_vispruner_official_keeps_its_selection_before_the_decoder(tiny):
+    """Its stage is before the decoder (K = 0) and keeps int(12 / 2) = 6 patches by the tower's [CLS] attention
+    plus 6 diverse ones, from the same features the projector gets; the controlled mode keeps the same set at
+    the family's K (its inputs are the tower's)."""
+    encoded = encode(tiny.model, tiny.family, tiny.family.build_inputs(tiny.processor, [random_image(12)], QUESTION))
+    record = run(tiny.model, tiny.processor, encoded, "vispruner", keep=12, schedule="official", max_new_tokens=1)
+    order = baselines.vispruner_order(encoded.vision_scores[0], encoded.vision_features[0], 12)
+    assert [s.layer for s in record.stages] == [0] and record.kept_indices == sorted(order[:12].tolist())
+    top = torch.sort(encoded.vision_scores[0], descending=True, stable=True).indices[:6].tolist()
+    assert set(top) <= set(record.kept_indices)
+    controlled = run(tiny.model, tiny.processor, encoded, "vispruner", keep=12, max_new_tokens=1)
+    assert controlled.stages[0].layer == 1 and controlled.kept_indices == record.kept_indices
 
 
 def test_evs_official_keeps_what_vllm_keeps_and_refuses_images(tiny):

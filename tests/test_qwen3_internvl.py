@@ -468,7 +468,7 @@ def test_every_tensor_the_engine_makes_names_its_device(each, schedule):
 
     expected = every_method()
     got = on_meta_default_device(every_method)
-    assert [n for n in METHODS if n not in names] == ["visionzip", "evs"]  # EVS: video only
+    assert [n for n in METHODS if n not in names] == ["visionzip", "vispruner", "evs"]  # no CLS; EVS: video only
     for name in expected:
         assert got[name].answer_ids == expected[name].answer_ids, name
         assert got[name].kept_indices == expected[name].kept_indices, name

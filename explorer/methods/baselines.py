@@ -354,3 +354,59 @@ def evs_rate(tokens_per_frame, frames, budget):
             return text, wanted
     text = repr(exact)
     return text, evs_retained(tokens_per_frame, frames, exact)
+
+
+# ------------------------------------------------------------------------------------------ VisPruner
+
+VISPRUNER_IMPORTANT = 0.5  # its loader's default --important_ratio (the README's MME example: 0.75)
+VISPRUNER_ROUND = 8  # near-duplicates removed per round
+
+
+def vispruner_order(cls_attention, features, k, important_ratio=VISPRUNER_IMPORTANT):
+    """VisPruner's selection for budget k, extended to an order of all n patches: [n] indices.
+
+    Paper: "Beyond Text-Visual Attention: Exploiting Visual Cues for Effective Token Pruning in VLMs", Zhang et
+    al., ICCV 2025 (arXiv 2412.01818); official code github.com/Theia-4869/VisPruner (llava/model/llava_arch.py
+    `encode_images`, multimodal_encoder/clip_encoder.py `feature_select`).
+
+    Inputs: cls_attention [n] the vision tower's [CLS] attention to each patch at the feature layer (the
+    official: `attentions[select_layer]`, select_layer -2 on LLaVA-1.5, row 0 over the patches, mean over
+    heads), features [n, C] the same layer's patch features (`hidden_states[select_layer]`, before the
+    projector), k the budget. int(k x important_ratio) important patches: the highest attention; the other
+    k - that many are diverse ones, kept from the rest (in descending attention order) by rounds of
+    near-duplicate removal: split the rest alternately into a (even places) and b (odd places), score each
+    token of a by its largest cosine similarity to b, drop the r most similar of a (r = min(8, what is still
+    too many)), and continue with the kept of a (in descending similarity, as the official reorders them) then
+    b, until k are left.
+
+    Order: the important patches (by attention), the diverse ones (in the final order), then the removed ones,
+    the last removed first (most similar last within a round): the first k are the selection. Departs: float64
+    and stable sorts (the official sorts in fp16 with torch's unstable argsort: ties may fall otherwise); a
+    round drops at most as many as a holds (the official's indexing needs an even count of remaining patches
+    and r no larger than half of them, which holds on LLaVA-1.5's 576 at its budgets; otherwise it fails or
+    keeps fewer than k)."""
+    n = len(cls_attention)
+    k = max(0, min(int(k), n))
+    important_count = int(k * important_ratio)
+    diverse_count = k - important_count
+    by_attention = torch.sort(cls_attention.detach().to("cpu", torch.float64), descending=True, stable=True).indices
+    important, residual = by_attention[:important_count].tolist(), by_attention[important_count:].tolist()
+    unit = unit_rows(features)
+    removed_rounds = []
+    while True:
+        a, b = residual[0::2], residual[1::2]
+        r = min(VISPRUNER_ROUND, len(residual) - diverse_count, len(a))
+        if r <= 0 or not b:
+            break
+        similarity = (unit[a] @ unit[b].T).max(dim=1).values
+        ranked = torch.sort(similarity, descending=True, stable=True).indices.tolist()
+        removed_rounds.append([a[i] for i in ranked[:r]])
+        residual = [a[i] for i in ranked[r:]] + b
+    removed = [token for dropped in reversed(removed_rounds) for token in reversed(dropped)]
+    return torch.tensor(important + residual + removed, dtype=torch.long, device="cpu")
+
+
+def vispruner_scores(cls_attention, features, k, important_ratio=VISPRUNER_IMPORTANT):
+    """VisPruner as a score ([n] float64) for budget k: the order of `vispruner_order`, first highest (the block
+    of important and diverse tokens depends on k, so the engine passes this stage's kept count)."""
+    return order_scores(vispruner_order(cls_attention, features, k, important_ratio))

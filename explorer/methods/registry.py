@@ -80,6 +80,13 @@ def visionzip(inp):
     return inp.vision_scores
 
 
+def vispruner(inp):
+    """VisPruner: important patches by the tower's [CLS] attention, then diverse ones from the rest (near-duplicates
+    by cosine on the tower's features entering the projector; the decoder's inputs where the family gives none)."""
+    features = inp.vision_features if inp.vision_features is not None else inp.z_cur
+    return baselines.vispruner_scores(inp.vision_scores, features, inp.k)
+
+
 def sparsevlm(inp):
     return inp.raters().double()
 
@@ -277,6 +284,15 @@ METHODS = {
                                           "patches by the [CLS] attention plus contextual merged tokens (10 of 64)"),
                         description="VisionZip (dominant tokens): the vision encoder's [CLS] attention to each "
                                     "patch, before the decoder"),
+    "vispruner": Method(vispruner, group="vision", label="VisPruner", color="#ce6dbd", later="fastv",
+                        needs=("vision",),
+                        official=Official(schedules.before_decoder, about="before the decoder (K = 0): int(k / 2) "
+                                          "important patches by the [CLS] attention of the tower's feature layer, "
+                                          "then k - int(k / 2) diverse ones from the rest, near-duplicates (cosine "
+                                          "of that layer's features) removed 8 at a time; important ratio 0.5, its "
+                                          "loader's default"),
+                        description="VisPruner: the vision encoder's [CLS] attention for half the budget, the rest "
+                                    "diverse tokens (near-duplicates removed by cosine similarity)"),
     "evs": Method(evs, group="diversity", label="EVS", color="#843c39", later="fastv",
                   official=Official(schedules.evs, inputs=("video",), about="vLLM's Efficient Video Sampling "
                                     "(vllm/multimodal/evs.py), before the decoder (K = 0): frame 0 whole, then the "
