@@ -106,6 +106,9 @@ def test_the_embedded_evaluation_pairs_every_method_with_the_first():
     rows += _rows("fastv", [True, False]) + _rows("clse", [True, True])
     assert embedded.summarize(rows)["fastv"]["28"].get("vs_first") is None
     assert embedded.paired_against_first(rows) == {}  # nothing paired with a method that answered nothing
+    # a small p-value is kept to four significant digits, not rounded to 0: 0 vs 30 discordant, p = 2 / 2^30
+    rows = _rows("fastv", [False] * 30) + _rows("clse", [True] * 30)
+    assert embedded.paired_against_first(rows)[("clse", 28, False)]["p"] == pytest.approx(2 / 2 ** 30, rel=1e-3)
 
 
 def test_the_report_compares_each_run_with_its_tasks_first():

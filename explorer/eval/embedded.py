@@ -276,6 +276,7 @@ def paired_against_first(rows):
         paired = paired_difference([theirs[(r["keep"], r["inverted"], r["item"])] for r in group],
                                    [r["correct"] for r in group])
         out[key] = {"against": first, **{k: [round(x, 4) for x in v] if k == "interval" else
+                                         float(f"{v:.4g}") if k == "p" else  # small p-values stay readable
                                          round(v, 4) if isinstance(v, float) else v for k, v in paired.items()}}
     return out
 
