@@ -13,11 +13,11 @@ from explorer.methods.schedules import paper_layers
 from explorer.core.settings import check_settings
 from models import llava, qwen2_vl
 from models.base import BadInput
-from explorer.methods.registry import METHODS
+from explorer.methods.registry import METHODS, applies_to
 from tests.conftest import Tiny, no_cache_logits, random_image
 
 QUESTION = "what color is the circle ?"
-PRUNING = [m for m in METHODS if m != "none"]
+PRUNING = [m for m in METHODS if m != "none" and applies_to(m, "image")]  # EVS is video only
 
 
 def stock_generate(t, images, question, max_new_tokens=6):

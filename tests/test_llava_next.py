@@ -20,7 +20,7 @@ from explorer.core.compare import compare
 from explorer.core.diagnostics import attach
 from explorer.core.engine import encode, run
 from explorer.core.settings import SCHEDULES, check_settings
-from explorer.methods.registry import METHODS
+from explorer.methods.registry import METHODS, applies_to
 from models import base
 from models.base import BadInput, VisualGroup
 from tests.conftest import ROOT, app_server, no_cache_logits, on_meta_default_device, random_image, write_clip
@@ -248,7 +248,7 @@ def test_records_touch_only_group_positions(nxt):
     newlines = set(newline_positions(nxt, inputs, groups))
     n, length = len(grid), inputs["input_ids"].shape[1]
     assert n == BASE + 120 and length - n > len(newlines) == 10
-    names = [m for m in METHODS if m not in ("none", "visionzip")]
+    names = [m for m in METHODS if m != "none" and "vision" not in METHODS[m].needs and applies_to(m, "image")]
     records = compare(nxt.model, nxt.processor, nxt.family, [image], QUESTION, methods=names, keep=15, prune_layer=2,
                       max_new_tokens=2)
     assert records["none"].visual_tokens == n and records["none"].text_tokens == length - n
@@ -293,8 +293,10 @@ def test_every_tensor_the_engine_makes_names_its_device(which, kind, schedule, r
     t = request.getfixturevalue(which)
     images = [random_image(9, WIDE)] if kind == "image" else frames(4, seed=70)
     assert t.family.vision_attention(t.model) is None and t.family.feature_projector(t.model) is None
-    names = [n for n in METHODS if n != "visionzip"]
-    settings = check_settings(methods=names, keep=5, prune_layer=2, max_new_tokens=3, schedule=schedule)
+    names = [n for n in METHODS if "vision" not in METHODS[n].needs and applies_to(n, kind)]
+    # half of each input: a budget every official schedule reaches (PyramidDrop refuses what its
+    # stages cannot average)
+    settings = check_settings(methods=names, keep=0.5, prune_layer=2, max_new_tokens=3, schedule=schedule)
 
     def every_method():
         encoded = encode(t.model, t.family, inputs, kind=kind)

@@ -11,7 +11,7 @@ from transformers import LlavaForConditionalGeneration
 from explorer.methods import baselines
 from explorer.core.compare import compare
 from explorer.core.engine import encode, run
-from explorer.methods.registry import METHODS
+from explorer.methods.registry import METHODS, applies_to
 from models.base import BadInput
 from tests.conftest import random_image
 
@@ -106,7 +106,7 @@ def test_old_name_and_unknown_words_are_noted(tiny):
 
 
 def test_every_registered_method_runs_single_and_paper_schedule(tiny):
-    names = [m for m in METHODS if m != "none"]
+    names = [m for m in METHODS if m != "none" and applies_to(m, "image")]
     for schedule in ("single", "paper"):
         records = compare(tiny.model, tiny.processor, tiny.family, [random_image(56)], QUESTION, methods=names,
                           keep=9, schedule=schedule, max_new_tokens=2)

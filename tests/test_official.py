@@ -12,7 +12,8 @@ from explorer.core.compare import compare
 from explorer.core.engine import encode, run
 from explorer.core.stage import raters
 from explorer.methods import baselines, schedules
-from explorer.methods.registry import METHODS, pruning_methods
+from explorer.methods.registry import METHODS, applies_to, pruning_methods
+from models.base import BadInput
 from tests.conftest import Tiny, random_image
 
 QUESTION = "what color is the circle ?"
@@ -33,6 +34,12 @@ def test_official_schedules_give_the_official_numbers_on_llava_15s_shape():
     assert official["dart"].stages(layout(budget=128))[0] == [(2, [132])]  # 4 + 8 (128 // 8)
     assert official["divprune"].stages(layout())[0] == [(0, [192])]
     assert official["visionzip"].stages(layout(budget=64))[0] == [(0, [64])]
+    assert official["vispruner"].stages(layout(budget=64))[0] == [(0, [64])]
+    grid = dataclasses.replace(layout(budget=192), grids=[(1, 24, 24)])
+    assert official["downsample"].stages(grid)[0] == [(0, [182])]  # 14 x 13, the aspect kept
+    clip = dataclasses.replace(layout(count=8 * 576, budget=1000, kind="video"), grids=[(8, 24, 24)])
+    stages, notes = official["evs"].stages(clip)
+    assert stages == [(0, [1000])] and "--video-pruning-rate 0.7829`" in notes[0]  # int(4608 x 0.2171) = 1000
     assert schedules.visionzip_contextual(64) == 10 and schedules.visionzip_contextual(192) == 30
     # PyramidDrop: lambda solved from the budget; at an average of 270 it is the official 0.5 (288/144/72)
     stages, notes = official["pyramiddrop"].stages(layout(budget=270))
@@ -40,8 +47,8 @@ def test_official_schedules_give_the_official_numbers_on_llava_15s_shape():
     stages, notes = official["pyramiddrop"].stages(layout(budget=192))
     assert [layer for layer, _ in stages] == [8, 16, 24]
     assert schedules.average_kept([(layer, c[0]) for layer, c in stages], 32, 576) == pytest.approx(192, abs=1)
-    stages, notes = official["pyramiddrop"].stages(layout(budget=64))  # below what its first stage allows
-    assert "cannot average 64" in notes[0]
+    stages, notes = official["pyramiddrop"].stages(layout(budget=64))  # below what 8/16/24 allows: 2/8/16
+    assert stages == [(2, [111]), (8, [21]), (16, [4])] and "issue #29" in notes[0]
     # SparseVLM v1.5's keep lists, literally, entering layers 3 / 7 / 16
     for budget, keeps in schedules.SPARSEVLM["keep_table"].items():
         stages, _ = official["sparsevlm"].stages(layout(budget=budget))
@@ -62,7 +69,8 @@ def test_official_stages_land_where_the_table_says_on_the_embedded_model(embedde
 
     scene = scenes.make_scene(205)
     records = compare(model, processor, family, [scene.image], "where is the red circle ?", schedule="official",
-                      methods=pruning_methods(), keep=64, max_new_tokens=2, diagnostics=False)
+                      methods=[m for m in pruning_methods() if applies_to(m, "image")], keep=64, max_new_tokens=2,
+                      diagnostics=False)
     layers = {name: [s.layer for s in r.stages] for name, r in records.items()}
     assert layers["fastv"] == layers["dart"] == [2]
     assert layers["divprune"] == layers["visionzip"] == [0]
@@ -214,10 +222,11 @@ def no_cache_with_merges(t, encoded, stages, answer_ids, early_kv):
     return outputs
 
 
-@pytest.mark.parametrize("method", ["visionzip", "sparsevlm"])
+@pytest.mark.parametrize("method", ["visionzip", "sparsevlm", "downsample"])
 def test_cached_decode_with_merged_tokens_equals_a_no_cache_recompute(method, monkeypatch):
     """VisionZip merges before the decoder, SparseVLM inside it at three stages (its official KV policy keeps
-    the early layers' caches whole)."""
+    the early layers' caches whole), downsample before the decoder with overlapping blocks (6 x 6 to 4 x 3 at
+    14)."""
     t = Tiny(text_layers=4)
     encoded = encode(t.model, t.family, t.family.build_inputs(t.processor, [random_image(8)], QUESTION))
     vectors = []
@@ -238,6 +247,88 @@ def test_cached_decode_with_merged_tokens_equals_a_no_cache_recompute(method, mo
     assert len(reference) == len(record.step_logits) >= 2
     for ours, theirs in zip(record.step_logits, reference):
         assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------ downsample, EVS
+
+
+def entering_first_layer(t, encoded, method, **settings):
+    """The record of one run and the sequence entering decoder layer 0 at its prefill."""
+    captured = []
+    handle = t.model.model.language_model.layers[0].register_forward_pre_hook(
+        lambda module, args, kwargs: captured.append(args[0] if args else kwargs["hidden_states"]), with_kwargs=True)
+    try:
+        record = run(t.model, t.processor, encoded, method, **settings)
+    finally:
+        handle.remove()
+    return record, captured[0]
+
+
+def test_downsample_official_pools_the_decoder_inputs_as_adaptive_average_pooling(tiny):
+    """The oracle: the rows the decoder gets are torch's adaptive_avg_pool2d of the grid's decoder inputs
+    (6 x 6 to 4 x 3 at 12 tokens: overlapping rows), each at its block's centre; the controlled mode keeps the
+    centres unpooled; inverted, nothing is pooled."""
+    encoded = encode(tiny.model, tiny.family, tiny.family.build_inputs(tiny.processor, [random_image(11)], QUESTION))
+    side, positions = tiny.side, encoded.groups[0].positions
+    record, entering = entering_first_layer(tiny, encoded, "downsample", keep=12, schedule="official",
+                                            max_new_tokens=2)
+    blocks = baselines.pooling_blocks((1, side, side), (4, 3))
+    assert [s.layer for s in record.stages] == [0] and record.kept_indices == [c for c, _ in blocks]
+    assert record.merged == {str(c): members for c, members in blocks}
+    assert "pools its 6 x 6 grid to 4 x 3" in " ".join(record.notes)
+    grid = encoded.inputs_embeds[0, positions].reshape(side, side, -1).permute(2, 0, 1)
+    pooled = torch.nn.functional.adaptive_avg_pool2d(grid[None], (4, 3))[0].permute(1, 2, 0).reshape(12, -1)
+    first = int(positions[0])
+    assert torch.allclose(entering[0, first:first + 12], pooled, atol=1e-6)  # the 12 rows where the grid was
+    assert torch.equal(entering[0, :first], encoded.inputs_embeds[0, :first])  # the text before it untouched
+    # 9 of 36 (3 x 3 blocks of 2 x 2) in the controlled mode: the centres, nothing pooled
+    controlled = run(tiny.model, tiny.processor, encoded, "downsample", keep=9, prune_layer=1, max_new_tokens=1)
+    assert controlled.kept_indices == [0, 2, 4, 12, 14, 16, 24, 26, 28] and not controlled.merged
+    inverted = run(tiny.model, tiny.processor, encoded, "downsample", keep=12, schedule="official", invert=True,
+                   max_new_tokens=1)
+    assert not inverted.merged and len(inverted.kept_indices) == 12
+    assert not set(inverted.kept_indices) & set(record.kept_indices)
+
+
+def test_vispruner_official_keeps_its_selection_before_the_decoder(tiny):
+    """Its stage is before the decoder (K = 0) and keeps int(12 / 2) = 6 patches by the tower's [CLS] attention
+    plus 6 diverse ones, from the same features the projector gets; the controlled mode keeps the same set at
+    the family's K (its inputs are the tower's)."""
+    encoded = encode(tiny.model, tiny.family, tiny.family.build_inputs(tiny.processor, [random_image(12)], QUESTION))
+    record = run(tiny.model, tiny.processor, encoded, "vispruner", keep=12, schedule="official", max_new_tokens=1)
+    order = baselines.vispruner_order(encoded.vision_scores[0], encoded.vision_features[0], 12)
+    assert [s.layer for s in record.stages] == [0] and record.kept_indices == sorted(order[:12].tolist())
+    top = torch.sort(encoded.vision_scores[0], descending=True, stable=True).indices[:6].tolist()
+    assert set(top) <= set(record.kept_indices)
+    controlled = run(tiny.model, tiny.processor, encoded, "vispruner", keep=12, max_new_tokens=1)
+    assert controlled.stages[0].layer == 1 and controlled.kept_indices == record.kept_indices
+
+
+def test_evs_official_keeps_what_vllm_keeps_and_refuses_images(tiny):
+    """On a 3-frame clip (3 x 6 x 6 tokens) the kept set is vLLM's retention mask (tests/test_baselines.py's
+    step-by-step oracle) on the decoder's inputs at the printed rate; frame 0 stays whole; an image is
+    refused with a sentence in every schedule."""
+    from tests.test_baselines import vllm_retention_mask
+
+    frames = [random_image(30 + i) for i in range(3)]
+    inputs = tiny.family.build_inputs(tiny.processor, frames, QUESTION, kind="video")
+    encoded = encode(tiny.model, tiny.family, inputs, kind="video")
+    n = tiny.side ** 2
+    record = run(tiny.model, tiny.processor, encoded, "evs", keep=50, schedule="official", max_new_tokens=2)
+    rate, kept = baselines.evs_rate(n, 3, 50)
+    assert kept == 50 and f"`vllm serve MODEL --video-pruning-rate {rate}`" in " ".join(record.notes)
+    embeds = encoded.inputs_embeds[0, encoded.groups[0].positions]
+    expected = vllm_retention_mask(embeds, 3, tiny.side, tiny.side, float(rate)).nonzero().flatten().tolist()
+    assert record.kept_indices == expected and set(range(n)) <= set(expected)
+    assert [s.layer for s in record.stages] == [0] and record.budget["average_kept"] == 50
+    below = run(tiny.model, tiny.processor, encoded, "evs", keep=20, schedule="official", max_new_tokens=1)
+    assert below.kept_indices == list(range(n)) and "keeps the first frame whole" in " ".join(below.notes)
+    controlled = run(tiny.model, tiny.processor, encoded, "evs", keep=20, max_new_tokens=1)  # the video K (3)
+    assert len(controlled.kept_indices) == 20 and controlled.stages[0].layer == 3
+    image = encode(tiny.model, tiny.family, tiny.family.build_inputs(tiny.processor, [frames[0]], QUESTION))
+    for schedule in ("single", "paper", "official"):
+        with pytest.raises(BadInput, match="evs .vLLM's Efficient Video Sampling. prunes video only"):
+            run(tiny.model, tiny.processor, image, "evs", keep=9, schedule=schedule, max_new_tokens=1)
 
 
 # ------------------------------------------------------------------------------------------ SparseVLM's raters

@@ -20,7 +20,7 @@ from explorer.core.compare import compare
 from explorer.core.diagnostics import attach
 from explorer.core.engine import encode, run
 from explorer.core.settings import SCHEDULES, check_settings
-from explorer.methods.registry import METHODS
+from explorer.methods.registry import METHODS, applies_to
 from models import llava_onevision, video_llava
 from models.base import BadInput
 from tests.conftest import ROOT, WORDS, no_cache_logits, on_meta_default_device, random_image, write_clip
@@ -299,7 +299,8 @@ def test_defaults_and_the_papers_video_budget():
 
 
 def refused(t, encoded, settings, name):
-    """VisionZip where the model has no CLS score on the decoder's grid: a BadInput with a sentence."""
+    """VisionZip where the model has no CLS score on the decoder's grid, EVS on an image: a BadInput with a
+    sentence."""
     with pytest.raises(BadInput, match="choose another method") as error:
         run(t.model, t.processor, encoded, name, settings)
     assert str(error.value).endswith("choose another method") and " " in str(error.value)
@@ -310,16 +311,18 @@ def refused(t, encoded, settings, name):
 def test_every_tensor_the_engine_makes_names_its_device(saved, name, schedule):
     """As tests/test_devices.py: once the model and its inputs exist the default device becomes `meta`, so any
     tensor the engine made without naming its device fails the run; every method of the registry, in every
-    schedule (VisionZip where it cannot apply: refused with a sentence)."""
+    schedule (VisionZip and EVS where they cannot apply: refused with a sentence)."""
     t, kind, images = case(saved, name)
     inputs = t.family.build_inputs(t.processor, images, QUESTION, kind=kind)
-    settings = check_settings(methods=list(METHODS), keep=5, prune_layer=2, max_new_tokens=3, schedule=schedule)
+    # half of each input: a budget every official schedule reaches (PyramidDrop refuses what its
+    # stages cannot average)
+    settings = check_settings(methods=list(METHODS), keep=0.5, prune_layer=2, max_new_tokens=3, schedule=schedule)
 
     def every_method():
         encoded = encode(t.model, t.family, inputs, kind=kind)
         records = {}
         for method in METHODS:
-            if "vision" in METHODS[method].needs and not encoded.vision_scores:
+            if ("vision" in METHODS[method].needs and not encoded.vision_scores) or not applies_to(method, kind):
                 refused(t, encoded, settings, method)
                 continue
             records[method] = run(t.model, t.processor, encoded, method, settings, capture=method == "none")

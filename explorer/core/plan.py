@@ -69,7 +69,9 @@ def plan(groups, settings, num_layers, family, kind="image", first_layer_min=1, 
     defaults = family.DEFAULTS[kind]
     nominal = group_budgets(groups, settings.keep, settings.budget_per)
     layout = schedules.Layout(num_layers, [g.count for g in groups], nominal, settings.keep, family.PAPER_SCHEDULE,
-                              defaults, kind)
+                              defaults, kind, [tuple(getattr(g, "grid", ())) for g in groups])
+    if official is not None and kind not in official.inputs:
+        raise BadInput(official.refusal or f"this method does not apply to {kind} inputs")
     notes, ref_default, early_kv = [], defaults["ref_layer"], settings.early_kv or defaults["early_kv"]
     if settings.schedule == "single":
         prune_layer = defaults["prune_layer"] if settings.prune_layer is None else settings.prune_layer

@@ -20,9 +20,14 @@ Prints JSON (and with --markdown the README tables):
 - unpruned accuracy by question kind on the plain held-out set, on the variant set (the same seeds drawn
   with `variant=True`: other sizes, colours a little off, anti-aliasing, JPEG) and on the plain set's
   questions typed as people type them ("What color is the circle?");
-- per method, budget and direction (normal / inverted): accuracy by kind, target-token recall (the share of
-  the queried object's visual tokens kept) overall and by the object's third of the image, the share of
-  cuts that fell inside a tie of scores, and the real average of visual tokens kept per decoder layer;
+- per method, budget and direction (normal / inverted): accuracy by kind (with its 95% Wilson interval on
+  images, motion and overall), target-token recall (the share of the queried object's visual tokens kept)
+  overall and by the object's third of the image, the share of cuts that fell inside a tie of scores, and the
+  real average of visual tokens kept per decoder layer; and against the first method of --methods at the same
+  budget, direction and schedule, on the questions both answered: the difference of overall accuracy with its
+  95% interval (Newcombe's, paired) and the exact McNemar p-value (explorer/analysis/stats.py). A difference
+  is established only where p is small (p < 0.05): a higher accuracy with a larger p is not "better";
+- the runs a method refused (its official schedule cannot reach a budget, EVS on images) with the sentence;
 - accuracy by the share of the queried object kept (half or more / some / none), against the unpruned
   accuracy on the same questions and chance on them;
 - per method, its accuracy against the accuracy its target recall predicts (what every method's kept sets
@@ -40,11 +45,13 @@ import numpy as np
 import torch
 
 import models
-from explorer.analysis.stats import THIRDS, third_of
+from explorer.analysis.stats import THIRDS, difference_text, interval_text, paired_difference, third_of, \
+    wilson_interval
 from explorer.core.engine import encode_input
 from explorer.core.engine import TIE_AT_CUT, run
 from explorer.core.settings import check_settings
 from explorer.methods.registry import check_method, pruning_methods
+from models.base import BadInput
 from models.shapes_llava import scenes
 
 KINDS = scenes.QUESTION_KINDS
@@ -130,14 +137,21 @@ def first_word(processor, record):
 
 def run_item(model, processor, family, item, runs, prune_layer=None, text=None):
     """One row per run on one item: whether the first word is the answer, the share of the queried object's
-    tokens kept, whether the cut fell inside a tie, and the real average kept per decoder layer."""
+    tokens kept, whether the cut fell inside a tie, and the real average kept per decoder layer. A run the
+    method refuses (BadInput: a budget its official schedule cannot reach, EVS on an image) gives a row with
+    "refused" (the sentence) and nothing else; `answered` drops those rows."""
     text = text or item.question.text
     encoded = encode_input(model, processor, family, item.images, text, item.kind)
     rows = []
     for method, keep, inverted, schedule in runs:
         settings = check_settings(keep=keep or 1, prune_layer=prune_layer, invert=inverted, schedule=schedule,
                                   max_new_tokens=ANSWER_TOKENS if method == "none" else 1)
-        record = run(model, processor, encoded, method, settings)
+        try:
+            record = run(model, processor, encoded, method, settings)
+        except BadInput as error:
+            rows.append({"method": method, "keep": keep, "inverted": inverted, "schedule": schedule,
+                         "input": item.kind, "refused": str(error)})
+            continue
         answer = first_word(processor, record)
         share = None
         if item.target is not None:
@@ -170,20 +184,46 @@ def evaluate(model, processor, family, items, methods, budgets, invert=True, pru
 # ------------------------------------------------------------------------------------------------ analysis
 
 
+def answered(rows):
+    """The rows of runs that ran (a refused run's row holds only its sentence)."""
+    return [r for r in rows if not r.get("refused")]
+
+
+def refusals(rows):
+    """[{method, keep, schedule, input, runs, sentence}] of the refused runs (each distinct sentence once)."""
+    out = {}
+    for row in rows:
+        if row.get("refused"):
+            key = (row["method"], row["keep"], row["inverted"], row["schedule"], row["input"], row["refused"])
+            out[key] = out.get(key, 0) + 1
+    return [{"method": m, "keep": k, "inverted": i, "schedule": s, "input": kind, "runs": n, "sentence": text}
+            for (m, k, i, s, kind, text), n in out.items()]
+
+
 def _mean(values):
     values = list(values)
     return round(float(np.mean(values)), 4) if values else None
 
 
+def _interval(values):
+    values = list(values)
+    interval = wilson_interval(sum(values), len(values))
+    return [round(x, 4) for x in interval] if interval else None
+
+
 def accuracy(rows):
-    """Accuracy by question kind, on image questions, on motion and overall, and the question count."""
+    """Accuracy by question kind, on image questions, on motion and overall, the question count, and the 95%
+    Wilson interval of the images, motion and overall accuracies."""
     by_kind = defaultdict(list)
     for row in rows:
         by_kind[row["qkind"]].append(row["correct"])
     images = [c for k, v in by_kind.items() if k != "motion" for c in v]
+    motion = by_kind.get("motion", [])
     return {"by_kind": {k: _mean(by_kind[k]) for k in ALL_KINDS if k in by_kind},
-            "images": _mean(images), "motion": _mean(by_kind.get("motion", [])),
-            "overall": _mean(r["correct"] for r in rows), "questions": len(rows)}
+            "images": _mean(images), "motion": _mean(motion),
+            "overall": _mean(r["correct"] for r in rows), "questions": len(rows),
+            "interval": {"images": _interval(images), "motion": _interval(motion),
+                         "overall": _interval(r["correct"] for r in rows)}}
 
 
 def run_summary(rows):
@@ -203,15 +243,42 @@ def of_schedule(rows, schedule):
 
 
 def summarize(rows, schedule="single"):
-    """{method: {"unpruned" | keep | keep + " inverted": run_summary}} of one schedule."""
+    """{method: {"unpruned" | keep | keep + " inverted": run_summary}} of one schedule; every pruning method
+    after the first also gets "vs_first" (paired_against_first) in each entry."""
     groups = defaultdict(list)
-    for row in of_schedule(rows, schedule):
+    for row in of_schedule(answered(rows), schedule):
         groups[(row["method"], row["keep"], row["inverted"])].append(row)
     report = {}
     for (method, keep, inverted), group in groups.items():
         name = "unpruned" if keep is None else f"{keep}{' inverted' if inverted else ''}"
         report.setdefault(method, {})[name] = run_summary(group)
+    for (method, keep, inverted), paired in paired_against_first(of_schedule(rows, schedule)).items():
+        report[method][f"{keep}{' inverted' if inverted else ''}"]["vs_first"] = paired
     return report
+
+
+def paired_against_first(rows):
+    """{(method, keep, inverted): the paired comparison of its overall accuracy with the first pruning method's
+    (the first of --methods that ran) at the same budget and direction, on the questions both answered}: the
+    difference (this method - the first) with Newcombe's 95% interval, the exact McNemar p-value and the
+    discordant counts (stats.paired_difference), plus "against", the first method's name."""
+    first = next((r["method"] for r in rows if r["method"] != "none"), None)  # refused runs count: the order
+    pruned = [r for r in answered(rows) if r["method"] != "none"]
+    if first is None:
+        return {}
+    theirs = {(r["keep"], r["inverted"], r["item"]): r["correct"] for r in pruned if r["method"] == first}
+    mine = defaultdict(list)
+    for row in pruned:
+        if row["method"] != first and (row["keep"], row["inverted"], row["item"]) in theirs:
+            mine[(row["method"], row["keep"], row["inverted"])].append(row)
+    out = {}
+    for key, group in mine.items():
+        paired = paired_difference([theirs[(r["keep"], r["inverted"], r["item"])] for r in group],
+                                   [r["correct"] for r in group])
+        out[key] = {"against": first, **{k: [round(x, 4) for x in v] if k == "interval" else
+                                         float(f"{v:.4g}") if k == "p" else  # small p-values stay readable
+                                         round(v, 4) if isinstance(v, float) else v for k, v in paired.items()}}
+    return out
 
 
 def share_class(share):
@@ -222,6 +289,7 @@ def by_share_kept(rows):
     """Per method (normal runs, every budget pooled; "all methods" pools them): for each class of the share of
     the queried object kept, the runs, their accuracy, the unpruned accuracy on the same questions, the ratio,
     and chance on those questions."""
+    rows = answered(rows)
     unpruned = {r["item"]: r["correct"] for r in rows if r["method"] == "none"}
     pruned = [r for r in rows if r["method"] != "none" and not r["inverted"] and r["share"] is not None]
     report = {}
@@ -243,7 +311,7 @@ def predicted_by_recall(rows):
     from the share of the object it kept alone: the mean accuracy of every pruned run (every method, normal
     and inverted) with the same question kind and share bin. A method above its prediction gains from
     something other than keeping the object (or the model favours its kind of kept set)."""
-    pruned = [r for r in rows if r["method"] != "none" and r["share"] is not None]
+    pruned = [r for r in answered(rows) if r["method"] != "none" and r["share"] is not None]
 
     def cell(row):
         return row["qkind"], int(np.searchsorted(PREDICTION_BINS, row["share"], side="right"))
@@ -263,6 +331,7 @@ def predicted_by_recall(rows):
 
 def same_token_count(rows):
     """Whether every inverted run kept the same real average per layer as its normal run."""
+    rows = answered(rows)
     key = lambda r: (r["item"], r["method"], r["keep"], r.get("schedule"))  # noqa: E731
     normal = {key(r): r["average_kept"] for r in rows if not r["inverted"]}
     return all(normal[key(r)] == r["average_kept"] for r in rows if r["inverted"])
@@ -306,21 +375,33 @@ def _f(value, digits=3):
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _with_interval(entry, name):
+    return interval_text(entry[name], entry.get("interval", {}).get(name))
+
+
 def unpruned_table(sets):
     """sets: {name: (accuracy(), share of one-word answers, questions with an unknown word)}."""
-    lines = ["| questions | " + " | ".join(ALL_KINDS) + " | images | motion | overall | one-word answers | "
-             "with an unknown word |", "|---" * (len(ALL_KINDS) + 6) + "|"]
+    lines = ["| questions | " + " | ".join(ALL_KINDS) + " | images [95% CI] | motion [95% CI] | overall [95% CI] | "
+             "one-word answers | with an unknown word |", "|---" * (len(ALL_KINDS) + 6) + "|"]
     for name, (acc, one_word, unknown) in sets.items():
         lines.append(f"| {name} | " + " | ".join(_f(acc["by_kind"].get(k)) for k in ALL_KINDS)
-                     + f" | {_f(acc['images'])} | {_f(acc['motion'])} | {_f(acc['overall'])} | {_f(one_word, 2)} "
-                     f"| {unknown} |")
+                     + f" | {_with_interval(acc, 'images')} | {_with_interval(acc, 'motion')} | "
+                     f"{_with_interval(acc, 'overall')} | {_f(one_word, 2)} | {unknown} |")
     return lines
 
 
+def first_method(report):
+    """The method every other is compared with in a report (the "against" of its vs_first entries)."""
+    return next((e["vs_first"]["against"] for by_keep in report.values() for e in by_keep.values()
+                 if e.get("vs_first")), None)
+
+
 def methods_table(report):
-    head = ("| method | keep | kept per layer (image / clip) | images | motion | overall | target recall | "
-            "cut in a tie | inverted: images | motion | overall | target recall |")
-    lines = [head, "|---" * 12 + "|"]
+    first = first_method(report) or "the first method"
+    head = ("| method | keep | kept per layer (image / clip) | images | motion | overall [95% CI] | "
+            f"overall - {first}'s [95% CI], McNemar p | target recall | cut in a tie | inverted: images | motion | "
+            f"overall [95% CI] | overall - {first}'s inverted, p | target recall |")
+    lines = [head, "|---" * 14 + "|"]
     for method, by_keep in report.items():
         for keep, entry in by_keep.items():
             if keep.endswith("inverted"):
@@ -328,11 +409,19 @@ def methods_table(report):
             inv = by_keep.get(f"{keep} inverted")
             kept = entry["average_kept"]
             cells = [method, keep, f"{_f(kept['image'], 1)} / {_f(kept['video'], 1)}", _f(entry["images"]),
-                     _f(entry["motion"]), _f(entry["overall"]), _f(entry["target_recall"]["all"]),
-                     _f(entry["tied_cuts"], 2)]
-            cells += [_f(inv["images"]), _f(inv["motion"]), _f(inv["overall"]), _f(inv["target_recall"]["all"])
-                      ] if inv else ["-"] * 4
+                     _f(entry["motion"]), _with_interval(entry, "overall"), difference_text(entry.get("vs_first")),
+                     _f(entry["target_recall"]["all"]), _f(entry["tied_cuts"], 2)]
+            cells += [_f(inv["images"]), _f(inv["motion"]), _with_interval(inv, "overall"),
+                      difference_text(inv.get("vs_first")), _f(inv["target_recall"]["all"])] if inv else ["-"] * 5
             lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def refusals_table(refused):
+    lines = ["| method | keep | schedule | input | runs | the method's sentence |", "|---" * 6 + "|"]
+    for r in refused:
+        lines.append(f"| {r['method']}{' (inverted)' if r['inverted'] else ''} | {r['keep']} | {r['schedule']} | "
+                     f"{r['input']} | {r['runs']} | {r['sentence']} |")
     return lines
 
 
@@ -398,10 +487,15 @@ def markdown(result):
          shares_table(result["by_share_kept"])),
         ("Accuracy against the accuracy predicted from the share of the object kept",
          prediction_table(result["predicted_by_recall"])),
+        *([("Runs a method refused (not in the tables above; differences are paired over the questions both "
+            "methods answered)", refusals_table(result["refused"]))] if result.get("refused") else []),
     ]
     out = []
     for title, lines in sections:
         out += [f"**{title}**", "", *lines, ""]
+    out.append("intervals: 95% Wilson for an accuracy; for a difference with the first method (the same questions, "
+               "paired), Newcombe's 95% interval and the exact McNemar p-value: call a method better only where p "
+               "< 0.05")
     out.append(f"inverted runs keep the same real token count as the normal ones: {result['same_token_count']}; "
                f"{result['seconds']} s wall, {result['cpu_seconds']} s CPU ({result['threads']} thread(s))")
     return "\n".join(out)
@@ -422,7 +516,7 @@ def full_evaluation(model, processor, family, args, methods, budgets):
     rows = evaluate(model, processor, family, items, methods, budgets, not args.no_invert, args.prune_layer,
                     schedules=args.schedules)
     main_set = "variant set" if args.variant else "plain held-out set"
-    unpruned = {main_set: unpruned_entry([r for r in rows if r["method"] == "none"])}
+    unpruned = {main_set: unpruned_entry([r for r in answered(rows) if r["method"] == "none"])}
     if not args.variant:
         variant = eval_items(args.seed, args.n, n_clips, variant=True)
         unpruned["variant set"] = unpruned_entry(evaluate(model, processor, family, variant, [], [], False))
@@ -430,7 +524,8 @@ def full_evaluation(model, processor, family, args, methods, budgets):
     unpruned[f"{main_set}, typed"] = unpruned_entry(typed_rows)
     controlled = of_schedule(rows, "single")
     result = {"unpruned": unpruned, "results": summarize(rows), "by_share_kept": by_share_kept(controlled),
-              "predicted_by_recall": predicted_by_recall(controlled), "same_token_count": same_token_count(rows)}
+              "predicted_by_recall": predicted_by_recall(controlled), "same_token_count": same_token_count(rows),
+              "refused": refusals(rows)}
     if "official" in args.schedules:
         official = of_schedule(rows, "official")
         result["official"] = {"results": summarize(rows, "official"), "by_share_kept": by_share_kept(official),

@@ -8,7 +8,9 @@ lmms-eval's `<date>_results.json` and `<date>_samples_<task>.jsonl` (in a subfol
 `records/<run tag>_rank<R>.jsonl` (see explorer/eval/lmms_eval.py and runs.py). Several runs (methods, budgets, models) may share
 a folder, unless they start within the same second (lmms-eval names its files by that second). The report
 gives, per task and run: the task's metrics (accuracy) against the real average of visual tokens kept (the
-paper's curves); where the documents carry ground truth (`target_tokens`, the offline shapes tasks) the queried
+paper's curves); where the main metric is right / wrong per sample, the accuracy's 95% Wilson interval and, for
+every run after the task's first (the first given on the command line), the paired difference with that first
+run on the samples both answered: Newcombe's 95% interval and the exact McNemar p-value (analysis/stats.py); where the documents carry ground truth (`target_tokens`, the offline shapes tasks) the queried
 object's target-token recall, the accuracy with at least / less than half of the object kept, and the recall by
 the object's third of the image; and the dataset-level positional bias: the share of samples keeping each grid
 cell and each row, and the Spearman correlation between a token's score and its raster position, averaged
@@ -29,7 +31,8 @@ from collections import defaultdict
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.analysis.stats import THIRDS, rank_correlation, third_of
+from explorer.analysis.stats import (THIRDS, difference_text, interval_text, paired_difference, rank_correlation,
+                                     third_of, wilson_interval)
 from explorer.eval.runs import MODEL_NAME, RUN_DEFAULTS, parse_model_args, run_tag
 
 FIGURE_HEIGHT = 420  # px; plotly would otherwise fill the window's height in a page or an HTML file
@@ -177,7 +180,10 @@ def run_entry(results_path, results, task, records):
     split = {half: [correct[d] for d, r in recalls.items() if r is not None and d in correct and (r >= 0.5) == half]
              for half in (True, False)}
     budgets = [line.get("budget", {}) for line in lines]
+    binary = bool(correct) and all(value in (0, 1) for value in correct.values())
     return {
+        "_correct": {doc_id: bool(value) for doc_id, value in correct.items()} if binary else None,
+        "accuracy_interval": wilson_interval(sum(correct.values()), len(correct)) if binary else None,
         "results_file": results_path, "task": task, "model": config.get("model"),
         "pretrained": args.get("pretrained", RUN_DEFAULTS["pretrained"]) if ours else args.get("pretrained"),
         "method": args.get("method", RUN_DEFAULTS["method"]) if ours else config.get("model"),
@@ -217,7 +223,27 @@ def load_report(paths):
             for task in sorted(results.get("results", {})):
                 runs.append(run_entry(results_path, results, task, records))
     tasks = sorted({run["task"] for run in runs})
+    compare_with_first(runs)
     return {"runs": runs, "tasks": tasks}
+
+
+def compare_with_first(runs):
+    """Every run after its task's first run (in the order given) gets "vs_first": the paired difference of its
+    per-sample correctness with the first run's on the samples both have (stats.paired_difference: the
+    difference this - first, Newcombe's interval, the exact McNemar p) and "against", the first run's label; None
+    where either metric is not right / wrong per sample. Drops the per-sample "_correct" afterwards."""
+    first = {}
+    for run in runs:
+        reference = first.setdefault(run["task"], run)
+        run["vs_first"] = None
+        if run is reference or not run.get("_correct") or not reference.get("_correct"):
+            continue
+        common = sorted(set(run["_correct"]) & set(reference["_correct"]), key=str)
+        paired = paired_difference([reference["_correct"][d] for d in common], [run["_correct"][d] for d in common])
+        if paired:
+            run["vs_first"] = {"against": f"{label(reference)} keep {reference['keep']}", **paired}
+    for run in runs:
+        run.pop("_correct", None)
 
 
 # ------------------------------------------------------------------------------------------------- figures
@@ -324,14 +350,22 @@ def _cell(value, digits=3):
 
 
 def markdown(report):
-    lines = ["| task | method | keep | accuracy | metric | avg kept | target recall | acc. recall>=1/2 | "
-             "acc. recall<1/2 | Spearman(score, position) | samples |", "|" + "---|" * 11]
+    lines = ["| task | method | keep | accuracy [95% CI] | difference with the task's first run [95% CI], McNemar p | "
+             "metric | avg kept | target recall | acc. recall>=1/2 | acc. recall<1/2 | Spearman(score, position) | "
+             "samples |",
+             "|" + "---|" * 12]
     for run in sorted(report["runs"], key=lambda r: (r["task"], label(r), -(r["average_kept"] or 0))):
         split = run["accuracy_by_recall"]
+        accuracy = interval_text(run["accuracy"], run.get("accuracy_interval")) if run["accuracy"] is not None \
+            else "-"
+        versus = run.get("vs_first")
         lines.append("| " + " | ".join([
-            run["task"], label(run), _cell(run["keep"]), _cell(run["accuracy"]), str(run["main_metric"]),
+            run["task"], label(run), _cell(run["keep"]), accuracy,
+            f"{difference_text(versus)} (vs {versus['against']})" if versus else "-", str(run["main_metric"]),
             _cell(run["average_kept"], 1), _cell(run["target_recall"]), _cell(split["at_least_half"]),
             _cell(split["below_half"]), _cell(run["score_position_spearman"]), str(run["samples"])]) + " |")
+    lines += ["", "Intervals: 95% Wilson for an accuracy; a difference is paired on the same samples (Newcombe's 95% "
+              "interval, exact McNemar p): call a run better than the first only where p < 0.05."]
     lines += ["", "Target recall by the third of the image holding the queried object:", "",
               "| task | method | keep | top | middle | bottom |", "|---|---|---|---|---|---|"]
     for run in sorted(report["runs"], key=lambda r: (r["task"], label(r), -(r["average_kept"] or 0))):

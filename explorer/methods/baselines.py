@@ -245,3 +245,168 @@ def dpc_knn_clusters(x, clusters):
     for c in centres:
         assignment[c] = c
     return [(c, [i for i in range(n) if assignment[i] == c]) for c in centres]
+
+
+# ------------------------------------------------------------------------------------------ downsample
+
+
+def adaptive_blocks(size, out):
+    """The [start, end) ranges of adaptive average pooling of `size` cells into `out` (torch's
+    adaptive_avg_pool rule: start = floor(i size / out), end = ceil((i + 1) size / out)); where out does not
+    divide size neighbouring blocks overlap by a cell."""
+    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+
+def grid_of(h, w, count):
+    """The (oh, ow) with oh x ow == count, oh <= h, ow <= w, whose aspect is nearest the frame's (ties: the
+    taller); None where count has no such factorisation."""
+    pairs = [(oh, count // oh) for oh in range(1, h + 1) if count % oh == 0 and count // oh <= w]
+    if not pairs:
+        return None
+    return min(pairs, key=lambda p: (abs(math.log(p[0] / p[1]) - math.log(h / w)), -p[0]))
+
+
+def pooled_grid(h, w, k):
+    """The pooled grid (oh, ow) of an h x w frame for at most k tokens, the frame's aspect kept: oh is the floor
+    or the ceiling of h sqrt(k / (h w)) (at most k), ow = k // oh (at most w), whichever holds more tokens, as the
+    canonical factorisation of that count (grid_of). 24 x 24: 64 -> 8 x 8, 192 -> 14 x 13 = 182, 128 -> 11 x 11
+    = 121; at least 1 x 1."""
+    k = max(1, int(k))
+    if k >= h * w:
+        return h, w
+    scale = math.sqrt(k / (h * w))
+    best = 0
+    for oh in {math.floor(h * scale), math.ceil(h * scale)}:
+        oh = max(1, min(h, k, oh))
+        best = max(best, oh * max(1, min(w, k // oh)))
+    return grid_of(h, w, best)
+
+
+def pooling_blocks(grid, pooled):
+    """Per pooled token of a (t, h, w) grid pooled to (oh, ow) per frame, frames in turn and raster order within
+    a frame: (centre, [members]) as indices into the grid's t h w tokens. The centre is the block's middle cell
+    ((r0 + r1 - 1) // 2, (c0 + c1 - 1) // 2): the slot and position id the pooled token takes; distinct for
+    distinct blocks (oh <= h, ow <= w)."""
+    t, h, w = grid
+    oh, ow = pooled
+    rows, cols = adaptive_blocks(h, oh), adaptive_blocks(w, ow)
+    out = []
+    for f in range(t):
+        for r0, r1 in rows:
+            for c0, c1 in cols:
+                members = [f * h * w + r * w + c for r in range(r0, r1) for c in range(c0, c1)]
+                out.append((f * h * w + (r0 + r1 - 1) // 2 * w + (c0 + c1 - 1) // 2, members))
+    return out
+
+
+def downsample_order(grid, pooled):
+    """[t h w] indices: the pooled blocks' centres first (frames in turn, raster order), then every other token,
+    farthest from the nearest centre of its frame first (the gaps an extra token fills best; ties to the
+    earlier token)."""
+    t, h, w = grid
+    centres = [c for c, _ in pooling_blocks(grid, pooled)]
+    taken = set(centres)
+    rest = [n for n in range(t * h * w) if n not in taken]
+    by_frame = {}
+    for c in centres:
+        by_frame.setdefault(c // (h * w), []).append(divmod(c % (h * w), w))
+
+    def gap(n):
+        r, c = divmod(n % (h * w), w)
+        return min((r - a) ** 2 + (c - b) ** 2 for a, b in by_frame[n // (h * w)])
+
+    rest.sort(key=lambda n: (-gap(n), n))
+    return torch.tensor(centres + rest, dtype=torch.long, device="cpu")
+
+
+# ------------------------------------------------------------------------------------------ EVS
+
+
+def evs_dissimilarity(z, grid):
+    """vLLM's Efficient Video Sampling score (vllm/multimodal/evs.py, `compute_retention_mask`), computed as it
+    computes it: the (t, h, w) grid's tokens z [t h w, C] (the video embeddings entering the decoder), every token
+    of frame f >= 1 scored 1 - cosine similarity with the token at the same row and column of frame f - 1
+    (torch.nn.functional.cosine_similarity over the channels, in z's own dtype), frame 0 scored 255 (kept
+    whole). Returns [t h w] in z's dtype; vLLM keeps the top max(h w, int(t h w (1 - q))) by a stable descending
+    sort (ties to the earlier token, as select_top)."""
+    t, h, w = grid
+    frames = z.reshape(t, h, w, z.shape[-1])
+    dissimilarity = 1 - torch.nn.functional.cosine_similarity(frames[1:], frames[:-1], dim=-1)
+    first = 255 * torch.ones_like(frames[:1, :, :, 0])
+    return torch.cat([first, dissimilarity], dim=0).reshape(-1)
+
+
+def evs_retained(tokens_per_frame, frames, q):
+    """vLLM's count (`compute_retained_tokens_count`): max(tokens per frame, int(total x (1 - q)))."""
+    return max(tokens_per_frame, int(tokens_per_frame * frames * (1 - q)))
+
+
+def evs_rate(tokens_per_frame, frames, budget):
+    """(q as vLLM's --video-pruning-rate takes it, the tokens vLLM keeps with it) for a budget: the shortest
+    decimal q, rounded down from 1 - kept / total (never pruning more than the budget asks), with
+    evs_retained(..., q) == max(tokens per frame, min(budget, total)): 300 of 4 x 256 -> "0.707"."""
+    total = tokens_per_frame * frames
+    wanted = max(tokens_per_frame, min(budget, total))
+    exact = 1 - wanted / total
+    for digits in range(1, 13):
+        text = f"{math.floor(exact * 10 ** digits) / 10 ** digits:.{digits}f}".rstrip("0").rstrip(".") or "0"
+        if evs_retained(tokens_per_frame, frames, float(text)) == wanted:
+            return text, wanted
+    text = repr(exact)
+    return text, evs_retained(tokens_per_frame, frames, exact)
+
+
+# ------------------------------------------------------------------------------------------ VisPruner
+
+VISPRUNER_IMPORTANT = 0.5  # its loader's default --important_ratio (the README's MME example: 0.75)
+VISPRUNER_ROUND = 8  # near-duplicates removed per round
+
+
+def vispruner_order(cls_attention, features, k, important_ratio=VISPRUNER_IMPORTANT):
+    """VisPruner's selection for budget k, extended to an order of all n patches: [n] indices.
+
+    Paper: "Beyond Text-Visual Attention: Exploiting Visual Cues for Effective Token Pruning in VLMs", Zhang et
+    al., ICCV 2025 (arXiv 2412.01818); official code github.com/Theia-4869/VisPruner (llava/model/llava_arch.py
+    `encode_images`, multimodal_encoder/clip_encoder.py `feature_select`).
+
+    Inputs: cls_attention [n] the vision tower's [CLS] attention to each patch at the feature layer (the
+    official: `attentions[select_layer]`, select_layer -2 on LLaVA-1.5, row 0 over the patches, mean over
+    heads), features [n, C] the same layer's patch features (`hidden_states[select_layer]`, before the
+    projector), k the budget. int(k x important_ratio) important patches: the highest attention; the other
+    k - that many are diverse ones, kept from the rest (in descending attention order) by rounds of
+    near-duplicate removal: split the rest alternately into a (even places) and b (odd places), score each
+    token of a by its largest cosine similarity to b, drop the r most similar of a (r = min(8, what is still
+    too many)), and continue with the kept of a (in descending similarity, as the official reorders them) then
+    b, until k are left.
+
+    Order: the important patches (by attention), the diverse ones (in the final order), then the removed ones,
+    the last removed first (most similar last within a round): the first k are the selection. Departs: float64
+    and stable sorts (the official sorts in fp16 with torch's unstable argsort: ties may fall otherwise); a
+    round drops at most as many as a holds (the official's indexing needs an even count of remaining patches
+    and r no larger than half of them, which holds on LLaVA-1.5's 576 at its budgets; otherwise it fails or
+    keeps fewer than k)."""
+    n = len(cls_attention)
+    k = max(0, min(int(k), n))
+    important_count = int(k * important_ratio)
+    diverse_count = k - important_count
+    by_attention = torch.sort(cls_attention.detach().to("cpu", torch.float64), descending=True, stable=True).indices
+    important, residual = by_attention[:important_count].tolist(), by_attention[important_count:].tolist()
+    unit = unit_rows(features)
+    removed_rounds = []
+    while True:
+        a, b = residual[0::2], residual[1::2]
+        r = min(VISPRUNER_ROUND, len(residual) - diverse_count, len(a))
+        if r <= 0 or not b:
+            break
+        similarity = (unit[a] @ unit[b].T).max(dim=1).values
+        ranked = torch.sort(similarity, descending=True, stable=True).indices.tolist()
+        removed_rounds.append([a[i] for i in ranked[:r]])
+        residual = [a[i] for i in ranked[r:]] + b
+    removed = [token for dropped in reversed(removed_rounds) for token in reversed(dropped)]
+    return torch.tensor(important + residual + removed, dtype=torch.long, device="cpu")
+
+
+def vispruner_scores(cls_attention, features, k, important_ratio=VISPRUNER_IMPORTANT):
+    """VisPruner as a score ([n] float64) for budget k: the order of `vispruner_order`, first highest (the block
+    of important and diverse tokens depends on k, so the engine passes this stage's kept count)."""
+    return order_scores(vispruner_order(cls_attention, features, k, important_ratio))

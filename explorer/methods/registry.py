@@ -80,6 +80,13 @@ def visionzip(inp):
     return inp.vision_scores
 
 
+def vispruner(inp):
+    """VisPruner: important patches by the tower's [CLS] attention, then diverse ones from the rest (near-duplicates
+    by cosine on the tower's features entering the projector; the decoder's inputs where the family gives none)."""
+    features = inp.vision_features if inp.vision_features is not None else inp.z_cur
+    return baselines.vispruner_scores(inp.vision_scores, features, inp.k)
+
+
 def sparsevlm(inp):
     return inp.raters().double()
 
@@ -106,6 +113,22 @@ def visionzip_merge(inp, ranked, k):
     return picks, merges
 
 
+def downsample_merge(inp, ranked, k):
+    """Downsampling's pooled tokens: every block of each frame's adaptive pooling (baselines.pooling_blocks) is
+    one merged token, the mean of its members' states entering the stage's layer (at K = 0 the decoder inputs,
+    the projected visual features), at its centre's slot and position id; nothing is kept by score. Inverted
+    (the ranked scores do not put the centres first) it pools nothing and keeps the k lowest-ranked tokens."""
+    blocks = baselines.pooling_blocks(inp.grid, downsample_grid(inp))
+    centres = torch.tensor(sorted(c for c, _ in blocks), dtype=torch.long, device="cpu")
+    whole = len(inp.alive) == inp.grid[0] * inp.grid[1] * inp.grid[2]
+    if not whole or not torch.equal(select_top(ranked, len(blocks)), centres):
+        return select_top(ranked, k), []
+    z = inp.z_cur
+    merges = [(centre, members, z[torch.tensor(members, device=z.device)].float().mean(dim=0).to(z.dtype))
+              for centre, members in blocks]
+    return torch.empty(0, dtype=torch.long, device="cpu"), merges
+
+
 def sparsevlm_merge(inp, ranked, k):
     """SparseVLM's recycling: of the tokens this stage prunes, the highest-scored 30% (+1) are clustered by
     density peaks (DPC-kNN) into int(n / 10) + 1 merged tokens, each the mean of its cluster's hidden states
@@ -123,6 +146,31 @@ def sparsevlm_merge(inp, ranked, k):
         merges.append((int(candidates[centre]), rows.tolist(),
                        inp.z_cur[rows.to(inp.z_cur.device)].float().mean(dim=0).to(inp.z_cur.dtype)))
     return picks, merges
+
+
+def downsample_grid(inp):
+    """The pooled grid (oh, ow) per frame for this stage's count k: in the official schedule k is t x oh x ow
+    exactly (schedules.downsample), so its factorisation; otherwise the grid for at most k // t per frame."""
+    t, h, w = inp.grid
+    per_frame = max(1, inp.k // t)
+    exact = baselines.grid_of(h, w, per_frame) if inp.official and inp.k % t == 0 else None
+    return exact or baselines.pooled_grid(h, w, per_frame)
+
+
+def downsample(inp):
+    """Downsampling's order: the centres of the pooled blocks first, then the tokens farthest from them. Its
+    official schedule pools (downsample_merge); elsewhere (controlled, paper) it keeps the centres unpooled."""
+    t, h, w = inp.grid
+    order = baselines.downsample_order(inp.grid, downsample_grid(inp))
+    return baselines.order_scores(order)[inp.alive]
+
+
+def evs(inp):
+    """vLLM's EVS score on the states entering the layer (at K = 0, the video embeddings vLLM scores)."""
+    t, h, w = inp.grid
+    if len(inp.alive) != t * h * w:
+        raise ValueError("EVS scores a whole clip (its later stages are FastV's)")
+    return baselines.evs_dissimilarity(inp.z_cur, inp.grid)
 
 
 def random_scores(inp):
@@ -208,9 +256,10 @@ METHODS = {
                     description="FastV: the last prompt token's head-mean attention at layer K-1"),
     "pyramiddrop": Method(pyramiddrop, group="attention", label="PyramidDrop", color="#d62728",
                           needs=("attention", "attention_at_k"),
-                          official=Official(schedules.pyramid, early_kv="keep", about="4 equal stages entering "
-                                            "layers 8 / 16 / 24 of 32 (depth-scaled), int(N x lambda^s) kept, lambda "
-                                            "solved so that the real average matches the budget"),
+                          official=Official(schedules.pyramid, early_kv="keep", about="stages entering layers 8 / 16 / "
+                                            "24 of 32 (depth-scaled), int(N x lambda^s) kept, lambda solved so that "
+                                            "the real average matches the budget; where 8 / 16 / 24 cannot, 2 / 8 / "
+                                            "16, then 2 / 4 / 6 / 8 (its author's rule, issue #29); else refused"),
                           description="PyramidDrop: the last prompt token's head-mean attention at the pruning "
                                       "layer K itself (from the states entering K)"),
     "sparsevlm": Method(sparsevlm, group="attention", label="SparseVLM", color="#393b79", needs=("attention",),
@@ -237,6 +286,31 @@ METHODS = {
                                           "patches by the [CLS] attention plus contextual merged tokens (10 of 64)"),
                         description="VisionZip (dominant tokens): the vision encoder's [CLS] attention to each "
                                     "patch, before the decoder"),
+    "vispruner": Method(vispruner, group="vision", label="VisPruner", color="#ce6dbd", later="fastv",
+                        needs=("vision",),
+                        official=Official(schedules.before_decoder, about="before the decoder (K = 0): int(k / 2) "
+                                          "important patches by the [CLS] attention of the tower's feature layer, "
+                                          "then k - int(k / 2) diverse ones from the rest, near-duplicates (cosine "
+                                          "of that layer's features) removed 8 at a time; important ratio 0.5, its "
+                                          "loader's default"),
+                        description="VisPruner: the vision encoder's [CLS] attention for half the budget, the rest "
+                                    "diverse tokens (near-duplicates removed by cosine similarity)"),
+    "evs": Method(evs, group="diversity", label="EVS", color="#843c39", later="fastv",
+                  official=Official(schedules.evs, inputs=("video",), about="vLLM's Efficient Video Sampling "
+                                    "(vllm/multimodal/evs.py), before the decoder (K = 0): frame 0 whole, then the "
+                                    "tokens least like the same place in the previous frame, max(tokens per frame, "
+                                    "int(total x (1 - q))) kept, q printed as vLLM's --video-pruning-rate; video only",
+                                    refusal="evs (vLLM's Efficient Video Sampling) prunes video only: it compares "
+                                            "each token with the same place in the previous frame, and an image has "
+                                            "no previous frame; give a video, or choose another method"),
+                  description="EVS (vLLM's Efficient Video Sampling): 1 - cosine similarity of each video token with "
+                              "the same place in the previous frame, the first frame kept whole; video only"),
+    "downsample": Method(downsample, label="downsample", color="#637939", later="fastv", merge=downsample_merge,
+                         official=Official(schedules.downsample, about="before the decoder (K = 0): each frame's "
+                                           "grid average-pooled to the budget (adaptive where the sizes do not "
+                                           "divide), each pooled token the mean of its block at the block's centre"),
+                         description="downsample: average pooling of each frame's grid to the budget (controlled: "
+                                     "the pooled blocks' centres, nothing pooled)"),
     "random": Method(random_scores, label="random", color="#2ca02c", description="random tokens (seeded)"),
     "uniform": Method(uniform, label="uniform", color="#8c564b", description="a spatially even subsample of the grid"),
 }
@@ -259,6 +333,12 @@ def groups():
     for name in pruning_methods():
         out.setdefault(METHODS[name].group, []).append(name)
     return [(GROUPS.get(group, group), names) for group, names in out.items()]
+
+
+def applies_to(name, kind):
+    """Whether a method prunes this kind of input ("image" / "video"); the planner refuses the others with the
+    method's sentence (its Official's `inputs` and `refusal`: EVS is video only)."""
+    return kind in METHODS[name].official.inputs
 
 
 def check_method(name):

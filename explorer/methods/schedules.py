@@ -14,6 +14,9 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+from explorer.methods import baselines
+from models.base import BadInput
+
 GENERIC_LAYERS = (1, 0.36, 0.67)  # the paper's stages for a decoder of another depth: 1, round(0.36 n), round(0.67 n)
 
 
@@ -28,19 +31,23 @@ class Layout:
     paper: dict  # the family's PAPER_SCHEDULE
     defaults: dict  # the family's DEFAULTS for this input kind
     kind: str  # "image" or "video"
+    grids: list = None  # (t, h, w) per group
 
 
 @dataclass(frozen=True)
 class Official:
     """How a method's authors run it: its stages (a function of the Layout -> (stages, notes)), the KV policy of
     the layers before a stage ("keep", "prune", or None: the family's), its reference layer where it has one
-    (None: the family's), and what the official code does that the schedule alone does not say (`about`, for
-    the README and the page)."""
+    (None: the family's), what the official code does that the schedule alone does not say (`about`, for
+    the README and the page), and the inputs it applies to (`inputs`; the planner refuses any other kind, in
+    every schedule, with `refusal`)."""
 
     stages: Callable
     early_kv: str = None
     ref_layer: int = None
     about: str = ""
+    inputs: tuple = ("image", "video")
+    refusal: str = ""
 
 
 # ------------------------------------------------------------------------------------------ building blocks
@@ -116,50 +123,97 @@ def paper_for_images(layout):
 
 # ------------------------------------------------------------------------------------------ PyramidDrop
 
+# Its stages, as layers of LLaVA-1.5's 32 (depth-scaled on other decoders): the default of its code
+# (`--layer_list [8,16,24]`), then the earlier ones its author gives for budgets the default cannot reach
+# (Cooperx521/PyramidDrop issue #29: "2, 8, 16 or 2, 4, 6, 8"), tried in this order.
+PYRAMID_LAYERS = ((8, 16, 24), (2, 8, 16), (2, 4, 6, 8))
+PYRAMID_DEPTH = 32
 
-def pyramid_stages(num_layers, count, lam, stages=4, depth_layers=(8, 16, 24), depth=32):
-    """PyramidDrop's stages for one group of `count` tokens: entering the depth-scaled layers of 8 / 16 / 24 of
-    32 (round(l * num_layers / 32)), int(count * lam**s) tokens at stage s (at least 1), as its code floors them
-    (`pdrop_rank_drop`, --layer_list [8,16,24], --image_token_ratio_list [0.5,0.25,0.125] at lam = 0.5)."""
-    layers = depth_scaled(depth_layers[:stages - 1], depth, num_layers)
+
+def pyramid_stages(num_layers, count, lam, depth_layers=PYRAMID_LAYERS[0], depth=PYRAMID_DEPTH):
+    """PyramidDrop's stages for one group of `count` tokens: entering the depth-scaled layers of depth_layers (of
+    a `depth`-layer decoder; round(l * num_layers / depth)), int(count * lam**s) tokens at stage s = 1, 2, ...
+    (at least 1), as its code floors them (`pdrop_rank_drop`, --layer_list [8,16,24],
+    --image_token_ratio_list [0.5,0.25,0.125] at lam = 0.5)."""
+    layers = depth_scaled(depth_layers, depth, num_layers)
     return [(layer, max(1, int(count * lam ** s))) for s, layer in enumerate(layers, start=1)]
 
 
-def pyramid_lambda(target, num_layers, count):
+def pyramid_lowest_lambda(count, stages):
+    """The smallest lam whose last stage keeps a token by its own formula, int(count * lam**stages) >= 1: below
+    it the pyramid collapses to one token a stage (lam -> 0), which is not PyramidDrop."""
+    lam = (1.0 / count) ** (1.0 / stages)
+    while int(count * lam ** stages) < 1:  # floating-point: nudge up until the floor reaches 1
+        lam = math.nextafter(lam, 2.0)
+    return lam
+
+
+def pyramid_lambda(target, num_layers, count, depth_layers=PYRAMID_LAYERS[0]):
     """(lam, its average) whose pyramid averages closest to `target` visual tokens per layer: bisection on lam in
-    (0, 1] (counts are floored, so the average is a step function of lam); below the lowest reachable average
-    (every token up to the first stage) the lowest lam is the closest."""
-    low, high = 0.0, 1.0
+    [pyramid_lowest_lambda, 1] (counts are floored, so the average is a step function of lam, non-decreasing);
+    outside the reachable averages, the nearest end."""
+    stages = len(depth_scaled(depth_layers, PYRAMID_DEPTH, num_layers))
+
+    def average(lam):
+        return average_kept(pyramid_stages(num_layers, count, lam, depth_layers), num_layers, count)
+
+    low, high = pyramid_lowest_lambda(count, max(stages, 1)), 1.0
+    if average(low) >= target:
+        return low, average(low)
     for _ in range(60):
         middle = (low + high) / 2
-        if average_kept(pyramid_stages(num_layers, count, middle), num_layers, count) < target:
+        if average(middle) < target:
             low = middle
         else:
             high = middle
     candidates = [low, high]
-    averages = [average_kept(pyramid_stages(num_layers, count, lam), num_layers, count) for lam in candidates]
+    averages = [average(lam) for lam in candidates]
     best = min(range(2), key=lambda i: abs(averages[i] - target))
     return candidates[best], averages[best]
 
 
+def reaches(average, budget):
+    """Whether a schedule's real average is the budget, to a token or 2%."""
+    return abs(average - budget) <= max(1.0, 0.02 * budget)
+
+
 def pyramid(layout):
-    """PyramidDrop as published, its free parameter solved from the budget: lam such that the real average of
-    visual tokens over all layers matches the requested budget where reachable, else the closest (with a
-    note). The paper's own 192 / 128 / 64 settings are not published (its issues #10, #28)."""
-    per_group, notes = [], []
-    for gi, (count, budget) in enumerate(zip(layout.counts, layout.nominal)):
-        lam, average = pyramid_lambda(budget, layout.num_layers, count)
-        stages = pyramid_stages(layout.num_layers, count, lam)
+    """PyramidDrop by its author's rule: its default stages (8 / 16 / 24 of 32, depth-scaled) where they can
+    average the budget, else the earlier ones he gives (2 / 8 / 16, then 2 / 4 / 6 / 8; issue #29), the first
+    that reaches every group's budget; its one free parameter lam is solved so that the real average of visual
+    tokens over all layers matches the budget, with the lam^s structure kept and never collapsed to one token a
+    stage (lam >= pyramid_lowest_lambda). Where no stage set reaches the budget: BadInput, saying how low it can
+    go. The paper's own 192 / 128 / 64 settings are not published (its issues #10, #28)."""
+    lowest, tried = {}, []
+    for depth_layers in PYRAMID_LAYERS:
+        layers = depth_scaled(depth_layers, PYRAMID_DEPTH, layout.num_layers)
+        tried.append("/".join(map(str, layers)))
+        solved = [pyramid_lambda(budget, layout.num_layers, count, depth_layers)
+                  for count, budget in zip(layout.counts, layout.nominal)]
+        for gi, ((lam, average), budget) in enumerate(zip(solved, layout.nominal)):
+            lowest[gi] = min(lowest.get(gi, math.inf), average)
+        if all(reaches(average, budget) for (_, average), budget in zip(solved, layout.nominal)):
+            break
+    else:
+        gi = next(gi for gi, ((_, average), budget) in enumerate(zip(solved, layout.nominal))
+                  if not reaches(average, budget))
+        raise BadInput(f"PyramidDrop cannot average {layout.nominal[gi]} visual tokens per layer on this "
+                       f"{layout.num_layers}-layer decoder ({layout.counts[gi]} tokens): its stage sets (entering "
+                       f"layers {', '.join(tried)}), each with the smallest lambda that keeps its lambda^s pyramid "
+                       f"(one token at the last stage), average at least {lowest[gi]:.1f} (every token is kept "
+                       f"until the first stage); ask for at least {math.ceil(lowest[gi] - 1.0)}")
+    moved = depth_layers != PYRAMID_LAYERS[0]
+    default = "/".join(map(str, depth_scaled(PYRAMID_LAYERS[0], PYRAMID_DEPTH, layout.num_layers)))
+    notes, per_group = [], []
+    for gi, ((lam, average), budget, count) in enumerate(zip(solved, layout.nominal, layout.counts)):
+        stages = pyramid_stages(layout.num_layers, count, lam, depth_layers)
         per_group.append(stages)
-        if abs(average - budget) > max(1.0, 0.02 * budget):
-            notes.append(f"group {gi}: PyramidDrop's schedule (every token until layer {stages[0][0]} of "
-                         f"{layout.num_layers}) cannot average {budget} visual tokens per layer: the closest it "
-                         f"reaches is {average:.1f} (lambda {lam:.3g})")
-        else:
-            notes.append(f"group {gi}: PyramidDrop's lambda {lam:.3g} averages {average:.1f} visual tokens per "
-                         f"layer for the budget {budget}")
-    layers = [layer for layer, _ in per_group[0]]
-    assert all([layer for layer, _ in g] == layers for g in per_group)  # the layers depend on the depth only
+        notes.append(f"group {gi}: PyramidDrop's lambda {lam:.3g} keeps {'/'.join(str(c) for _, c in stages)} "
+                     f"tokens entering layers {'/'.join(map(str, layers))} of {layout.num_layers}: {average:.2f} "
+                     f"visual tokens per layer on average for the budget {budget}"
+                     + (f" (its default stages {default} cannot average {budget}: every token is kept until layer "
+                        f"{default.split('/')[0]}; moved earlier as its author advises, PyramidDrop issue #29)"
+                        if moved else ""))
     stages = [(layer, [g[s][1] for g in per_group]) for s, layer in enumerate(layers)]
     return clamp_counts(stages, layout.counts), notes
 
@@ -273,6 +327,41 @@ def visionzip_contextual(k):
 def before_decoder(layout):
     """One stage before the decoder (K = 0, on the projected visual features), keeping the budget."""
     return clamp_counts([(0, list(layout.nominal))], layout.counts), []
+
+
+def downsample(layout):
+    """Average pooling before the decoder (K = 0): each frame's h x w grid pooled to the grid
+    baselines.pooled_grid gives for the budget's share of a frame (the budget split evenly over the frames, at
+    least one token each), adaptive where the sizes do not divide; the stage keeps t x oh x ow pooled tokens
+    (at most the budget: the pooled grid keeps the frame's aspect)."""
+    counts, notes = [], []
+    for gi, ((t, h, w), budget) in enumerate(zip(layout.grids, layout.nominal)):
+        oh, ow = baselines.pooled_grid(h, w, max(1, budget // t))
+        counts.append(t * oh * ow)
+        per_frame = f"each of its {t} frames' " if t > 1 else "its "
+        notes.append(f"group {gi}: downsample pools {per_frame}{h} x {w} grid to {oh} x {ow} (adaptive average "
+                     f"pooling{'' if h % oh == 0 and w % ow == 0 else ', overlapping blocks where the sizes do not divide'}"
+                     f"): {t * oh * ow} pooled tokens for the budget {budget}, each the mean of its block's decoder "
+                     "inputs, at its block's centre (slot and position id)")
+    return clamp_counts([(0, counts)], layout.counts), notes
+
+
+def evs(layout):
+    """vLLM's Efficient Video Sampling before the decoder (K = 0): the rate q its `--video-pruning-rate` takes for
+    this budget (baselines.evs_rate) and the count vLLM keeps with it, max(tokens per frame, int(total (1 - q)));
+    the note prints the command."""
+    counts, notes = [], []
+    for gi, ((t, h, w), budget) in enumerate(zip(layout.grids, layout.nominal)):
+        rate, kept = baselines.evs_rate(h * w, t, budget)
+        counts.append(kept)
+        notes.append(f"group {gi}: EVS keeps {kept} of its {t} x {h * w} video tokens (frame 0 whole, then the "
+                     f"tokens least like the same place in the previous frame), as `vllm serve MODEL "
+                     f"--video-pruning-rate {rate}` does (MODEL: this record's model; vLLM keeps max(tokens per "
+                     f"frame, int(total x (1 - q))), vllm/multimodal/evs.py, and runs EVS only on the models that "
+                     "implement its multimodal pruning, Qwen2.5-VL and Qwen3-VL among them)"
+                     + (f"; more than the budget {budget}: EVS always keeps the first frame whole" if kept > budget
+                        else ""))
+    return clamp_counts([(0, counts)], layout.counts), notes
 
 
 def dart_count(k):
