@@ -48,7 +48,7 @@ BUILDERS = {
     "minicpmv4_6": partial(tiny_misc.tiny_minicpmv4_6, layer_types=("linear_attention", "full_attention") * 2),
 }
 FAMILY = {"gemma4": gemma4, "llama4": llama4, "qwen3_vl_moe": qwen3_vl}  # the rest: models/generic.py
-VIDEO = ["qwen3_5", "qwen3_vl_moe", "glm4v", "smolvlm", "gemma4", "molmo2", "minicpmv4_6"]
+VIDEO = ["qwen3_5", "qwen3_5_moe", "qwen3_vl_moe", "glm4v", "glm46v", "smolvlm", "gemma4", "molmo2", "minicpmv4_6"]
 ALL = list(BUILDERS)
 
 
@@ -234,7 +234,7 @@ def test_a_checkpoint_directory_runs_on_the_command_line(built, name, tmp_path, 
                                              [random_image(8).convert("RGB")], QUESTION), 3)
 
 
-PAGE_MODELS = ["qwen3_5", "gemma3", "mistral3", "llama4"]  # hybrid, bidirectional blocks, rows, tiles
+PAGE_MODELS = ALL
 
 
 def test_the_page_runs_checkpoint_directories_of_new_architectures(built, tmp_path):
