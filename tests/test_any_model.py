@@ -314,3 +314,27 @@ def test_the_model_menu_lists_only_what_the_deployment_serves(tmp_path, monkeypa
     assert access.canonical_model("qwen3_5") == os.path.realpath(tmp_path / "qwen3_5")
     monkeypatch.setenv("EXPLORER_ALLOW_DOWNLOAD", "1")
     assert set(models.hub_ids()) <= set(access.model_choices())
+
+
+@pytest.mark.parametrize("name", ["qwen3_5_moe", "gemma3", "glm4v", "lfm2_vl"])
+def test_a_follow_up_on_the_unpruned_cache_equals_stock_generate_on_the_whole_conversation(built, name):
+    """Hybrid (recurrent states continue), bidirectional-block, M-RoPE and convolution decoders: the second
+    turn prefilled on the first turn's cache answers as the stock model does on the whole conversation."""
+    model, processor, family = built(name)
+    image, second = random_image(11), "what color is the square ?"
+    if name == "qwen3_5_moe":  # its template opens a thinking block after the question and drops it from history
+        with pytest.raises(models.BadInput, match="use the follow-up mode reprune"):
+            compare(model, processor, family, [image], QUESTION, methods=[], keep=0.5, max_new_tokens=4,
+                    follow_ups=[second], diagnostics=False)
+        records = compare(model, processor, family, [image], QUESTION, methods=["fastv"], keep=0.5,
+                          max_new_tokens=4, follow_ups=[second], follow_up_mode="reprune", diagnostics=False)
+        inputs = family.build_inputs(processor, [image], second, history=((QUESTION, records["none"].answer),))
+        assert records["none"].turns[1]["answer_ids"] == stock_generate(model, inputs, 4)  # run again, exactly
+        assert records["fastv"].turns[1]["answer_ids"]
+        return
+    records = compare(model, processor, family, [image], QUESTION, methods=["fastv"], keep=0.5, max_new_tokens=4,
+                      follow_ups=[second], diagnostics=False)
+    turns = records["none"].turns
+    inputs = family.build_inputs(processor, [image], second, history=((QUESTION, turns[0]["answer"]),))
+    assert turns[1]["answer_ids"] == stock_generate(model, inputs, 4)
+    assert records["fastv"].turns[1]["answer_ids"]  # the pruned cache answers the follow-up too

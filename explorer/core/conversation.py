@@ -22,6 +22,7 @@ import torch
 from explorer.core import engine
 from explorer.core.devices import clock, device_of
 from explorer.methods.registry import METHODS
+from models.base import BadInput
 
 MAX_FOLLOW_UPS = 4
 
@@ -43,10 +44,17 @@ def common_prefix(a, b):
 
 def roll_back(cache, count):
     """Drop the last `count` tokens of every layer's cache (text appended after the prompt: last in every
-    layer, whatever was pruned before it)."""
-    if count:
-        for layer in cache.layers:
-            layer.keys, layer.values = layer.keys[:, :, :-count], layer.values[:, :, :-count]
+    layer, whatever was pruned before it). A linear-attention or convolution layer's state has taken them in
+    for good: BadInput then (the conversation can still be run again, follow-up mode reprune)."""
+    if not count:
+        return
+    if any(not torch.is_tensor(getattr(layer, "keys", None)) for layer in cache.layers):
+        raise BadInput("this model's linear-attention or convolution layers cannot take back the tokens of an answer "
+                       "that its chat template writes differently: use the follow-up mode reprune")
+    for layer in cache.layers:
+        layer.keys, layer.values = layer.keys[:, :, :-count], layer.values[:, :, :-count]
+        if hasattr(layer, "cumulative_length"):  # a sliding window counts what it has seen
+            layer.cumulative_length -= count
 
 
 def history_of(record):
@@ -64,8 +72,9 @@ def continue_keep(model, processor, encoded, record, images, question, settings,
     full = inputs["input_ids"][0].tolist()
     shared = common_prefix(full, state.ids)
     if shared < encoded.input_ids.shape[1]:
-        raise ValueError("the chat template renders the first turn differently with a follow-up: the cached "
-                         "prompt cannot be continued")
+        raise BadInput("this model's chat template writes the first turn differently once the conversation goes on "
+                       "(Qwen3.5's drops the opening of its thinking block, for one), so the cached prompt cannot be "
+                       "continued: use the follow-up mode reprune")
     roll_back(state.cache, len(state.ids) - shared)
     start = state.next_position - (len(state.ids) - shared)
     device = device_of(family.text_model(model))
@@ -108,6 +117,11 @@ def converse(model, processor, encoded, record, images, settings, kind):
         if reprune:
             turn = continue_reprune(model, processor, encoded.family, record, images, question, settings, kind)
         else:
-            turn = continue_keep(model, processor, encoded, record, images, question, settings, kind)
+            try:
+                turn = continue_keep(model, processor, encoded, record, images, question, settings, kind)
+            except BadInput:  # the cache cannot be continued (a template rewriting the first turn, a recurrent
+                if settings.follow_up_mode != "reprune":  # state): in reprune mode the unpruned run is run again
+                    raise
+                turn = continue_reprune(model, processor, encoded.family, record, images, question, settings, kind)
         record.turns.append(turn)
     record.state = None
