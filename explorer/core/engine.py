@@ -364,6 +364,16 @@ def prefill(model, encoded, method, settings, the_plan, record, capture=None):
     state = {"z_ref": None, "pruned": False, "before": None}
     last_layer = len(lm.layers) - 1
 
+    memo = {}  # the decoder hands every layer of a kind the same tensors: restrict each once per stage
+
+    def restricted(name, value, kept):
+        if kept is None or value is None:
+            return value
+        key = (name, id(value), len(kept))
+        if key not in memo:
+            memo[key] = (value, restrict(name, value, kept, length))  # the value held: its id stays its own
+        return memo[key][1]
+
     def visual_rows(hidden):
         return hidden[0, torch.cat(index.group_rows()).to(hidden.device)]
 
@@ -372,7 +382,7 @@ def prefill(model, encoded, method, settings, the_plan, record, capture=None):
             interrupt.check("prefill", i)  # the visitor may have left (explorer/core/interrupt.py)
             hidden, cache = _hidden_of(args, kwargs), kwargs.get("past_key_values")
             kept = index.positions if state["pruned"] else None
-            rope = restrict("position_embeddings", kwargs.get("position_embeddings"), kept, length)
+            rope = restricted("position_embeddings", kwargs.get("position_embeddings"), kept)
             before = state["before"]
             if before is not None and before.keys is None:  # the scoring layer has run: its keys are cached
                 before.keys = cache.layers[before.layer].keys
@@ -394,7 +404,7 @@ def prefill(model, encoded, method, settings, the_plan, record, capture=None):
                 state["pruned"] = True
                 record.timings_ms["scoring"] += (clock(hidden.device) - start) * 1e3
             kept = index.positions if state["pruned"] else None
-            kwargs = {name: value if name == "past_key_values" else restrict(name, value, kept, length)
+            kwargs = {name: value if name == "past_key_values" else restricted(name, value, kept)
                       for name, value in kwargs.items() if name != "hidden_states"}
             if i in readable and (stage_at or capture is not None):
                 state["before"] = Before(i, hidden, kwargs.get("position_embeddings"), None,
