@@ -5,7 +5,8 @@ decoder with a hook before and after every layer. Unpruned, those hooks restrict
 the generic path is the capture and the hooks' bookkeeping. Measured on the benchmark's random-weight LLaVA
 shapes (explorer/bench/engine.py), back to back in every repeat with the order alternated, as the ratio of
     ours:  engine.encode + the prefill of engine.run(method "none", one token) through the hooks
-    stock: the model's own forward over the same inputs with a cache (what generate's first step runs)
+    stock: the model's own forward over the same inputs with a cache, logits of the last token only (what
+           generate's first step runs)
 minus one: the overhead as a share of an unpruned prefill. Printed: the median over repeats and its spread.
 """
 
@@ -30,7 +31,7 @@ def overhead(model, processor, repeats):
     def stock():
         start = time.perf_counter()
         with torch.inference_mode():
-            model(**inputs, use_cache=True)
+            model(**inputs, use_cache=True, logits_to_keep=1)  # as generate's first step
         return time.perf_counter() - start
 
     def ours():
@@ -51,7 +52,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m explorer.bench.hooks", description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="one small shape (a smoke test)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     print("shape | overhead of the generic path, median (min .. max) over repeats")
     for name, shape in (QUICK_SHAPES if args.quick else SHAPES).items():
         model, processor = build(**shape)
