@@ -44,7 +44,7 @@ DEFAULTS = {"image": {"ref_layer": 0, "prune_layer": 1, "early_kv": "prune"},
 # LLaVA-1.5's staged schedule (32-layer decoders: stages at 1, 11, 21), round(factor * r) kept. LLaVA-1.5's keep
 # table is left out: it is for a 576-token image, and here a base grid alone has 576 tokens (budget_per "grid"),
 # where the table would apply a LLaVA-1.5 count to a LLaVA-NeXT grid.
-PAPER_SCHEDULE = {"depth": 32, "layers": (1, 11, 21), "factors": (1.72, 1.09, 0.32)}
+PAPER_SCHEDULE = {"depth": 32, "layers": (1, 11, 21), "factors": (1.71, 1.08, 0.294)}
 
 
 @dataclass(frozen=True)

@@ -122,16 +122,21 @@ def test_ratio_budget_and_paper_schedule(tiny):
     the_plan = stages_of(groups, 10, 4, "paper")
     assert the_plan.nominal == [10]
     assert [s[0] for s in the_plan.stages] == [1, 2, 3]  # 4 layers: 1, round(1.44) -> 2, round(2.68) -> 3
-    assert [s[1] for s in the_plan.stages] == [[17], [11], [3]]  # round(1.72 r), round(1.09 r), round(0.32 r)
+    assert [s[1] for s in the_plan.stages] == [[17], [10], [2]]  # int(1.71 r), int(1.08 r), int(0.294 r)
     assert paper_layers(32, llava.PAPER_SCHEDULE) == [1, 11, 21]
     assert paper_layers(28, qwen2_vl.PAPER_SCHEDULE) == [1, 10, 19]
     fake = [type("G", (), {"count": 576})()]
     # the paper's keep table, literally (rounding 1.72/1.09/0.32 x 192 would give 330/209/61)
     assert [c for _, c in stages_of(fake, 192, 32, "paper").stages] == [[330], [210], [62]]
     assert [c for _, c in stages_of(fake, 64, 32, "paper").stages] == [[110], [70], [20]]
-    assert [c for _, c in stages_of(fake, 100, 32, "paper").stages] == [[172], [109], [32]]  # off the table
+    assert [c for _, c in stages_of(fake, 100, 32, "paper").stages] == [[171], [108], [29]]  # off the table
+    # a preset ratio looks the table up by its nominal budget: a third of 576 is "192" (not 330 / 209 / 61)
+    assert [c for _, c in stages_of(fake, round(1 / 3, 4), 32, "paper").stages] == [[330], [210], [62]]
     thousand = [type("G", (), {"count": 1000})()]  # the paper's Qwen2-VL schedule: ratios of the original N
     assert stages_of(thousand, 0.334, 28, "paper", qwen2_vl).stages == [(1, [570]), (10, [360]), (19, [98])]
+    # floored as the official code (clse_qwen2vl_model.py: int): 583 / 368 / 100 of 1024 at "0.334", and 1/3 is it
+    assert stages_of([type("G", (), {"count": 1024})()], round(1 / 3, 4), 28, "paper", qwen2_vl).stages == [
+        (1, [583]), (10, [368]), (19, [100])]
     # method.md: 0.19 / 0.12 / 0.034 of N, from the paper's table (the factors would give 191 / 121 / 33)
     assert [c[0] for _, c in stages_of(thousand, 0.112, 28, "paper", qwen2_vl).stages] == [190, 120, 34]
 
@@ -142,12 +147,12 @@ def test_paper_schedule_run_prunes_in_three_stages(tiny):
     r = records["clse"]
     assert [s.layer for s in r.stages] == [1, 2, 3]
     assert [s.scorer for s in r.stages] == ["clse", "fastv", "fastv"]
-    assert [len(s.keep_indices) for s in r.stages] == [17, 11, 3]
+    assert [len(s.keep_indices) for s in r.stages] == [17, 10, 2]
     assert set(r.stages[2].keep_indices) <= set(r.stages[1].keep_indices) <= set(r.stages[0].keep_indices)
     # scores of a later stage exist only for tokens alive before it
     later = torch.tensor(r.stages[1].scores)
     assert torch.isfinite(later).sum() == 17
-    assert r.visual_per_layer == [36, 17, 11, 3]
+    assert r.visual_per_layer == [36, 17, 10, 2]
 
 
 def test_several_images_and_video_frames(tiny):

@@ -97,15 +97,23 @@ def paper_layers(num_layers, paper):
 
 
 def paper_counts(group_count, keep, nominal, paper):
-    """Kept counts per stage for one group: the paper's keep table used literally where it has this budget
-    (counts of `tokens` visual tokens, or ratios of N), else round(factor * nominal)."""
+    """Kept counts per stage for one group, as the official code computes them: the paper's keep table used
+    literally where it has this budget, looked up by its nominal preset (a third of 576 tokens is "192":
+    330 / 210 / 62); a ratio table's shares of N floored (`int`, clse_qwen2vl_model.py: 583 / 368 / 100 of 1024
+    at "0.334"), a preset ratio (1/3, 2/9, 1/9) taken as the table's nominal one; any other budget floored
+    factor x nominal with the official off-table factors."""
     table = paper.get("keep_table", {})
-    if group_count == paper.get("tokens") and keep in table:
-        return list(table[keep])
+    if group_count == paper.get("tokens"):
+        preset = keep if keep in table else nominal if nominal in table else None
+        if preset is not None:
+            return list(table[preset])
     for ratio, ratios in paper.get("ratio_table", {}).items():
-        if isinstance(keep, float) and abs(keep - ratio) < 5e-4:
-            return [round(r * group_count) for r in ratios]
-    return [round(f * nominal) for f in paper["factors"]]
+        if isinstance(keep, float) and abs(keep - ratio) < RATIO_PRESET_TOLERANCE:
+            return [int(r * group_count) for r in ratios]
+    return [int(f * nominal) for f in paper["factors"]]
+
+
+RATIO_PRESET_TOLERANCE = 2e-3  # 1/3, 2/9 and 1/9 are the tables' 0.334, 0.223 and 0.112
 
 
 def paper(layout):
