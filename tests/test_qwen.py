@@ -220,7 +220,7 @@ def test_paper_schedule_runs_with_planned_counts(qwen):
         assert [s.layer for s in r.stages] == [1, 2, 3]
         assert [len(s.keep_indices) for s in r.stages] == [13, 8, 2]
         assert set(r.stages[2].keep_indices) <= set(r.stages[1].keep_indices) <= set(r.stages[0].keep_indices)
-        assert r.visual_per_layer == [24, 14, 9, 2]
+        assert r.visual_per_layer == [24, 13, 8, 2]
         assert r.kept_indices == r.stages[2].keep_indices
     assert [s.scorer for s in records["clse"].stages] == ["clse", "fastv", "fastv"]
 
