@@ -1,0 +1,52 @@
+"""More architectures through the explorer unchanged (the generic path, models/generic.py): tiny checkpoints built
+in code (tests/tiny_more.py), each checked as a new user would run it: models.family_of finds a family (no
+refusal), keep-all decoding through encode + run equals the stock model's own greedy generate token for token,
+and FastV and CLSE at keep 0.5 keep about half of the visual tokens, the text all kept.
+
+Architectures that do not run unchanged are not here; what fails in them, and why, is in the report of the branch
+that added this file (more-archs)."""
+
+import pytest
+import torch
+
+import models
+from explorer.core.engine import encode, run
+from models import generic
+from tests import tiny_more
+
+ARCHITECTURES = ["vipllava", "fast_vlm", "aya_vision", "cohere2_vision", "perception_lm", "ovis2", "deepseek_vl",
+                 "deepseek_vl_hybrid"]
+NEW_TOKENS = 5
+
+
+@pytest.fixture(scope="module")
+def built():
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            torch.set_num_threads(1)
+            cache[name] = getattr(tiny_more, f"tiny_{name}")()
+        return cache[name]
+    return get
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_keep_all_equals_the_stock_generate_and_pruning_keeps_half(built, name):
+    model, processor, inputs = built(name)
+    family = models.family_of(model)
+    assert family is generic
+    with torch.inference_mode():
+        out = model.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    stock = out[0, inputs["input_ids"].shape[1]:].tolist()
+    encoded = encode(model, family, inputs)
+    record = run(model, processor, encoded, "none", keep=1.0, max_new_tokens=NEW_TOKENS)
+    assert record.answer_ids == stock
+    assert record.kept_indices == list(range(record.visual_tokens))
+    for method in ("fastv", "clse"):
+        record = run(model, processor, encoded, method, keep=0.5, max_new_tokens=NEW_TOKENS)
+        n, kept, k = record.visual_tokens, len(record.kept_indices), record.prune_layer
+        assert abs(kept - n / 2) <= len(encoded.groups), (method, kept, n)  # half of each grid, rounded
+        assert record.tokens_per_layer[k] == record.tokens_per_layer[0] - (n - kept), method
+        assert record.tokens_per_layer[k] - record.visual_per_layer[k] == record.text_tokens, method
+        assert len(record.answer_ids) == NEW_TOKENS, method

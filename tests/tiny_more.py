@@ -1,0 +1,316 @@
+"""Tiny random-weight checkpoints of more image-text-to-text architectures (tests/test_more_architectures.py),
+each built from its config class in code and shrunk (4 text layers of width 64, 2 vision layers).
+
+`tiny_<arch>(seed=0)` returns (model, processor, inputs): the model in float32, "sdpa", eval mode, its
+end-of-turn token's lm_head row zeroed so greedy answers run to max_new_tokens; inputs for one random image.
+Where the real processor can be built offline (a word-level tokenizer carrying the family's special tokens, a
+chat template written here) `inputs` are what the explorer's generic build_inputs makes with it; elsewhere they
+are the real image processor's pixels with input_ids holding exactly as many image placeholders as the model
+makes features, and `processor` is a stand-in with only what the engine reads (tokenizer.decode and
+eos_token_id).
+"""
+
+from types import SimpleNamespace
+
+import torch
+from transformers import BatchFeature, PreTrainedTokenizerFast
+
+from models.shapes_llava.build import _word_level
+from tests.conftest import random_image
+
+WORDS = "what color is the circle square ? red green blue yes no one two three left right up down".split()
+QUESTION = "what color is the circle ?"
+INIT = 0.3  # initializer_range: large enough that answers depend on the image
+
+
+def chat_template(image, bos="", user="user", assistant="assistant", end="", video=None):
+    """A one-line-per-turn template: '<bos>user : <image> text <end> assistant :'."""
+    vid = f"{{% elif c['type'] == 'video' %}}{video}" if video else ""
+    return (
+        "{{ '" + bos + "' }}{% for m in messages %}{{ m['role'] }} :"
+        "{% if m['content'] is string %} {{ m['content'] }}{% else %}{% for c in m['content'] %}"
+        "{% if c['type'] == 'image' %} " + image + vid + "{% elif c['type'] == 'text' %} {{ c['text'] }}{% endif %}"
+        "{% endfor %}{% endif %} " + end + " {% endfor %}{% if add_generation_prompt %}" + assistant + " :{% endif %}"
+    )
+
+
+def tokenizer(specials, named, eos, pad=None, bos=None, unk="<unk>", words=WORDS):
+    """A word-level tokenizer: `specials` first (ids 0, 1, ..), then the template's words and `words`. Every
+    special is cut out of glued text; `named` ({"image_token": "<image>", ..}) become tokenizer attributes."""
+    specials = [unk, *[s for s in specials if s != unk]]
+    backend = _word_level(specials, ["user", "assistant", ":", *words])
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=eos, pad_token=pad or eos, unk_token=unk,
+                                  bos_token=bos, extra_special_tokens=named)
+    listed = set(tok.all_special_tokens)
+    tok.add_tokens([t for t in specials if t not in listed], special_tokens=True)
+    return tok
+
+
+def finish(model, eos_id):
+    """sdpa, eval, float32; eos's lm_head row zeroed (answers run to max_new_tokens)."""
+    model.set_attn_implementation("sdpa")
+    model = model.float().eval()
+    with torch.no_grad():
+        model.get_output_embeddings().weight[eos_id] = 0.0
+    model.generation_config.eos_token_id = eos_id
+    model.generation_config.pad_token_id = eos_id
+    return model
+
+
+class _Decoder:
+    def __init__(self, eos_token_id):
+        self.eos_token_id = eos_token_id
+
+    def decode(self, ids, skip_special_tokens=True):
+        return " ".join(str(i) for i in ids)
+
+
+def stand_in(eos_token_id):
+    """What the engine reads of a processor: tokenizer.decode and tokenizer.eos_token_id."""
+    return SimpleNamespace(tokenizer=_Decoder(eos_token_id), chat_template=None)
+
+
+def hand_inputs(image_count, image_token_id, text_ids=(3, 4, 5, 6, 7, 8), **pixels):
+    """input_ids: two text tokens, `image_count` placeholders, the rest of `text_ids`; the pixel tensors given."""
+    ids = [*text_ids[:2], *[image_token_id] * image_count, *text_ids[2:]]
+    data = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long), **pixels}
+    return BatchFeature(data)
+
+
+def generic_inputs(model, processor, image=None):
+    import models
+
+    family = models.family_of(model)
+    return family.build_inputs(processor, [image or random_image(0)], QUESTION)
+
+
+def shrink_text(text, layers=4, width=64, heads=4, kv_heads=2, keep_head_dim=False, **extra):
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    text.num_hidden_layers, text.hidden_size, text.num_attention_heads = layers, width, heads
+    if hasattr(text, "num_key_value_heads"):
+        text.num_key_value_heads = kv_heads
+    if hasattr(text, "intermediate_size"):
+        text.intermediate_size = 2 * width
+    text.head_dim = head_dim if keep_head_dim else width // heads
+    text.initializer_range = INIT
+    if getattr(text, "layer_types", None) is not None:
+        text.layer_types = list(text.layer_types[:layers])
+    for key, value in extra.items():
+        setattr(text, key, value)
+    return text
+
+
+# ---------------------------------------------------------------------------------------------------- vipllava
+
+def tiny_vipllava(seed=0):
+    """VipLlavaForConditionalGeneration + LlavaProcessor (CLIPImageProcessor): CLIP 56 px / 14 px patches (4 x 4
+    tokens, CLS dropped), features of vision layers (-1, -2, 0) concatenated."""
+    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaProcessor, VipLlavaConfig,
+                              VipLlavaForConditionalGeneration)
+
+    tok = tokenizer(["<pad>", "<s>", "</s>", "<image>"], {"image_token": "<image>"}, eos="</s>", pad="<pad>",
+                    bos="<s>")
+    size = 56
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                              image_size=size, patch_size=14, projection_dim=32)
+    text = shrink_text(LlamaConfig(vocab_size=len(tok)))
+    config = VipLlavaConfig(vision_config=vision, text_config=text, image_token_index=tok.image_token_id,
+                            vision_feature_layer=(-1, -2, 0))
+    torch.manual_seed(seed)
+    model = finish(VipLlavaForConditionalGeneration(config), tok.eos_token_id)
+    image_processor = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tok, patch_size=14,
+                               vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                               chat_template=chat_template("<image>", bos="<s>", end="</s>"))
+    return model, processor, generic_inputs(model, processor)
+
+
+# ---------------------------------------------------------------------------------------------------- fast_vlm
+
+def tiny_fast_vlm(seed=0, size=256):
+    """FastVlmForConditionalGeneration with its timm FastViT-HD tower (fastvit_mci3 with one block per stage and
+    widths 8 .. 32: 64 features) and a tiny Qwen2 decoder. The auto mapping has no processor class for it: the
+    converted checkpoints ship a LlavaProcessor (CLIPImageProcessor; 64 px per token, strategy "full", no CLS),
+    used here: 256 px -> 4 x 4 tokens."""
+    from transformers import (CLIPImageProcessor, FastVlmConfig, FastVlmForConditionalGeneration, LlavaProcessor,
+                              Qwen2Config)
+
+    tok = tokenizer(["<|endoftext|>", "<|im_end|>", "<image>"], {"image_token": "<image>"}, eos="<|im_end|>",
+                    pad="<|endoftext|>")
+    vision = {"model_type": "timm_wrapper", "architecture": "fastvit_mci3", "do_pooling": True, "global_pool": "avg",
+              "hidden_size": 64, "initializer_range": INIT,
+              "model_args": {"inference_mode": True, "layers": [1, 1, 1, 1, 1], "embed_dims": [8, 16, 16, 32, 32]}}
+    config = FastVlmConfig(vision_config=vision, text_config=shrink_text(Qwen2Config(vocab_size=len(tok))),
+                           image_token_index=tok.image_token_id)
+    torch.manual_seed(seed)
+    model = finish(FastVlmForConditionalGeneration(config), tok.eos_token_id)
+    image_processor = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tok, patch_size=64,
+                               vision_feature_select_strategy="full", num_additional_image_tokens=0,
+                               chat_template=chat_template("<image>", end="<|im_end|>"))
+    return model, processor, generic_inputs(model, processor)
+
+
+# ---------------------------------------------------------------------------------------------------- aya_vision
+
+AYA_SPECIALS = ["<PAD>", "<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>", "<image>", "<|START_OF_IMG|>", "<|END_OF_IMG|>",
+                "<|IMG_PATCH|>", "<|IMG_LINE_BREAK|>", "TILE", "TILE_GLOBAL"]
+
+
+def tiny_aya_vision(seed=0, size=112):
+    """AyaVisionForConditionalGeneration (SigLIP, pixel shuffle 2, Cohere2 decoder: 3 sliding + 1 global layer) +
+    AyaVisionProcessor (GotOcr2ImageProcessor, 112 px tiles, 2 to 4 crops): a 90 x 70 image gives <|START_OF_IMG|>,
+    for each of 4 crops TILE_k and 16 <|IMG_PATCH|> (4 x 4), then TILE_GLOBAL and 16 more, <|END_OF_IMG|>."""
+    from transformers import (AyaVisionConfig, AyaVisionForConditionalGeneration, AyaVisionProcessor, Cohere2Config,
+                              GotOcr2ImageProcessor, SiglipVisionConfig)
+
+    tok = tokenizer(AYA_SPECIALS, {"image_token": "<image>"}, eos="<|END_OF_TURN_TOKEN|>", pad="<PAD>",
+                    bos="<BOS_TOKEN>", words=[*WORDS, *[f"_{i}" for i in range(1, 5)]])  # TILE_1 -> TILE, _1
+    vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                image_size=size, patch_size=14, vision_use_head=False)
+    text = shrink_text(Cohere2Config(vocab_size=len(tok)))
+    config = AyaVisionConfig(vision_config=vision, text_config=text, downsample_factor=2,
+                             image_token_index=tok.convert_tokens_to_ids("<|IMG_PATCH|>"))
+    torch.manual_seed(seed)
+    model = finish(AyaVisionForConditionalGeneration(config), tok.eos_token_id)
+    image_processor = GotOcr2ImageProcessor(size={"height": size, "width": size}, min_patches=2, max_patches=4)
+    processor = AyaVisionProcessor(image_processor=image_processor, tokenizer=tok, patch_size=14, img_size=size,
+                                   downsample_factor=2,
+                                   chat_template=chat_template("<image>", bos="<BOS_TOKEN>",
+                                                               end="<|END_OF_TURN_TOKEN|>"))
+    return model, processor, generic_inputs(model, processor)
+
+
+# ---------------------------------------------------------------------------------------------------- cohere2_vision
+
+def tiny_cohere2_vision(seed=0, size=64):
+    """Cohere2VisionForConditionalGeneration (SigLIP 8 px patches, pixel shuffle 2, Cohere2 decoder) +
+    Cohere2VisionProcessor (Cohere2VisionImageProcessor, 64 px tiles, 2 to 4 crops and the thumbnail): a 90 x 70
+    image gives <|START_OF_IMG|>, per tile 16 <|IMG_PATCH|> (4 x 4) and <|IMG_LINE_BREAK|>, <|END_OF_IMG|>."""
+    from transformers import (Cohere2Config, Cohere2VisionConfig, Cohere2VisionForConditionalGeneration,
+                              Cohere2VisionImageProcessor, Cohere2VisionProcessor, SiglipVisionConfig)
+
+    named = {"image_token": "<|IMG_PATCH|>", "boi_token": "<|START_OF_IMG|>", "eoi_token": "<|END_OF_IMG|>",
+             "img_line_break_token": "<|IMG_LINE_BREAK|>"}
+    tok = tokenizer(["<PAD>", "<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>", *named.values()], named,
+                    eos="<|END_OF_TURN_TOKEN|>", pad="<PAD>", bos="<BOS_TOKEN>")
+    vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                image_size=size, patch_size=8)
+    text = shrink_text(Cohere2Config(vocab_size=len(tok)))
+    config = Cohere2VisionConfig(vision_config=vision, text_config=text, downsample_factor=2,
+                                 alignment_intermediate_size=64, image_token_id=tok.image_token_id)
+    torch.manual_seed(seed)
+    model = finish(Cohere2VisionForConditionalGeneration(config), tok.eos_token_id)
+    image_processor = Cohere2VisionImageProcessor(size={"height": size, "width": size}, patch_size=size // 16,
+                                                  min_patches=2, max_patches=4)
+    processor = Cohere2VisionProcessor(image_processor=image_processor, tokenizer=tok,
+                                       chat_template=chat_template("<|IMG_PATCH|>", bos="<BOS_TOKEN>",
+                                                                   end="<|END_OF_TURN_TOKEN|>"))
+    return model, processor, generic_inputs(model, processor)
+
+
+# ---------------------------------------------------------------------------------------------------- perception_lm
+
+def tiny_perception_lm(seed=0, tile=112):
+    """PerceptionLMForConditionalGeneration (timm Perception Encoder vit_pe_core_large_patch14_336 at width 32,
+    2 blocks, 112 px; CLS dropped; 2 x 2 pooling after the projector; Llama decoder) + PerceptionLMProcessor
+    (PerceptionLMImageProcessor "thumb+tile", 112 px tiles, at most 2): 16 <|image|> (4 x 4) per view."""
+    from transformers import (LlamaConfig, PerceptionLMConfig, PerceptionLMForConditionalGeneration,
+                              PerceptionLMImageProcessor, PerceptionLMProcessor, PerceptionLMVideoProcessor)
+
+    named = {"image_token": "<|image|>", "video_token": "<|video|>"}
+    tok = tokenizer(["<|end_of_text|>", "<|begin_of_text|>", "<|eot_id|>", *named.values()], named, eos="<|eot_id|>",
+                    pad="<|end_of_text|>", bos="<|begin_of_text|>")
+    side = tile // 14
+    vision = {"model_type": "timm_wrapper", "architecture": "vit_pe_core_large_patch14_336", "initializer_range": INIT,
+              "model_args": {"embed_dim": 32, "depth": 2, "num_heads": 2, "img_size": [tile, tile],
+                             "ref_feat_shape": [side, side], "global_pool": "", "use_post_transformer_norm": False}}
+    config = PerceptionLMConfig(vision_config=vision, text_config=shrink_text(LlamaConfig(vocab_size=len(tok))),
+                                projector_pooling_ratio=2, image_token_id=tok.image_token_id,
+                                video_token_id=tok.video_token_id)
+    torch.manual_seed(seed)
+    model = finish(PerceptionLMForConditionalGeneration(config), tok.eos_token_id)
+    image_processor = PerceptionLMImageProcessor(tile_size=tile, max_num_tiles=2, size={"height": tile, "width": tile})
+    video_processor = PerceptionLMVideoProcessor(size={"height": tile, "width": tile})
+    processor = PerceptionLMProcessor(video_processor=video_processor, image_processor=image_processor, tokenizer=tok,
+                                      patch_size=14, pooling_ratio=2,
+                                      chat_template=chat_template("<|image|>", bos="<|begin_of_text|>", end="<|eot_id|>"))
+    return model, processor, generic_inputs(model, processor)
+
+
+# ---------------------------------------------------------------------------------------------------- ovis2
+
+OVIS2_INDICATORS = ["<IMG_START>", "<IMG_GRID>", "<IMG_COL>", "<IMG_ROW>", "<IMG_END>"]
+
+
+def tiny_ovis2(seed=0, size=56):
+    """Ovis2ForConditionalGeneration (Aimv2-style tower, 14 px patches, softmax visual tokenizer over a 64-entry
+    visual vocabulary; the indicator tokens take visual-table embeddings; Qwen2 decoder) + Ovis2Processor
+    (Ovis2ImageProcessor, 56 px views): <IMG_START> 16 <IMG_ATOM> (4 x 4) <IMG_GRID> [tiles parted by <IMG_COL> /
+    <IMG_ROW>] <IMG_END>."""
+    from transformers import (Ovis2Config, Ovis2ForConditionalGeneration, Ovis2ImageProcessor, Ovis2Processor,
+                              Qwen2Config)
+
+    tok = tokenizer(["<|endoftext|>", "<|im_end|>", "<image>", "<IMG_ATOM>", *OVIS2_INDICATORS],
+                    {"image_token": "<image>"}, eos="<|im_end|>", pad="<|endoftext|>")
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=size,
+                  patch_size=14, vocab_size=64, initializer_range=INIT)
+    text = shrink_text(Qwen2Config(vocab_size=len(tok)))
+    config = Ovis2Config(vision_config=vision, text_config=text, hidden_size=64, vocab_size=len(tok),
+                         image_token_id=tok.convert_tokens_to_ids("<IMG_ATOM>"),
+                         visual_indicator_token_ids=tok.convert_tokens_to_ids(OVIS2_INDICATORS))
+    torch.manual_seed(seed)
+    model = finish(Ovis2ForConditionalGeneration(config), tok.eos_token_id)
+    image_processor = Ovis2ImageProcessor(size={"height": size, "width": size}, crop_to_patches=True, min_patches=2,
+                                          max_patches=4)
+    processor = Ovis2Processor(image_processor=image_processor, tokenizer=tok, image_seq_length=(size // 14) ** 2,
+                               chat_template=chat_template("<image>", end="<|im_end|>"))
+    return model, processor, generic_inputs(model, processor)
+
+
+# ---------------------------------------------------------------------------------------------------- deepseek_vl
+
+def _deepseek(hybrid, seed, size=56):
+    from transformers import LlamaConfig, SiglipVisionConfig
+
+    if hybrid:
+        from transformers import (DeepseekVLHybridConfig as Config,
+                                  DeepseekVLHybridForConditionalGeneration as Model,
+                                  DeepseekVLHybridImageProcessor as ImageProcessor,
+                                  DeepseekVLHybridProcessor as Processor)
+    else:
+        from transformers import (DeepseekVLConfig as Config, DeepseekVLForConditionalGeneration as Model,
+                                  DeepseekVLImageProcessor as ImageProcessor, DeepseekVLProcessor as Processor)
+    named = {"image_token": "<image_placeholder>"}
+    tok = tokenizer(["<｜end▁of▁sentence｜>", "<｜begin▁of▁sentence｜>", "<image_placeholder>"], named,
+                    eos="<｜end▁of▁sentence｜>", bos="<｜begin▁of▁sentence｜>")
+    vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                image_size=size, patch_size=14)
+    extra, image_kwargs = {}, {}
+    if hybrid:  # SAM tower at 64 px (4 x 4 patches of 16), resampled to the SigLIP grid by the model
+        extra["high_res_vision_config"] = {"model_type": "sam_vision_model", "hidden_size": 32, "output_channels": 16,
+                                           "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 64,
+                                           "patch_size": 16, "window_size": 2, "global_attn_indexes": [1],
+                                           "mlp_dim": 64}
+        image_kwargs["high_res_size"] = {"height": 64, "width": 64}
+    config = Config(vision_config=vision, text_config=shrink_text(LlamaConfig(vocab_size=len(tok))),
+                    image_token_id=tok.image_token_id, **extra)
+    torch.manual_seed(seed)
+    model = finish(Model(config), tok.eos_token_id)
+    image_processor = ImageProcessor(size={"height": size, "width": size}, **image_kwargs)
+    processor = Processor(image_processor=image_processor, tokenizer=tok, num_image_tokens=(size // 14) ** 2,
+                          chat_template=chat_template("<image_placeholder>", bos="<｜begin▁of▁sentence｜>",
+                                                      end="<｜end▁of▁sentence｜>"))
+    return model, processor, generic_inputs(model, processor)
+
+
+def tiny_deepseek_vl(seed=0):
+    """DeepseekVLForConditionalGeneration (SigLIP 56 px / 14 px, Llama decoder) + DeepseekVLProcessor
+    (DeepseekVLImageProcessor): 16 <image_placeholder> (4 x 4)."""
+    return _deepseek(False, seed)
+
+
+def tiny_deepseek_vl_hybrid(seed=0):
+    """DeepseekVLHybridForConditionalGeneration (SigLIP 56 px and a SAM tower at 64 px, fused per token; Llama
+    decoder) + DeepseekVLHybridProcessor (DeepseekVLHybridImageProcessor): 16 <image_placeholder> (4 x 4)."""
+    return _deepseek(True, seed)
