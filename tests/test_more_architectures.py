@@ -15,7 +15,8 @@ from models import generic
 from tests import tiny_more
 
 ARCHITECTURES = ["vipllava", "fast_vlm", "aya_vision", "cohere2_vision", "perception_lm", "ovis2", "deepseek_vl",
-                 "deepseek_vl_hybrid"]
+                 "deepseek_vl_hybrid", "glm4v_moe", "glm_ocr", "hyperclovax_vision_v2", "video_llama_3", "muse_glimmer",
+                 "muse_spark"]
 NEW_TOKENS = 5
 
 

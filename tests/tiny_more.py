@@ -37,7 +37,7 @@ def chat_template(image, bos="", user="user", assistant="assistant", end="", vid
 def tokenizer(specials, named, eos, pad=None, bos=None, unk="<unk>", words=WORDS):
     """A word-level tokenizer: `specials` first (ids 0, 1, ..), then the template's words and `words`. Every
     special is cut out of glued text; `named` ({"image_token": "<image>", ..}) become tokenizer attributes."""
-    specials = [unk, *[s for s in specials if s != unk]]
+    specials = list(dict.fromkeys([unk, *specials]))  # each once: _word_level numbers them by position
     backend = _word_level(specials, ["user", "assistant", ":", *words])
     tok = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=eos, pad_token=pad or eos, unk_token=unk,
                                   bos_token=bos, extra_special_tokens=named)
@@ -314,3 +314,179 @@ def tiny_deepseek_vl_hybrid(seed=0):
     """DeepseekVLHybridForConditionalGeneration (SigLIP 56 px and a SAM tower at 64 px, fused per token; Llama
     decoder) + DeepseekVLHybridProcessor (DeepseekVLHybridImageProcessor): 16 <image_placeholder> (4 x 4)."""
     return _deepseek(True, seed)
+
+
+# ---------------------------------------------------------------------------------------------------- GLM: glm4v_moe, glm_ocr
+
+def _glm(config_class, model_class, seed, **text_extra):
+    """Glm4vProcessor (tests/tiny_qwen.py's GLM tokenizer and template; patch 14, merge 2: 90 x 70 -> 5 x 6 tokens)
+    with a GLM config as tests/tiny_qwen.py's glm4v (2 heads of 32, partial rotary 0.5, M-RoPE [2, 3, 3])."""
+    from tests import tiny_qwen
+
+    tok = tiny_qwen.glm_tokenizer()
+    base = tiny_qwen._glm_config(tok, __import__("transformers").Glm4vConfig)
+    text = {**base.text_config.to_dict(), **text_extra}
+    for key in ("model_type", "transformers_version", "architectures", "dtype"):
+        text.pop(key, None)
+    vision = {k: v for k, v in base.vision_config.to_dict().items() if k not in ("model_type", "transformers_version")}
+    ids = {k: getattr(base, k) for k in ("image_token_id", "video_token_id", "image_start_token_id",
+                                         "image_end_token_id", "video_start_token_id", "video_end_token_id")}
+    config = config_class(text_config=text, vision_config=vision, **ids)
+    torch.manual_seed(seed)
+    model = model_class(config)
+    for token in base.text_config.eos_token_id[1:]:
+        with torch.no_grad():
+            model.lm_head.weight[token] = 0.0
+    model = finish(model, base.text_config.eos_token_id[0])
+    processor = tiny_qwen.glm_processor(tok, "4.1")
+    return model, processor, generic_inputs(model, processor)
+
+
+def tiny_glm4v_moe(seed=0):
+    """Glm4vMoeForConditionalGeneration (GLM-4.5V: the GLM-4.1V tower, an MoE decoder with 4 routed experts of 32,
+    2 per token, one shared expert, layer 0 dense) + Glm4vProcessor."""
+    from transformers import Glm4vMoeConfig, Glm4vMoeForConditionalGeneration
+
+    return _glm(Glm4vMoeConfig, Glm4vMoeForConditionalGeneration, seed, n_routed_experts=4, num_experts_per_tok=2,
+                moe_intermediate_size=32, n_shared_experts=1, first_k_dense_replace=1, head_dim=32)
+
+
+def tiny_glm_ocr(seed=0):
+    """GlmOcrForConditionalGeneration (GLM-OCR: the GLM-4.1V-style tower and M-RoPE decoder) + Glm4vProcessor (the
+    auto mapping has no processor for glm_ocr)."""
+    from transformers import GlmOcrConfig, GlmOcrForConditionalGeneration
+
+    return _glm(GlmOcrConfig, GlmOcrForConditionalGeneration, seed, head_dim=32)
+
+
+# ---------------------------------------------------------------------------------------------------- Qwen-style processors
+
+QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
+                 "<|video_pad|>"]
+QWEN_NAMED = {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>", "vision_start_token": "<|vision_start|>",
+              "vision_end_token": "<|vision_end|>"}
+
+
+def qwen_style(config_class, model_class, processor_class, text, vision, *, image_processor_class=None,
+               video_processor_class=None, specials=(), named=None, ids=None, placeholder=None, eos="<|im_end|>",
+               pad="<|endoftext|>", bos=None, patch=14, merge=2, temporal=2, tokens=(24, 96), seed=0,
+               image_kwargs=None, processor_kwargs=None, config_kwargs=None):
+    """A model whose processor expands one placeholder per image into grid_thw / merge^2 tokens (Qwen2-VL's
+    scheme), with Qwen's special tokens plus `specials`; `ids` maps config attributes to tokens (default: image,
+    video, vision start / end); the template writes `placeholder` per image. The image processor (default
+    Qwen2VLImageProcessor) works at the tower's patch / merge / temporal patch, between tokens[0] and tokens[1]
+    merged tokens (90 x 70 -> 5 x 6 at 28 px per token)."""
+    from transformers import Qwen2VLImageProcessor
+
+    named = {**QWEN_NAMED, **(named or {})}
+    tok = tokenizer([*QWEN_SPECIALS, *specials, *named.values()], named, eos=eos, pad=pad, bos=bos)
+    ids = ids or {"image_token_id": "<|image_pad|>", "video_token_id": "<|video_pad|>",
+                  "vision_start_token_id": "<|vision_start|>", "vision_end_token_id": "<|vision_end|>"}
+    config = config_class(text_config=text, vision_config=vision,
+                          **{k: tok.convert_tokens_to_ids(v) for k, v in ids.items()}, **(config_kwargs or {}))
+    text_config = config.get_text_config()
+    text_config.vocab_size = len(tok)
+    torch.manual_seed(seed)
+    model = finish(model_class(config), tok.eos_token_id)
+    unit = (patch * merge) ** 2
+    image_class = image_processor_class or Qwen2VLImageProcessor
+    size = {"shortest_edge": unit * tokens[0], "longest_edge": unit * tokens[1]}
+    image_kwargs = {"size": size, **(image_kwargs or {})}  # image_kwargs size=None: the processor's own bounds
+    image_processor = image_class(patch_size=patch, merge_size=merge, temporal_patch_size=temporal,
+                                  **{k: v for k, v in image_kwargs.items() if v is not None})
+    parts = {"image_processor": image_processor, "tokenizer": tok}
+    if video_processor_class is not None:
+        parts["video_processor"] = video_processor_class(patch_size=patch, merge_size=merge,
+                                                         temporal_patch_size=temporal,
+                                                         **({"size": size} if image_kwargs.get("size") else {}))
+    template = chat_template(placeholder or "<|vision_start|><|image_pad|><|vision_end|>", bos=bos or "", end=eos)
+    processor = processor_class(**parts, chat_template=template, **(processor_kwargs or {}))
+    return model, processor, generic_inputs(model, processor)
+
+
+def qwen2_5_tower(**extra):
+    """A Qwen2.5-VL vision tower: 2 blocks of 32, patch 14, merge 2, windows of 2 x 2 merged tokens."""
+    return dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=14, spatial_merge_size=2,
+                temporal_patch_size=2, window_size=56, out_hidden_size=64, fullatt_block_indexes=[1],
+                initializer_range=INIT, **extra)
+
+
+def tiny_hyperclovax_vision_v2(seed=0):
+    """HyperCLOVAXVisionV2ForConditionalGeneration (a Qwen2.5-VL tower, a HyperCLOVAX (Llama-like) decoder with 1-D
+    positions) + HyperCLOVAXVisionV2Processor (Qwen2VLImageProcessor / Qwen2VLVideoProcessor)."""
+    from transformers import (HyperCLOVAXConfig, HyperCLOVAXVisionV2Config,
+                              HyperCLOVAXVisionV2ForConditionalGeneration, HyperCLOVAXVisionV2Processor,
+                              Qwen2VLVideoProcessor)
+
+    return qwen_style(HyperCLOVAXVisionV2Config, HyperCLOVAXVisionV2ForConditionalGeneration,
+                      HyperCLOVAXVisionV2Processor, shrink_text(HyperCLOVAXConfig()).to_dict(), qwen2_5_tower(),
+                      video_processor_class=Qwen2VLVideoProcessor, ids={"image_token_id": "<|image_pad|>",
+                                                                        "video_token_id": "<|video_pad|>"}, seed=seed)
+
+
+def tiny_exaone4_5(seed=0):
+    """Exaone4_5_ForConditionalGeneration (a Qwen2.5-VL-style tower with grouped KV heads, an EXAONE 4 decoder:
+    3 sliding-window + 1 global layer, 1-D positions) + Exaone4_5_Processor (Qwen2VLImageProcessor)."""
+    from transformers import (Exaone4_5_Config, Exaone4_5_ForConditionalGeneration, Exaone4_5_Processor,
+                              Exaone4Config, Qwen2VLVideoProcessor)
+
+    return qwen_style(Exaone4_5_Config, Exaone4_5_ForConditionalGeneration, Exaone4_5_Processor,
+                      shrink_text(Exaone4Config()).to_dict(), qwen2_5_tower(num_key_value_heads=2),
+                      video_processor_class=Qwen2VLVideoProcessor, ids={"image_token_id": "<|image_pad|>",
+                                                                        "video_token_id": "<|video_pad|>"}, seed=seed)
+
+
+def tiny_video_llama_3(seed=0):
+    """VideoLlama3ForConditionalGeneration (a SigLIP-style NaViT tower at patch 14, images unmerged; Qwen2 decoder,
+    1-D positions) + VideoLlama3Processor (VideoLlama3ImageProcessor / VideoLlama3VideoProcessor)."""
+    from transformers import (Qwen2Config, VideoLlama3Config, VideoLlama3ForConditionalGeneration,
+                              VideoLlama3ImageProcessor, VideoLlama3Processor, VideoLlama3VideoProcessor)
+
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=14,
+                  initializer_range=INIT)
+    return qwen_style(VideoLlama3Config, VideoLlama3ForConditionalGeneration, VideoLlama3Processor,
+                      shrink_text(Qwen2Config()).to_dict(), vision, image_processor_class=VideoLlama3ImageProcessor,
+                      video_processor_class=VideoLlama3VideoProcessor, merge=1, temporal=1,
+                      ids={"image_token_id": "<|image_pad|>", "video_token_id": "<|video_pad|>"}, seed=seed)
+
+
+def _muse(spark, seed):
+    """Muse Glimmer / Muse Spark: a NaViT tower with learned 2-D position embeddings, pixel shuffle 2 and an MLP
+    projector; a decoder of 3 sliding-window RoPE layers and a NoPE full-attention layer (every 4th, counted from
+    the last), gated attention with qk_norm, logit soft-capping (Spark: MoE MLPs, 4 experts of 32, 2 per token).
+    MuseGlimmerProcessor / MuseSparkProcessor with MuseGlimmerImageProcessor; 90 x 70 -> 3 x 4 tokens:
+    <|image_start|> n x <|patch|> <|image_end|>."""
+    import transformers
+
+    name = "MuseSpark" if spark else "MuseGlimmer"
+    config_class, model_class = (getattr(transformers, f"{name}Config"),
+                                 getattr(transformers, f"{name}ForConditionalGeneration"))
+    text = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=16, initializer_range=INIT, sliding_window=512)
+    if spark:
+        text.update(moe_intermediate_size=32, moe_hidden_size=32, num_local_experts=4, num_experts_per_tok=2)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=14,
+                  pos_emb_height=8, pos_emb_width=8, max_position_embeddings=64, merge_size=2,
+                  initializer_range=INIT)
+    specials = ["<|patch|>", "<|image_start|>", "<|image_end|>", "<|video|>", "<|vid_frame_separator|>",
+                "<|vid_start|>", "<|vid_end|>"]
+    extra, parts = {}, {}
+    if spark:
+        parts["feature_extractor"] = transformers.MuseSparkFeatureExtractor()
+        extra["audio_config"] = {"out_hidden_size": 64, "hidden_sizes": [8, 8, 8, 16], "depths": [1, 1, 1, 1],
+                                 "num_hidden_layers": 4}
+    return qwen_style(config_class, model_class, getattr(transformers, f"{name}Processor"), text, vision,
+                      image_processor_class=transformers.MuseGlimmerImageProcessor,
+                      video_processor_class=transformers.MuseGlimmerVideoProcessor, specials=specials,
+                      ids={"image_token_id": "<|patch|>", "video_token_id": "<|video|>"}, placeholder="<|patch|>",
+                      named={"image_token": "<|patch|>", "video_token": "<|video|>"}, image_kwargs={"size": None, "max_image_tokens": 48},
+                      config_kwargs={"out_hidden_size": 32 * 4, "projector_hidden_size": 64, **extra},
+                      processor_kwargs=parts, seed=seed)
+
+
+def tiny_muse_glimmer(seed=0):
+    return _muse(False, seed)
+
+
+def tiny_muse_spark(seed=0):
+    return _muse(True, seed)
