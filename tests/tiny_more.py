@@ -386,6 +386,10 @@ def qwen_style(config_class, model_class, processor_class, text, vision, *, imag
                           **{k: tok.convert_tokens_to_ids(v) for k, v in ids.items()}, **(config_kwargs or {}))
     text_config = config.get_text_config()
     text_config.vocab_size = len(tok)
+    for key, value in (("pad_token_id", tok.pad_token_id), ("bos_token_id", tok.bos_token_id),
+                       ("eos_token_id", tok.eos_token_id)):
+        if hasattr(text_config, key):
+            setattr(text_config, key, value)
     torch.manual_seed(seed)
     model = finish(model_class(config), tok.eos_token_id)
     unit = (patch * merge) ** 2
@@ -490,3 +494,114 @@ def tiny_muse_glimmer(seed=0):
 
 def tiny_muse_spark(seed=0):
     return _muse(True, seed)
+
+
+def tiny_lfm3_vl(seed=0):
+    """Lfm3VlForConditionalGeneration (a NaViT tower at patch 16, merge 2; an Lfm3 hybrid decoder: conv, conv,
+    full attention (partial proportional RoPE), conv; 1-D positions) + Lfm3VlProcessor (Qwen2VLImageProcessor /
+    Qwen3VLVideoProcessor at 32 px per token)."""
+    from transformers import (Lfm3Config, Lfm3VlConfig, Lfm3VlForConditionalGeneration, Lfm3VlProcessor,
+                              Qwen3VLVideoProcessor)
+
+    text = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=16, initializer_range=INIT)
+    assert Lfm3Config(**text).layer_types == ["conv", "conv", "full_attention", "conv"]
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                  num_key_value_heads=2, patch_size=16, initializer_range=INIT)
+    return qwen_style(Lfm3VlConfig, Lfm3VlForConditionalGeneration, Lfm3VlProcessor, text, vision,
+                      video_processor_class=Qwen3VLVideoProcessor, patch=16, seed=seed)
+
+
+def tiny_minimax_m3_vl(seed=0):
+    """MiniMaxM3SparseForConditionalGeneration (a Qwen2-VL-style tower, an MoE decoder: 4 experts of 32, 2 per
+    token, partial rotary over 8 of 16 dims, full attention; 1-D positions) + MiniMaxM3VLProcessor (its own
+    image and video processors): ]<]start of image[>[ n x ]<]image[>[ ]<]end of image[>[."""
+    from transformers import (MiniMaxM3SparseForConditionalGeneration, MiniMaxM3VLConfig, MiniMaxM3VLImageProcessor,
+                              MiniMaxM3VLProcessor, MiniMaxM3VLVideoProcessor)
+
+    marks = {"image_token": "]<]image[>[", "video_token": "]<]video[>["}
+    text = dict(hidden_size=64, intermediate_size=32, num_hidden_layers=4, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=16, rotary_dim=8, num_local_experts=4, num_experts_per_tok=2,
+                dense_intermediate_size=128, shared_intermediate_size=32, initializer_range=INIT)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=14,
+                  image_size=112, initializer_range=INIT)
+    return qwen_style(MiniMaxM3VLConfig, MiniMaxM3SparseForConditionalGeneration, MiniMaxM3VLProcessor, text, vision,
+                      image_processor_class=MiniMaxM3VLImageProcessor, video_processor_class=MiniMaxM3VLVideoProcessor,
+                      specials=["]<]start of image[>[", "]<]end of image[>["], named=marks,
+                      ids={"image_token_index": marks["image_token"], "video_token_index": marks["video_token"]},
+                      placeholder=marks["image_token"], config_kwargs={"projector_hidden_size": 64}, seed=seed)
+
+
+def tiny_cosmos3_edge(seed=0):
+    """Cosmos3EdgeForConditionalGeneration (a SigLIP-style tower at patch 16 with a learned 16 x 16 position grid,
+    merge 2; a decoder with M-RoPE [2, 3, 3]) + Cosmos3EdgeProcessor (Cosmos3EdgeImageProcessor /
+    Cosmos3EdgeVideoProcessor at 32 px per token)."""
+    from transformers import (Cosmos3EdgeConfig, Cosmos3EdgeForConditionalGeneration, Cosmos3EdgeImageProcessor,
+                              Cosmos3EdgeProcessor, Cosmos3EdgeVideoProcessor)
+
+    text = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=16, initializer_range=INIT,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]})
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=16,
+                  num_patches=256, initializer_range=INIT)
+    return qwen_style(Cosmos3EdgeConfig, Cosmos3EdgeForConditionalGeneration, Cosmos3EdgeProcessor, text, vision,
+                      image_processor_class=Cosmos3EdgeImageProcessor, video_processor_class=Cosmos3EdgeVideoProcessor,
+                      patch=16, temporal=1, config_kwargs={"projector_hidden_size": 64}, seed=seed)
+
+
+def qwen3_tower(**extra):
+    """A Qwen3-VL vision tower: 2 blocks of 32, patch 16, merge 2, a 4 x 4 learned position grid, DeepStack
+    features from both blocks."""
+    return dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=16, spatial_merge_size=2,
+                temporal_patch_size=2, out_hidden_size=64, num_position_embeddings=16,
+                deepstack_visual_indexes=[0, 1], initializer_range=INIT, **extra)
+
+
+def tiny_cosmos3_omni(seed=0):
+    """Cosmos3OmniForConditionalGeneration (a Qwen3-VL tower and decoder: interleaved M-RoPE [4, 2, 2], DeepStack
+    after decoder layers 0 and 1) + Qwen3VLProcessor (the auto mapping has no processor for cosmos3_omni; its
+    image / video processors are Qwen2VLImageProcessor / Qwen3VLVideoProcessor)."""
+    from transformers import Cosmos3OmniConfig, Cosmos3OmniForConditionalGeneration, Qwen3VLProcessor, Qwen3VLVideoProcessor
+
+    text = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=16, initializer_range=INIT,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_interleaved": True,
+                                 "mrope_section": [4, 2, 2]})
+    return qwen_style(Cosmos3OmniConfig, Cosmos3OmniForConditionalGeneration, Qwen3VLProcessor, text, qwen3_tower(),
+                      video_processor_class=Qwen3VLVideoProcessor, patch=16, seed=seed)
+
+
+def tiny_cohere_compass(seed=0):
+    """CohereCompassForConditionalGeneration (a Qwen3-VL-style tower with DeepStack, a Cohere decoder with
+    interleaved M-RoPE [4, 2, 2] given per layer type, full attention) + CohereCompassProcessor
+    (CohereCompassImageProcessor / CohereCompassVideoProcessor): <|IMAGE_PAD|> per merged token."""
+    from transformers import (CohereCompassConfig, CohereCompassForConditionalGeneration,
+                              CohereCompassImageProcessor, CohereCompassProcessor, CohereCompassVideoProcessor)
+
+    text = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                num_key_value_heads=2, initializer_range=INIT,
+                rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 10000.0,
+                                                    "mrope_interleaved": True, "mrope_section": [4, 2, 2]}})
+    named = {"image_token": "<|IMAGE_PAD|>", "video_token": "<|VIDEO_PAD|>", "vision_start_token": "<|IMAGE_START|>",
+             "vision_end_token": "<|IMAGE_END|>"}
+    return qwen_style(CohereCompassConfig, CohereCompassForConditionalGeneration, CohereCompassProcessor, text,
+                      qwen3_tower(), image_processor_class=CohereCompassImageProcessor,
+                      video_processor_class=CohereCompassVideoProcessor, named=named,
+                      ids={"image_token_id": "<|IMAGE_PAD|>", "video_token_id": "<|VIDEO_PAD|>",
+                           "vision_start_token_id": "<|IMAGE_START|>", "vision_end_token_id": "<|IMAGE_END|>"},
+                      placeholder="<|IMAGE_START|><|IMAGE_PAD|><|IMAGE_END|>", patch=16, seed=seed)
+
+
+def tiny_paddleocr_vl(seed=0):
+    """PaddleOCRVLForConditionalGeneration (a SigLIP NaViT tower at patch 14, merge 2; an Ernie-4.5-style decoder
+    with M-RoPE [2, 3, 3]) + PaddleOCRVLProcessor (PaddleOCRVLImageProcessor)."""
+    from transformers import (PaddleOCRVLConfig, PaddleOCRVLForConditionalGeneration, PaddleOCRVLImageProcessor,
+                              PaddleOCRVLProcessor)
+
+    text = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=16, initializer_range=INIT,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]})
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=14,
+                  image_size=56, initializer_range=INIT)
+    return qwen_style(PaddleOCRVLConfig, PaddleOCRVLForConditionalGeneration, PaddleOCRVLProcessor, text, vision,
+                      image_processor_class=PaddleOCRVLImageProcessor, temporal=1, seed=seed)
