@@ -234,7 +234,8 @@ def tiny_perception_lm(seed=0, tile=112):
     video_processor = PerceptionLMVideoProcessor(size={"height": tile, "width": tile})
     processor = PerceptionLMProcessor(video_processor=video_processor, image_processor=image_processor, tokenizer=tok,
                                       patch_size=14, pooling_ratio=2,
-                                      chat_template=chat_template("<|image|>", bos="<|begin_of_text|>", end="<|eot_id|>"))
+                                      chat_template=chat_template("<|image|>", bos="<|begin_of_text|>",
+                                                                  end="<|eot_id|>"))
     return model, processor, generic_inputs(model, processor)
 
 
@@ -316,7 +317,7 @@ def tiny_deepseek_vl_hybrid(seed=0):
     return _deepseek(True, seed)
 
 
-# ---------------------------------------------------------------------------------------------------- GLM: glm4v_moe, glm_ocr
+# ------------------------------------------------------------------------------------- GLM: glm4v_moe, glm_ocr
 
 def _glm(config_class, model_class, seed, **text_extra):
     """Glm4vProcessor (tests/tiny_qwen.py's GLM tokenizer and template; patch 14, merge 2: 90 x 70 -> 5 x 6 tokens)
@@ -359,7 +360,7 @@ def tiny_glm_ocr(seed=0):
     return _glm(GlmOcrConfig, GlmOcrForConditionalGeneration, seed, head_dim=32)
 
 
-# ---------------------------------------------------------------------------------------------------- Qwen-style processors
+# --------------------------------------------------------------------------------------- Qwen-style processors
 
 QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
                  "<|video_pad|>"]
@@ -369,7 +370,8 @@ QWEN_NAMED = {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>", "v
 
 def qwen_style(config_class, model_class, processor_class, text, vision, *, image_processor_class=None,
                video_processor_class=None, specials=(), named=None, ids=None, placeholder=None, eos="<|im_end|>",
-               pad="<|endoftext|>", bos=None, patch=14, merge=2, temporal=2, tokens=(24, 96), seed=0,
+               pad="<|endoftext|>", bos=None, patch=14, merge=2, temporal=2, video_temporal=None, tokens=(24, 96),
+               seed=0,
                image_kwargs=None, processor_kwargs=None, config_kwargs=None):
     """A model whose processor expands one placeholder per image into grid_thw / merge^2 tokens (Qwen2-VL's
     scheme), with Qwen's special tokens plus `specials`; `ids` maps config attributes to tokens (default: image,
@@ -401,7 +403,7 @@ def qwen_style(config_class, model_class, processor_class, text, vision, *, imag
     parts = {"image_processor": image_processor, "tokenizer": tok}
     if video_processor_class is not None:
         parts["video_processor"] = video_processor_class(patch_size=patch, merge_size=merge,
-                                                         temporal_patch_size=temporal,
+                                                         temporal_patch_size=video_temporal or temporal,
                                                          **({"size": size} if image_kwargs.get("size") else {}))
     template = chat_template(placeholder or "<|vision_start|><|image_pad|><|vision_end|>", bos=bos or "", end=eos)
     processor = processor_class(**parts, chat_template=template, **(processor_kwargs or {}))
@@ -483,7 +485,8 @@ def _muse(spark, seed):
                       image_processor_class=transformers.MuseGlimmerImageProcessor,
                       video_processor_class=transformers.MuseGlimmerVideoProcessor, specials=specials,
                       ids={"image_token_id": "<|patch|>", "video_token_id": "<|video|>"}, placeholder="<|patch|>",
-                      named={"image_token": "<|patch|>", "video_token": "<|video|>"}, image_kwargs={"size": None, "max_image_tokens": 48},
+                      named={"image_token": "<|patch|>", "video_token": "<|video|>"},
+                      image_kwargs={"size": None, "max_image_tokens": 48},
                       config_kwargs={"out_hidden_size": 32 * 4, "projector_hidden_size": 64, **extra},
                       processor_kwargs=parts, seed=seed)
 
@@ -561,7 +564,8 @@ def tiny_cosmos3_omni(seed=0):
     """Cosmos3OmniForConditionalGeneration (a Qwen3-VL tower and decoder: interleaved M-RoPE [4, 2, 2], DeepStack
     after decoder layers 0 and 1) + Qwen3VLProcessor (the auto mapping has no processor for cosmos3_omni; its
     image / video processors are Qwen2VLImageProcessor / Qwen3VLVideoProcessor)."""
-    from transformers import Cosmos3OmniConfig, Cosmos3OmniForConditionalGeneration, Qwen3VLProcessor, Qwen3VLVideoProcessor
+    from transformers import (Cosmos3OmniConfig, Cosmos3OmniForConditionalGeneration, Qwen3VLProcessor,
+                              Qwen3VLVideoProcessor)
 
     text = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
                 num_key_value_heads=2, head_dim=16, initializer_range=INIT,
@@ -605,3 +609,163 @@ def tiny_paddleocr_vl(seed=0):
                   image_size=56, initializer_range=INIT)
     return qwen_style(PaddleOCRVLConfig, PaddleOCRVLForConditionalGeneration, PaddleOCRVLProcessor, text, vision,
                       image_processor_class=PaddleOCRVLImageProcessor, temporal=1, seed=seed)
+
+
+def tiny_hunyuan_vl(seed=0):
+    """HunYuanVLForConditionalGeneration (HunyuanOCR: a NaViT tower at patch 16, merge 2, whose features carry a
+    learned newline slot after every row and two extra slots: h * (w + 1) + 2 image tokens; a decoder with XD-RoPE
+    over 4 axes [2, 2, 2, 2]) + HunYuanVLProcessor (HunYuanVLImageProcessor): <img_start> n x <img> <img_end>."""
+    from transformers import (HunYuanVLConfig, HunYuanVLForConditionalGeneration, HunYuanVLImageProcessor,
+                              HunYuanVLProcessor)
+
+    named = {"image_token": "<img>", "image_start_token": "<img_start>", "image_end_token": "<img_end>"}
+    text = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=16, initializer_range=INIT,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 2, 2, 2]})
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=16,
+                  out_hidden_size=64, text_hidden_size=64, initializer_range=INIT)
+    return qwen_style(HunYuanVLConfig, HunYuanVLForConditionalGeneration, HunYuanVLProcessor, text, vision,
+                      image_processor_class=HunYuanVLImageProcessor, specials=["<img_newline>"], named=named,
+                      ids={"image_token_id": "<img>", "im_start_id": "<img_start>", "im_end_id": "<img_end>",
+                           "im_newline_id": "<img_newline>"},
+                      placeholder="<img_start><img><img_end>", patch=16, temporal=1, seed=seed)
+
+
+def tiny_ernie4_5_vl_moe(seed=0):
+    """Ernie4_5_VLMoeForConditionalGeneration (a Qwen2-VL-style tower, patch 14, merge 2; a decoder with 3-D RoPE
+    [2, 2, 4] whose MoE layers route image tokens to vision experts by moe_mm_token_type_ids: 4 + 4 experts of 32,
+    2 per token, one shared; layer 0 dense) + Ernie4_5_VLMoeProcessor (its image and video processors):
+    <|IMAGE_START|> n x <|IMAGE_PLACEHOLDER|> <|IMAGE_END|>."""
+    from transformers import (Ernie4_5_VLMoeConfig, Ernie4_5_VLMoeForConditionalGeneration,
+                              Ernie4_5_VLMoeImageProcessor, Ernie4_5_VLMoeProcessor, Ernie4_5_VLMoeVideoProcessor)
+
+    named = {"image_token": "<|IMAGE_PLACEHOLDER|>", "image_start_token": "<|IMAGE_START|>",
+             "image_end_token": "<|IMAGE_END|>", "video_token": "<|VIDEO_PLACEHOLDER|>",
+             "video_start_token": "<|VIDEO_START|>", "video_end_token": "<|VIDEO_END|>"}
+    text = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=16, moe_intermediate_size=[32, 32], moe_k=2, moe_num_experts=4,
+                moe_num_shared_experts=1, initializer_range=INIT,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 2, 4]})
+    vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=14, initializer_range=INIT)
+    return qwen_style(Ernie4_5_VLMoeConfig, Ernie4_5_VLMoeForConditionalGeneration, Ernie4_5_VLMoeProcessor, text,
+                      vision, image_processor_class=Ernie4_5_VLMoeImageProcessor,
+                      video_processor_class=Ernie4_5_VLMoeVideoProcessor, named=named,
+                      ids={f"{k}_id": v for k, v in named.items()},
+                      placeholder="<|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>", temporal=1, video_temporal=2,
+                      seed=seed)
+
+
+def tiny_kimi_k25(seed=0):
+    """Kimi_K25ForConditionalGeneration (a MoonViT-style tower, patch 14, 2 x 2 merge; a DeepSeek-V3 decoder: MLA
+    with LoRA-ranked q / kv, MoE with 4 routed experts of 32, 2 per token, one shared, layer 0 dense; 1-D
+    positions) + Kimi_K25Processor (Kimi_K25ImageProcessor / Kimi_K25VideoProcessor): <|media_pad|> per merged
+    token."""
+    from transformers import (DeepseekV3Config, Kimi_K25Config, Kimi_K25ForConditionalGeneration,
+                              Kimi_K25ImageProcessor, Kimi_K25Processor, Kimi_K25VideoProcessor)
+
+    text = DeepseekV3Config(hidden_size=64, intermediate_size=128, moe_intermediate_size=32, num_hidden_layers=4,
+                            num_attention_heads=4, num_key_value_heads=4, n_routed_experts=4, num_experts_per_tok=2,
+                            n_shared_experts=1, n_group=1, topk_group=1, first_k_dense_replace=1, kv_lora_rank=16,
+                            q_lora_rank=32, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=16,
+                            initializer_range=INIT).to_dict()
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=14,
+                  pos_emb_height=16, pos_emb_width=16, initializer_range=INIT)
+    named = {"image_token": "<|media_pad|>", "video_token": "<|kimi_k25_video_placeholder|>",
+             "vision_start_token": "<|media_begin|>", "vision_end_token": "<|media_end|>"}
+    return qwen_style(Kimi_K25Config, Kimi_K25ForConditionalGeneration, Kimi_K25Processor, text, vision,
+                      image_processor_class=Kimi_K25ImageProcessor, video_processor_class=Kimi_K25VideoProcessor,
+                      named=named, ids={"image_token_id": "<|media_pad|>",
+                                        "video_token_id": "<|kimi_k25_video_placeholder|>",
+                                        "vision_start_token_id": "<|media_begin|>",
+                                        "vision_end_token_id": "<|media_end|>"},
+                      placeholder="<|media_begin|><|media_pad|><|media_end|>", image_kwargs={"size": None},
+                      config_kwargs={"projection_hidden_size": 32}, seed=seed)
+
+
+def tiny_inkling_mm_model(seed=0):
+    """InklingForConditionalGeneration (a patch-embedding tower, 10 px patches, one token per patch; a hybrid
+    decoder whose layers mix attention with short convolutions and relative-position logits, sliding on layers 0,
+    1, 3 and full on layer 2; MoE with 4 experts of 32, 2 per token) + InklingProcessor (InklingImageProcessor,
+    InklingFeatureExtractor for audio): <|content_image|> then one <|unused_200054|> per patch."""
+    from transformers import (InklingConfig, InklingFeatureExtractor, InklingForConditionalGeneration,
+                              InklingImageProcessor, InklingProcessor)
+
+    specials = ["<|unused_200054|>", "<|unused_200053|>", "<|content_image|>", "<|content_audio_input|>"]
+    tok = tokenizer(["<|endoftext|>", "<|im_end|>", *specials], {"image_token": specials[0]}, eos="<|im_end|>",
+                    pad="<|endoftext|>")
+    ids = tok.convert_tokens_to_ids
+    text = dict(vocab_size=len(tok), hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=16, swa_num_attention_heads=4, swa_num_key_value_heads=2,
+                swa_head_dim=16, sliding_window_size=512, d_rel=4, rel_extent=64, local_layer_ids=[0, 1, 3],
+                intermediate_size=128, moe_intermediate_size=32, n_routed_experts=4, num_experts_per_tok=2,
+                n_shared_experts=1, initializer_range=INIT, pad_token_id=tok.pad_token_id,
+                bos_token_id=None, eos_token_id=tok.eos_token_id)
+    vision = dict(patch_size=10, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, initializer_range=INIT)
+    audio = dict(initializer_range=INIT)
+    config = InklingConfig(text_config=text, vision_config=vision, audio_config=audio,
+                           image_token_id=ids(specials[0]), audio_token_id=ids(specials[1]),
+                           image_bos_token_id=ids(specials[2]), audio_bos_token_id=ids(specials[3]))
+    torch.manual_seed(seed)
+    model = finish(InklingForConditionalGeneration(config), tok.eos_token_id)
+    processor = InklingProcessor(feature_extractor=InklingFeatureExtractor(),
+                                 image_processor=InklingImageProcessor(size={"height": 10, "width": 10}),
+                                 tokenizer=tok, chat_template=chat_template("<|content_image|><|unused_200054|>",
+                                                                            end="<|im_end|>"))
+    return model, processor, generic_inputs(model, processor)
+
+
+def tiny_step3p7(seed=0, size=224):
+    """Step3p7ForConditionalGeneration (a ViT with 2-D RoPE at 224 px / 14 px and two stride-2 convolutions: 4 x 4
+    tokens for the global view; a decoder alternating full and sliding-window attention, MoE on layer 3 with 4 experts of 32, 2 per token,
+    and a shared expert) + Step3p7Processor (Step3p7ImageProcessor, 112 px local crops):
+    [<patch_start> 2 x 2 <im_patch> <patch_end> [<patch_newline>]]* <im_start> 16 <im_patch> <im_end>."""
+    from transformers import Step3p7Config, Step3p7ForConditionalGeneration, Step3p7ImageProcessor, Step3p7Processor
+
+    specials = ["<im_patch>", "<im_start>", "<im_end>", "<patch_start>", "<patch_end>", "<patch_newline>"]
+    tok = tokenizer(["<|endoftext|>", "<|im_end|>", *specials], {"image_token": "<im_patch>"}, eos="<|im_end|>",
+                    pad="<|endoftext|>")
+    text = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                num_attention_heads=4, num_key_value_heads=2, head_dim=16, num_local_experts=4, n_routed_experts=4,
+                num_experts_per_tok=2, moe_intermediate_size=32, share_expert_dim=32, initializer_range=INIT,
+                pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, sliding_window=512,
+                layer_types=["full_attention", "sliding_attention"] * 2)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=size,
+                  patch_size=14, mlp_ratio=2.0, max_position_embeddings=(size // 14) ** 2, initializer_range=INIT)
+    config = Step3p7Config(text_config=text, vision_config=vision, image_token_id=tok.image_token_id)
+    torch.manual_seed(seed)
+    model = finish(Step3p7ForConditionalGeneration(config), tok.eos_token_id)
+    image_processor = Step3p7ImageProcessor(size={"height": size, "width": size}, patch_size=size // 2)
+    processor = Step3p7Processor(image_processor=image_processor, tokenizer=tok,
+                                 chat_template=chat_template("<im_patch>", end="<|im_end|>"))
+    return model, processor, generic_inputs(model, processor)
+
+
+def tiny_minicpmv4_7(seed=0):
+    """MiniCPMV4_7ForConditionalGeneration (MiniCPM-V 4.6's tower and mergers, 16 px per token; a Qwen3.5 hybrid
+    decoder, linear / full attention alternating, with M-RoPE over the source view and slices) +
+    MiniCPMV4_7Processor (MiniCPMV4_6ImageProcessor / MiniCPMV4_6VideoProcessor, tests/tiny_misc.py's tokenizer,
+    template and 56 px slicing): a 90 x 70 image -> a 3 x 4 source view and 2 x 2 slices of 3 x 4."""
+    from transformers import (MiniCPMV4_6ImageProcessor, MiniCPMV4_6VideoProcessor, MiniCPMV4_7Config,
+                              MiniCPMV4_7ForConditionalGeneration, MiniCPMV4_7Processor)
+
+    from tests import tiny_misc
+
+    dense, _ = tiny_misc.tiny_minicpmv4_6(seed=seed, layer_types=("linear_attention", "full_attention") * 2)
+    tok = tiny_misc.minicpmv4_6_tokenizer()
+    config = dense.config.to_dict()
+    ids = tok.convert_tokens_to_ids
+    markers = {"image_start_id": ids("<image>"), "image_end_id": ids("</image>"), "slice_start_id": ids("<slice>"),
+               "slice_end_id": ids("</slice>"), "newline_id": None}
+    for key in ("model_type", "transformers_version", "architectures", "drop_vision_last_layer"):
+        config.pop(key, None)
+    config = MiniCPMV4_7Config(**{**config, **markers})
+    torch.manual_seed(seed)
+    model = MiniCPMV4_7ForConditionalGeneration(config)
+    model.load_state_dict(dense.state_dict())  # the same weights as the 4.6 build (its livelier decay rates)
+    model = finish(model, tok.eos_token_id)
+    common = dict(patch_size=4, scale_resolution=56, max_slice_nums=4, downsample_mode="16x", use_image_id=True)
+    processor = MiniCPMV4_7Processor(image_processor=MiniCPMV4_6ImageProcessor(**common, slice_mode=True),
+                                     video_processor=MiniCPMV4_6VideoProcessor(**common, slice_mode=False,
+                                                                               do_sample_frames=False),
+                                     tokenizer=tok, chat_template=tiny_misc.MINICPM_CHAT_TEMPLATE)
+    return model, processor, generic_inputs(model, processor)
