@@ -50,8 +50,9 @@ def finish(model, eos_id):
     """sdpa, eval, float32; eos's lm_head row zeroed (answers run to max_new_tokens)."""
     model.set_attn_implementation("sdpa")
     model = model.float().eval()
+    head = model.get_output_embeddings() or model.get_decoder().get_output_embeddings()  # (a ForCausalLM decoder)
     with torch.no_grad():
-        model.get_output_embeddings().weight[eos_id] = 0.0
+        head.weight[eos_id] = 0.0
     model.generation_config.eos_token_id = eos_id
     model.generation_config.pad_token_id = eos_id
     return model
@@ -716,8 +717,9 @@ def tiny_inkling_mm_model(seed=0):
 
 def tiny_step3p7(seed=0, size=224):
     """Step3p7ForConditionalGeneration (a ViT with 2-D RoPE at 224 px / 14 px and two stride-2 convolutions: 4 x 4
-    tokens for the global view; a decoder alternating full and sliding-window attention, MoE on layer 3 with 4 experts of 32, 2 per token,
-    and a shared expert) + Step3p7Processor (Step3p7ImageProcessor, 112 px local crops):
+    tokens for the global view; a decoder alternating full and sliding-window attention (the default config sets
+    no window, which the stock forward needs), MoE on layer 3 with 4 experts of 32, 2 per token, a shared expert)
+    + Step3p7Processor (Step3p7ImageProcessor, 112 px local crops):
     [<patch_start> 2 x 2 <im_patch> <patch_end> [<patch_newline>]]* <im_start> 16 <im_patch> <im_end>."""
     from transformers import Step3p7Config, Step3p7ForConditionalGeneration, Step3p7ImageProcessor, Step3p7Processor
 
@@ -769,3 +771,139 @@ def tiny_minicpmv4_7(seed=0):
                                                                                do_sample_frames=False),
                                      tokenizer=tok, chat_template=tiny_misc.MINICPM_CHAT_TEMPLATE)
     return model, processor, generic_inputs(model, processor)
+
+
+def tiny_nemotron_h_omni(seed=0):
+    """NemotronH_Omni_Reasoning_V3 (a RADIO ViT at 16 px patches, pixel shuffle 0.5; a Nemotron-H hybrid decoder of
+    single-mixer blocks: Mamba-2, MoE, attention, MLP; no audio tower) + NemotronH_Omni_Reasoning_V3Processor (its
+    image processor, at most 256 patches; ParakeetFeatureExtractor for audio): <img> n x <image> </img>."""
+    import transformers
+
+    prefix = "NemotronH_Omni_Reasoning_V3"
+    specials = ["<image>", "<video>", "<img>", "</img>", "<so_embedding>", "<so_start>", "<so_end>"]
+    tok = tokenizer(["<|endoftext|>", "<|im_end|>", *specials], {"image_token": "<image>", "video_token": "<video>"},
+                    eos="<|im_end|>", pad="<|endoftext|>")
+    text = dict(vocab_size=len(tok), hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=16, intermediate_size=128, mamba_num_heads=4, mamba_head_dim=16,
+                ssm_state_size=16, n_groups=2, chunk_size=16, n_routed_experts=4, num_experts_per_tok=2,
+                moe_intermediate_size=32, moe_shared_expert_intermediate_size=32, initializer_range=INIT,
+                pad_token_id=tok.pad_token_id, bos_token_id=None, eos_token_id=tok.eos_token_id,
+                layers_block_type=["linear_attention", "moe", "full_attention", "mlp"])
+    vision = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, patch_size=16, image_size=64,
+                  max_img_size=256, video_temporal_patch_size=2, initializer_range=INIT)
+    config = getattr(transformers, f"{prefix}_Config")(
+        text_config=text, vision_config=vision, vision_hidden_size=32, projector_hidden_size=64,
+        image_token_id=tok.image_token_id, video_token_id=tok.video_token_id)
+    torch.manual_seed(seed)
+    model = finish(getattr(transformers, prefix)(config), tok.eos_token_id)
+    image_processor = getattr(transformers, f"{prefix}ImageProcessor")(min_num_patches=16, max_num_patches=256)
+    processor = getattr(transformers, f"{prefix}Processor")(
+        image_processor=image_processor, video_processor=getattr(transformers, f"{prefix}VideoProcessor")(),
+        tokenizer=tok, feature_extractor=transformers.ParakeetFeatureExtractor(),
+        chat_template=chat_template("<image>", end="<|im_end|>"))
+    return model, processor, generic_inputs(model, processor)
+
+
+def tiny_mistral_large4(seed=0):
+    """MistralLarge4ForConditionalGeneration (Pixtral tower, 2 x 2 patch merger; a decoder of MLA with a sparse
+    "indexed" top-k selector on every layer, NoPE every 4th layer, MoE with 4 experts of 32, 2 per token, layer 0
+    dense) + PixtralProcessor (tests/tiny_idefics.py's Mistral 3 tokenizer, template and 7 px patches: 90 x 70 ->
+    5 rows of 7 [IMG], [IMG_BREAK] between rows)."""
+    from transformers import (MistralLarge4Config, MistralLarge4ForConditionalGeneration, PixtralImageProcessor,
+                              PixtralProcessor)
+
+    from tests import tiny_idefics
+
+    tok = tiny_idefics.mistral3_tokenizer()
+    processor = PixtralProcessor(image_processor=PixtralImageProcessor(size={"longest_edge": 112},
+                                                                       patch_size={"height": 7, "width": 7}),
+                                 tokenizer=tok, patch_size=7, spatial_merge_size=2,
+                                 chat_template=tiny_idefics.MISTRAL3_CHAT_TEMPLATE)
+    text = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, moe_intermediate_size=32,
+                num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4, n_routed_experts=4,
+                num_experts_per_tok=2, kv_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=16,
+                index_topk=512, index_head_dim=16, index_n_heads=2, initializer_range=INIT,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    vision = dict(model_type="pixtral", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=2, image_size=112, patch_size=7, initializer_range=INIT)
+    config = MistralLarge4Config(text_config=text, vision_config=vision, spatial_merge_size=2,
+                                 image_token_index=tok.convert_tokens_to_ids("[IMG]"))
+    torch.manual_seed(seed)
+    model = finish(MistralLarge4ForConditionalGeneration(config), tok.eos_token_id)
+    return model, processor, generic_inputs(model, processor)
+
+
+# ---------------------------------------------------------------------------------------------------- OCR models
+
+def tiny_lighton_ocr(seed=0):
+    """LightOnOcrForConditionalGeneration (Pixtral tower at 7 px patches, 2 x 2 merger; Qwen3 decoder) +
+    LightOnOcrProcessor (PixtralImageProcessor, 112 px longest edge): 90 x 70 -> 5 x 7 <|image_pad|> (no row
+    breaks in its expansion)."""
+    from transformers import (LightOnOcrConfig, LightOnOcrForConditionalGeneration, LightOnOcrProcessor,
+                              PixtralImageProcessor, Qwen3Config)
+
+    named = {"image_token": "<|image_pad|>", "image_break_token": "<|vision_pad|>", "image_end_token": "<|vision_end|>"}
+    tok = tokenizer(["<|endoftext|>", "<|im_end|>", *named.values()], named, eos="<|im_end|>", pad="<|endoftext|>")
+    vision = dict(model_type="pixtral", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=2, image_size=112, patch_size=7, initializer_range=INIT)
+    text = shrink_text(Qwen3Config(vocab_size=len(tok), pad_token_id=None, bos_token_id=None, eos_token_id=None))
+    config = LightOnOcrConfig(vision_config=vision, text_config=text.to_dict(), spatial_merge_size=2,
+                              image_token_id=tok.image_token_id)
+    torch.manual_seed(seed)
+    model = finish(LightOnOcrForConditionalGeneration(config), tok.eos_token_id)
+    image_processor = PixtralImageProcessor(size={"longest_edge": 112}, patch_size={"height": 7, "width": 7})
+    processor = LightOnOcrProcessor(image_processor=image_processor, tokenizer=tok, patch_size=7,
+                                    spatial_merge_size=2,
+                                    chat_template=chat_template("<|image_pad|>", end="<|im_end|>"))
+    return model, processor, generic_inputs(model, processor)
+
+
+def tiny_qianfan_ocr(seed=0, size=112):
+    """QianfanOCRForConditionalGeneration (an InternViT-style tower at 112 px / 14 px, pixel shuffle 0.5; Qwen3
+    decoder) + QianfanOCRProcessor (GotOcr2ImageProcessor, 112 px tiles, 2 to 4 crops and a thumbnail): <img>
+    16 x <IMG_CONTEXT> per view </img>, the views in one run."""
+    from transformers import (GotOcr2ImageProcessor, QianfanOCRConfig, QianfanOCRForConditionalGeneration,
+                              QianfanOCRProcessor, Qwen3Config)
+
+    named = {"start_image_token": "<img>", "end_image_token": "</img>", "context_image_token": "<IMG_CONTEXT>"}
+    tok = tokenizer(["<|endoftext|>", "<|im_end|>", "<image>", *named.values()], named, eos="<|im_end|>",
+                    pad="<|endoftext|>")
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                  image_size=[size, size], patch_size=[14, 14], initializer_range=INIT)
+    text = shrink_text(Qwen3Config(vocab_size=len(tok), pad_token_id=None, bos_token_id=None, eos_token_id=None))
+    seq = (size // 14 // 2) ** 2
+    config = QianfanOCRConfig(vision_config=vision, text_config=text.to_dict(), image_seq_length=seq,
+                              image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"))
+    torch.manual_seed(seed)
+    model = finish(QianfanOCRForConditionalGeneration(config), tok.eos_token_id)
+    image_processor = GotOcr2ImageProcessor(size={"height": size, "width": size}, crop_to_patches=True,
+                                            min_patches=2, max_patches=4)
+    processor = QianfanOCRProcessor(image_processor=image_processor, tokenizer=tok, image_seq_length=seq,
+                                    chat_template=chat_template("<image>", end="<|im_end|>"))
+    return model, processor, generic_inputs(model, processor)
+
+
+def tiny_got_ocr2(seed=0, size=256):
+    """GotOcr2ForConditionalGeneration (a SAM ViT at 256 px / 16 px, windows of 4, global attention in block 1; two
+    stride-2 convolutions: 4 x 4 tokens; Qwen2 decoder) + GotOcr2Processor (GotOcr2ImageProcessor). The checkpoint
+    has no chat template (the processor writes its own OCR prompt when given no text), so these inputs are the
+    processor's own prompt: processor(images=[image])."""
+    from transformers import GotOcr2Config, GotOcr2ForConditionalGeneration, GotOcr2ImageProcessor, GotOcr2Processor
+
+    tok = tokenizer(["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<img>", "</img>", "<imgpad>"], {},
+                    eos="<|im_end|>", pad="<|endoftext|>",
+                    words=[*WORDS, "system", "You", "should", "follow", "instructions", "carefully", "and", "explain",
+                           "your", "answers", "in", "detail", "OCR"])
+    vision = dict(hidden_size=32, output_channels=16, num_hidden_layers=2, num_attention_heads=2, image_size=size,
+                  patch_size=16, window_size=4, global_attn_indexes=[1], mlp_dim=64)
+    text = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                num_attention_heads=4, num_key_value_heads=2, initializer_range=INIT, tie_word_embeddings=False)
+    config = GotOcr2Config(vision_config=vision, text_config=text, image_seq_length=(size // 64) ** 2,
+                           image_token_index=tok.convert_tokens_to_ids("<imgpad>"))
+    torch.manual_seed(seed)
+    model = finish(GotOcr2ForConditionalGeneration(config), tok.eos_token_id)
+    image_processor = GotOcr2ImageProcessor(size={"height": size, "width": size})
+    processor = GotOcr2Processor(image_processor=image_processor, tokenizer=tok)
+    inputs = processor(images=[random_image(0)], num_image_tokens=(size // 64) ** 2, return_tensors="pt")
+    return model, processor, inputs
