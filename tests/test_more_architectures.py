@@ -18,7 +18,7 @@ ARCHITECTURES = ["vipllava", "fast_vlm", "aya_vision", "cohere2_vision", "percep
                  "deepseek_vl_hybrid", "glm4v_moe", "glm_ocr", "hyperclovax_vision_v2", "video_llama_3", "muse_glimmer",
                  "muse_spark", "lfm3_vl", "minimax_m3_vl", "cosmos3_omni", "cohere_compass", "paddleocr_vl",
                  "hunyuan_vl", "ernie4_5_vl_moe", "step3p7", "minicpmv4_7",
-                 "lighton_ocr", "qianfan_ocr"]
+                 "lighton_ocr", "qianfan_ocr", "janus", "gemma4_unified", "aria", "idefics2"]
 NEW_TOKENS = 5
 
 

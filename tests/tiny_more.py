@@ -907,3 +907,196 @@ def tiny_got_ocr2(seed=0, size=256):
     processor = GotOcr2Processor(image_processor=image_processor, tokenizer=tok)
     inputs = processor(images=[random_image(0)], num_image_tokens=(size // 64) ** 2, return_tensors="pt")
     return model, processor, inputs
+
+
+# ---------------------------------------------------------------------------------------------------- janus
+
+def tiny_janus(seed=0, size=64):
+    """JanusForConditionalGeneration (understanding path: a SigLIP-style ViT at 64 px / 16 px and an aligner MLP,
+    Llama decoder; the generation path's VQ-VAE is built tiny and unused) + JanusProcessor (JanusImageProcessor):
+    <begin_of_image> 16 x <image_placeholder> <end_of_image>."""
+    from transformers import (JanusConfig, JanusForConditionalGeneration, JanusImageProcessor, JanusProcessor,
+                              LlamaConfig)
+
+    named = {"image_token": "<image_placeholder>", "boi_token": "<begin_of_image>", "eoi_token": "<end_of_image>"}
+    tok = tokenizer(["<｜end▁of▁sentence｜>", "<｜begin▁of▁sentence｜>", *named.values()], named,
+                    eos="<｜end▁of▁sentence｜>", bos="<｜begin▁of▁sentence｜>")
+    tokens = (size // 16) ** 2
+    vision = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=size, patch_size=16,
+                  projection_dim=64, depth=2, num_image_tokens=tokens, initializer_range=INIT)
+    vq = dict(embed_dim=8, num_embeddings=64, latent_channels=32, base_channels=32, channel_multiplier=[1, 2],
+              num_res_blocks=1, num_patches=4, projection_dim=64, image_token_embed_dim=64)
+    text = shrink_text(LlamaConfig(vocab_size=len(tok), pad_token_id=None, bos_token_id=None, eos_token_id=None))
+    config = JanusConfig(text_config=text.to_dict(), vision_config=vision, vq_config=vq,
+                         image_token_id=tok.image_token_id)
+    torch.manual_seed(seed)
+    model = finish(JanusForConditionalGeneration(config), tok.eos_token_id)
+    image_processor = JanusImageProcessor(size={"height": size, "width": size})
+    processor = JanusProcessor(image_processor=image_processor, tokenizer=tok, num_image_tokens=tokens,
+                               chat_template=chat_template("<image_placeholder>", bos="<｜begin▁of▁sentence｜>",
+                                                           end="<｜end▁of▁sentence｜>"))
+    return model, processor, generic_inputs(model, processor)
+
+
+# ---------------------------------------------------------------------------------------------------- shieldgemma2
+
+def tiny_shieldgemma2(seed=0, policies=("circle",)):
+    """Gemma3ForConditionalGeneration with a ShieldGemma2Config (what AutoModelForImageTextToText loads for
+    shieldgemma2; tests/tiny_gemma.py's Gemma 3 shape: SigLIP 96 px / 8 px pooled to 6 x 6, 3 sliding + 1 full
+    layer, bidirectional image block) + ShieldGemma2Processor (Gemma3ImageProcessor; tests/tiny_gemma.py's
+    tokenizer and template). The processor ignores the question: it writes one prompt per policy (a batch of
+    len(policies)), here one policy whose text is the question's words."""
+    from transformers import (Gemma3ForConditionalGeneration, Gemma3ImageProcessor, ShieldGemma2Config,
+                              ShieldGemma2Processor)
+
+    from tests import tiny_gemma
+
+    gemma = tiny_gemma.gemma3_model(tiny_gemma.gemma3_tokenizer(), seed=seed, sliding_window=512)
+    tok = tiny_gemma.gemma3_tokenizer()
+    config = gemma.config.to_dict()
+    for key in ("model_type", "transformers_version", "architectures"):
+        config.pop(key, None)
+    config = ShieldGemma2Config(**{k: v for k, v in config.items()
+                                   if k in ("text_config", "vision_config", "mm_tokens_per_image", "boi_token_index",
+                                            "eoi_token_index", "image_token_index", "initializer_range")})
+    model = Gemma3ForConditionalGeneration(config)
+    model.load_state_dict(gemma.state_dict())
+    model = finish(model, tok.eos_token_id)
+    with torch.no_grad():
+        model.lm_head.weight[tok.convert_tokens_to_ids("<end_of_turn>")] = 0.0
+    processor = ShieldGemma2Processor(image_processor=Gemma3ImageProcessor(size={"height": 96, "width": 96}),
+                                      tokenizer=tok, image_seq_length=36, chat_template=tiny_gemma.GEMMA3_CHAT_TEMPLATE,
+                                      policy_definitions={p: QUESTION for p in policies})
+    return model, processor, generic_inputs(model, processor)
+
+
+# ---------------------------------------------------------------------------------------------------- gemma4_unified
+
+def tiny_gemma4_unified(seed=0, patch=4, pooling=3):
+    """Gemma4UnifiedForConditionalGeneration (no ViT: pooled patches embedded by an MLP with learned per-axis
+    positions; a Gemma 4 decoder: 3 sliding + 1 full layer (the full one with its own head size), bidirectional
+    attention over each image) + Gemma4UnifiedProcessor (its image, video and audio processors; tests/tiny_gemma.py's
+    Gemma 4 tokenizer and template): <|image> n x <|image|> <image|>, 90 x 70 -> 9 x 7."""
+    import transformers
+
+    from tests import tiny_gemma
+
+    tok = tiny_gemma.gemma4_tokenizer()
+    ids = tok.convert_tokens_to_ids
+    text = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                num_attention_heads=4, num_key_value_heads=2, head_dim=16, global_head_dim=32, sliding_window=512,
+                layer_types=["sliding_attention"] * 3 + ["full_attention"], initializer_range=INIT,
+                pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    vision = dict(patch_size=patch, pooling_kernel_size=pooling, mm_embed_dim=64, mm_posemb_size=64,
+                  output_proj_dims=64, initializer_range=INIT)
+    config = transformers.Gemma4UnifiedConfig(
+        text_config=text, vision_config=vision, audio_config=None, boi_token_id=ids("<|image>"),
+        eoi_token_id=ids("<image|>"), image_token_id=ids("<|image|>"), video_token_id=ids("<|video|>"),
+        boa_token_id=ids("<|audio>"), eoa_token_index=ids("<audio|>"), audio_token_id=ids("<|audio|>"),
+        initializer_range=INIT)
+    torch.manual_seed(seed)
+    model = finish(transformers.Gemma4UnifiedForConditionalGeneration(config), tok.eos_token_id)
+    with torch.no_grad():
+        model.get_output_embeddings().weight[ids("<turn|>")] = 0.0
+    sizes = dict(patch_size=patch, pooling_kernel_size=pooling, max_soft_tokens=70)
+    processor = transformers.Gemma4UnifiedProcessor(
+        feature_extractor=transformers.Gemma4UnifiedAudioFeatureExtractor(),
+        image_processor=transformers.Gemma4UnifiedImageProcessor(**sizes),
+        video_processor=transformers.Gemma4UnifiedVideoProcessor(**sizes),
+        tokenizer=tok, image_seq_length=70, chat_template=tiny_gemma.GEMMA4_CHAT_TEMPLATE)
+    return model, processor, generic_inputs(model, processor)
+
+
+# ---------------------------------------------------------------------------------------------------- aria
+
+def tiny_aria(seed=0, size=980, patch=140, queries=16):
+    """AriaForConditionalGeneration (an Idefics3 vision tower at 980 px with 140 px patches: 7 x 7, a
+    cross-attention projector resampling them to 16 learned queries; an MoE decoder, 4 experts of 32, 2 per
+    token, one shared) + AriaProcessor (AriaImageProcessor): 16 <|img|> per image. The processor's call defaults
+    (max_image_size 980, its size_conversion keyed by that size) win over the image processor's attributes, so
+    the tower keeps the real 980 px input and the patch grows instead."""
+    from transformers import AriaConfig, AriaForConditionalGeneration, AriaImageProcessor, AriaProcessor
+
+    tok = tokenizer(["<|endoftext|>", "<|im_end|>", "<|img|>"], {"image_token": "<|img|>"}, eos="<|im_end|>",
+                    pad="<|endoftext|>")
+    text = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=32, num_hidden_layers=4,
+                num_attention_heads=4, num_key_value_heads=2, moe_num_experts=4, moe_topk=2, moe_num_shared_experts=1,
+                initializer_range=INIT, pad_token_id=tok.pad_token_id, bos_token_id=None,
+                eos_token_id=tok.eos_token_id)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=size,
+                  patch_size=patch, initializer_range=INIT)
+    config = AriaConfig(text_config=text, vision_config=vision,
+                        projector_patch_to_query_dict={(size // patch) ** 2: queries},
+                        image_token_index=tok.image_token_id, initializer_range=INIT)
+    torch.manual_seed(seed)
+    model = finish(AriaForConditionalGeneration(config), tok.eos_token_id)
+    with torch.no_grad():  # zero at init: every query would read the same
+        model.model.multi_modal_projector.query.normal_(0.0, INIT)
+    processor = AriaProcessor(image_processor=AriaImageProcessor(), tokenizer=tok, size_conversion={size: queries},
+                              chat_template=chat_template("<|img|>", end="<|im_end|>"))
+    return model, processor, generic_inputs(model, processor)
+
+
+# ---------------------------------------------------------------------------------------------------- idefics2
+
+def tiny_idefics2(seed=0, tile=56, latents=16):
+    """Idefics2ForConditionalGeneration (a SigLIP-style tower at 56 px / 7 px, a perceiver resampler to 16 latents
+    per view; Mistral decoder) + Idefics2Processor (Idefics2ImageProcessor with image splitting: 4 crops and the
+    whole image; tests/tiny_idefics.py's Idefics3 turn format): per view
+    <fake_token_around_image> 16 x <image>, one <fake_token_around_image> closing the image."""
+    from transformers import (Idefics2Config, Idefics2ForConditionalGeneration, Idefics2ImageProcessor,
+                              Idefics2Processor)
+
+    from tests import tiny_idefics
+
+    named = {"image_token": "<image>", "image_boundary_token": "<fake_token_around_image>",
+             "end_of_utterance_token": "<end_of_utterance>"}
+    tok = tokenizer(["<|begin_of_text|>", "<|end_of_text|>", *named.values()], named, eos="<end_of_utterance>",
+                    pad="<|end_of_text|>", bos="<|begin_of_text|>", words=[*WORDS, "User", "Assistant"])
+    text = dict(model_type="mistral", vocab_size=len(tok), hidden_size=64, intermediate_size=128,
+                num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                max_position_embeddings=4096, sliding_window=None, initializer_range=INIT,
+                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=tile,
+                  patch_size=7, initializer_range=INIT)
+    perceiver = dict(hidden_size=64, resampler_n_latents=latents, resampler_depth=1, resampler_n_heads=2,
+                     resampler_head_dim=16, num_key_value_heads=1, initializer_range=INIT)
+    config = Idefics2Config(text_config=text, vision_config=vision, perceiver_config=perceiver,
+                            image_token_id=tok.image_token_id, tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    model = finish(Idefics2ForConditionalGeneration(config), tok.eos_token_id)
+    image_processor = Idefics2ImageProcessor(size={"longest_edge": tile, "shortest_edge": tile},
+                                             do_image_splitting=True)
+    processor = Idefics2Processor(image_processor=image_processor, tokenizer=tok, image_seq_len=latents,
+                                  chat_template=tiny_idefics.IDEFICS3_CHAT_TEMPLATE)
+    return model, processor, generic_inputs(model, processor)
+
+
+# ---------------------------------------------------------------------------------------------------- chameleon
+
+def tiny_chameleon(seed=0, size=64, codes=64):
+    """ChameleonForConditionalGeneration (early fusion: a VQ-VAE at 64 px, downsampling 8: 8 x 8 codes from a 64-entry
+    codebook, each mapped through vocabulary_map to an IMGIMG* BPE token and embedded by the decoder's own table;
+    the decoder is the base model itself) + ChameleonProcessor (ChameleonImageProcessor): <racm3:break> 64 x
+    <image> <eoss>, then the sep token (chat mode)."""
+    from transformers import (ChameleonConfig, ChameleonForConditionalGeneration, ChameleonImageProcessor,
+                              ChameleonProcessor)
+
+    letters = "ABCDEFGHIJ"
+    image_words = ["IMGIMG" + "".join(letters[int(d)] for d in str(i)) + "Z" for i in range(codes)]
+    tok = tokenizer(["<pad>", "<s>", "</s>", "<reserved08706>", "<image>", "<racm3:break>", "<eoss>", *image_words],
+                    {"image_token": "<image>", "boi_token": "<racm3:break>", "eoi_token": "<eoss>"}, eos="</s>",
+                    pad="<pad>", bos="<s>")
+    tok.add_special_tokens({"sep_token": "<reserved08706>"})
+    vq = dict(embed_dim=8, num_embeddings=codes, latent_channels=32, resolution=size, base_channels=32,
+              channel_multiplier=[1, 1, 1, 1], num_res_blocks=1, attn_resolutions=[])
+    config = ChameleonConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                             num_attention_heads=4, num_key_value_heads=2, initializer_range=INIT, vq_config=vq,
+                             vocabulary_map=tok.get_vocab(), pad_token_id=tok.pad_token_id,
+                             bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(seed)
+    model = finish(ChameleonForConditionalGeneration(config), tok.eos_token_id)
+    image_processor = ChameleonImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    processor = ChameleonProcessor(image_processor=image_processor, tokenizer=tok, image_seq_length=(size // 8) ** 2)
+    processor.chat_template = chat_template("<image>", bos="<s>", end="</s>")
+    return model, processor, generic_inputs(model, processor)
