@@ -160,8 +160,8 @@ STOCK_PAPER_SCHEDULE = {"depth": 28, "layers": (1, 10, 19), "factors": (0.57 / 0
 # (`injections`), so the stock decoder must not.
 STOCK_INJECTED = ("deepstack_visual_embeds", "visual_pos_masks")
 # Attribute names transformers' decoder layers use for the parts a score reads.
-ATTENTION_NAMES = ("self_attn", "attn", "attention")
-INPUT_NORM_NAMES = ("input_layernorm", "operator_norm", "attention_norm", "ln_1")
+ATTENTION_NAMES = ("self_attn", "attn", "attention", "mixer")  # mixer: Nemotron-H's attention (or Mamba) block
+INPUT_NORM_NAMES = ("input_layernorm", "operator_norm", "attention_norm", "ln_1", "norm")
 Q_NORM_NAMES = ("q_norm", "q_layernorm", "query_layernorm")
 K_NORM_NAMES = ("k_norm", "k_layernorm", "key_layernorm")
 IMAGE_TOKEN_NAMES = ("image_token_id", "image_token_index", "image_patch_id")
@@ -302,19 +302,27 @@ def view_grids(inputs, token_runs):
     return None
 
 
-def grids_of_runs(token_runs):
-    """Grids where the processor says nothing: equal runs of w tokens parted by single separator tokens are
-    the rows of one h x w grid (Pixtral's [IMG_BREAK] after each row); a run of s * s tokens is one s x s grid;
-    anything else a strip (1, 1, n) whose 2-D layout is unknown. Returns [(grid, positions, name)]."""
+def grids_of_runs(token_runs, ids=None):
+    """Grids where the processor says nothing: equal runs of w tokens parted by single separator tokens, the
+    same one (`ids`: the prompt's token ids), are the rows of one h x w grid (Pixtral's [IMG_BREAK] after each
+    row but the last); square runs each followed by that separator, the last one too, are tiles (Cohere2-Vision's
+    line break after every tile); a run of s * s tokens is one s x s grid; anything else a strip (1, 1, n) whose
+    2-D layout is unknown. Returns [(grid, positions, name)]."""
     out, i = [], 0
     while i < len(token_runs):
         j = i + 1
         while (j < len(token_runs) and len(token_runs[j]) == len(token_runs[i])
-               and int(token_runs[j][0]) == int(token_runs[j - 1][-1]) + 2):
+               and int(token_runs[j][0]) == int(token_runs[j - 1][-1]) + 2
+               and (ids is None or ids[int(token_runs[j][0]) - 1] == ids[int(token_runs[i][-1]) + 1])):
             j += 1
         rows = token_runs[i:j]
         side = math.isqrt(len(rows[0]))
-        if len(rows) > 1:
+        after = int(rows[-1][-1]) + 1
+        tiles = (ids is not None and side * side == len(rows[0]) and side > 1 and len(rows) > 1
+                 and after < len(ids) and ids[after] == ids[int(rows[0][-1]) + 1])
+        if tiles:  # square runs each followed by the same separator, the last too: tiles, not rows
+            out += [((1, side, side), r, "") for r in rows]
+        elif len(rows) > 1:
             out.append(((1, len(rows), len(rows[0])), torch.cat(rows), ""))
         elif side * side == len(rows[0]) and side > 1:
             out.append(((1, side, side), rows[0], ""))
@@ -350,7 +358,7 @@ def stock_visual_groups(model, inputs, kind="image"):
             continue
         token_runs = runs(positions)
         shapes = view_grids(inputs, token_runs)
-        found = ([(g, r, "") for g, r in zip(shapes, token_runs)] if shapes else grids_of_runs(token_runs))
+        found = ([(g, r, "") for g, r in zip(shapes, token_runs)] if shapes else grids_of_runs(token_runs, ids))
         if video and len(found) > 1 and len({g for g, _, _ in found}) == 1 and found[0][2] != STRIP:
             _, h, w = found[0][0]
             groups.append(VisualGroup("video", (len(found), h, w), torch.cat([r for _, r, _ in found])))

@@ -312,10 +312,16 @@ def restrict(name, value, positions, length):
 
 
 def logits_of(model, hidden):
-    """The LM head over final-normed hidden states, with the logit soft-capping of the families that have it
-    (Gemma): what the stock forward returns."""
-    logits = model.get_output_embeddings()(hidden)
-    cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
+    """The LM head over final-normed hidden states (the wrapper's, or its decoder's where a causal-LM decoder
+    holds it: Nemotron-H), scaled and soft-capped as the families that do it (Muse's output_multiplier, Gemma's
+    final_logit_softcapping): what the stock forward returns."""
+    head = model.get_output_embeddings() or model.get_decoder().get_output_embeddings()
+    logits = head(hidden)
+    text_config = model.config.get_text_config()
+    multiplier = getattr(text_config, "output_multiplier", None)
+    if multiplier:
+        logits = logits * multiplier
+    cap = getattr(text_config, "final_logit_softcapping", None)
     return torch.tanh(logits / cap) * cap if cap else logits
 
 
