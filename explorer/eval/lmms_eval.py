@@ -6,13 +6,13 @@
     accelerate launch --num_processes 8 -m explorer.eval.lmms_eval ...   # one process per GPU, documents sharded
     torchrun --nproc_per_node 2 -m explorer.eval.lmms_eval ...            # the same, also on CPUs (gloo)
 
-The launcher registers the model `pruning_explorer` in lmms-eval's model registry (lmms-eval 0.7.3 finds models
-through `lmms_eval.models.MODEL_REGISTRY_V2`, filled from its own table, Python entry points of installed
-packages, or LMMS_EVAL_PLUGINS; this checkout is not an installed package, so the launcher registers it before
-handing the arguments to lmms-eval), adds `--include_path explorer/eval/tasks` (the offline tasks `shapes` and
-`shapes_motion`), and
-when `--output_path` is given adds `records_dir=<output_path>` to the model args. Everything else is
-lmms-eval's own command line, unchanged.
+lmms-eval 0.7.3 finds models through `lmms_eval.models.MODEL_REGISTRY_V2`, filled from its own table, the Python
+entry points of installed packages (group `lmms_eval.models`), or LMMS_EVAL_PLUGINS. Installed (`pip install -e .`),
+the package's entry point (explorer/eval/plugin.py) makes `--model pruning_explorer` known to lmms-eval's own
+command line (`python -m lmms_eval --model pruning_explorer ...`); in a checkout that is not installed (the
+Space) the launcher registers the same manifest itself. The launcher also adds `--include_path
+explorer/eval/tasks` (the offline tasks `shapes` and `shapes_motion`) and, when `--output_path` is given,
+`records_dir=<output_path>` to the model args. Everything else is lmms-eval's own command line, unchanged.
 
 model_args (lmms-eval's `key=value,key=value`): the run settings in explorer.eval.runs.RUN_DEFAULTS (pretrained:
 hub id or directory, default the embedded `shapes-llava`; method: one METHODS name, `none` for the unpruned
@@ -45,7 +45,6 @@ from accelerate import Accelerator
 from loguru import logger
 from lmms_eval.api.model import lmms
 from lmms_eval.models import MODEL_REGISTRY_V2
-from lmms_eval.models.registry_v2 import ModelManifest
 from tqdm import tqdm
 
 import models
@@ -53,6 +52,7 @@ from explorer.core.engine import encode_input
 from explorer.core.devices import device_of
 from explorer.core.engine import run
 from explorer.core.settings import MAX_NEW_TOKENS, check_settings
+from explorer.eval import plugin
 from explorer.eval.runs import GROUND_TRUTH_FIELDS, MODEL_NAME, RUN_DEFAULTS, RUN_SETTINGS, record_line, run_tag
 from explorer.media import read as media
 from models.base import BadInput
@@ -199,9 +199,9 @@ class PruningExplorer(lmms):
 
 
 def register():
-    """Make `--model pruning_explorer` resolvable by lmms-eval's model registry in this process."""
-    MODEL_REGISTRY_V2.register_manifest(
-        ModelManifest(model_id=MODEL_NAME, simple_class_path="explorer.eval.lmms_eval.PruningExplorer"), overwrite=True)
+    """Make `--model pruning_explorer` resolvable by lmms-eval's model registry in this process: what the plug-in
+    entry point does when the package is installed, for a checkout that is not (the Space)."""
+    MODEL_REGISTRY_V2.register_manifest(plugin.manifest(), overwrite=True)
 
 
 def flag_at(argv, flag):
