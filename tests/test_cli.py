@@ -27,6 +27,7 @@ def cli(*args):
                           env=env, timeout=300)
 
 
+@pytest.mark.slow  # loads a model in a fresh process
 def test_json_output_has_every_method_and_matches_in_process(tiny, saved_model, tmp_path):
     path = tmp_path / "a.png"
     random_image(0).save(path)
@@ -48,6 +49,7 @@ def test_json_output_has_every_method_and_matches_in_process(tiny, saved_model, 
     assert out["results"]["clse"]["answer"] == expected["clse"].answer
 
 
+@pytest.mark.slow  # loads a model in a fresh process
 def test_plain_output_and_video_frames(saved_model, tmp_path):
     paths = []
     for i in range(2):
@@ -58,6 +60,7 @@ def test_plain_output_and_video_frames(saved_model, tmp_path):
     assert "kept    36/72" in result.stdout  # one budget for the 2-frame clip: half of 2 x 36
 
 
+@pytest.mark.slow  # loads a model in a fresh process
 def test_video_file_is_sampled_into_frames(saved_model, tmp_path):
     clip = write_clip(tmp_path / "clip.webm")
     result = cli("--model", saved_model, "--video-file", str(clip), "--frames", "2", "--question",
@@ -85,8 +88,8 @@ def test_bad_video_file_input_exits_non_zero_with_one_line(saved_model, tmp_path
 
 @pytest.mark.parametrize("args, message", [
     (["--keep", "0"], "keep must be"),
-    (["--keep", "999"], "more than the 36"),
-    (["--prune-layer", "9"], "prune layer must be between 1 and 3"),
+    pytest.param(["--keep", "999"], "more than the 36", marks=pytest.mark.slow),  # checked against the model
+    pytest.param(["--prune-layer", "9"], "prune layer must be between 1 and 3", marks=pytest.mark.slow),
     (["--methods", "clse,magic"], "unknown method 'magic'"),
     (["--question", ""], "question is empty"),
     (["--image", "/nonexistent.png"], "image file not found"),
@@ -103,6 +106,7 @@ def test_bad_input_exits_non_zero_with_one_line(saved_model, tmp_path, args, mes
     assert result.stdout == ""
 
 
+@pytest.mark.slow  # imports torch in a fresh process
 def test_unreadable_image_and_missing_hub_model(tmp_path, saved_model):
     bad = tmp_path / "bad.png"
     bad.write_text("not an image")
@@ -188,6 +192,7 @@ def test_a_hub_id_the_hub_cannot_give_is_refused_at_once(tmp_path):
         assert "local directory" in lines[0]
 
 
+@pytest.mark.slow  # loads a model in a fresh process
 def test_a_cached_hub_id_loads_offline_when_the_hub_cannot_be_reached(saved_model, tmp_path):
     """The tiny model in the hub cache's layout, the hub unreachable (HF_HUB_OFFLINE not set): it loads from
     the cache, without huggingface_hub's retries."""

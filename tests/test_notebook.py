@@ -114,6 +114,7 @@ def test_a_model_named_by_id_is_loaded_once(monkeypatch, model):
     assert loads == [None]
 
 
+@pytest.mark.slow  # a Jupyter kernel runs the notebook
 def test_the_example_notebook_runs(monkeypatch):
     """docs/notebook.ipynb executed by nbclient in a fresh kernel (the checkout on its path, as an installed
     package puts it), offline, on the embedded model."""

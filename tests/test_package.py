@@ -35,6 +35,7 @@ def test_dependencies_are_requirements_txt():
     assert normal(project["optional-dependencies"]["lmms"]) == normal(lmms)
 
 
+@pytest.mark.slow  # imports lmms-eval
 def test_console_script_and_entry_point_name_real_objects():
     project = pyproject()["project"]
     module, _, name = project["scripts"]["explorer"].partition(":")
@@ -51,6 +52,7 @@ def test_console_script_and_entry_point_name_real_objects():
     assert PruningExplorer.is_simple  # lmms-eval refuses a simple class path to a chat model
 
 
+@pytest.mark.slow  # a virtual environment, pip and lmms-eval
 def test_editable_install_in_a_fresh_environment(tmp_path):
     """A fresh virtual environment (seeing this machine's packages, so nothing is downloaded; without a pip and
     setuptools of its own, so this machine's build them) with the package installed editable: the `explorer`
