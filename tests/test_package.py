@@ -52,12 +52,12 @@ def test_console_script_and_entry_point_name_real_objects():
     assert PruningExplorer.is_simple  # lmms-eval refuses a simple class path to a chat model
 
 
-@pytest.mark.slow  # a virtual environment, pip and lmms-eval
+@pytest.mark.slow  # a virtual environment, pip and lmms-eval's command line
 def test_editable_install_in_a_fresh_environment(tmp_path):
     """A fresh virtual environment (seeing this machine's packages, so nothing is downloaded; without a pip and
     setuptools of its own, so this machine's build them) with the package installed editable: the `explorer`
-    command answers, lmms-eval's registry knows `pruning_explorer` through the entry point alone (run outside
-    the checkout, so nothing but the installed package can provide it)."""
+    command answers, lmms-eval's registry knows `pruning_explorer` through the entry point alone and lmms-eval's
+    own command line evaluates it (run outside the checkout, so nothing but the installed package provides it)."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
     python = str(venv / "bin" / "python")
@@ -77,3 +77,15 @@ def test_editable_install_in_a_fresh_environment(tmp_path):
     where, module = result.stdout.split()[-2:]
     assert where == os.path.join(ROOT, "explorer", "__init__.py")
     assert module == "explorer.eval.lmms_eval"
+    # lmms-eval's own command line, not our launcher: the entry point names the model, the model skips the
+    # filelock patch that fails under filelock 4 (explorer.eval.lmms_eval.skip_filelock_patch)
+    from explorer.eval.tasks.shapes import make
+
+    make.make(str(tmp_path / "shapes"), 2)
+    result = subprocess.run([python, "-m", "lmms_eval", "--model", "pruning_explorer", "--model_args",
+                             "method=clse,keep=28", "--tasks", "shapes", "--include_path", str(tmp_path / "shapes"),
+                             "--limit", "2", "--output_path", str(tmp_path / "out")], capture_output=True, text=True,
+                            cwd=tmp_path, env=dict(env, OMP_NUM_THREADS="1"), timeout=600)
+    assert result.returncode == 0 and "Error during evaluation" not in result.stdout + result.stderr, \
+        result.stdout[-3000:] + result.stderr[-3000:]
+    assert "|shapes|" in result.stdout and list((tmp_path / "out").rglob("*_results.json"))

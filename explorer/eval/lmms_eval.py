@@ -93,6 +93,7 @@ class PruningExplorer(lmms):
     def __init__(self, device=None, device_map=None, records_dir=None, batch_size=1, max_batch_size=None,
                  **run_args):
         super().__init__()
+        skip_filelock_patch()  # simple_evaluate makes the model first, then patches: lmms-eval's own command line
         unknown = sorted(set(run_args) - set(RUN_DEFAULTS))
         if unknown:
             raise ValueError(f"{MODEL_NAME} does not know the model_args {', '.join(unknown)}; it knows "
@@ -242,7 +243,8 @@ def skip_filelock_patch():
     deadlock of nested load_dataset calls under filelock 3.16+) through `filelock._api`, a module that
     filelock 4 no longer has, so every evaluation fails with "No module named 'filelock._api'". The patch
     marks itself done with an attribute; setting it skips the patch (filelock 4 replaced the registry the
-    patch works around)."""
+    patch works around). The launcher skips it before lmms-eval starts, and the model when it is made (before
+    simple_evaluate patches), so `python -m lmms_eval --model pruning_explorer` of an installed package runs too."""
     import filelock  # noqa: PLC0415
     from lmms_eval import evaluator  # noqa: PLC0415
 
