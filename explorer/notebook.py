@@ -72,7 +72,9 @@ def _model(model):
     if model is not None and not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be None, a hub id, a directory or what explorer.load returned, got "
                         f"{type(model).__name__}")
-    key = str(model) if model else None
+    from explorer.core.hub import EMBEDDED_ID
+
+    key = str(model or EMBEDDED_ID)  # None and "shapes-llava" are one model
     if key not in _kept:
         _kept.clear()  # one model at a time: a large one may fill the memory
         _kept[key] = load(model)
