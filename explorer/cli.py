@@ -1,57 +1,110 @@
-"""Command line: python -m explorer --image PATH --question TEXT [--model ID_OR_DIR] [--methods clse,fastv]
-[--keep 64] [--prune-layer K] [--json]. Repeat --image for several images; add --video to treat them as the
-frames of one clip, or give a video file with --video-file PATH [--frames 4]. Errors print one line to stderr
-and exit with status 2. Progress goes to stderr on a terminal, never into the --json output."""
+"""Command line: explorer --image PATH --question TEXT [--model ID_OR_DIR] [--methods clse,fastv] [--keep 64]
+[--prune-layer K] [--json] (`python -m explorer` is the same command). Repeat --image for several images; add
+--video to treat them as the frames of one clip, or give a video file with --video-file PATH [--frames 4].
+Errors print one line to stderr and exit with status 2. Progress goes to stderr on a terminal, never into the
+--json output.
+
+The arguments are parsed and checked (every setting, the method names, the files named) before torch is
+imported (explorer/core/options.py is torch-free), so --help and a bad argument answer at once. A hub id the
+hub cannot give (unreachable, or offline mode) loads from the local cache in offline mode, or is refused at once
+with one line (explorer/core/hub.py)."""
 
 import argparse
 import json
+import os
 import sys
 
-from explorer.core.settings import (BUDGET_PER, EARLY_KV, FOLLOW_UP_MODES, MAX_FOLLOW_UPS, MAX_FRAMES, PROMPTS,
-                                    SCHEDULES, Settings, check_settings)
-from explorer.media import read as media
-from explorer.methods.registry import METHODS
-from models.base import BadInput
+from explorer.core import hub, options
+from explorer.core.options import (BUDGET_PER, EARLY_KV, FOLLOW_UP_MODES, MAX_FOLLOW_UPS, MAX_FRAMES, PROMPTS,
+                                   SCHEDULES, InvalidSetting, Settings)
 
 DEFAULTS = Settings()
+DTYPES = ("auto", "float32", "bfloat16", "float16")  # auto and models.DTYPES (tests/test_cli.py checks them)
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__.split("\n")[0])
-    parser.add_argument("--image", action="append", default=[], help="image path (repeat for several)")
-    parser.add_argument("--video-file", default=None, help="a video file, sampled into --frames evenly spaced frames")
-    parser.add_argument("--frames", default=DEFAULTS.frames, help=f"frames sampled from --video-file (1-{MAX_FRAMES})")
+def build_parser(prog="explorer"):
+    known = options.registered_methods()
+    methods = f"comma-separated, from {', '.join(known[0])}" if known else "comma-separated method names"
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Answer a question about an image or a video unpruned and with each pruning method "
+                               "(visual tokens kept, answers, timings); --json prints every record.",
+        epilog="Errors print one line (error: ...) and exit with status 2.")
+    parser.add_argument("--image", action="append", default=[], metavar="PATH",
+                        help="image path (repeat for several)")
+    parser.add_argument("--video-file", default=None, metavar="PATH",
+                        help="a video file, sampled into --frames evenly spaced frames")
+    parser.add_argument("--frames", default=DEFAULTS.frames, metavar="N",
+                        help=f"frames sampled from --video-file, 1-{MAX_FRAMES} (default: %(default)s)")
     parser.add_argument("--question", required=True)
     parser.add_argument("--follow-up", action="append", default=[], metavar="QUESTION",
                         help=f"a later question of the conversation (repeat, up to {MAX_FOLLOW_UPS})")
     parser.add_argument("--follow-up-mode", choices=FOLLOW_UP_MODES, default=DEFAULTS.follow_up_mode,
                         help="keep: on the first question's pruned cache (what a deployed pruner does); "
-                             "reprune: every method chooses again for each question")
-    parser.add_argument("--model", default=None, help="hub id or local directory (default: the embedded model)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
-    parser.add_argument("--dtype", default="auto", help="auto (bfloat16/float16 on a GPU, float32 on the CPU), "
-                                                        "float32, bfloat16, float16")
+                             "reprune: every method chooses again for each question (default: %(default)s)")
+    parser.add_argument("--model", default=None, metavar="ID_OR_DIR",
+                        help="hub id or local directory (default: the embedded model, shapes-llava)")
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps (default: %(default)s)")
+    parser.add_argument("--dtype", default="auto", choices=DTYPES,
+                        help="auto: bfloat16/float16 on a GPU, float32 on the CPU (default: %(default)s)")
     parser.add_argument("--device-map", default=None, help="e.g. auto: spread a large model over devices")
-    parser.add_argument("--methods", default=",".join(DEFAULTS.methods), help=f"comma-separated, from {', '.join(METHODS)}")
-    parser.add_argument("--keep", default=DEFAULTS.keep, help="visual tokens kept per image/video: a count, or a ratio < 1")
-    parser.add_argument("--prune-layer", default=None, help="K (default: the family's official setting)")
-    parser.add_argument("--ref-layer", default=None, help="CLSE's L (default: the family's official setting)")
+    parser.add_argument("--methods", default=",".join(DEFAULTS.methods), help=f"{methods} (default: %(default)s)")
+    parser.add_argument("--keep", default=DEFAULTS.keep,
+                        help="visual tokens kept per image/video: a count, or a ratio < 1 (default: %(default)s)")
+    parser.add_argument("--prune-layer", default=None, metavar="K",
+                        help="K (default: the family's official setting)")
+    parser.add_argument("--ref-layer", default=None, metavar="L",
+                        help="CLSE's L (default: the family's official setting)")
     parser.add_argument("--schedule", choices=SCHEDULES, default=DEFAULTS.schedule,
                         help="single: the controlled comparison (one K, one count for every method); paper: CLSE's "
-                             "stages; official: each method as its authors run it")
+                             "stages; official: each method as its authors run it (default: %(default)s)")
     parser.add_argument("--budget-per", choices=BUDGET_PER, default=DEFAULTS.budget_per,
-                        help="an image of several grids (base + tiles): one budget over them, or one per grid")
+                        help="an image of several grids (base + tiles): one budget over them, or one per grid "
+                             "(default: %(default)s)")
     parser.add_argument("--early-kv", choices=EARLY_KV, default=None,
                         help="layers before a stage keep or drop pruned tokens in their KV cache "
                              "(default: as the family's official code)")
     parser.add_argument("--invert", action="store_true", help="keep the lowest-ranked tokens (falsification)")
-    parser.add_argument("--prompt", choices=PROMPTS, default=DEFAULTS.prompt)
+    parser.add_argument("--prompt", choices=PROMPTS, default=DEFAULTS.prompt,
+                        help="the checkpoint's chat template, or the official evaluation prompt where a family "
+                             "has one (default: %(default)s)")
     parser.add_argument("--video", action="store_true", help="the images are frames of one video")
-    parser.add_argument("--max-new-tokens", default=DEFAULTS.max_new_tokens)
-    parser.add_argument("--seed", default=DEFAULTS.seed)
-    parser.add_argument("--repeats", default=DEFAULTS.repeats, help="timed repeats per method, order rotated (median shown)")
+    parser.add_argument("--max-new-tokens", default=DEFAULTS.max_new_tokens, metavar="N",
+                        help="answer length, in tokens (default: %(default)s)")
+    parser.add_argument("--seed", default=DEFAULTS.seed, help="random's seed (default: %(default)s)")
+    parser.add_argument("--repeats", default=DEFAULTS.repeats, metavar="N",
+                        help="timed repeats per method, order rotated (median shown) (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print every record as one JSON object")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv, prog="explorer"):
+    return build_parser(prog).parse_args(argv)
+
+
+def raw_settings(args):
+    """The settings as given on the command line, for options.check_values and settings.check_settings."""
+    return dict(methods=args.methods, keep=args.keep, prune_layer=args.prune_layer, ref_layer=args.ref_layer,
+                schedule=args.schedule, early_kv=args.early_kv, invert=args.invert, prompt=args.prompt,
+                max_new_tokens=args.max_new_tokens, seed=args.seed, repeats=args.repeats, frames=args.frames,
+                follow_ups=args.follow_up, follow_up_mode=args.follow_up_mode, budget_per=args.budget_per)
+
+
+def check_arguments(args):
+    """Everything that can be checked without a model, before torch is imported: the settings, the method
+    names, the question, and the media named. Raises InvalidSetting with the line the user sees."""
+    options.check_method_names(args.methods)
+    options.check_values(**raw_settings(args))
+    options.check_question(args.question)
+    if args.video_file and args.image:
+        raise InvalidSetting("give --image or --video-file, not both")
+    if not args.video_file and not args.image:
+        raise InvalidSetting("give an image (--image PATH) or a video file (--video-file PATH)")
+    for path in args.image:
+        if not os.path.isfile(path):
+            raise InvalidSetting(f"image file not found: {path}")
+    if args.video_file and not os.path.isfile(args.video_file):
+        raise InvalidSetting(f"video file not found: {args.video_file}")
 
 
 def progress_printer():
@@ -65,35 +118,42 @@ def progress_printer():
 
 def read_inputs(args, frames):
     """(images, kind) from --image / --video / --video-file (sampled into `frames`, as the page samples uploads)."""
-    if args.video_file and args.image:
-        raise media.MediaError("give --image or --video-file, not both")
+    from explorer.media import read as media
+
     if args.video_file:
         return media.sample_video_frames(args.video_file, frames), "video"
-    if not args.image:
-        raise media.MediaError("give an image (--image PATH) or a video file (--video-file PATH)")
     return [media.load_image(path) for path in args.image], "video" if args.video else "image"
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    from explorer.core.compare import compare, warm_up  # heavy imports after argument parsing
+def main(argv=None, prog="explorer"):
+    args = parse_args(argv, prog)
+    try:
+        check_arguments(args)
+        source = hub.access(args.model)  # a hub id the hub cannot give is refused here, in about a second
+    except (InvalidSetting, hub.Unavailable) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    with hub.offline(source == "cache"):
+        return run(args)
+
+
+def run(args):
+    """The checked command: load the model, compare, print."""
+    from explorer.core.compare import compare, warm_up  # torch, transformers: only now
+    from explorer.core.settings import check_settings
     from models import EMBEDDED_ID, load
+    from models.base import BadInput
 
     say = progress_printer()
     try:
-        settings = check_settings(methods=args.methods, keep=args.keep, prune_layer=args.prune_layer,
-                                  ref_layer=args.ref_layer, schedule=args.schedule, early_kv=args.early_kv,
-                                  invert=args.invert, prompt=args.prompt, max_new_tokens=args.max_new_tokens,
-                                  seed=args.seed, repeats=args.repeats, frames=args.frames,
-                                  follow_ups=args.follow_up, follow_up_mode=args.follow_up_mode,
-                                  budget_per=args.budget_per)
+        settings = check_settings(**raw_settings(args))
         images, kind = read_inputs(args, settings.frames)
         model, processor, family = load(args.model, device=args.device, dtype=args.dtype,
                                         device_map=args.device_map, progress=say)
         warm_up(model, processor, family, progress=say)
         records = compare(model, processor, family, images, args.question, settings,
                           kind=kind, diagnostics=args.json, progress=say)
-    except (BadInput, media.MediaError) as error:
+    except BadInput as error:  # media.MediaError and models.ModelLoadError are BadInput too
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.json:

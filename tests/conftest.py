@@ -20,6 +20,20 @@ from tests.tiny_models import qwen2_vl_processor, qwen_tokenizer, tiny_qwen2_vl 
 
 WORDS = "what color is the circle square ? red green blue yes no one two three".split()
 
+# The fast tier, `pytest -m "not slow"`: every test but these files (real page servers, a browser, lmms-eval's
+# command line, the embedded model's accuracy evaluation) and the tests marked @pytest.mark.slow in the other
+# files (the command line or the page in a fresh process, lmms-eval imported, the example notebook, a fresh
+# virtual environment, and the few in-process tests that take seconds each on the 2-core machine).
+# The whole suite (`pytest tests`, tests/run.sh) runs them all, as before.
+SLOW_FILES = {"test_app.py", "test_browser.py", "test_embedded.py", "test_hardening.py", "test_lmms_eval.py",
+              "test_public_page.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
+
 
 class Tiny:
     """A tiny random-weight LLaVA built from a config in code, with its real processor."""

@@ -131,6 +131,7 @@ def test_auto_device_and_dtype_on_this_machine():
         models.pick_device("gpu")
 
 
+@pytest.mark.slow  # the command line in a fresh process
 def test_command_line_in_bfloat16_on_the_embedded_model(tmp_path):
     from models.shapes_llava import scenes
 

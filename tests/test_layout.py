@@ -84,7 +84,7 @@ def test_the_cycle_check_can_fail():
 
 def test_the_top_of_explorer_holds_entry_points_only():
     top = sorted(n for n in os.listdir(os.path.join(ROOT, "explorer")) if n.endswith(".py"))
-    assert top == ["__init__.py", "__main__.py", "cli.py"]
+    assert top == ["__init__.py", "__main__.py", "cli.py", "notebook.py"]  # the command line, the Python API
     folders = sorted(n for n in os.listdir(os.path.join(ROOT, "explorer"))
                      if os.path.isdir(os.path.join(ROOT, "explorer", n)) and not n.startswith("__"))
     assert folders == ["analysis", "bench", "core", "eval", "media", "methods", "page", "serve"]

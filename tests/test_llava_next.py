@@ -385,6 +385,7 @@ def test_bad_kind_and_a_wrong_layout_fail_clearly(nxt):
 # ------------------------------------------------------------------------------------------ entry points
 
 
+@pytest.mark.slow  # the command line in a fresh process
 def test_command_line_on_the_checkpoint_directory(nxt, tmp_path):
     path = tmp_path / "wide.png"
     random_image(14, WIDE).save(path)
@@ -404,6 +405,7 @@ def test_command_line_on_the_checkpoint_directory(nxt, tmp_path):
         assert record["kept_indices"] == expected[name].kept_indices and record["answer"] == expected[name].answer
 
 
+@pytest.mark.slow  # imports lmms-eval
 def test_lmms_eval_model_answers_as_the_engine(nxt):
     from explorer.eval.lmms_eval import PruningExplorer  # needs tests/requirements-lmms.txt
 
@@ -418,6 +420,7 @@ def test_lmms_eval_model_answers_as_the_engine(nxt):
     assert answer and answer == expected.answer
 
 
+@pytest.mark.slow  # a real page server
 def test_the_page_answers_on_the_checkpoint(nxt, tmp_path):
     from gradio_client import Client, handle_file
 

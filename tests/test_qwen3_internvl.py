@@ -186,6 +186,7 @@ def family_name(request):
     return request.param
 
 
+@pytest.mark.slow  # seconds: a third checkpoint
 def test_the_moe_variant_is_served_by_the_same_family(loaded):
     """Qwen3VLMoeForConditionalGeneration: the same text model layout (DeepStack, interleaved M-RoPE, q / k
     norms), expert MLPs; keep-all equals its stock generate for an image and a video."""
@@ -445,6 +446,7 @@ def test_internvl_video_is_one_group_of_frames(loaded):
 # ------------------------------------------------------------------------------------------ devices
 
 
+@pytest.mark.slow  # seconds each: every schedule under the meta trap
 @pytest.mark.parametrize("schedule", SCHEDULES)
 def test_every_tensor_the_engine_makes_names_its_device(each, schedule):
     """As tests/test_devices.py: once the inputs exist the default device is `meta`, and every method of the
@@ -478,6 +480,7 @@ def test_every_tensor_the_engine_makes_names_its_device(each, schedule):
 # ------------------------------------------------------------------------------------------ entry points
 
 
+@pytest.mark.slow  # the command line in fresh processes
 def test_command_line_on_each_checkpoint(loaded, background):
     for name, process in background.cli.items():
         stdout, stderr = process.communicate(timeout=300)
@@ -492,6 +495,7 @@ def test_command_line_on_each_checkpoint(loaded, background):
         assert out["results"]["none"]["visual_tokens"] == (24 if name == "qwen3_vl" else 252)
 
 
+@pytest.mark.slow  # imports lmms-eval
 def test_lmms_eval_model_answers_like_compare(loaded, tmp_path):
     """One generate_until request in process through explorer.eval.lmms_eval.PruningExplorer on each
     checkpoint (an image; for Qwen3-VL also a video file, its frames' times through media_of), answered as
@@ -515,6 +519,7 @@ def test_lmms_eval_model_answers_like_compare(loaded, tmp_path):
         assert answer == expected.answer and answer, (name, kind)
 
 
+@pytest.mark.slow  # a real page server
 def test_page_compares_on_a_qwen3_vl_checkpoint(loaded, background, tmp_path):
     from gradio_client import Client, handle_file
 

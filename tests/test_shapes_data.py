@@ -149,6 +149,7 @@ def test_variant_scenes_stay_in_the_documented_world(seed):
     assert np.sign(dx) == expected[0] and np.sign(dy) == expected[1]
 
 
+@pytest.mark.slow  # seconds: draws 300 variant scenes
 def test_variant_scenes_differ_in_the_documented_ways():
     sizes = [o.box[2] - o.box[0] for s in range(300) for o in scenes.make_scene(s, variant=True).objects]
     assert min(sizes) < scenes.MIN_SIZE and max(sizes) > scenes.MAX_SIZE

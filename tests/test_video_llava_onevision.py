@@ -348,6 +348,7 @@ def test_visionzip_refuses_video_llavas_video(saved):
 # ------------------------------------------------------------------------------------------ entry points
 
 
+@pytest.mark.slow  # the command line in fresh processes
 def test_command_line_on_both_checkpoints(saved, tmp_path):
     """`python -m explorer --model DIR --json`: OneVision on an image, Video-LLaVA on a video file (both at once)."""
     image = tmp_path / "wide.png"
@@ -378,6 +379,7 @@ def test_command_line_on_both_checkpoints(saved, tmp_path):
     assert video["clse"]["prune_layer"] == 3 and video["clse"]["ref_layer"] == 2  # the family's video K and L
 
 
+@pytest.mark.slow  # imports lmms-eval
 @pytest.mark.parametrize("name", ["video_llava video", "onevision wide"])
 def test_lmms_eval_answers_as_the_page_engine(saved, name, tmp_path):
     from lmms_eval.api.instance import Instance
@@ -411,6 +413,7 @@ def page(saved, tmp_path_factory):
         yield url
 
 
+@pytest.mark.slow  # a real page server
 def test_the_page_compares_on_onevision(saved, page, tmp_path):
     from gradio_client import Client, handle_file
 

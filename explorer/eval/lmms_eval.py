@@ -6,13 +6,13 @@
     accelerate launch --num_processes 8 -m explorer.eval.lmms_eval ...   # one process per GPU, documents sharded
     torchrun --nproc_per_node 2 -m explorer.eval.lmms_eval ...            # the same, also on CPUs (gloo)
 
-The launcher registers the model `pruning_explorer` in lmms-eval's model registry (lmms-eval 0.7.3 finds models
-through `lmms_eval.models.MODEL_REGISTRY_V2`, filled from its own table, Python entry points of installed
-packages, or LMMS_EVAL_PLUGINS; this checkout is not an installed package, so the launcher registers it before
-handing the arguments to lmms-eval), adds `--include_path explorer/eval/tasks` (the offline tasks `shapes` and
-`shapes_motion`), and
-when `--output_path` is given adds `records_dir=<output_path>` to the model args. Everything else is
-lmms-eval's own command line, unchanged.
+lmms-eval 0.7.3 finds models through `lmms_eval.models.MODEL_REGISTRY_V2`, filled from its own table, the Python
+entry points of installed packages (group `lmms_eval.models`), or LMMS_EVAL_PLUGINS. Installed (`pip install -e .`),
+the package's entry point (explorer/eval/plugin.py) makes `--model pruning_explorer` known to lmms-eval's own
+command line (`python -m lmms_eval --model pruning_explorer ...`); in a checkout that is not installed (the
+Space) the launcher registers the same manifest itself. The launcher also adds `--include_path
+explorer/eval/tasks` (the offline tasks `shapes` and `shapes_motion`) and, when `--output_path` is given,
+`records_dir=<output_path>` to the model args. Everything else is lmms-eval's own command line, unchanged.
 
 model_args (lmms-eval's `key=value,key=value`): the run settings in explorer.eval.runs.RUN_DEFAULTS (pretrained:
 hub id or directory, default the embedded `shapes-llava`; method: one METHODS name, `none` for the unpruned
@@ -45,7 +45,6 @@ from accelerate import Accelerator
 from loguru import logger
 from lmms_eval.api.model import lmms
 from lmms_eval.models import MODEL_REGISTRY_V2
-from lmms_eval.models.registry_v2 import ModelManifest
 from tqdm import tqdm
 
 import models
@@ -53,6 +52,7 @@ from explorer.core.engine import encode_input
 from explorer.core.devices import device_of
 from explorer.core.engine import run
 from explorer.core.settings import MAX_NEW_TOKENS, check_settings
+from explorer.eval import plugin
 from explorer.eval.runs import GROUND_TRUTH_FIELDS, MODEL_NAME, RUN_DEFAULTS, RUN_SETTINGS, record_line, run_tag
 from explorer.media import read as media
 from models.base import BadInput
@@ -93,6 +93,7 @@ class PruningExplorer(lmms):
     def __init__(self, device=None, device_map=None, records_dir=None, batch_size=1, max_batch_size=None,
                  **run_args):
         super().__init__()
+        skip_filelock_patch()  # simple_evaluate makes the model first, then patches: lmms-eval's own command line
         unknown = sorted(set(run_args) - set(RUN_DEFAULTS))
         if unknown:
             raise ValueError(f"{MODEL_NAME} does not know the model_args {', '.join(unknown)}; it knows "
@@ -199,9 +200,9 @@ class PruningExplorer(lmms):
 
 
 def register():
-    """Make `--model pruning_explorer` resolvable by lmms-eval's model registry in this process."""
-    MODEL_REGISTRY_V2.register_manifest(
-        ModelManifest(model_id=MODEL_NAME, simple_class_path="explorer.eval.lmms_eval.PruningExplorer"), overwrite=True)
+    """Make `--model pruning_explorer` resolvable by lmms-eval's model registry in this process: what the plug-in
+    entry point does when the package is installed, for a checkout that is not (the Space)."""
+    MODEL_REGISTRY_V2.register_manifest(plugin.manifest(), overwrite=True)
 
 
 def flag_at(argv, flag):
@@ -242,7 +243,8 @@ def skip_filelock_patch():
     deadlock of nested load_dataset calls under filelock 3.16+) through `filelock._api`, a module that
     filelock 4 no longer has, so every evaluation fails with "No module named 'filelock._api'". The patch
     marks itself done with an attribute; setting it skips the patch (filelock 4 replaced the registry the
-    patch works around)."""
+    patch works around). The launcher skips it before lmms-eval starts, and the model when it is made (before
+    simple_evaluate patches), so `python -m lmms_eval --model pruning_explorer` of an installed package runs too."""
     import filelock  # noqa: PLC0415
     from lmms_eval import evaluator  # noqa: PLC0415
 

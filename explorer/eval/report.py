@@ -2,19 +2,19 @@
 
     python -m explorer.eval.report RUN_DIR [RUN_DIR ...] [--json report.json] [--html report.html]
 
-A run folder is what `python -m explorer.eval.lmms_eval ... --output_path RUN_DIR --log_samples` wrote:
-lmms-eval's `<date>_results.json` and `<date>_samples_<task>.jsonl` (in a subfolder named after the
-`pretrained` model arg, or in RUN_DIR itself without one) and our per-sample records
-`records/<run tag>_rank<R>.jsonl` (see explorer/eval/lmms_eval.py and runs.py). Several runs (methods, budgets, models) may share
-a folder, unless they start within the same second (lmms-eval names its files by that second). The report
-gives, per task and run: the task's metrics (accuracy) against the real average of visual tokens kept (the
-paper's curves); where the main metric is right / wrong per sample, the accuracy's 95% Wilson interval and, for
-every run after the task's first (the first given on the command line), the paired difference with that first
-run on the samples both answered: Newcombe's 95% interval and the exact McNemar p-value (analysis/stats.py); where the documents carry ground truth (`target_tokens`, the offline shapes tasks) the queried
-object's target-token recall, the accuracy with at least / less than half of the object kept, and the recall by
-the object's third of the image; and the dataset-level positional bias: the share of samples keeping each grid
-cell and each row, and the Spearman correlation between a token's score and its raster position, averaged
-over samples.
+A run folder is what `python -m explorer.eval.lmms_eval ... --output_path RUN_DIR --log_samples` wrote: lmms-eval's
+`<date>_results.json` and `<date>_samples_<task>.jsonl` (in a subfolder named after the `pretrained` model arg, or
+in RUN_DIR itself without one) and our per-sample records `records/<run tag>_rank<R>.jsonl` (see
+explorer/eval/lmms_eval.py and runs.py). Several runs (methods, budgets, models) may share a folder, unless they
+start within the same second (lmms-eval names its files by that second). The report gives, per task and run: the
+task's metrics (accuracy) against the real average of visual tokens kept (the paper's curves); where the main
+metric is right / wrong per sample, the accuracy's 95% Wilson interval and, for every run after the task's first
+(the first given on the command line), the paired difference with that first run on the samples both answered:
+Newcombe's 95% interval and the exact McNemar p-value (analysis/stats.py); where the documents carry ground truth
+(`target_tokens`, the offline shapes tasks) the queried object's target-token recall, the accuracy with at least /
+less than half of the object kept, and the recall by the object's third of the image; and the dataset-level
+positional bias: the share of samples keeping each grid cell and each row, and the Spearman correlation between a
+token's score and its raster position, averaged over samples.
 
 `load_report(paths) -> dict` and `report_figures(report) -> {name: plotly Figure}` are pure functions of the
 files and of the report, so the page can draw a report without lmms-eval installed.

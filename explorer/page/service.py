@@ -104,30 +104,47 @@ def answer(request, say=None):
 
 
 def diagnose(request, payload, say=None):
-    """The page's diagnostic runs: (what they add to the payload: the flip test's kept sets on the input
-    upside down and, on the embedded model, the object sweep; the images the model saw, for drawing under the
-    maps). Plain data and PIL images: picklable."""
-    say = say or (lambda text: None)
+    """The page's diagnostic runs (diagnostic_runs) on the request's model, under its lock: (what they add to
+    the payload, the images the model saw). Plain data and PIL images: picklable."""
     model, processor, family, lock = get_model(request.model_id)
-    settings = dataclasses.replace(request.settings, follow_ups=())
     with lock:
-        start = time.perf_counter()
-        say("the flip test: the same input upside down")
-        flipped = compare(model, processor, family, [ImageOps.flip(im) for im in request.images],
-                          request.question, dataclasses.replace(settings, max_new_tokens=1, repeats=1),
-                          kind=request.kind, diagnostics=False)
-        middle = time.perf_counter()
-        view = family.model_view(processor, request.images, kind=request.kind)
-        sweep = None
-        if request.model_id == models.EMBEDDED_ID:  # known ground truth: objects and their tokens
-            say("the object sweep (embedded model)")
-            sweep = object_sweep(model, processor, family, settings)
-        end = time.perf_counter()
+        added, view = diagnostic_runs(model, processor, family, request.images, request.question, request.settings,
+                                      request.kind, embedded=request.model_id == models.EMBEDDED_ID, say=say)
+    added["page_timings_ms"] = {**payload["page_timings_ms"], **added.pop("timings_ms")}
+    return added, view
+
+
+def diagnostic_runs(model, processor, family, images, question, settings, kind="image", embedded=False, say=None):
+    """What the diagnostic panels need besides the comparison, on a loaded model: the flip test's kept sets (the
+    input upside down), on the embedded model the object sweep, and the images the model saw (for drawing under
+    the maps). Returns ({"flipped_kept_indices", "positional_sweep", "timings_ms"}, the images). The page and
+    the Python API (explorer/notebook.py) run these."""
+    say = say or (lambda text: None)
+    settings = dataclasses.replace(settings, follow_ups=())
+    start = time.perf_counter()
+    say("the flip test: the same input upside down")
+    flipped = compare(model, processor, family, [ImageOps.flip(im) for im in images], question,
+                      dataclasses.replace(settings, max_new_tokens=1, repeats=1), kind=kind, diagnostics=False)
+    middle = time.perf_counter()
+    view = family.model_view(processor, images, kind=kind)
+    sweep = None
+    if embedded:  # known ground truth: objects and their tokens
+        say("the object sweep (embedded model)")
+        sweep = object_sweep(model, processor, family, settings)
+    end = time.perf_counter()
     added = {"flipped_kept_indices": {name: [int(n) for n in r.kept_indices] for name, r in flipped.items()},
              "positional_sweep": sweep,
-             "page_timings_ms": {**payload["page_timings_ms"], "flip_test": (middle - start) * 1e3,
-                                 "view_and_sweep": (end - middle) * 1e3}}
+             "timings_ms": {"flip_test": (middle - start) * 1e3, "view_and_sweep": (end - middle) * 1e3}}
     return added, view
+
+
+def analyse(payload, pair=None):
+    """The analysis of a payload that has its diagnostics, whose flip test and positional bias numbers it adds
+    to the payload."""
+    analysis = Analysis(payload, pair=pair)
+    payload["flip_test"] = analysis.flip_numbers()
+    payload["positional_bias"] = analysis.bias_summary()
+    return analysis
 
 
 gpu_answer = zerogpu.gpu(duration=gpu_seconds)(answer)
@@ -144,10 +161,7 @@ def run_diagnose(request, payload, say=None):
     bias). Returns (the analysis of the whole payload, the images the model saw)."""
     added, view = gpu_diagnose(request, payload) if zerogpu.active() else diagnose(request, payload, say)
     payload.update(added)
-    analysis = Analysis(payload, pair=request.pair)
-    payload["flip_test"] = analysis.flip_numbers()
-    payload["positional_bias"] = analysis.bias_summary()
-    return analysis, view
+    return analyse(payload, request.pair), view
 
 
 def object_sweep(model, processor, family, settings):

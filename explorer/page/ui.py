@@ -61,10 +61,13 @@ def build_inputs():
             c["prune_layer"] = gr.Dropdown(LAYER_CHOICES, value=DEFAULT["prune_layer"], allow_custom_value=True,
                                            label="Prune layer K", info=service.default_layers_help("prune_layer"))
             c["ref_layer"] = gr.Dropdown(LAYER_CHOICES, value=DEFAULT["ref_layer"], allow_custom_value=True,
-                                         label="Reference layer L (CLSE)", info=service.default_layers_help("ref_layer"))
+                                         label="Reference layer L (CLSE)",
+                                         info=service.default_layers_help("ref_layer"))
         with gr.Row():
             c["schedule"] = gr.Radio(list(SCHEDULES), value=DEFAULT["schedule"], label="Schedule",
-                                     info="single: the controlled comparison (every method scores at one K and keeps the same count: isolates the score); paper: CLSE's three stages for every method; official: each method as its authors run it")
+                                     info="single: the controlled comparison (every method scores at one K and "
+                                          "keeps the same count: isolates the score); paper: CLSE's three stages "
+                                          "for every method; official: each method as its authors run it")
             c["num_frames"] = gr.Slider(1, MAX_FRAMES, value=DEFAULT["num_frames"], step=1, label="Video frames")
         with gr.Accordion("More settings", open=False):
             c["early_kv"] = gr.Radio(["auto", *EARLY_KV], value=DEFAULT["early_kv"],
