@@ -14,7 +14,8 @@ from models import (gemma4, generic, internvl, llama4, llava, llava_next, llava_
                     qwen3_vl, video_llava)
 from models.base import SHARED, BadInput, stock_text_model, visual_token_ids
 
-FAMILIES = [llava, qwen2_vl, qwen3_vl, internvl, video_llava, llava_onevision, llava_next, llava_next_video, gemma4, llama4]
+FAMILIES = [llava, qwen2_vl, qwen3_vl, internvl, video_llava, llava_onevision, llava_next, llava_next_video, gemma4,
+            llama4]
 for _module in [*FAMILIES, generic]:
     for _name, _default in SHARED.items():
         if not hasattr(_module, _name):

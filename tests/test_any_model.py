@@ -137,7 +137,8 @@ def test_pruned_cached_decoding_equals_a_no_cache_recompute(built, name, monkeyp
         again = run(model, processor, encode(model, family, longer), "fixed", keep=0.5, max_new_tokens=1,
                     prune_layer=record.prune_layer, early_kv="keep", keep_logits=True)
         assert again.kept_indices == record.kept_indices
-        assert torch.allclose(again.step_logits[0], logits, atol=1e-4), (step, (again.step_logits[0] - logits).abs().max())
+        difference = (again.step_logits[0] - logits).abs().max()
+        assert torch.allclose(again.step_logits[0], logits, atol=1e-4), (step, difference)
 
 
 def extended(inputs, tokens, name):

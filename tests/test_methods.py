@@ -111,7 +111,8 @@ def test_every_registered_method_runs_single_and_paper_schedule(tiny):
         records = compare(tiny.model, tiny.processor, tiny.family, [random_image(56)], QUESTION, methods=names,
                           keep=9, schedule=schedule, max_new_tokens=2)
         for name in names:
-            assert len(records[name].kept_indices) == (9 if schedule == "single" else 2), (name, schedule)  # int(0.294 x 9)
+            expected = 9 if schedule == "single" else 2  # int(0.294 x 9)
+            assert len(records[name].kept_indices) == expected, (name, schedule)
 
 
 def test_random_draws_another_subset_for_another_input_and_the_same_for_the_same(tiny):

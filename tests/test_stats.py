@@ -83,8 +83,8 @@ def _rows(method, correct, keep=28, inverted=False, schedule="single"):
 def test_the_embedded_evaluation_pairs_every_method_with_the_first():
     """Ten questions: fastv (first in --methods) right on all, clse on 8 (the case above), and a run refused on
     every question (an official schedule that cannot reach the budget) is left out of the tables and listed."""
-    rows = (_rows("none", [True] * 10, keep=None) + _rows("fastv", [True] * 10) + _rows("clse", [True] * 8 + [False] * 2)
-            + [{"method": "pyramiddrop", "keep": 28, "inverted": False, "schedule": "single", "input": "image",
+    rows = (_rows("none", [True] * 10, keep=None) + _rows("fastv", [True] * 10)
+            + _rows("clse", [True] * 8 + [False] * 2) + [{"method": "pyramiddrop", "keep": 28, "inverted": False, "schedule": "single", "input": "image",
                 "refused": "PyramidDrop cannot average 28 visual tokens per layer"}])
     summary = embedded.summarize(rows)
     assert "pyramiddrop" not in summary
@@ -98,7 +98,8 @@ def test_the_embedded_evaluation_pairs_every_method_with_the_first():
     assert "0.800 [0.490, 0.943] | -0.200 [-0.510, +0.112], p = 0.5" in table
     refused = embedded.refusals(rows)
     assert refused == [{"method": "pyramiddrop", "keep": 28, "inverted": False, "schedule": "single",
-                        "input": "image", "runs": 1, "sentence": "PyramidDrop cannot average 28 visual tokens per layer"}]
+                        "input": "image", "runs": 1,
+                        "sentence": "PyramidDrop cannot average 28 visual tokens per layer"}]
     assert "PyramidDrop cannot average 28" in "\n".join(embedded.refusals_table(refused))
     # the first method is the first of --methods even where it was refused on some questions
     rows = [{"method": "evs", "keep": 28, "inverted": False, "schedule": "single", "input": "image",

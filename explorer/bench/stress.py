@@ -221,7 +221,8 @@ def upload(url, path, address=None):
     for a raw call."""
     import httpx
 
-    with open(path, "rb") as data, httpx.Client(headers=address_headers(address) if address is not None else None) as http:
+    headers = address_headers(address) if address is not None else None
+    with open(path, "rb") as data, httpx.Client(headers=headers) as http:
         response = http.post(url + "gradio_api/upload", files={"files": (os.path.basename(path), data)})
     response.raise_for_status()
     server_path = response.json()[0]
@@ -440,7 +441,8 @@ def upload_flood(url, work, count=10, megabytes=45, address=201):
             response = http.post(url + "gradio_api/upload", files={"files": ("big.bin", data)})
         outcomes.append(("answered", "") if response.status_code == 200 else ("refused", response.json()["detail"]))
     many = [("files", (f"f{i}.txt", b"x")) for i in range(200)]
-    response = httpx.Client(headers=address_headers(address + 1), timeout=120).post(url + "gradio_api/upload", files=many)
+    client = httpx.Client(headers=address_headers(address + 1), timeout=120)
+    response = client.post(url + "gradio_api/upload", files=many)
     outcomes.append(("answered", "") if response.status_code == 200 else ("refused", response.json()["detail"]))
     os.remove(big)
     return outcomes, f"{sum(o[0] == 'answered' for o in outcomes[:-1])} of {count} big uploads accepted"

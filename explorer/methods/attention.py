@@ -91,7 +91,8 @@ def key_l1_norms(keys):
 
 def rows_attention(parts, hidden, rope, keys, query_rows):
     """Head-mean softmax attention of several query rows at a layer that has run, over its cached keys, causal
-    (row r sees keys 0..r): [len(query_rows), n] float32. hidden [1, S, D] entering the layer, rope: its rotary inputs for those
+    (row r sees keys 0..r): [len(query_rows), n] float32. hidden [1, S, D] entering the layer, rope: its rotary
+    inputs for those
     positions, keys [1, kv_heads, S, hd] as cached (the same rows). SparseVLM's raters read this: a few rows,
     never the S x S matrix."""
     device = parts.q_proj.weight.device

@@ -111,7 +111,8 @@ def dart_order(hidden, key_norms, k, text_hidden=None, text_key_norms=None, imag
     Inputs: hidden [n, C] the visual tokens' hidden states entering the pruning layer K, passed through the
     decoder's FINAL norm (the official applies `self.norm`, the model's last RMSNorm, to layer K-1's output);
     key_norms [n] the L1 norms of the same tokens' keys at layer K-1 (`key_l1_norms`); text_hidden [m, C] and
-    text_key_norms [m] the same for the text tokens after the image (the official's "query" tokens). Key norms come from explorer.methods.attention.key_l1_norms.
+    text_key_norms [m] the same for the text tokens after the image (the official's "query" tokens). Key norms come
+    from explorer.methods.attention.key_l1_norms.
 
     Order: the `image_pivots` visual tokens with the largest key norm (the pivots, kept), then one block per
     pivot (image pivots by key norm, then the `text_pivots` text tokens with the largest key norm): the

@@ -1,6 +1,7 @@
 """Train the embedded model from scratch on generated scenes and clips.
 
-    python -m models.shapes_llava.train --seed 0 --steps 3800 --threads 1 --minutes 118 --out models/shapes_llava/weights
+    python -m models.shapes_llava.train --seed 0 --steps 3800 --threads 1 --minutes 118 \
+        --out models/shapes_llava/weights
 
 Deterministic from the seed (single process, fixed thread count). The model and processor are built by
 `build()` below from CONFIG (data, not code) and saved with save_pretrained, the layout a hub checkpoint has.
