@@ -84,7 +84,8 @@ def test_the_embedded_evaluation_pairs_every_method_with_the_first():
     """Ten questions: fastv (first in --methods) right on all, clse on 8 (the case above), and a run refused on
     every question (an official schedule that cannot reach the budget) is left out of the tables and listed."""
     rows = (_rows("none", [True] * 10, keep=None) + _rows("fastv", [True] * 10)
-            + _rows("clse", [True] * 8 + [False] * 2) + [{"method": "pyramiddrop", "keep": 28, "inverted": False, "schedule": "single", "input": "image",
+            + _rows("clse", [True] * 8 + [False] * 2)
+            + [{"method": "pyramiddrop", "keep": 28, "inverted": False, "schedule": "single", "input": "image",
                 "refused": "PyramidDrop cannot average 28 visual tokens per layer"}])
     summary = embedded.summarize(rows)
     assert "pyramiddrop" not in summary

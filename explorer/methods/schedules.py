@@ -349,8 +349,8 @@ def downsample(layout):
         per_frame = f"each of its {t} frames' " if t > 1 else "its "
         overlap = "" if h % oh == 0 and w % ow == 0 else ", overlapping blocks where the sizes do not divide"
         notes.append(f"group {gi}: downsample pools {per_frame}{h} x {w} grid to {oh} x {ow} (adaptive average "
-                     f"pooling{overlap}): {t * oh * ow} pooled tokens for the budget {budget}, each the mean of its block's decoder "
-                     "inputs, at its block's centre (slot and position id)")
+                     f"pooling{overlap}): {t * oh * ow} pooled tokens for the budget {budget}, each the mean of its "
+                     "block's decoder inputs, at its block's centre (slot and position id)")
     return clamp_counts([(0, counts)], layout.counts), notes
 
 
