@@ -377,3 +377,13 @@ def test_kept_masks_show_merged_tokens_and_hover_says_what_they_absorbed(tiny):
     how = dict(zip(table.cells.values[0], table.cells.values[column]))
     assert how["visionzip"].startswith("as its authors run it (official): layer 0, kept 12, 2 merged")
     assert how["fastv"].startswith("as its authors run it (official): layer 2")
+
+
+def test_official_mode_says_which_chosen_settings_it_overrides(tiny):
+    records = compare(tiny.model, tiny.processor, tiny.family, [random_image(31)], "what color is the circle ?",
+                      methods=["fastv"], keep=9, schedule="official", prune_layer=3, early_kv="prune",
+                      max_new_tokens=2)
+    notes = records["fastv"].notes
+    assert any("the pruning layer K is 2 as its authors run it, not the 3 you chose" in n for n in notes)
+    assert any("the early layers' KV policy is keep as its authors run it, not the prune you chose" in n
+               for n in notes)

@@ -95,4 +95,14 @@ def plan(groups, settings, num_layers, family, kind="image", first_layer_min=1, 
     if first > 0 and not 0 <= ref_layer < first:
         raise BadInput(f"reference layer must be between 0 and {first - 1} (before the pruning layer {first}), "
                        f"got {ref_layer}")
+    if settings.schedule == "official":
+        notes = notes + overridden(settings, first, ref_layer, early_kv)
     return Plan(stages, nominal, first, ref_layer, early_kv, notes)
+
+
+def overridden(settings, prune_layer, ref_layer, early_kv):
+    """A note for each setting the user chose that the official schedule replaces with its authors' own."""
+    chosen = {"the pruning layer K": (settings.prune_layer, prune_layer), "the reference layer L":
+              (settings.ref_layer, ref_layer), "the early layers' KV policy": (settings.early_kv, early_kv)}
+    return [f"official schedule: {name} is {used} as its authors run it, not the {asked} you chose"
+            for name, (asked, used) in chosen.items() if asked is not None and asked != used]
