@@ -3,8 +3,13 @@
 Builds random-weight LLaVA models of realistic shape in code (a CLIP-336/14 grid of 576 visual tokens; a
 ~0.5B-parameter, 24-layer decoder and a deeper, narrow 32-layer one), then measures in this one run, per
 method and budget: prefill time relative to unpruned beside the ideal ratio (the share of token-layers left:
-cost linear in tokens), scoring overhead as a share of prefill, decode ms per token, and KV-cache bytes
-relative to unpruned. Timings are medians over --repeats runs, the methods' order rotated between repeats.
+cost linear in tokens), scoring overhead as a share of prefill, decode ms per token, KV-cache bytes and FLOPs
+relative to unpruned. Ratios are ratios (explorer/bench/pairs.py): every repeat times the unpruned run and the
+pruned one back to back, the pair's order alternated between repeats, and takes their ratio; a row prints the
+median ratio over --repeats with its spread (min-max), or, where the spread is wider than --tolerance (+-10% of
+the median by default), the spread alone, marked unsteady. One thread by default (--threads), wall time by
+default; --clock cpu times this process's CPU time instead (other processes' load then does not count).
+`--suite paper` runs the paper's 7B shapes instead (explorer/bench/paper.py).
 With --dtype bfloat16 (or float16) it also reports how far the half-precision kept sets are from float32's
 (overlap of the kept sets for CLSE and FastV per budget) and times everything in that dtype.
 
@@ -27,8 +32,10 @@ import torch
 from PIL import Image
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
+from explorer.bench import pairs
 from explorer.bench.memory import memory_mb, reset_peak
 from explorer.core.compare import compare, warm_up
+from explorer.core.engine import encode_input
 from explorer.methods import attention
 from explorer.core.settings import EARLY_KV, check_settings
 from models import DTYPES, llava
@@ -80,17 +87,31 @@ def dtype_overlap(model, processor, image, question, budgets, args):
 
 
 def table(model, processor, image, question, budgets, methods, args):
+    """One row per method and budget: ratios of pruned to unpruned timed in pairs (explorer/bench/pairs.py),
+    medians over --repeats with their spread. Returns every unpruned record of the run."""
+    encoded = encode_input(model, processor, llava, [image], question)
+    unpruned = []
     for keep in budgets:
-        records = timed(model, processor, image, question, methods, keep, args)
-        base = records["none"]
-        full, full_layers = base.timings_ms["prefill"], sum(base.tokens_per_layer)
+        settings = check_settings(methods=methods, keep=keep, prune_layer=args.prune_layer, early_kv=args.early_kv,
+                                  max_new_tokens=args.new_tokens)
+        variants = [(method, method, settings) for method in methods]
+        results = pairs.run_pairs(model, processor, encoded, variants, args.repeats)
         for method in methods:
-            r, t = records[method], records[method].timings_ms
-            print(f"| {method} | {keep} | {t['prefill'] / full:.3f} | {(t['prefill'] - t['scoring']) / full:.3f} | "
-                  f"{sum(r.tokens_per_layer) / full_layers:.3f} | {100 * t['scoring'] / t['prefill']:.2f}% | "
-                  f"{t['decode_per_token']:.1f} | {r.kv_cache_bytes / base.kv_cache_bytes:.3f} | "
+            p = results[method]
+            r, base = p.pruned[0], p.unpruned[0]
+            prefill = p.ratios(lambda x: x.timings_ms["prefill"])
+            ideal = sum(r.tokens_per_layer) / sum(base.tokens_per_layer)
+            bare = [(q.timings_ms["prefill"] - q.timings_ms["scoring"]) / u.timings_ms["prefill"]
+                    for q, u in zip(p.pruned, p.unpruned)]
+            scoring = [100 * q.timings_ms["scoring"] / q.timings_ms["prefill"] for q in p.pruned]
+            decode = pairs.median(p.values(lambda x: x.timings_ms["decode_per_token"]))
+            print(f"| {method} | {keep} | {pairs.cell(prefill, tolerance=args.tolerance)} | "
+                  f"{pairs.median(prefill) / ideal:.2f} | {pairs.median(bare):.3f} | {ideal:.3f} | "
+                  f"{pairs.median(scoring):.2f}% | {decode:.1f} | "
+                  f"{r.kv_cache_bytes / base.kv_cache_bytes:.3f} | "
                   f"{r.flops['prefill'] / base.flops['prefill']:.3f} |", flush=True)
-    return base
+            unpruned += p.unpruned
+    return unpruned
 
 
 def peer_attention(model, seq, raters=8, repeats=3):
@@ -165,9 +186,18 @@ def peer_table(args):
 def main(argv=None):
     start = time.perf_counter()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed pairs (unpruned, pruned) per row")
+    parser.add_argument("--tolerance", type=float, default=pairs.TOLERANCE,
+                        help="a ratio is printed as one number only when every repeat lies within +-this share of "
+                             "the median (default 0.10)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch's CPU threads (default 1: immune to another process on a core, where an OpenMP "
+                             "barrier waiting for a descheduled thread stalls every operation; 0: torch's default)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time (default), or this process's CPU time: other processes' load not counted "
+                             "(with --threads 1)")
     parser.add_argument("--prune-layer", type=int, default=2)
-    parser.add_argument("--new-tokens", type=int, default=8)
+    parser.add_argument("--new-tokens", type=int, default=4)
     parser.add_argument("--budgets", default="192,128,64")
     parser.add_argument("--early-kv", choices=EARLY_KV, default=None,
                         help="the layers before K keep / drop the pruned tokens (default: the family's policy)")
@@ -180,11 +210,15 @@ def main(argv=None):
                         "way (eager, N x N weights) against ours, at 576 and 8 x 576 tokens")
     parser.add_argument("--peer-only", action="store_true", help="only the peer rows")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     budgets = [int(b) for b in args.budgets.split(",")]
     methods = args.methods.split(",")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__} with {torch.get_num_threads()} threads, {args.dtype}, SDPA attention; "
-          f"medians of {args.repeats} repeats, the methods' order rotated")
+          f"torch {torch.__version__} with {torch.get_num_threads()} threads, {args.dtype}, SDPA attention, "
+          f"{'wall' if args.clock == 'wall' else 'CPU (this process)'} time; "
+          f"{args.repeats} repeats, each a pair (unpruned, pruned) back to back, its order alternated: ratios are "
+          f"medians of the pairs' ratios (min-max), 'unsteady' beyond +-{args.tolerance:.0%} of the median")
     image = Image.fromarray((np.random.default_rng(0).random((336, 336, 3)) * 255).astype("uint8"))
     question = " ".join(["what is in the image ?"] * 7)  # about 40 text tokens with the template
     if args.peer_only:
@@ -205,14 +239,17 @@ def main(argv=None):
                 print(f"| {method} | " + " | ".join(f"{overlap[(method, k)]:.3f}" for k in budgets) + " |")
         warm_up(model, processor, llava)
         print(f"\n### {name}: {params:.0f}M decoder parameters, pruning at layer {args.prune_layer}, {args.dtype}\n")
-        print("| method | keep | prefill ratio | without scoring | ideal ratio | scoring % of prefill | "
-              "decode ms/token | KV-cache ratio | FLOPs ratio |")
-        print("|---|---|---|---|---|---|---|---|---|")
-        base = table(model, processor, image, question, budgets, methods, args)
-        print(f"\nunpruned: prefill {base.timings_ms['prefill']:.0f} ms, decode "
-              f"{base.timings_ms['decode_per_token']:.1f} ms/token, vision encoder "
-              f"{base.timings_ms['vision_encoder']:.0f} ms, KV cache {base.kv_cache_bytes / 2**20:.1f} MiB, "
-              f"{base.visual_tokens} visual + {base.text_tokens} text tokens")
+        print("| method | keep | prefill ratio (min-max) | / ideal | without scoring | ideal ratio | "
+              "scoring % of prefill | decode ms/token | KV-cache ratio | FLOPs ratio |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        with pairs.clock(args.clock):
+            unpruned = table(model, processor, image, question, budgets, methods, args)
+        base = unpruned[0]
+        timing = lambda key: pairs.median([r.timings_ms[key] for r in unpruned])  # noqa: E731
+        print(f"\nunpruned (medians of its {len(unpruned)} runs): prefill {timing('prefill'):.0f} ms, decode "
+              f"{timing('decode_per_token'):.1f} ms/token, vision encoder {base.timings_ms['vision_encoder']:.0f} ms, "
+              f"KV cache {base.kv_cache_bytes / 2**20:.1f} MiB, {base.visual_tokens} visual + {base.text_tokens} "
+              f"text tokens; {base.flops['formula']}")
         assert model.config.text_config._attn_implementation == "sdpa"  # never switched to eager
         del model
     if args.peer:
