@@ -7,8 +7,9 @@ cost linear in tokens), scoring overhead as a share of prefill, decode ms per to
 relative to unpruned. Ratios are ratios (explorer/bench/pairs.py): every repeat times the unpruned run and the
 pruned one back to back, the pair's order alternated between repeats, and takes their ratio; a row prints the
 median ratio over --repeats with its spread (min-max), or, where the spread is wider than --tolerance (+-10% of
-the median by default), the spread alone, marked unsteady. One thread by default (--threads), wall time by
-default; --clock cpu times this process's CPU time instead (other processes' load then does not count).
+the median by default), the spread alone, marked unsteady. One thread by default (--threads), timed by this
+process's CPU time (--clock auto: with one thread on the CPU; --clock wall for wall time): other processes on
+a shared machine then do not count in it, and on an idle machine it equals wall time.
 `--suite paper` runs the paper's 7B shapes instead (explorer/bench/paper.py).
 With --dtype bfloat16 (or float16) it also reports how far the half-precision kept sets are from float32's
 (overlap of the kept sets for CLSE and FastV per budget) and times everything in that dtype.
@@ -25,6 +26,7 @@ resident memory above its level before (Linux VmHWM, reset before each measureme
 import argparse
 import os
 import platform
+import sys
 import time
 
 import numpy as np
@@ -33,10 +35,9 @@ from PIL import Image
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
 from explorer.bench import pairs
-from explorer.bench.memory import memory_mb, reset_peak
+from explorer.bench.peer import peer_attention
 from explorer.core.compare import compare, warm_up
 from explorer.core.engine import encode_input
-from explorer.methods import attention
 from explorer.core.settings import EARLY_KV, check_settings
 from models import DTYPES, llava
 from models.shapes_llava.build import llava_processor, word_tokenizer
@@ -114,56 +115,6 @@ def table(model, processor, image, question, budgets, methods, args):
     return unpruned
 
 
-def peer_attention(model, seq, raters=8, repeats=3):
-    """{score: (official ms, ours ms, official peak MB, ours peak MB)} at one scoring layer for a sequence of
-    `seq` tokens (random hidden states: the cost does not depend on the values)."""
-    from transformers.masking_utils import create_causal_mask  # noqa: PLC0415
-    from transformers.models.llama import modeling_llama  # noqa: PLC0415
-
-    lm = llava.text_model(model)
-    layer, parts = lm.layers[1], llava.layer_parts(model, 1)
-    config = model.config.get_text_config()
-    hidden = torch.randn(1, seq, config.hidden_size, generator=torch.Generator().manual_seed(0))
-    positions = torch.arange(seq)[None]
-    cos, sin = lm.rotary_emb(hidden, positions)
-    rows = torch.arange(seq - raters, seq)
-
-    def official():  # the layer's attention in eager mode, the weights materialised: [1, H, S, S]
-        config._attn_implementation = "eager"
-        try:
-            mask = create_causal_mask(config=config, inputs_embeds=hidden, attention_mask=torch.ones(1, seq,
-                                      dtype=torch.long), past_key_values=None, position_ids=positions)
-            _, weights = layer.self_attn(layer.input_layernorm(hidden), position_embeddings=(cos, sin),
-                                         attention_mask=mask)
-            return weights[0, :, -1].mean(0), weights[0, :, rows].mean(0).mean(0)
-        finally:
-            config._attn_implementation = "sdpa"
-
-    def ours():  # the layer on SDPA, then the rows from its own projections and the keys it cached
-        normed = layer.input_layernorm(hidden)
-        layer.self_attn(normed, position_embeddings=(cos, sin), attention_mask=None)
-        keys = attention.heads(parts.k_proj, normed, parts.head_dim, parts.k_norm)
-        _, keys = parts.rotate(keys, keys, cos, sin)
-        last = attention.last_token_row(parts, hidden[:, -1:], (cos[:, -1:], sin[:, -1:]), keys)
-        return last, attention.rows_attention(parts, hidden, (cos, sin), keys, rows).mean(0)
-
-    assert modeling_llama is not None
-    times, peaks = {"official": [], "ours": []}, {"official": [], "ours": []}
-    with torch.inference_mode():
-        theirs, mine = official(), ours()  # warm up, and the same rows (the comparison is fair)
-        assert torch.allclose(theirs[0], mine[0], atol=1e-5) and torch.allclose(theirs[1], mine[1], atol=1e-5)
-        for repeat in range(repeats):
-            for name, fn in (("official", official), ("ours", ours))[::1 if repeat % 2 == 0 else -1]:
-                baseline = memory_mb("self", "VmRSS")
-                reset_peak("self")
-                start = time.perf_counter()
-                fn()
-                times[name].append((time.perf_counter() - start) * 1e3)
-                peaks[name].append(memory_mb("self", "VmHWM") - baseline)
-    median = lambda values: float(np.median(values))  # noqa: E731
-    return {name: (median(times[name]), median(peaks[name])) for name in times}
-
-
 def peer_table(args):
     """The peer rows: the official way (the N x N weights) against ours (the rows needed), 576 and 8 x 576."""
     name, shape = "llava-576 / deep narrow (d512 x 32)", SHAPES["llava-576 / deep narrow (d512 x 32)"]
@@ -175,6 +126,7 @@ def peer_table(args):
     print("|---|---|---|---|---|---|---|")
     for seq in (576 + 40, 8 * 576 + 40):
         result = peer_attention(model, seq, repeats=args.repeats)
+        assert result["difference"] < 1e-5  # the same rows both ways (float32)
         (t_off, m_off), (t_ours, m_ours) = result["official"], result["ours"]
         print(f"| {seq} | {t_off:.1f} | {t_ours:.1f} | {t_off / t_ours:.2f} | {m_off:.0f} | {m_ours:.0f} | "
               f"{m_off / max(m_ours, 1):.1f} |", flush=True)
@@ -193,30 +145,52 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1,
                         help="torch's CPU threads (default 1: immune to another process on a core, where an OpenMP "
                              "barrier waiting for a descheduled thread stalls every operation; 0: torch's default)")
-    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                        help="wall time (default), or this process's CPU time: other processes' load not counted "
-                             "(with --threads 1)")
+    parser.add_argument("--clock", choices=("auto", "wall", "cpu"), default="auto",
+                        help="wall time, or this process's CPU time (other processes' load not counted; with one "
+                             "thread); auto (default): CPU time with one thread on the CPU, else wall time")
     parser.add_argument("--prune-layer", type=int, default=2)
     parser.add_argument("--new-tokens", type=int, default=4)
     parser.add_argument("--budgets", default="192,128,64")
     parser.add_argument("--early-kv", choices=EARLY_KV, default=None,
                         help="the layers before K keep / drop the pruned tokens (default: the family's policy)")
     parser.add_argument("--methods", default="clse,fastv,random")
-    parser.add_argument("--dtype", choices=list(DTYPES), default="float32",
-                        help="time in this dtype; other than float32: also the kept sets' overlap with float32")
+    parser.add_argument("--dtype", choices=["auto", *DTYPES], default=None,
+                        help="time in this dtype (default float32; the paper suite: auto, bfloat16 on CUDA); other "
+                             "than float32: also the kept sets' overlap with float32")
     parser.add_argument("--shapes", default=None, help="comma-separated names' prefixes (default: all)")
     parser.add_argument("--quick", action="store_true", help="one small model, for a smoke test")
     parser.add_argument("--peer", action="store_true", help="also the peer rows: attention scored the official "
                         "way (eager, N x N weights) against ours, at 576 and 8 x 576 tokens")
     parser.add_argument("--peer-only", action="store_true", help="only the peer rows")
+    parser.add_argument("--suite", choices=("engine", "paper"), default="engine",
+                        help="engine (default): the shapes above on this machine; paper: the paper's 7B shapes "
+                             "(LLaVA-1.5-7B, Video-LLaVA-7B, Qwen2-VL-7B) built on the device (bench/paper.py)")
+    parser.add_argument("--layers", type=int, default=None,
+                        help="paper suite: N decoder layers, a tiny tower and a narrow decoder: a smoke test")
+    parser.add_argument("--width", type=int, default=None,
+                        help="paper suite: the decoder's width (default: the model's; 256 with --layers)")
+    parser.add_argument("--device", default="auto", help="paper suite: auto (CUDA if present), cuda, cuda:N, cpu")
+    parser.add_argument("--models", default=None, help="paper suite: comma-separated parts of the models' names")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.clock == "auto":  # the engine suite runs on the CPU; the paper suite decides for its device
+        args.clock = "cpu" if torch.get_num_threads() == 1 and args.suite == "engine" else args.clock
     budgets = [int(b) for b in args.budgets.split(",")]
+    if args.suite == "paper":
+        from explorer.bench import paper  # noqa: PLC0415
+
+        args.budgets, args.dtype = budgets, args.dtype or "auto"
+        status = paper.main(args, lambda text: print(text, file=sys.stderr, flush=True))
+        print(f"\n(benchmark took {time.perf_counter() - start:.0f} s)")
+        return status
+    args.dtype = args.dtype or "float32"
+    if args.dtype == "auto":
+        parser.error("--dtype auto is for the paper suite")
     methods = args.methods.split(",")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads, {args.dtype}, SDPA attention, "
-          f"{'wall' if args.clock == 'wall' else 'CPU (this process)'} time; "
+          f"{'wall' if args.clock == 'wall' else 'CPU (this process, --clock cpu)'} time; "
           f"{args.repeats} repeats, each a pair (unpruned, pruned) back to back, its order alternated: ratios are "
           f"medians of the pairs' ratios (min-max), 'unsteady' beyond +-{args.tolerance:.0%} of the median")
     image = Image.fromarray((np.random.default_rng(0).random((336, 336, 3)) * 255).astype("uint8"))
