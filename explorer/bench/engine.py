@@ -150,7 +150,7 @@ def main(argv=None):
                              "thread); auto (default): CPU time with one thread on the CPU, else wall time")
     parser.add_argument("--prune-layer", type=int, default=2)
     parser.add_argument("--new-tokens", type=int, default=4)
-    parser.add_argument("--budgets", default="192,128,64")
+    parser.add_argument("--budgets", default="192,128,64", help="visual tokens kept: counts, or ratios (0.334)")
     parser.add_argument("--early-kv", choices=EARLY_KV, default=None,
                         help="the layers before K keep / drop the pruned tokens (default: the family's policy)")
     parser.add_argument("--methods", default="clse,fastv,random")
@@ -176,7 +176,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     if args.clock == "auto":  # the engine suite runs on the CPU; the paper suite decides for its device
         args.clock = "cpu" if torch.get_num_threads() == 1 and args.suite == "engine" else args.clock
-    budgets = [int(b) for b in args.budgets.split(",")]
+    budgets = [float(b) if "." in b else int(b) for b in args.budgets.split(",")]  # counts, or ratios of N
     if args.suite == "paper":
         from explorer.bench import paper  # noqa: PLC0415
 

@@ -182,7 +182,7 @@ def variants(encoded, family, kind, budgets, new_tokens, num_layers, truncated):
 
 
 def schedule_of(record):
-    """'layers 1/11/21 keeping 330/210/62' from a pruned record's stages."""
+    """'K 1/11/21: 330/210/62 kept' from a pruned record's stages."""
     layers = "/".join(str(s.layer) for s in record.stages)
     kept = "/".join(str(sum(s.keep_counts)) for s in record.stages)
     return f"K {layers}: {kept} kept"
