@@ -112,6 +112,40 @@ def test_selection_counts_text_tokens_and_layers(tiny):
         assert r.kv_cache_bytes < records["none"].kv_cache_bytes
 
 
+def plain_mlp_llava(tiny):
+    """The tiny LLaVA's tower and tokenizer with a Phi decoder: a plain MLP (fc1, fc2), no gate."""
+    from transformers import LlavaConfig, PhiConfig  # noqa: PLC0415
+
+    text = PhiConfig(vocab_size=len(tiny.tokenizer), hidden_size=64, intermediate_size=256, num_hidden_layers=4,
+                     num_attention_heads=4, max_position_embeddings=4096, pad_token_id=tiny.tokenizer.pad_token_id)
+    config = LlavaConfig(vision_config=tiny.model.config.vision_config, text_config=text,
+                         image_token_id=tiny.tokenizer.image_token_id, vision_feature_layer=-2,
+                         vision_feature_select_strategy="default")
+    torch.manual_seed(0)
+    model = LlavaForConditionalGeneration(config).eval()
+    model.set_attn_implementation("sdpa")
+    return model
+
+
+@pytest.mark.parametrize("mlp", ["gated", "plain"])
+def test_flops_count_the_mlp_the_model_has(tiny, mlp):
+    """FastV's 4 n d^2 + 2 n^2 d plus the MLP's matrices: three (gate, up, down) for Llama's SwiGLU, two (fc1,
+    fc2) for Phi's plain MLP; the MLP term's factor is the MLP's own weight count over d m."""
+    model = tiny.model if mlp == "gated" else plain_mlp_llava(tiny)
+    records = compare(model, tiny.processor, llava, [random_image(0)], QUESTION, methods=["random"], keep=9,
+                      prune_layer=2, max_new_tokens=2, diagnostics=False)
+    config = model.config.get_text_config()
+    d, m = config.hidden_size, config.intermediate_size
+    layer_mlp = llava.text_model(model).layers[0].mlp
+    matrices = sum(p.numel() for name, p in layer_mlp.named_parameters() if name.endswith("weight")) // (d * m)
+    assert matrices == (3 if mlp == "gated" else 2)
+    for record in records.values():
+        assert record.flops["prefill"] == sum(4 * n * d**2 + 2 * n**2 * d + matrices * n * d * m
+                                              for n in record.tokens_per_layer)
+        assert f"{matrices} n d m ({'a gated' if mlp == 'gated' else 'a plain'} MLP" in record.flops["formula"]
+    assert records["random"].tokens_per_layer[2] < records["none"].tokens_per_layer[2]
+
+
 def test_ratio_budget_and_paper_schedule(tiny):
     groups = encode(tiny.model, tiny.family, tiny.family.build_inputs(tiny.processor, [random_image(5)],
                                                                       QUESTION)).groups

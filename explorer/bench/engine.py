@@ -3,8 +3,14 @@
 Builds random-weight LLaVA models of realistic shape in code (a CLIP-336/14 grid of 576 visual tokens; a
 ~0.5B-parameter, 24-layer decoder and a deeper, narrow 32-layer one), then measures in this one run, per
 method and budget: prefill time relative to unpruned beside the ideal ratio (the share of token-layers left:
-cost linear in tokens), scoring overhead as a share of prefill, decode ms per token, and KV-cache bytes
-relative to unpruned. Timings are medians over --repeats runs, the methods' order rotated between repeats.
+cost linear in tokens), scoring overhead as a share of prefill, decode ms per token, KV-cache bytes and FLOPs
+relative to unpruned. Ratios are ratios (explorer/bench/pairs.py): every repeat times the unpruned run and the
+pruned one back to back, the pair's order alternated between repeats, and takes their ratio; a row prints the
+median ratio over --repeats with its spread (min-max), or, where the spread is wider than --tolerance (+-10% of
+the median by default), the spread alone, marked unsteady. One thread by default (--threads), timed by this
+process's CPU time (--clock auto: with one thread on the CPU; --clock wall for wall time): other processes on
+a shared machine then do not count in it, and on an idle machine it equals wall time.
+`--suite paper` runs the paper's 7B shapes instead (explorer/bench/paper.py).
 With --dtype bfloat16 (or float16) it also reports how far the half-precision kept sets are from float32's
 (overlap of the kept sets for CLSE and FastV per budget) and times everything in that dtype.
 
@@ -20,6 +26,7 @@ resident memory above its level before (Linux VmHWM, reset before each measureme
 import argparse
 import os
 import platform
+import sys
 import time
 
 import numpy as np
@@ -27,9 +34,10 @@ import torch
 from PIL import Image
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
-from explorer.bench.memory import memory_mb, reset_peak
+from explorer.bench import pairs
+from explorer.bench.peer import peer_attention
 from explorer.core.compare import compare, warm_up
-from explorer.methods import attention
+from explorer.core.engine import encode_input
 from explorer.core.settings import EARLY_KV, check_settings
 from models import DTYPES, llava
 from models.shapes_llava.build import llava_processor, word_tokenizer
@@ -80,67 +88,31 @@ def dtype_overlap(model, processor, image, question, budgets, args):
 
 
 def table(model, processor, image, question, budgets, methods, args):
+    """One row per method and budget: ratios of pruned to unpruned timed in pairs (explorer/bench/pairs.py),
+    medians over --repeats with their spread. Returns every unpruned record of the run."""
+    encoded = encode_input(model, processor, llava, [image], question)
+    unpruned = []
     for keep in budgets:
-        records = timed(model, processor, image, question, methods, keep, args)
-        base = records["none"]
-        full, full_layers = base.timings_ms["prefill"], sum(base.tokens_per_layer)
+        settings = check_settings(methods=methods, keep=keep, prune_layer=args.prune_layer, early_kv=args.early_kv,
+                                  max_new_tokens=args.new_tokens)
+        variants = [(method, method, settings) for method in methods]
+        results = pairs.run_pairs(model, processor, encoded, variants, args.repeats)
         for method in methods:
-            r, t = records[method], records[method].timings_ms
-            print(f"| {method} | {keep} | {t['prefill'] / full:.3f} | {(t['prefill'] - t['scoring']) / full:.3f} | "
-                  f"{sum(r.tokens_per_layer) / full_layers:.3f} | {100 * t['scoring'] / t['prefill']:.2f}% | "
-                  f"{t['decode_per_token']:.1f} | {r.kv_cache_bytes / base.kv_cache_bytes:.3f} | "
+            p = results[method]
+            r, base = p.pruned[0], p.unpruned[0]
+            prefill = p.ratios(lambda x: x.timings_ms["prefill"])
+            ideal = sum(r.tokens_per_layer) / sum(base.tokens_per_layer)
+            bare = [(q.timings_ms["prefill"] - q.timings_ms["scoring"]) / u.timings_ms["prefill"]
+                    for q, u in zip(p.pruned, p.unpruned)]
+            scoring = [100 * q.timings_ms["scoring"] / q.timings_ms["prefill"] for q in p.pruned]
+            decode = pairs.median(p.values(lambda x: x.timings_ms["decode_per_token"]))
+            print(f"| {method} | {keep} | {pairs.cell(prefill, tolerance=args.tolerance)} | "
+                  f"{pairs.median(prefill) / ideal:.2f} | {pairs.median(bare):.3f} | {ideal:.3f} | "
+                  f"{pairs.median(scoring):.2f}% | {decode:.1f} | "
+                  f"{r.kv_cache_bytes / base.kv_cache_bytes:.3f} | "
                   f"{r.flops['prefill'] / base.flops['prefill']:.3f} |", flush=True)
-    return base
-
-
-def peer_attention(model, seq, raters=8, repeats=3):
-    """{score: (official ms, ours ms, official peak MB, ours peak MB)} at one scoring layer for a sequence of
-    `seq` tokens (random hidden states: the cost does not depend on the values)."""
-    from transformers.masking_utils import create_causal_mask  # noqa: PLC0415
-    from transformers.models.llama import modeling_llama  # noqa: PLC0415
-
-    lm = llava.text_model(model)
-    layer, parts = lm.layers[1], llava.layer_parts(model, 1)
-    config = model.config.get_text_config()
-    hidden = torch.randn(1, seq, config.hidden_size, generator=torch.Generator().manual_seed(0))
-    positions = torch.arange(seq)[None]
-    cos, sin = lm.rotary_emb(hidden, positions)
-    rows = torch.arange(seq - raters, seq)
-
-    def official():  # the layer's attention in eager mode, the weights materialised: [1, H, S, S]
-        config._attn_implementation = "eager"
-        try:
-            mask = create_causal_mask(config=config, inputs_embeds=hidden, attention_mask=torch.ones(1, seq,
-                                      dtype=torch.long), past_key_values=None, position_ids=positions)
-            _, weights = layer.self_attn(layer.input_layernorm(hidden), position_embeddings=(cos, sin),
-                                         attention_mask=mask)
-            return weights[0, :, -1].mean(0), weights[0, :, rows].mean(0).mean(0)
-        finally:
-            config._attn_implementation = "sdpa"
-
-    def ours():  # the layer on SDPA, then the rows from its own projections and the keys it cached
-        normed = layer.input_layernorm(hidden)
-        layer.self_attn(normed, position_embeddings=(cos, sin), attention_mask=None)
-        keys = attention.heads(parts.k_proj, normed, parts.head_dim, parts.k_norm)
-        _, keys = parts.rotate(keys, keys, cos, sin)
-        last = attention.last_token_row(parts, hidden[:, -1:], (cos[:, -1:], sin[:, -1:]), keys)
-        return last, attention.rows_attention(parts, hidden, (cos, sin), keys, rows).mean(0)
-
-    assert modeling_llama is not None
-    times, peaks = {"official": [], "ours": []}, {"official": [], "ours": []}
-    with torch.inference_mode():
-        theirs, mine = official(), ours()  # warm up, and the same rows (the comparison is fair)
-        assert torch.allclose(theirs[0], mine[0], atol=1e-5) and torch.allclose(theirs[1], mine[1], atol=1e-5)
-        for repeat in range(repeats):
-            for name, fn in (("official", official), ("ours", ours))[::1 if repeat % 2 == 0 else -1]:
-                baseline = memory_mb("self", "VmRSS")
-                reset_peak("self")
-                start = time.perf_counter()
-                fn()
-                times[name].append((time.perf_counter() - start) * 1e3)
-                peaks[name].append(memory_mb("self", "VmHWM") - baseline)
-    median = lambda values: float(np.median(values))  # noqa: E731
-    return {name: (median(times[name]), median(peaks[name])) for name in times}
+            unpruned += p.unpruned
+    return unpruned
 
 
 def peer_table(args):
@@ -154,6 +126,7 @@ def peer_table(args):
     print("|---|---|---|---|---|---|---|")
     for seq in (576 + 40, 8 * 576 + 40):
         result = peer_attention(model, seq, repeats=args.repeats)
+        assert result["difference"] < 1e-5  # the same rows both ways (float32)
         (t_off, m_off), (t_ours, m_ours) = result["official"], result["ours"]
         print(f"| {seq} | {t_off:.1f} | {t_ours:.1f} | {t_off / t_ours:.2f} | {m_off:.0f} | {m_ours:.0f} | "
               f"{m_off / max(m_ours, 1):.1f} |", flush=True)
@@ -165,26 +138,61 @@ def peer_table(args):
 def main(argv=None):
     start = time.perf_counter()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed pairs (unpruned, pruned) per row")
+    parser.add_argument("--tolerance", type=float, default=pairs.TOLERANCE,
+                        help="a ratio is printed as one number only when every repeat lies within +-this share of "
+                             "the median (default 0.10)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch's CPU threads (default 1: immune to another process on a core, where an OpenMP "
+                             "barrier waiting for a descheduled thread stalls every operation; 0: torch's default)")
+    parser.add_argument("--clock", choices=("auto", "wall", "cpu"), default="auto",
+                        help="wall time, or this process's CPU time (other processes' load not counted; with one "
+                             "thread); auto (default): CPU time with one thread on the CPU, else wall time")
     parser.add_argument("--prune-layer", type=int, default=2)
-    parser.add_argument("--new-tokens", type=int, default=8)
-    parser.add_argument("--budgets", default="192,128,64")
+    parser.add_argument("--new-tokens", type=int, default=4)
+    parser.add_argument("--budgets", default="192,128,64", help="visual tokens kept: counts, or ratios (0.334)")
     parser.add_argument("--early-kv", choices=EARLY_KV, default=None,
                         help="the layers before K keep / drop the pruned tokens (default: the family's policy)")
     parser.add_argument("--methods", default="clse,fastv,random")
-    parser.add_argument("--dtype", choices=list(DTYPES), default="float32",
-                        help="time in this dtype; other than float32: also the kept sets' overlap with float32")
+    parser.add_argument("--dtype", choices=["auto", *DTYPES], default=None,
+                        help="time in this dtype (default float32; the paper suite: auto, bfloat16 on CUDA); other "
+                             "than float32: also the kept sets' overlap with float32")
     parser.add_argument("--shapes", default=None, help="comma-separated names' prefixes (default: all)")
     parser.add_argument("--quick", action="store_true", help="one small model, for a smoke test")
     parser.add_argument("--peer", action="store_true", help="also the peer rows: attention scored the official "
                         "way (eager, N x N weights) against ours, at 576 and 8 x 576 tokens")
     parser.add_argument("--peer-only", action="store_true", help="only the peer rows")
+    parser.add_argument("--suite", choices=("engine", "paper"), default="engine",
+                        help="engine (default): the shapes above on this machine; paper: the paper's 7B shapes "
+                             "(LLaVA-1.5-7B, Video-LLaVA-7B, Qwen2-VL-7B) built on the device (bench/paper.py)")
+    parser.add_argument("--layers", type=int, default=None,
+                        help="paper suite: N decoder layers, a tiny tower and a narrow decoder: a smoke test")
+    parser.add_argument("--width", type=int, default=None,
+                        help="paper suite: the decoder's width (default: the model's; 256 with --layers)")
+    parser.add_argument("--device", default="auto", help="paper suite: auto (CUDA if present), cuda, cuda:N, cpu")
+    parser.add_argument("--models", default=None, help="paper suite: comma-separated parts of the models' names")
     args = parser.parse_args(argv)
-    budgets = [int(b) for b in args.budgets.split(",")]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.clock == "auto":  # the engine suite runs on the CPU; the paper suite decides for its device
+        args.clock = "cpu" if torch.get_num_threads() == 1 and args.suite == "engine" else args.clock
+    budgets = [float(b) if "." in b else int(b) for b in args.budgets.split(",")]  # counts, or ratios of N
+    if args.suite == "paper":
+        from explorer.bench import paper  # noqa: PLC0415
+
+        args.budgets, args.dtype = budgets, args.dtype or "auto"
+        status = paper.main(args, lambda text: print(text, file=sys.stderr, flush=True))
+        print(f"\n(benchmark took {time.perf_counter() - start:.0f} s)")
+        return status
+    args.dtype = args.dtype or "float32"
+    if args.dtype == "auto":
+        parser.error("--dtype auto is for the paper suite")
     methods = args.methods.split(",")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__} with {torch.get_num_threads()} threads, {args.dtype}, SDPA attention; "
-          f"medians of {args.repeats} repeats, the methods' order rotated")
+          f"torch {torch.__version__} with {torch.get_num_threads()} threads, {args.dtype}, SDPA attention, "
+          f"{'wall' if args.clock == 'wall' else 'CPU (this process, --clock cpu)'} time; "
+          f"{args.repeats} repeats, each a pair (unpruned, pruned) back to back, its order alternated: ratios are "
+          f"medians of the pairs' ratios (min-max), 'unsteady' beyond +-{args.tolerance:.0%} of the median")
     image = Image.fromarray((np.random.default_rng(0).random((336, 336, 3)) * 255).astype("uint8"))
     question = " ".join(["what is in the image ?"] * 7)  # about 40 text tokens with the template
     if args.peer_only:
@@ -205,14 +213,17 @@ def main(argv=None):
                 print(f"| {method} | " + " | ".join(f"{overlap[(method, k)]:.3f}" for k in budgets) + " |")
         warm_up(model, processor, llava)
         print(f"\n### {name}: {params:.0f}M decoder parameters, pruning at layer {args.prune_layer}, {args.dtype}\n")
-        print("| method | keep | prefill ratio | without scoring | ideal ratio | scoring % of prefill | "
-              "decode ms/token | KV-cache ratio | FLOPs ratio |")
-        print("|---|---|---|---|---|---|---|---|---|")
-        base = table(model, processor, image, question, budgets, methods, args)
-        print(f"\nunpruned: prefill {base.timings_ms['prefill']:.0f} ms, decode "
-              f"{base.timings_ms['decode_per_token']:.1f} ms/token, vision encoder "
-              f"{base.timings_ms['vision_encoder']:.0f} ms, KV cache {base.kv_cache_bytes / 2**20:.1f} MiB, "
-              f"{base.visual_tokens} visual + {base.text_tokens} text tokens")
+        print("| method | keep | prefill ratio (min-max) | / ideal | without scoring | ideal ratio | "
+              "scoring % of prefill | decode ms/token | KV-cache ratio | FLOPs ratio |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        with pairs.clock(args.clock):
+            unpruned = table(model, processor, image, question, budgets, methods, args)
+        base = unpruned[0]
+        timing = lambda key: pairs.median([r.timings_ms[key] for r in unpruned])  # noqa: E731
+        print(f"\nunpruned (medians of its {len(unpruned)} runs): prefill {timing('prefill'):.0f} ms, decode "
+              f"{timing('decode_per_token'):.1f} ms/token, vision encoder {base.timings_ms['vision_encoder']:.0f} ms, "
+              f"KV cache {base.kv_cache_bytes / 2**20:.1f} MiB, {base.visual_tokens} visual + {base.text_tokens} "
+              f"text tokens; {base.flops['formula']}")
         assert model.config.text_config._attn_implementation == "sdpa"  # never switched to eager
         del model
     if args.peer:

@@ -192,9 +192,12 @@ def cache_bytes(cache):
     return total
 
 
-def layer_flops(n, hidden, mlp):
-    """FastV's per-layer convention (multiply-accumulates): 4 n d^2 + 2 n^2 d + 2 n d m."""
-    return 4 * n * hidden**2 + 2 * n**2 * hidden + 2 * n * hidden * mlp
+def layer_flops(n, hidden, mlp, gated=False):
+    """One decoder layer with n tokens, in multiply-accumulates, FastV's convention with the MLP the model has:
+    4 n d^2 (the q, k, v and o projections) + 2 n^2 d (scores and weighted values) + the MLP: 2 n d m for a
+    plain one (up and down projections, FastV's formula), 3 n d m for a gated one (SwiGLU / GeGLU: gate, up and
+    down)."""
+    return 4 * n * hidden**2 + 2 * n**2 * hidden + (3 if gated else 2) * n * hidden * mlp
 
 
 def eos_ids(model, processor):
@@ -556,9 +559,14 @@ def finish_record(record, model, processor, cache, tokens, prefill_ms, decode_ms
     record.budget["average_kept"] = sum(record.visual_per_layer) / record.num_layers
     d = text_config.hidden_size
     m = getattr(text_config, "intermediate_size", None) or 4 * d  # MoE configs may name only their experts' width
-    record.flops = {"prefill": sum(layer_flops(n, d, m) for n in record.tokens_per_layer),
-                    "formula": "per decoder layer with n tokens: 4 n d^2 + 2 n^2 d + 2 n d m (FastV convention, "
-                               f"multiply-accumulates; d = {d}, m = {m})"}
+    from models.base import stock_text_model  # noqa: PLC0415  (a gated MLP: gate_proj, fused gate_up_proj, w1/w3)
+    gated = any(part in ("gate_proj", "gate_up_proj", "w3") for name, _ in
+                stock_text_model(model).layers[0].named_parameters() for part in name.split("."))
+    mlp_term = "3 n d m (a gated MLP: gate, up and down projections)" if gated else \
+        "2 n d m (a plain MLP: up and down projections)"
+    record.flops = {"prefill": sum(layer_flops(n, d, m, gated) for n in record.tokens_per_layer),
+                    "formula": f"per decoder layer with n tokens: 4 n d^2 + 2 n^2 d + {mlp_term}; FastV's convention "
+                               f"with the model's MLP, multiply-accumulates; d = {d}, m = {m}"}
     steps = max(len(tokens) - 1, 0)
     record.timings_ms.update(prefill=prefill_ms, first_token=vision_ms + prefill_ms, decode=decode_ms,
                              decode_per_token=decode_ms / steps if steps else 0.0,

@@ -1,0 +1,117 @@
+"""The benchmark's ratios (explorer/bench/pairs.py): pairs back to back, their order alternated, medians with
+their spread, unsteady rows said so; and `python -m explorer.bench` on the quick shape."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from explorer.bench import engine as bench
+from explorer.bench import pairs
+
+
+def test_pairs_run_back_to_back_in_alternating_order(monkeypatch):
+    calls = []
+
+    def fake_run(model, processor, encoded, method, settings):
+        calls.append(method)
+        return SimpleNamespace(method=method, settings=settings, timings_ms={"prefill": len(calls)})
+
+    monkeypatch.setattr(pairs, "run", fake_run)
+    variants = [("a", "fastv", "s1"), ("b", "clse", "s2")]
+    result = pairs.run_pairs(None, None, None, variants, repeats=3)
+    # repeat 0: a then b, unpruned first; repeat 1: rotated (b, a), pruned first; repeat 2: a, b, unpruned first
+    assert calls == ["none", "fastv", "none", "clse",
+                     "clse", "none", "fastv", "none",
+                     "none", "fastv", "none", "clse"]
+    a = result["a"]
+    assert [r.method for r in a.unpruned] == ["none"] * 3 and [r.method for r in a.pruned] == ["fastv"] * 3
+    assert all(r.settings == "s1" for r in a.pruned + a.unpruned)
+    # each ratio is within one pair: the runs of a pair are adjacent calls
+    assert a.ratios(lambda r: r.timings_ms["prefill"]) == [2 / 1, 7 / 8, 10 / 9]
+
+
+def test_a_ratio_is_a_median_with_its_spread_or_said_unsteady():
+    assert pairs.spread([0.5, 0.4, 0.45]) == (0.45, 0.4, 0.5)
+    assert pairs.cell([0.44, 0.45, 0.46]) == "0.450 (0.440-0.460)"
+    assert pairs.cell([0.45]) == "0.450"
+    wide = pairs.cell([0.30, 0.45, 0.60])
+    assert wide == "unsteady: 0.300-0.600, median 0.450" and not wide[0].isdigit()
+    assert pairs.steady([0.9, 1.0, 1.1]) and not pairs.steady([0.9, 1.0, 1.11])
+    assert pairs.cell([0.30, 0.45, 0.60], tolerance=0.5).startswith("0.450 (")
+
+
+def test_cpu_clock_is_swapped_in_and_restored():
+    from explorer.core import engine  # noqa: PLC0415
+
+    wall = engine.clock
+    with pairs.clock("cpu"):
+        assert engine.clock is not wall and isinstance(engine.clock(None), float)
+    assert engine.clock is wall
+    with pytest.raises(ValueError):
+        with pairs.clock("sundial"):
+            pass
+
+
+def test_the_engine_benchmark_prints_paired_ratios(capsys):
+    assert bench.main(["--quick", "--repeats", "2", "--budgets", "24", "--methods", "fastv",
+                       "--new-tokens", "2"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| fastv | 24 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2].startswith("unsteady: ") or cells[2].count("(") == 1  # a median and its spread, or the spread
+    assert float(cells[5]) < 1 and "each a pair (unpruned, pruned) back to back" in out
+    assert "3 n d m (a gated MLP" in out
+
+
+# ------------------------------------------------------------------------------------------ the paper suite
+
+PAPER_PARAMETERS = {"LLaVA-1.5-7B": 7.063, "Video-LLaVA-7B": 7.366, "Qwen2-VL-7B": 8.291}  # billions
+
+
+@pytest.mark.parametrize("name", list(PAPER_PARAMETERS))
+def test_the_paper_shapes_are_the_papers_models(name):
+    """Built on the meta device (no memory): the real classes at the published sizes (LLaVA-1.5-7B 7.06B,
+    Qwen2-VL-7B 8.29B parameters) with inputs holding the right placeholder counts."""
+    import torch  # noqa: PLC0415
+
+    from explorer.bench import paper  # noqa: PLC0415
+
+    builder, width, _ = paper.MODELS[name]
+    model_class, config, family, kind, inputs = builder(paper.FULL_LAYERS[name], width, tiny=False)
+    with torch.device("meta"):
+        model = model_class._from_config(config, dtype=torch.bfloat16)
+    assert sum(p.numel() for p in model.parameters()) / 1e9 == pytest.approx(PAPER_PARAMETERS[name], abs=1e-3)
+    groups = family.visual_groups(model, inputs, kind=kind)
+    assert [(g.kind, tuple(g.grid)) for g in groups] == {"LLaVA-1.5-7B": [("image", (1, 24, 24))],
+                                                         "Video-LLaVA-7B": [("video", (8, 16, 16))],
+                                                         "Qwen2-VL-7B": [("image", (1, 36, 36))]}[name]
+
+
+def test_the_paper_suite_runs_truncated_on_the_cpu(capsys):
+    """python -m explorer.bench --suite paper --layers 2: every model, CLSE and FastV at 192 / 128 / 64, the
+    ratios, the claims beside ours and the peer rows, on 2-layer narrow decoders with tiny towers."""
+    status = bench.main(["--suite", "paper", "--layers", "2", "--repeats", "1", "--new-tokens", "2"])
+    out = capsys.readouterr().out
+    assert status == 0
+    for name, visual in (("LLaVA-1.5-7B", 576), ("Video-LLaVA-7B", 2048), ("Qwen2-VL-7B", 1296)):
+        section = out.split(f"### {name}:")[1].split("###")[0]
+        assert f"{visual} visual + " in section and "float32 on cpu" in section
+        rows = [line for line in section.splitlines() if line.startswith(("| clse |", "| fastv |"))]
+        assert len(rows) == 6
+        for row in rows:
+            cells = [c.strip() for c in row.strip("|").split("|")]
+            assert 0 < float(cells[3]) < visual  # the real average kept
+            assert 0 < float(cells[7]) < 1 and 0 < float(cells[8]) < 1  # KV cache and FLOPs ratios
+            if cells[0] == "fastv":
+                assert "truncated: one stage at K = 1" in cells[2]
+        peer = next(line for line in section.splitlines() if line.startswith("peer, "))
+        assert float(peer.split("differ by at most ")[1].split()[0]) < 1e-5
+    llava_section = out.split("### LLaVA-1.5-7B:")[1]
+    assert "| clse | 192 | K 1: 330 kept |" in llava_section  # CLSE's keep table, its first stage
+    claims = out.split("Beside the paper's claims")[1]
+    assert "| LLaVA-1.5-7B | 192 | prefill | 1.51x |" in claims and "| Video-LLaVA-7B | 192 | FLOPs | 9.35x |" in claims
+
+
+def test_the_paper_suite_wants_a_gpu_for_its_7b_models(capsys):
+    assert bench.main(["--suite", "paper", "--device", "cpu"]) == 2
+    assert "need a GPU" in capsys.readouterr().err
