@@ -32,7 +32,7 @@ from explorer.core import interrupt, stage
 from explorer.core.stage import Before, LayerView, TokenIndex, method_plan, scoring_layer, stage_inputs
 from explorer.methods import attention, baselines, scoring
 from explorer.methods.registry import METHODS, check_method, select_top
-from models.base import BadInput
+from models.base import BadInput, stock_text_model
 
 TIE_AT_CUT = "tie at the cut"  # in a note of record.notes when a stage's cut fell inside a tie (tie_note)
 
@@ -559,8 +559,7 @@ def finish_record(record, model, processor, cache, tokens, prefill_ms, decode_ms
     record.budget["average_kept"] = sum(record.visual_per_layer) / record.num_layers
     d = text_config.hidden_size
     m = getattr(text_config, "intermediate_size", None) or 4 * d  # MoE configs may name only their experts' width
-    from models.base import stock_text_model  # noqa: PLC0415  (a gated MLP: gate_proj, fused gate_up_proj, w1/w3)
-    gated = any(part in ("gate_proj", "gate_up_proj", "w3") for name, _ in
+    gated = any(  # a gated MLP: gate_proj, a fused gate_up_proj, or w1 / w3part in ("gate_proj", "gate_up_proj", "w3") for name, _ in
                 stock_text_model(model).layers[0].named_parameters() for part in name.split("."))
     mlp_term = "3 n d m (a gated MLP: gate, up and down projections)" if gated else \
         "2 n d m (a plain MLP: up and down projections)"
