@@ -559,8 +559,9 @@ def finish_record(record, model, processor, cache, tokens, prefill_ms, decode_ms
     record.budget["average_kept"] = sum(record.visual_per_layer) / record.num_layers
     d = text_config.hidden_size
     m = getattr(text_config, "intermediate_size", None) or 4 * d  # MoE configs may name only their experts' width
-    gated = any(  # a gated MLP: gate_proj, a fused gate_up_proj, or w1 / w3part in ("gate_proj", "gate_up_proj", "w3") for name, _ in
-                stock_text_model(model).layers[0].named_parameters() for part in name.split("."))
+    parameters = stock_text_model(model).layers[0].named_parameters()
+    gated = any(part in ("gate_proj", "gate_up_proj", "w3") for name, _ in parameters  # gate_proj, a fused
+                for part in name.split("."))  # gate_up_proj, or w1 / w3: a gated MLP
     mlp_term = "3 n d m (a gated MLP: gate, up and down projections)" if gated else \
         "2 n d m (a plain MLP: up and down projections)"
     record.flops = {"prefill": sum(layer_flops(n, d, m, gated) for n in record.tokens_per_layer),
