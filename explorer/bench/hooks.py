@@ -7,7 +7,8 @@ shapes (explorer/bench/engine.py), back to back in every repeat with the order a
     ours:  engine.encode + the prefill of engine.run(method "none", one token) through the hooks
     stock: the model's own forward over the same inputs with a cache, logits of the last token only (what
            generate's first step runs)
-minus one: the overhead as a share of an unpruned prefill. Printed: the median over repeats and its spread.
+minus one: the overhead as a share of an unpruned prefill. Printed: the median over repeats and its spread. Timed
+in this process's CPU time on one thread (as explorer.bench's --clock auto): other processes' load not counted.
 """
 
 import argparse
@@ -29,15 +30,15 @@ def overhead(model, processor, repeats):
     inputs = llava.build_inputs(processor, [Image.new("RGB", (336, 336), (120, 90, 60))], QUESTION)
 
     def stock():
-        start = time.perf_counter()
+        start = time.process_time()
         with torch.inference_mode():
             model(**inputs, use_cache=True, logits_to_keep=1)  # as generate's first step
-        return time.perf_counter() - start
+        return time.process_time() - start
 
     def ours():
-        start = time.perf_counter()
+        start = time.process_time()
         run(model, processor, encode(model, llava, inputs), "none", max_new_tokens=1)
-        return time.perf_counter() - start
+        return time.process_time() - start
 
     stock(), ours()  # warm-up
     shares = []
