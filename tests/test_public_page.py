@@ -35,6 +35,8 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 import models
+from explorer.bench import crafted
+from explorer.bench.memory import memory_mb, reset_peak
 from explorer.media import read as media
 from explorer.media.read import MAX_UPLOAD_MB
 from explorer.page import events, service
@@ -766,6 +768,78 @@ def test_real_page_states_expire(real_page):
     states = [c for c in real_page.config["components"] if c.get("type") == "state"]
     assert len(states) == 2  # the result (frame, grid, turn) and the Benchmark tab's report
     assert {c["props"]["time_to_live"] for c in states} == {limits.STATE_TTL_S}
+
+
+# ------------------------------------------------------------------- 9. videos bounded in time (issue 33)
+
+
+def video_request(video, **more):
+    return compare_arguments(video=handle_file(str(video)), question=TINY_QUESTION, keep=9, prune_layer=2, **more)
+
+
+def forward_decode_seconds(path):
+    """This process's time to decode every frame of a video once, in file order (PyAV, as the page reads)."""
+    import av
+
+    start = time.perf_counter()
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = 2  # as the page decodes (explorer.media.read.DECODER_THREADS)
+        for packet in container.demux(stream):
+            packet.decode()
+    return time.perf_counter() - start
+
+
+def test_real_page_reads_a_single_keyframe_video_in_one_forward_pass(real_page, tmp_path):
+    """The issue's video: one keyframe, 1080p. Sampling 16 frames by seeking decoded it from its start for every
+    pick (1200 frames: about 7 times one pass here; the issue's 600 s file held the model queue 97.5 s); the page
+    now decodes it once, forward, each frame at most once."""
+    video = crafted.long_single_keyframe_video(tmp_path / "one-keyframe.mp4", 1200)
+    one_pass = forward_decode_seconds(video)
+    outputs = Client(real_page.url, verbose=False).predict(*video_request(video, num_frames=16,
+                                                                          model_id=real_page.model_dir),
+                                                           api_name="/compare")
+    payload = payload_of(outputs)
+    reading = payload["page_timings_ms"]["media"] / 1e3
+    assert reading < 1.6 * one_pass + 1.0, (reading, one_pass)
+
+
+def test_real_page_refuses_frames_larger_than_their_container_says(real_page, tmp_path):
+    """A video whose header says 320 x 240 and whose later frames are 6000 x 6000 (36 MP): the decoder itself
+    refuses any frame over 4K before it holds it (the old reader trusted the header, decoded them, and answered
+    from the first frames)."""
+    video = crafted.lying_video(tmp_path / "lying.ts")
+    pid = real_page.process.pid
+    before = memory_mb(pid, "VmRSS")
+    reset_peak(pid)
+    with pytest.raises(AppError, match=r"lying.ts has 6000 x 6000 frames \(its container says 320 x 240\): larger "
+                                       r"than the 8.3 megapixel \(4K\) limit"):
+        Client(real_page.url, verbose=False).predict(*video_request(video, num_frames=16,
+                                                                    model_id=real_page.model_dir),
+                                                     api_name="/compare")
+    assert memory_mb(pid, "VmHWM") - before < 60  # one 6000 x 6000 frame decoded is 54 MB, with threads more
+
+
+def test_real_page_stops_reading_a_video_when_its_visitor_leaves(real_page, tmp_path):
+    """A visitor who leaves while their video is being decoded: the reading stops within 0.1 s of the page
+    seeing it (the reading asks between packets), not after the whole video was decoded."""
+    video = crafted.long_single_keyframe_video(tmp_path / "long.mp4", 3000)  # about 5 s of decoding here
+    log = real_page.work / "app.log"
+    seen = log.read_text().count("visitor left: stopped: reading the video")
+    arguments = video_request(video, num_frames=16, model_id=real_page.model_dir)
+    script = ("from gradio_client import Client, handle_file; from gradio_client.utils import Status; import time\n"
+              f"job = Client({real_page.url!r}, verbose=False).submit(None, handle_file({str(video)!r}), "
+              f"*{arguments[2:]!r}, api_name='/compare')\n"
+              "while job.status().code not in (Status.PROGRESS, Status.PROCESSING, Status.FINISHED): time.sleep(0.02)\n"
+              "print(job.status().code.name, flush=True); time.sleep(600)")
+    client = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert client.stdout.readline().strip() in ("PROGRESS", "PROCESSING")  # its video is being read
+    client.kill()
+    client.wait()
+    # stopped while reading (a reading that ran to its end would have let the model work start, and the engine
+    # would have stopped "before layer N of the prefill")
+    assert wait_until(lambda: log.read_text().count("visitor left: stopped: reading the video") > seen, 30)
 
 
 def test_real_page_works_in_folders_of_its_own_removed_on_sigterm(real_page, tmp_path):

@@ -54,12 +54,13 @@ def compare_click(image, video, question, method_a, method_b, keep, prune_layer=
     it): the answers as soon as the comparison ran, then every panel. The last output set (what
     gradio_client's predict returns) holds everything."""
     try:
-        request = service.prepare(image, video, question, method_a, method_b, keep, prune_layer, ref_layer,
-                                  schedule, model_id, num_frames, early_kv, invert, prompt, repeats, budget_per,
-                                  follow_ups, follow_up_mode)
-        say = StageProgress(progress, service.expected_stages(request))
         gone = functools.partial(access.client_gone, visitor)  # the visitor left: stop within one layer
         with interrupt.stop_when(gone):  # (never across a yield: the next part may run in another thread)
+            progress(0, desc="reading the media")  # a video's reading stops too when its visitor leaves
+            request = service.prepare(image, video, question, method_a, method_b, keep, prune_layer, ref_layer,
+                                      schedule, model_id, num_frames, early_kv, invert, prompt, repeats, budget_per,
+                                      follow_ups, follow_up_mode)
+            say = StageProgress(progress, service.expected_stages(request))
             payload = service.run_answer(request, say)
         first = panels.draw(Analysis(payload, pair=request.pair), panels=panels.FIRST)  # the answers alone
         # the result's own outputs get a plain None here, not a skip: Gradio 6 replaces a component that received
