@@ -129,13 +129,16 @@ class HeldPublicPage:
         with gr.Blocks() as demo:
             seconds = gr.Number()
             gr.Button().click(self.hold, seconds, seconds, api_name="compare", concurrency_id="model")
+            # an event outside the model group, as the Benchmark tab's report loader (its own queue group)
+            gr.Button().click(self.hold, seconds, seconds, api_name="load_report")
         self.demo = limits.prepare(demo, file_max_age_s=600)
         self.port = free_port()
         self.demo.launch(server_name="127.0.0.1", server_port=self.port, prevent_thread_lock=True, quiet=True,
                          max_file_size=f"{MAX_UPLOAD_MB}mb", show_error=False, app_kwargs=limits.upload_guard(),
                          state_session_capacity=limits.STATE_SESSIONS)
         self.url = f"http://127.0.0.1:{self.port}/"
-        self.compare_fn = fn_index(httpx.get(self.url + "config").json(), "compare")
+        config = httpx.get(self.url + "config").json()
+        self.compare_fn, self.report_fn = fn_index(config, "compare"), fn_index(config, "load_report")
 
     def hold(self, seconds):
         self.started.set()
@@ -147,8 +150,8 @@ class HeldPublicPage:
 
     def idle(self):
         queue = self.demo._queue
-        waiting = queue.event_queue_per_concurrency_id.get(limits.LIMITED_CONCURRENCY_ID)
-        return not (waiting is not None and waiting.queue) and not any(job for job in queue.active_jobs if job)
+        waiting = any(group.queue for group in queue.event_queue_per_concurrency_id.values())
+        return not waiting and not any(job for job in queue.active_jobs if job)
 
     def fresh(self):
         """Nothing held from an earlier check: released, finished, then closed again for the next one."""
@@ -295,6 +298,36 @@ def test_forwarded_for_gives_no_new_address_without_a_trusted_proxy(held_page, m
     assert detail(refused.value) == limits.per_address_refusal(2)
     page.release.set()
     assert running.result(timeout=60) == 60 and waiting.result(timeout=60) == 60
+
+
+def test_one_address_never_holds_more_than_its_share_of_the_queue_whatever_the_event(held_page):
+    """Every queued event counts against its address (not only Compare's): a flood of report loads from new
+    session ids used to fill all QUEUE_SIZE places, after which the queue refused every other visitor."""
+    page = held_page
+    page.fresh()
+    flood, other = "10.7.0.1", "10.7.0.2"
+    limit = limits.per_address_events_limit()
+    assert limit == 4 and limit <= limits.QUEUE_SIZE // 2
+    statuses, refusal = [], limits.per_address_events_refusal(limit)
+    for i in range(limits.QUEUE_SIZE + 4):
+        response = httpx.post(page.url + "gradio_api/queue/join", headers=forwarded(flood),
+                              json={"data": [60], "fn_index": page.report_fn, "session_hash": f"flood-{i}",
+                                    "event_data": None})
+        statuses.append(response.status_code)
+        if response.status_code != 200:
+            assert response.status_code == 400 and response.json()["detail"] == refusal
+    assert statuses.count(200) == limit
+    assert wait_until(lambda: limits.pending_requests(page.demo._queue, client_address=flood) == limit)
+    # a comparison from the same address is one more event of it: refused
+    with pytest.raises(Exception) as refused:
+        Client(page.url, verbose=False, headers=forwarded(flood)).predict(0, api_name="/compare")
+    assert detail(refused.value) == refusal
+    # another address still finds places, for both kinds
+    served = [Client(page.url, verbose=False, headers=forwarded(other)).submit(0, api_name=name)
+              for name in ("/load_report", "/compare")]
+    page.release.set()
+    assert [job.result(timeout=60) for job in served] == [0, 0]
+    assert wait_until(page.idle)
 
 
 # ------------------------------------------------------------------- 2. uploads

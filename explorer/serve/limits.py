@@ -6,7 +6,11 @@ and the cleanup of old files.
 - Model work runs one request at a time (concurrency 1); at most QUEUE_SIZE requests wait. Each session (a
   browser tab or API client) has at most PER_CLIENT_LIMIT compare request running or waiting, and each network
   address at most EXPLORER_PER_ADDRESS (default 2) whatever its session ids (a new session id is free, an
-  address is not); more are refused with a sentence. The address is the connection's, or, only where the
+  address is not); more are refused with a sentence. Every queued event of any kind (the Benchmark tab's report
+  loads, the frame and view controls, ...) counts too: each address has at most EXPLORER_PER_ADDRESS_EVENTS
+  (default 4, at most half of QUEUE_SIZE) of them running or waiting, so one address never holds the queue's
+  places (before, a flood of report loads from new session ids filled all 32 and the queue refused everyone
+  else). The address is the connection's, or, only where the
   deployment says it sits behind a proxy it trusts (EXPLORER_TRUST_PROXY=1, or a Hugging Face Space), the last
   entry of X-Forwarded-For (the one that proxy appended; the earlier ones are the client's to choose).
 - Uploads (Gradio's /gradio_api/upload): per address at most UPLOAD_FILES files and UPLOAD_MB megabytes within
@@ -129,6 +133,17 @@ def per_address_refusal(limit):
             "address): wait for one of them to finish.")
 
 
+def per_address_events_limit():
+    """Queued events of every kind one address may have running or waiting (EXPLORER_PER_ADDRESS_EVENTS, default
+    4): at most half the queue's places, so that one address can never take them all."""
+    return min(env.whole_number("EXPLORER_PER_ADDRESS_EVENTS", 4, minimum=1), QUEUE_SIZE // 2)
+
+
+def per_address_events_refusal(limit):
+    return (f"Your network address already has {limit} requests running or waiting on this page (at most {limit} "
+            "per address, of every kind): wait for one of them to finish.")
+
+
 def trusted_proxy():
     """Whether the client's address comes from X-Forwarded-For: only where the deployment says so (on a
     Space, its own proxy sets it)."""
@@ -159,39 +174,52 @@ def client_address(request):
     return address_of(request.headers, (request.client.host,) if request.client is not None else None)
 
 
-def pending_requests(queue, concurrency_id, **match):
-    """The limited requests waiting in Gradio's queue or running (and still wanted) whose attributes match
-    (client_key=..., or client_address=...)."""
-    waiting = queue.event_queue_per_concurrency_id.get(concurrency_id)
-    events = list(waiting.queue) if waiting is not None else []
+def pending_requests(queue, concurrency_id=None, **match):
+    """The requests waiting in Gradio's queue or running (and still wanted) whose attributes match (client_key=...,
+    or client_address=...): of one event group (concurrency_id), or of every group (None)."""
+    if concurrency_id is None:
+        events = [event for waiting in queue.event_queue_per_concurrency_id.values() for event in waiting.queue]
+    else:
+        waiting = queue.event_queue_per_concurrency_id.get(concurrency_id)
+        events = list(waiting.queue) if waiting is not None else []
     events += [event for job in queue.active_jobs if job for event in job if event.alive]
     (name, value), = match.items()
-    return sum(1 for event in events if event.concurrency_id == concurrency_id and getattr(event, name, None) == value)
+    return sum(1 for event in events if (concurrency_id is None or event.concurrency_id == concurrency_id)
+               and getattr(event, name, None) == value)
 
 
-def limit_per_client(demo, limit=PER_CLIENT_LIMIT, concurrency_id=LIMITED_CONCURRENCY_ID, per_address=None):
+def limit_per_client(demo, limit=PER_CLIENT_LIMIT, concurrency_id=LIMITED_CONCURRENCY_ID, per_address=None,
+                     per_address_events=None):
     """Gradio 6 has a global queue size but no per-client limit: wrap the queue's push (where a request joins
-    the queue) so that a session with `limit` requests waiting or running is refused with ONE_AT_A_TIME, and an
-    address with per_address of them (default EXPLORER_PER_ADDRESS) with its own sentence (HTTP 400 with the
-    sentence; gradio_client raises it, the page shows it). Call after demo.queue()."""
+    the queue) so that a session with `limit` model requests waiting or running is refused with ONE_AT_A_TIME,
+    an address with per_address of them (default EXPLORER_PER_ADDRESS) with its own sentence, and an address
+    with per_address_events queued events of any kind (default EXPLORER_PER_ADDRESS_EVENTS) with another (HTTP
+    400 with the sentence; gradio_client raises it, the page shows it). Call after demo.queue()."""
     queue = demo._queue
     push = queue.push
     joining = asyncio.Lock()  # check-then-add without another join of the same client in between
     per_address = per_address or per_address_limit()
+    per_address_events = per_address_events or per_address_events_limit()
 
     async def push_limited(body, request, username):
         fn = demo.fns.get(body.fn_index) if body.fn_index is not None else None
-        if fn is None or fn.concurrency_id != concurrency_id:
+        if fn is None:
             return await push(body, request, username)
         key, address = client_key(body, request), client_address(request)
         async with joining:
-            if pending_requests(queue, concurrency_id, client_key=key) >= limit:
-                access.log_user_error(f"client {key[:12]} refused: {limit} request(s) already waiting or running")
-                return False, ONE_AT_A_TIME, "error"
-            if pending_requests(queue, concurrency_id, client_address=address) >= per_address:
-                access.log_user_error(f"address {address} refused: {per_address} request(s) already waiting or "
-                                      "running")
-                return False, per_address_refusal(per_address), "error"
+            if fn.concurrency_id == concurrency_id:
+                if pending_requests(queue, concurrency_id, client_key=key) >= limit:
+                    access.log_user_error(f"client {key[:12]} refused: {limit} request(s) already waiting or "
+                                          "running")
+                    return False, ONE_AT_A_TIME, "error"
+                if pending_requests(queue, concurrency_id, client_address=address) >= per_address:
+                    access.log_user_error(f"address {address} refused: {per_address} request(s) already waiting "
+                                          "or running")
+                    return False, per_address_refusal(per_address), "error"
+            if pending_requests(queue, client_address=address) >= per_address_events:
+                access.log_user_error(f"address {address} refused: {per_address_events} queued event(s) of any "
+                                      "kind already waiting or running")
+                return False, per_address_events_refusal(per_address_events), "error"
             result = await push(body, request, username)
             if result[0]:
                 event = queue.event_ids_to_events[result[1]]
