@@ -20,6 +20,7 @@ import io
 import json
 import os
 import pathlib
+import re
 import signal
 import struct
 import subprocess
@@ -41,7 +42,7 @@ from explorer.media import read as media
 from explorer.media.read import MAX_UPLOAD_MB
 from explorer.page import events, service
 from explorer.page.api import compare_arguments
-from explorer.serve import access, files, limits
+from explorer.serve import access, files, guard, limits
 from explorer.serve.launch import ROOT, free_port, start_page
 from tests.conftest import save_tiny, wait_until
 
@@ -873,6 +874,48 @@ def test_real_page_stops_reading_a_video_when_its_visitor_leaves(real_page, tmp_
     # stopped while reading (a reading that ran to its end would have let the model work start, and the engine
     # would have stopped "before layer N of the prefill")
     assert wait_until(lambda: log.read_text().count("visitor left: stopped: reading the video") > seen, 30)
+
+
+# ------------------------------------------------------------------- 10. images bounded on every path (issue 33)
+
+
+@pytest.mark.parametrize("make, count, sentence", [
+    (crafted.jpeg_marker_flood, 4_000_000, "flood.jpg is not a well-formed JPEG (more than 512 segments before its "
+                                           "image data; a photo has about 10 to 20)"),
+    (crafted.png_chunk_flood, 2_000_000, "flood.png is not a well-formed PNG (more than 20000 image data chunks or 512 "
+                                         "other chunks)")])
+def test_real_page_refuses_marker_and_chunk_floods_quickly(real_page, tmp_path, make, count, sentence):
+    """A 16 MB JPEG of 4 million empty markers, a 24 MB PNG of 2 million empty chunks: PIL parsed every one in
+    Python when it opened them (12 s and +0.4 GB for the JPEG here; the issue's 48 MB one: 76 s, +1.54 GB)."""
+    path = make(tmp_path / ("flood.jpg" if "JPEG" in sentence else "flood.png"), count)
+    client = Client(real_page.url, verbose=False, headers=forwarded("10.8.0.1"))
+    pid = real_page.process.pid
+    before = memory_mb(pid, "VmRSS")
+    reset_peak(pid)
+    start = time.perf_counter()
+    with pytest.raises(AppError, match=re.escape(sentence)):
+        client.predict(*tiny_request(path, model_id=real_page.model_dir), api_name="/compare")
+    assert time.perf_counter() - start < 6.0  # the upload itself is most of it
+    assert memory_mb(pid, "VmHWM") - before < 60
+
+
+def test_real_page_refuses_files_given_as_data_urls_or_web_addresses_before_decoding(real_page):
+    """A file whose url is a data: URL (Gradio's image component decoded it whole, unchecked: the issue's 657 KB
+    one cost +2.96 GB) or whose path is a web address (Gradio downloads it into its cache): refused when the
+    request joins the queue, before anything is decoded or written."""
+    stored = upload(real_page.url, SCENE, forwarded("10.8.0.2"))  # an upload the header check would pass
+    fn = fn_index(real_page.config, "compare")
+    pid = real_page.process.pid
+    for i, image in enumerate([{**file_data(stored), "url": crafted.png_bomb_data_url()},  # 8000 x 8000 (64 MP)
+                               {**file_data(stored), "path": "https://example.com/image.png"}]):
+        data = compare_arguments(image=image, question=TINY_QUESTION, keep=9, prune_layer=2,
+                                 model_id=real_page.model_dir)
+        before = memory_mb(pid, "VmRSS")
+        reset_peak(pid)
+        start = time.perf_counter()
+        status, messages = join(real_page.url, f"data-url-{i}", fn, data, headers=forwarded("10.8.0.2"))
+        assert status == 400 and messages[0]["detail"] == guard.NOT_UPLOADED
+        assert time.perf_counter() - start < 2.0 and memory_mb(pid, "VmHWM") - before < 30
 
 
 def test_real_page_works_in_folders_of_its_own_removed_on_sigterm(real_page, tmp_path):

@@ -71,3 +71,48 @@ def lying_video(path, said=(320, 240), real=(6000, 6000), said_frames=10, real_f
     with open(path, "wb") as out:
         out.write(_segment(said, said_frames, fps) + _segment(real, real_frames, fps))
     return str(path)
+
+
+def _small_image_bytes(kind):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(buffer, kind)
+    return buffer.getvalue()
+
+
+def jpeg_marker_flood(path, markers):
+    """A valid 64 x 64 JPEG with `markers` empty APP0 markers (4 bytes each) before its own: PIL parses each in
+    Python when it opens the file (the issue's 48 MB file of 12 million took 76 s and 1.5 GB)."""
+    jpeg = _small_image_bytes("JPEG")
+    with open(path, "wb") as out:
+        out.write(jpeg[:2] + b"\xff\xe0\x00\x02" * markers + jpeg[2:])
+    return str(path)
+
+
+def png_chunk_flood(path, chunks):
+    """A valid 64 x 64 PNG with `chunks` empty private ancillary chunks (12 bytes each) after its header: PIL
+    reads each in Python when it opens the file."""
+    import struct
+    import zlib
+
+    png = _small_image_bytes("PNG")
+    empty = struct.pack(">I", 0) + b"prVt" + struct.pack(">I", zlib.crc32(b"prVt"))
+    with open(path, "wb") as out:
+        out.write(png[:33] + empty * chunks + png[33:])  # 33: the signature and the IHDR chunk
+    return str(path)
+
+
+def png_bomb_data_url(width=8000, height=8000):
+    """A data: URL of a plain PNG of width x height (8000 x 8000: 64 MP, about 190 KB of base64): what Gradio's
+    image component decodes, converts and saves whole when a caller sends it as a file's url."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (width, height), 0).save(buffer, "PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

@@ -30,6 +30,13 @@ MAX_DECODE_PIXELS = 16_000_000  # e.g. 4000 x 4000: at most 64 MB decoded (RGBA)
 MAX_PROGRESSIVE_BYTES = 128 * 2**20
 MAX_IMAGE_SIDE = 2048  # larger images are shrunk (aspect kept) before they reach a processor
 MAX_ASPECT_RATIO = 10  # processors resize the short side up: a 10000 x 1 image would become 2.24M x 224 px
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")  # what the page opens (PIL knows many more formats)
+MAX_JPEG_SEGMENTS = 512  # segments before a JPEG's image data (a photo has 10-20; an ICC profile in pieces a few more)
+MAX_JPEG_FILL = 64  # fill bytes before one marker
+MAX_JPEG_SCANS = 100  # libjpeg makes a pass over the whole picture per scan (a progressive photo has about 10)
+MAX_PNG_DATA_CHUNKS = 20_000  # image data chunks (a 50 MB PNG in libpng's 8 KB chunks has 6,400)
+MAX_PNG_OTHER_CHUNKS = 512
+MAX_GIF_BLOCKS = 4096  # extension sub-blocks before a GIF's first image
 MAX_UPLOAD_MB = 50  # the page's upload limit (app.py), also the video file limit here
 MAX_VIDEO_BYTES = MAX_UPLOAD_MB * 2**20
 MAX_VIDEO_SECONDS = 600
@@ -67,12 +74,111 @@ def shrink(image, max_side=MAX_IMAGE_SIDE):
     return image
 
 
+def check_image_structure(path, name):
+    """Refuse an image whose structure would make its header's parsing slow or large, before PIL reads it: PIL
+    parses every JPEG marker and PNG chunk before the image data in Python (a 48 MB JPEG of 12 million empty
+    markers took 76 s and 1.5 GB to open), GIF extension blocks likewise, and libjpeg runs a whole pass over the
+    picture for every scan of a progressive JPEG. Counted here with a bounded walk (at most a few thousand steps,
+    the scans counted in C over the file): JPEG segments before the image data and scans, PNG chunks, GIF blocks
+    before the first image. Other formats pass (PIL refuses the ones the page does not open: IMAGE_FORMATS)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if head[:2] == b"\xff\xd8":
+            _check_jpeg(f, name)
+        elif head == b"\x89PNG\r\n\x1a\n":
+            _check_png(f, name)
+        elif head[:6] in (b"GIF87a", b"GIF89a"):
+            _check_gif(f, name)
+
+
+def _malformed(name, kind, why):
+    return MediaError(f"{name} is not a well-formed {kind} ({why}); save it again with an image editor")
+
+
+def _check_jpeg(f, name):
+    f.seek(2)
+    segments = 0
+    while True:
+        if f.read(1) != b"\xff":
+            raise _malformed(name, "JPEG", "bytes between its segments that are no marker")
+        code, fill = 0xFF, 0
+        while code == 0xFF:  # fill bytes before the marker's code
+            byte = f.read(1)
+            if not byte:
+                return  # cut before its image data: PIL says it is not readable
+            code, fill = byte[0], fill + 1
+            if fill > MAX_JPEG_FILL:
+                raise _malformed(name, "JPEG", "a run of fill bytes")
+        if code == 0xD9:
+            return  # its end before any image data: PIL says it is not readable
+        segments += 1
+        if segments > MAX_JPEG_SEGMENTS:
+            raise _malformed(name, "JPEG", f"more than {MAX_JPEG_SEGMENTS} segments before its image data; a photo "
+                                           "has about 10 to 20")
+        if code == 0x01 or 0xD0 <= code <= 0xD8:
+            continue  # markers without a segment
+        size = f.read(2)
+        if len(size) < 2:
+            return
+        if code == 0xDA:  # the first scan: the image data follows
+            break
+        f.seek(int.from_bytes(size, "big") - 2, 1)
+    scans, tail = 1, b""
+    while chunk := f.read(2**20):
+        data = tail + chunk
+        scans += data.count(b"\xff\xda")  # in the image data a 0xFF byte is followed by 0x00 or a marker
+        tail = data[-1:]
+        if scans > MAX_JPEG_SCANS:
+            raise _malformed(name, "JPEG", f"more than {MAX_JPEG_SCANS} scans, each a pass over the whole picture; "
+                                           "a progressive photo has about 10")
+
+
+def _check_png(f, name):
+    data_chunks = other_chunks = 0
+    while True:
+        header = f.read(8)
+        if len(header) < 8:
+            return  # cut: PIL says it is not readable
+        length, kind = int.from_bytes(header[:4], "big"), header[4:]
+        if kind in (b"IDAT", b"fdAT"):
+            data_chunks += 1
+        else:
+            other_chunks += 1
+        if data_chunks > MAX_PNG_DATA_CHUNKS or other_chunks > MAX_PNG_OTHER_CHUNKS:
+            raise _malformed(name, "PNG", f"more than {MAX_PNG_DATA_CHUNKS} image data chunks or "
+                                          f"{MAX_PNG_OTHER_CHUNKS} other chunks")
+        if kind == b"IEND":
+            return
+        f.seek(length + 4, 1)  # the chunk's data and its CRC
+
+
+def _check_gif(f, name):
+    flags = f.read(7)[4:5]
+    if flags and flags[0] & 0x80:
+        f.seek(3 << ((flags[0] & 7) + 1), 1)  # the global colour table
+    blocks = 0
+    while True:
+        introducer = f.read(1)
+        if introducer != b"!":  # the first image (","), the end (";"), or something PIL judges
+            return
+        f.read(1)  # the extension's label
+        while True:
+            size = f.read(1)
+            if not size or size[0] == 0:
+                break
+            f.seek(size[0], 1)
+            blocks += 1
+            if blocks > MAX_GIF_BLOCKS:
+                raise _malformed(name, "GIF", f"more than {MAX_GIF_BLOCKS} extension blocks before its first image")
+
+
 def check_image_header(path):
     """Refuse an image file from its header alone (nothing decoded): for a page component to call before
     anything else opens the upload (Gradio's gr.Image decodes and converts non-RGB files itself)."""
     name = os.path.basename(str(path))
     try:
-        with Image.open(path) as image:
+        check_image_structure(path, name)
+        with Image.open(path, formats=IMAGE_FORMATS) as image:
             check_image_shape(image.width, image.height, what=name)
             if image.format == "JPEG" and (image.info.get("progressive") or image.info.get("progression")):
                 need = image.width * image.height * len(image.getbands()) * 2
@@ -94,7 +200,10 @@ def check_image_header(path):
     except Image.DecompressionBombError:
         raise MediaError(f"{name} is larger than the {MAX_DECODE_PIXELS // 10**6} megapixel limit; "
                          f"shrink it first") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+    except UnidentifiedImageError:
+        raise MediaError(f"{name} is not a readable image (the page reads JPEG, PNG, WebP, GIF and BMP "
+                         "files)") from None
+    except (OSError, ValueError, SyntaxError) as error:
         raise MediaError(f"{name} is not a readable image ({type(error).__name__})") from None
 
 
@@ -102,7 +211,7 @@ def open_image_file(path):
     """Decode an image file once its header says the decode is bounded (JPEG at a reduced scale)."""
     check_image_header(path)
     try:
-        image = Image.open(path)
+        image = Image.open(path, formats=IMAGE_FORMATS)
         scale = MAX_IMAGE_SIDE / max(image.size)
         if scale < 1:  # JPEG decodes at 1/2, 1/4 or 1/8 scale, still at least this size; other formats ignore it
             image.draft(None, (math.ceil(image.width * scale), math.ceil(image.height * scale)))

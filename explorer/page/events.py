@@ -13,7 +13,7 @@ from explorer.media import read as media
 from explorer.methods.registry import METHODS
 from explorer.analysis.comparison import Analysis
 from explorer.page import panels, service
-from explorer.serve import access, files, limits
+from explorer.serve import access, files, guard, limits
 from models.base import BadInput
 
 COMPARE_OUTPUTS = [p.name for p in panels.PANELS] + ["result_json", "download", "state", "frame"]
@@ -169,9 +169,12 @@ def load_benchmark_click(upload, runs):
 
 
 def image_upload_checked(payload, decode):
-    """The image component's preprocessing: refuse an upload from its header before Gradio decodes it, then
-    Gradio's own decoding (`decode`); a broken file gets a sentence, not a generic failure."""
+    """The image component's preprocessing: refuse an upload from its header before Gradio decodes it (and an
+    image sent as a data: URL, which Gradio decodes whole), then Gradio's own decoding (`decode`); a broken file
+    gets a sentence, not a generic failure."""
     try:
+        if payload is not None and isinstance(payload.url, str) and payload.url.lstrip().lower().startswith("data:"):
+            raise BadInput(guard.NOT_UPLOADED)  # Gradio would decode it whole, unchecked (the queue refuses it too)
         if payload is not None and payload.path:
             media.check_image_header(payload.path)  # before Gradio or anything else decodes it
         return decode(payload)

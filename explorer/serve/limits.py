@@ -42,7 +42,7 @@ import threading
 import time
 
 from explorer.media.read import MAX_UPLOAD_MB
-from explorer.serve import access, env, files
+from explorer.serve import access, env, files, guard
 
 QUEUE_SIZE = 32  # requests waiting at most (about 32 x 3-20 s of work on 2 cores)
 PER_CLIENT_LIMIT = 1  # compare requests running or waiting per session (or per IP for session-less REST calls)
@@ -206,6 +206,10 @@ def limit_per_client(demo, limit=PER_CLIENT_LIMIT, concurrency_id=LIMITED_CONCUR
         if fn is None:
             return await push(body, request, username)
         key, address = client_key(body, request), client_address(request)
+        refusal = guard.event_refusal(fn, body.data)  # before Gradio preprocesses, decodes or copies anything
+        if refusal:
+            access.log_user_error(f"address {address} refused: {refusal}")
+            return False, refusal, "error"
         async with joining:
             if fn.concurrency_id == concurrency_id:
                 if pending_requests(queue, concurrency_id, client_key=key) >= limit:
