@@ -24,7 +24,6 @@ if __name__ == "__main__":
     limits.fix_mmap_threshold()  # before the model loads: the page's memory stays flat (explorer/serve/limits.py)
     files.use_own_folders()  # before Gradio reads GRADIO_TEMP_DIR: the cleaner then deletes only our files
 
-from explorer.media.read import MAX_UPLOAD_MB  # noqa: E402
 from explorer.page.ui import build_app  # noqa: E402
 
 if __name__ == "__main__" and zerogpu.active():
@@ -42,7 +41,5 @@ if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     demo = limits.prepare(build_app())
     gc.freeze()  # what start-up made lives as long as the server: the collection after each request skips it
-    # show_error=False: only gr.Error messages (the sentences written for visitors) reach the page; a real
-    # fault shows Gradio's generic "Error" and its traceback goes to the log.
-    demo.launch(max_file_size=f"{MAX_UPLOAD_MB}mb", show_error=False, app_kwargs=limits.upload_guard(),
-                state_session_capacity=limits.STATE_SESSIONS)
+    # only gr.Error sentences reach the page, the page's middleware, no monitoring, no run history: limits.py
+    demo.launch(**limits.launch_arguments())

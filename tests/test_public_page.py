@@ -15,6 +15,7 @@ in this process (ui.build_app, prepared and launched as app.py does) where a con
 
 import collections
 import contextlib
+import fcntl
 import http.client
 import io
 import json
@@ -42,7 +43,7 @@ from explorer.media import read as media
 from explorer.media.read import MAX_UPLOAD_MB
 from explorer.page import events, service
 from explorer.page.api import compare_arguments
-from explorer.serve import access, files, guard, limits
+from explorer.serve import access, bodies, files, guard, limits
 from explorer.serve.launch import ROOT, free_port, start_page
 from tests.conftest import save_tiny, wait_until
 
@@ -103,6 +104,12 @@ def upload(url, path, headers=None):
     return response.json()[0]
 
 
+def on_disk(path, folder):
+    """The server's own path of a file a response names: the page names its file folder bodies.FILES."""
+    assert path == bodies.FILES or path.startswith(bodies.FILES + "/"), path
+    return os.path.join(str(folder), path[len(bodies.FILES) + 1:])
+
+
 def file_data(server_path):
     return {"path": server_path, "orig_name": os.path.basename(server_path), "meta": {"_type": "gradio.FileData"}}
 
@@ -135,8 +142,7 @@ class HeldPublicPage:
         self.demo = limits.prepare(demo, file_max_age_s=600)
         self.port = free_port()
         self.demo.launch(server_name="127.0.0.1", server_port=self.port, prevent_thread_lock=True, quiet=True,
-                         max_file_size=f"{MAX_UPLOAD_MB}mb", show_error=False, app_kwargs=limits.upload_guard(),
-                         state_session_capacity=limits.STATE_SESSIONS)
+                         **limits.launch_arguments())
         self.url = f"http://127.0.0.1:{self.port}/"
         config = httpx.get(self.url + "config").json()
         self.compare_fn, self.report_fn = fn_index(config, "compare"), fn_index(config, "load_report")
@@ -343,7 +349,7 @@ def test_more_files_than_allowed_in_one_upload_are_refused_and_deleted(held_page
     allowed = [("files", (f"fourfiles-{i}.txt", b"a small file")) for i in range(n)]
     response = httpx.post(url + "gradio_api/upload", headers=forwarded("10.3.0.1"), files=allowed)
     assert response.status_code == 200 and len(response.json()) == n
-    assert all(os.path.exists(path) for path in response.json())
+    assert all(os.path.exists(on_disk(path, held_page.cache)) for path in response.json())
     too_many = [("files", (f"fivefiles-{i}.txt", b"a small file")) for i in range(n + 1)]
     response = httpx.post(url + "gradio_api/upload", headers=forwarded("10.3.0.2"), files=too_many)
     assert response.status_code == 413
@@ -439,7 +445,8 @@ def test_uploads_are_deleted_after_their_age_used_or_not(held_page, tmp_path, mo
     for i, source in enumerate(sources):
         source.write_bytes(b"an upload nobody used %d" % i)  # Gradio stores the same bytes at the same path
     came = time.time()
-    first, second = (upload(held_page.url, source, forwarded("10.6.0.1")) for source in sources)
+    first, second = (on_disk(upload(held_page.url, source, forwarded("10.6.0.1")), held_page.cache)
+                     for source in sources)
     assert os.path.exists(first) and os.path.exists(second)
     assert first != second and [path for _, path in limits.UploadGuard.uploads] == [first, second]
     assert limits.remove_old_uploads(max_age_s=600, now=came + 590) == 0 and os.path.exists(first)
@@ -668,9 +675,22 @@ class RealPage:
         self.foreign = [self.shared / "someone-elses.txt", self.shared / "another-app" / "cache.bin"]
         for path in self.foreign:  # made before the page starts: older than its file age once it runs
             path.write_bytes(b"not the explorer's")
+        # the folders of earlier servers: two whose servers are gone (one named with a dead pid, as before), one
+        # a running server holds (this process, for the module's lifetime)
+        self.dead = dead_process_pid()
+        self.stale = [self.shared / "pruning-explorer-page-stale0k", self.shared / f"pruning-explorer-{self.dead}-old0k"]
+        self.live = self.shared / "pruning-explorer-page-live00k"
+        for folder in [*self.stale, self.live]:
+            (folder / "upload").mkdir(parents=True)
+            (folder / "upload" / "scene.png").write_bytes(b"an upload of a server")
+            long_ago = time.time() - 3600
+            os.utime(folder, (long_ago, long_ago))
+        self.live_lock = os.open(self.live, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(self.live_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        (work / "tmp").mkdir()
         self.env = {"EXPLORER_MODEL_DIRS": self.root, "GRADIO_TEMP_DIR": str(self.shared),
                     "EXPLORER_FILE_MAX_AGE_S": str(self.FILE_AGE_S), "EXPLORER_TRUST_PROXY": "1",
-                    "EXPLORER_MODEL": ""}
+                    "EXPLORER_MODEL": "", "TMPDIR": str(work / "tmp")}
         self.stack = contextlib.ExitStack()
         self.process = None
 
@@ -681,12 +701,26 @@ class RealPage:
             self.config = httpx.get(self.url + "config").json()
         return self
 
+    def own(self):
+        """The running page's own folder in the shared temporary folder."""
+        ours = [p for p in self.shared.iterdir()
+                if p.name.startswith(files.OWN_PREFIX) and p != self.live and p not in self.stale]
+        assert len(ours) == 1 and ours[0].is_dir(), sorted(os.listdir(self.shared))
+        return ours[0]
+
+
+def dead_process_pid():
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
 
 @pytest.fixture(scope="module")
 def real_pages(tmp_path_factory):
     page = RealPage(tmp_path_factory.mktemp("real-page"))
     yield page
     page.stack.close()
+    os.close(page.live_lock)
 
 
 @pytest.fixture
@@ -705,7 +739,8 @@ def test_a_call_naming_no_model_gets_the_deployments_default(monkeypatch, tmp_pa
     folder.mkdir()
     monkeypatch.setenv("EXPLORER_MODEL", str(folder))
     assert access.canonical_model(None) == access.canonical_model("  ") == os.path.realpath(folder)
-    assert access.model_choices()[0] == str(folder)
+    assert access.model_choices()[0] == "deployed-model"  # by its name, never the server's path
+    assert access.canonical_model("deployed-model") == os.path.realpath(folder)
 
 
 def test_real_page_names_a_model_folder_by_its_name(real_page, tmp_path):
@@ -765,7 +800,7 @@ def test_real_page_report_cleaned_away_before_it_is_shown_gets_a_sentence(real_p
     (uploads live UPLOAD_MAX_AGE_S, used or not)."""
     fn = fn_index(real_page.config, "load_benchmark_click")
     stored = upload(real_page.url, write_report(tmp_path, {"runs": [], "tasks": []}, "late.json"))
-    os.remove(stored)
+    os.remove(on_disk(stored, real_page.own()))
     status, messages = join(real_page.url, "late-visitor", fn, [file_data(stored), []])
     assert status == 200 and completed(messages)["success"] is False
     assert completed(messages)["output"]["error"] == ("the uploaded report is no longer on the server (uploads are "
@@ -918,21 +953,143 @@ def test_real_page_refuses_files_given_as_data_urls_or_web_addresses_before_deco
         assert time.perf_counter() - start < 2.0 and memory_mb(pid, "VmHWM") - before < 30
 
 
+# ------------------------------------------------------------------- 11. routes, bodies, files, folders (issue 33)
+
+
+def raw_post(port, path, headers, body=b"", timeout=10):
+    """(status, JSON body) of a POST with exactly these headers, sending `body` (bytes, or an iterable of chunks
+    sent as they come, without a declared length)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.putrequest("POST", path)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        chunks = [body] if isinstance(body, bytes) else body
+        try:
+            for chunk in chunks:
+                connection.send(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before the whole body was sent
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_real_page_bounds_request_bodies_before_parsing_them(real_page):
+    """A 400 MB JSON body cost +1.5 GB while FastAPI read and parsed it: refused from its declared length with
+    nothing read, and a body without one as soon as it grows past the bound."""
+    port = int(real_page.url.rsplit(":", 1)[1].strip("/"))
+    sentence = f"A request body may hold at most {bodies.MAX_BODY_BYTES // 2**10} KB (files go through the upload)."
+    pid = real_page.process.pid
+    before = memory_mb(pid, "VmRSS")
+    reset_peak(pid)
+    status, body = raw_post(port, "/gradio_api/queue/join", {"Content-Type": "application/json",
+                                                             "Content-Length": str(400 * 2**20)})
+    assert status == 413 and body["detail"] == sentence  # not one byte of the 400 MB was sent
+
+    def chunked(megabytes=8):
+        yield b'{"data": ['
+        for _ in range(megabytes * 16):
+            piece = b"0," * 32768
+            yield f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+        yield b"0\r\n\r\n"
+
+    def framed():
+        first = b'{"data": ['
+        yield f"{len(first):x}\r\n".encode() + first + b"\r\n"
+        yield from list(chunked())[1:]
+
+    status, body = raw_post(port, "/gradio_api/queue/join", {"Content-Type": "application/json",
+                                                             "Transfer-Encoding": "chunked"}, framed())
+    assert status == 413 and body["detail"] == sentence
+    assert memory_mb(pid, "VmHWM") - before < 20
+
+
+def test_real_page_refuses_the_routes_that_write_or_run_beside_the_queue(real_page, tmp_path):
+    """Gradio's recording route spooled a whole upload to the system's temporary folder outside the upload
+    bounds; its REST route ran queued events outside the queue (and every limit) off a Space; its monitoring
+    routes were on; its run history would save calls to a bucket a visitor names."""
+    server_tmp = real_page.work / "tmp"  # the page's TMPDIR
+    before = files_under(server_tmp)
+    response = httpx.post(real_page.url + "gradio_api/process_recording",
+                          files={"video": ("recording.webm", os.urandom(200_000))})
+    assert response.status_code == 404 and response.json()["detail"] == limits.NO_RECORDINGS
+    assert files_under(server_tmp) == before
+    data = tiny_request(SCENE, model_id=real_page.model_dir)
+    data[0] = file_data(upload(real_page.url, SCENE))
+    response = httpx.post(real_page.url + "gradio_api/run/compare", json={"data": data})
+    assert response.status_code == 404 and "Please join the queue" in response.json()["detail"]
+    for route in ("monitoring", "monitoring/summary", "gradio_api/monitoring/summary"):
+        assert httpx.get(real_page.url + route).status_code in (403, 404), route
+    assert httpx.get(real_page.url + "gradio_api/runs").status_code == 404
+
+
+def texts_of_a_visit(page, tmp_path):
+    """What a visitor's client receives: the page's HTML, its config and API description, an upload's answer, a
+    comparison's event stream (naming the model folder by its name), the examples loader's answer, an error."""
+    texts = {"html": httpx.get(page.url).text, "config": httpx.get(page.url + "config").text,
+             "info": httpx.get(page.url + "gradio_api/info").text}
+    response = httpx.post(page.url + "gradio_api/upload", files={"files": ("scene.png", open(SCENE, "rb").read())})
+    texts["upload"] = response.text
+    data = compare_arguments(image=file_data(response.json()[0]), question=TINY_QUESTION, keep=9, prune_layer=2,
+                             model_id="tiny-llava")
+    status, messages = join(page.url, "visit-session", fn_index(page.config, "compare"), data)
+    texts["compare"] = json.dumps(messages)
+    assert status == 200 and completed(messages)["success"], messages[-1]
+    response = httpx.post(page.url + "gradio_api/run/predict", json={"fn_index": fn_index(page.config, "load_example"),
+                                                                   "data": [0], "session_hash": "visit-session"})
+    texts["example"] = response.text
+    status, messages = join(page.url, "visit-session", fn_index(page.config, "compare"),
+                            compare_arguments(image=file_data("/etc/hostname"), question=TINY_QUESTION))
+    texts["error"] = json.dumps(messages)
+    return texts, completed(json.loads(texts["compare"]))
+
+
+def test_real_page_shows_no_server_path_or_pid(real_page, tmp_path):
+    """No response names the server's folders or its pid: Gradio names every file by its absolute path (the
+    upload's answer, the examples in /config and in the HTML, each output file), the page's folder carried the
+    pid, and the Model list showed a model folder's path. Files still work through the masked names (the output
+    file is fetched back through them), and a model folder is chosen by its name."""
+    texts, done = texts_of_a_visit(real_page, tmp_path)
+    own = os.path.realpath(real_page.own())
+    pid = str(real_page.process.pid)
+    for name, text in texts.items():
+        for secret in (own, str(real_page.shared), str(real_page.work), ROOT, real_page.root, "/tmp/"):
+            assert secret not in text, (name, secret)
+        assert f"-{pid}-" not in text and f"/{pid}/" not in text and f'"{pid}"' not in text, (name, pid)
+    assert "tiny-llava" in json.loads(texts["config"])["components"].__repr__()
+    payload = next(o for o in done["output"]["data"] if isinstance(o, dict) and "results" in o)
+    assert payload["model"] == "tiny-llava"
+    download = next(o for o in done["output"]["data"] if isinstance(o, dict) and str(o.get("path")).endswith(".json"))
+    assert download["path"].startswith(bodies.FILES + "/")
+    assert httpx.get(download["url"]).json()["model"] == "tiny-llava"  # served back through its masked name
+
+
+def test_real_page_removed_the_folders_of_servers_no_longer_running(real_page):
+    """Folders of servers that ended without removing theirs (SIGKILL): removed when a page starts, whether named
+    by the lock it no longer holds or by a pid no longer running; a running server's folder and other programs'
+    files are kept."""
+    assert not any(folder.exists() for folder in real_page.stale)
+    assert (real_page.live / "upload" / "scene.png").exists()
+    assert all(path.exists() for path in real_page.foreign)
+
+
 def test_real_page_works_in_folders_of_its_own_removed_on_sigterm(real_page, tmp_path):
     """Last of the real page's checks: it stops the page (the next check would start another)."""
     process, shared = real_page.process, real_page.shared
-    own = [p for p in shared.iterdir() if p.name.startswith(f"pruning-explorer-{process.pid}-")]
-    assert len(own) == 1 and own[0].is_dir(), sorted(os.listdir(shared))
-    own = pathlib.Path(os.path.realpath(own[0]))
+    own = pathlib.Path(os.path.realpath(real_page.own()))
+    assert str(process.pid) not in own.name  # named by a random suffix: nothing about the server
     inside = str(own) + os.sep
     image = tmp_path / "scene.png"
     Image.open(SCENE).save(image)
-    stored = upload(real_page.url, image)
-    assert os.path.realpath(stored).startswith(inside)
+    stored = on_disk(upload(real_page.url, image), own)
+    assert os.path.realpath(stored).startswith(inside) and os.path.exists(stored)
     # a comparison: Gradio's copies of its outputs and our result file, all in the page's own folder
     outputs = Client(real_page.url, verbose=False, download_files=False).predict(
         *tiny_request(image, model_id=real_page.model_dir), api_name="/compare")
-    copies = [o["path"] for o in outputs if isinstance(o, dict) and isinstance(o.get("path"), str)]
+    copies = [on_disk(o["path"], own) for o in outputs if isinstance(o, dict) and isinstance(o.get("path"), str)]
     assert any(path.endswith(".json") for path in copies)
     assert all(os.path.realpath(path).startswith(inside) for path in copies), copies
     results = [p for p in files_under(own / "results") if p.endswith(".json")]
@@ -943,7 +1100,7 @@ def test_real_page_works_in_folders_of_its_own_removed_on_sigterm(real_page, tmp
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
     assert not own.exists()
-    assert sorted(os.listdir(shared)) == ["another-app", "someone-elses.txt"]
+    assert sorted(os.listdir(shared)) == ["another-app", real_page.live.name, "someone-elses.txt"]
     assert all(path.exists() for path in real_page.foreign)
 
 
@@ -967,9 +1124,9 @@ def page_here(tmp_path_factory):
         demo = limits.prepare(build_app(), file_max_age_s=600)
         port = free_port()
         demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                    max_file_size=f"{MAX_UPLOAD_MB}mb", show_error=False, app_kwargs=limits.upload_guard(),
-                    state_session_capacity=limits.STATE_SESSIONS)
-        page = type("PageHere", (), {"demo": demo, "url": f"http://127.0.0.1:{port}/", "model_dir": model_dir})()
+                    **limits.launch_arguments())
+        page = type("PageHere", (), {"demo": demo, "url": f"http://127.0.0.1:{port}/", "model_dir": model_dir,
+                                     "files": work / "gradio"})()
         page.config = httpx.get(page.url + "config").json()
         try:
             yield page
@@ -1012,7 +1169,7 @@ def test_the_upload_cleaner_keeps_the_examples(page_here, monkeypatch):
     monkeypatch.setattr(limits.UploadGuard, "uploads", collections.deque())
     keep = limits.files_to_keep(page_here.demo)
     example = next(path for path in keep if os.path.basename(path) == "scene_205.png")
-    stored = upload(page_here.url, SCENE)
+    stored = on_disk(upload(page_here.url, SCENE), page_here.files)
     assert os.path.exists(example) and stored == example
     limits.remove_old_uploads(now=time.time() + limits.UPLOAD_MAX_AGE_S + 1, keep=keep)  # as the cleaner does
     assert os.path.exists(example), "the upload cleaner deleted an example's cached file"

@@ -42,7 +42,7 @@ import threading
 import time
 
 from explorer.media.read import MAX_UPLOAD_MB
-from explorer.serve import access, env, files, guard
+from explorer.serve import access, bodies, env, files, guard
 
 QUEUE_SIZE = 32  # requests waiting at most (about 32 x 3-20 s of work on 2 cores)
 PER_CLIENT_LIMIT = 1  # compare requests running or waiting per session (or per IP for session-less REST calls)
@@ -57,6 +57,7 @@ UPLOAD_MB = 300  # per address and window
 UPLOAD_FILES_PER_REQUEST = 4
 UPLOAD_MAX_AGE_S = 600  # an upload is deleted this long after it came
 NO_DEEP_LINKS = "This page offers no deep links: press Compare to see a result."
+NO_RECORDINGS = "This page records nothing: upload a video file instead."
 
 
 def state_sessions():
@@ -255,6 +256,8 @@ class UploadGuard:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["path"].rstrip("/").endswith("/deep_link"):
             return await self.refuse(send, 404, NO_DEEP_LINKS)  # it would save a session's page to disk
+        if scope["type"] == "http" and scope["path"].rstrip("/").endswith("/process_recording"):
+            return await self.refuse(send, 404, NO_RECORDINGS)  # it spools a whole upload to the system's temp
         if scope["type"] != "http" or scope.get("method") != "POST" or not scope["path"].endswith("/upload"):
             return await self.app(scope, receive, send)
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
@@ -313,10 +316,23 @@ def remove_old_uploads(max_age_s=UPLOAD_MAX_AGE_S, now=None, keep=frozenset()):
 
 
 def upload_guard():
-    """What app.py passes to demo.launch(app_kwargs=...): the upload middleware on Gradio's FastAPI app."""
+    """What app.py passes to demo.launch(app_kwargs=...): the page's middleware on Gradio's FastAPI app, outermost
+    first: request bodies bounded and the page's folder never shown (bodies.RequestGuard), then the upload bounds
+    and the refused routes (UploadGuard)."""
     from starlette.middleware import Middleware  # noqa: PLC0415
 
-    return {"middleware": [Middleware(UploadGuard)]}
+    return {"middleware": [Middleware(bodies.RequestGuard), Middleware(UploadGuard)]}
+
+
+def launch_arguments():
+    """Everything app.py passes to demo.launch besides the address (the tests' pages pass the same):
+    - the upload limit, and only gr.Error sentences reach the page (show_error=False: a real fault shows Gradio's
+      generic "Error", its traceback goes to the log);
+    - the page's middleware (upload_guard) and the sessions Gradio keeps (STATE_SESSIONS);
+    - no monitoring (Gradio's /monitoring routes: its dashboard and the queue's per-event analytics) and no run
+      history (Gradio would save each call's inputs and outputs, files included, to a bucket a visitor names)."""
+    return dict(max_file_size=f"{MAX_UPLOAD_MB}mb", show_error=False, app_kwargs=upload_guard(),
+                state_session_capacity=STATE_SESSIONS, enable_monitoring=False, run_history=False)
 
 
 def files_to_keep(demo):
@@ -350,7 +366,9 @@ def prepare(demo, file_max_age_s=FILE_MAX_AGE_S):
     """Everything the deployment adds to the page built by ui.build_app(), before launch."""
     every_s = max(1, min(300, file_max_age_s // 6))
     demo.delete_cache = (every_s, file_max_age_s)  # read by Gradio when it creates the server app (launch)
-    demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)  # model work runs one request at a time
+    # model work runs one request at a time; api_open=False: no queued event runs outside the queue (Gradio opens
+    # /gradio_api/run/<api> to them wherever it does not detect a Space, skipping the queue and every limit here)
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE, api_open=False)
     limit_per_client(demo)
     keep_no_output_values()
     clean_files_forever(demo, every_s, file_max_age_s)
