@@ -34,6 +34,7 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from gradio_client.utils import Status
 from PIL import Image
 
 import models
@@ -1104,6 +1105,30 @@ def test_real_page_works_in_folders_of_its_own_removed_on_sigterm(real_page, tmp
     assert all(path.exists() for path in real_page.foreign)
 
 
+def test_real_page_stops_its_request_and_exits_0_on_sigterm_while_it_runs(real_page, tmp_path):
+    """SIGTERM while a comparison runs: the request stops within one decoder layer, the visitor is told, and the
+    process exits 0 with its folder removed (it used to abort: exit -6, "terminate called without an active
+    exception", the folder left behind)."""
+    process, log = real_page.process, real_page.work / "app.log"
+    own = real_page.own()
+    client = Client(real_page.url, verbose=False)
+    arguments = compare_arguments(image=handle_file(SCENE), question=QUESTION, keep=1 / 9, repeats=10)
+    client.predict(*compare_arguments(image=handle_file(SCENE), question=QUESTION, keep=1 / 9),
+                   api_name="/compare")  # the embedded model loaded: the next request is all model work
+    job = client.submit(*arguments, api_name="/compare")
+    assert wait_until(lambda: job.status().code in (Status.PROGRESS, Status.ITERATING), 60)
+    time.sleep(0.5)  # well inside its 10 timed repeats of three runs
+    assert not job.done()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    text = log.read_text()
+    assert "request stopped: the server is stopping" in text and "terminate called" not in text
+    assert not own.exists()
+    with pytest.raises(Exception) as told:
+        job.result(timeout=30)
+    assert limits.SERVER_STOPPING in str(told.value) or "connect" in str(told.value).lower()
+
+
 # ------------------------------------------------------------------- the page in this process
 
 
@@ -1173,3 +1198,29 @@ def test_the_upload_cleaner_keeps_the_examples(page_here, monkeypatch):
     assert os.path.exists(example) and stored == example
     limits.remove_old_uploads(now=time.time() + limits.UPLOAD_MAX_AGE_S + 1, keep=keep)  # as the cleaner does
     assert os.path.exists(example), "the upload cleaner deleted an example's cached file"
+
+
+def test_a_full_disk_leaves_no_half_written_result_and_still_shows_the_answers(page_here, monkeypatch):
+    """The result file is written whole or not at all: a disk that fills while it is written leaves no half
+    written JSON file, and the visitor gets the answers and panels with a sentence (before, the half-written file
+    stayed, and the request failed with Gradio's generic error)."""
+    import errno
+
+    class FullDisk:
+        @staticmethod
+        def dump(payload, out):
+            text = json.dumps(payload)
+            out.write(text[: len(text) // 2])
+            out.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files, "json", FullDisk)
+    before = set(files_under(files.RESULTS_DIR)) if os.path.isdir(files.RESULTS_DIR) else set()
+    data = compare_arguments(image=file_data(upload(page_here.url, SCENE)), question=TINY_QUESTION, keep=9,
+                             prune_layer=2, model_id=page_here.model_dir)
+    status, messages = join(page_here.url, "full-disk-visitor", fn_index(page_here.config, "compare"), data)
+    done = completed(messages)
+    assert status == 200 and done["success"], done
+    assert any(isinstance(o, dict) and "results" in o for o in done["output"]["data"])  # the answers and panels
+    assert events.RESULT_NOT_SAVED in warnings_in(messages)
+    assert set(files_under(files.RESULTS_DIR)) == before  # nothing half-written left behind

@@ -7,6 +7,7 @@ when the server stops.
 """
 
 import atexit
+import contextlib
 import fcntl
 import json
 import logging
@@ -89,12 +90,23 @@ def _held(path, name):
 
 
 def save_result_json(payload):
-    """The whole result as a JSON file for download, in our own folder; older results are removed first."""
+    """The whole result as a JSON file for download, in our own folder; older results are removed first. Written
+    atomically: into a .part file, flushed to disk, then renamed to its .json name, so a .json file is always
+    whole; when the write fails (a full disk), the .part file is removed and the OSError raised."""
     os.makedirs(RESULTS_DIR, exist_ok=True)
     remove_old_results()
-    handle, path = tempfile.mkstemp(prefix="pruning-explorer-", suffix=".json", dir=RESULTS_DIR)
-    with os.fdopen(handle, "w") as out:
-        json.dump(payload, out)
+    handle, partial = tempfile.mkstemp(prefix="pruning-explorer-", suffix=".json.part", dir=RESULTS_DIR)
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(payload, out)
+            out.flush()
+            os.fsync(out.fileno())
+        path = partial[:-len(".part")]  # unique: mkstemp made the .part name
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(partial)
+        raise
     return path
 
 

@@ -60,6 +60,32 @@ NO_DEEP_LINKS = "This page offers no deep links: press Compare to see a result."
 NO_RECORDINGS = "This page records nothing: upload a video file instead."
 
 
+SERVER_STOPPING = "The server is stopping (a restart or an update): send your request again in a minute."
+DRAIN_S = 20  # on SIGTERM, how long the page waits for its running and waiting requests to stop
+_stopping = threading.Event()
+
+
+def stopping():
+    """Whether the server is stopping (SIGTERM): running requests stop within one decoder layer, waiting ones as
+    soon as they start, new ones are refused (stop_serving)."""
+    return _stopping.is_set()
+
+
+def stop_serving(demo, timeout=DRAIN_S):
+    """On SIGTERM (app.py): refuse new requests, have every request stop (the page's stop test reads stopping()),
+    and wait until the queue is empty and nothing runs, at most `timeout` seconds. Returns whether it emptied.
+    The process can then exit normally: no worker thread is inside the model when the interpreter ends (a
+    SIGTERM during a request used to abort it, exit -6, "terminate called without an active exception")."""
+    _stopping.set()
+    queue = demo._queue
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(queue) == 0 and not any(job for job in queue.active_jobs if job):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def state_sessions():
     """Sessions Gradio keeps at most (EXPLORER_STATE_SESSIONS, default 10), least recently used dropped first. Per
     session it keeps the visitor's state (about 0.4 MB on the embedded model; the outputs' last values are not
@@ -207,6 +233,8 @@ def limit_per_client(demo, limit=PER_CLIENT_LIMIT, concurrency_id=LIMITED_CONCUR
         if fn is None:
             return await push(body, request, username)
         key, address = client_key(body, request), client_address(request)
+        if stopping():
+            return False, SERVER_STOPPING, "error"
         refusal = guard.event_refusal(fn, body.data)  # before Gradio preprocesses, decodes or copies anything
         if refusal:
             access.log_user_error(f"address {address} refused: {refusal}")
