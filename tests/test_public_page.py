@@ -1077,6 +1077,62 @@ def test_real_page_removed_the_folders_of_servers_no_longer_running(real_page):
     assert all(path.exists() for path in real_page.foreign)
 
 
+# ------------------------------------------------------------------- 12. values of the wrong type (issue 33)
+
+
+WRONG_TYPES = [  # (input, value, the sentence): before, each either ran wrongly or failed with {"error": null}
+    ("num_frames", "4", 'num_frames must be a number from 1 to 16, got "4"'),
+    ("num_frames", None, "num_frames must be a number from 1 to 16, got null"),
+    ("repeats", "3", 'repeats must be a number from 1 to 10, got "3"'),
+    ("keep", True, "keep must be a number, got true"),  # kept one token
+    ("keep", "0.5", 'keep must be a number, got "0.5"'),
+    ("invert", "false", 'invert must be true or false, got "false"'),  # ran inverted
+    ("question", "where is the \ud800 circle ?", "question holds text that is not valid Unicode (a lone surrogate, "
+                                                 "U+D800): send it as UTF-8 text"),
+    ("question", 5, "question must be text, got 5"),
+    ("image", "scene.png", 'image must be an uploaded file (gradio_client: handle_file(path)) or null, got '
+                           '"scene.png"'),
+    ("image", {"path": 5, "meta": {"_type": "gradio.FileData"}}, "image must be an uploaded file"),
+    ("schedule", 5, "schedule must be one of 'single', 'paper', 'official', got 5"),
+    ("follow_ups", [1, 2], "follow_ups must be text, got [1, 2]"),
+]
+
+
+def post_json(url, body, headers=None):
+    """A POST whose JSON is written as Python writes it (a lone surrogate escaped, which httpx cannot encode)."""
+    return httpx.post(url, content=json.dumps(body), headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def test_real_page_answers_every_value_of_the_wrong_type_with_a_sentence(real_page):
+    """Sliders sent as text or null, booleans as text, true as a number, a lone surrogate in the question, a
+    file that is no file: each is refused with a sentence naming the input when its request joins the queue (by
+    the browser's route or the REST one), and the follow-up box's direct call too; no traceback in the log."""
+    log = real_page.work / "app.log"
+    tracebacks = log.read_text().count("Traceback")
+    stored = upload(real_page.url, SCENE, forwarded("10.9.0.1"))
+    fn = fn_index(real_page.config, "compare")
+    for i, (name, value, sentence) in enumerate(WRONG_TYPES):
+        data = compare_arguments(**{"image": file_data(stored), "question": TINY_QUESTION, "keep": 9,
+                                    "prune_layer": 2, "model_id": "tiny-llava", name: value})
+        response = post_json(real_page.url + "gradio_api/queue/join",
+                             {"data": data, "fn_index": fn, "session_hash": f"wrong-{i}", "event_data": None},
+                             forwarded(f"10.9.1.{i}"))
+        assert response.status_code == 400 and sentence in response.json()["detail"], (name, value, response.text)
+        if i < 3:  # the REST route: the same sentences
+            response = post_json(real_page.url + "gradio_api/call/compare", {"data": data}, forwarded(f"10.9.2.{i}"))
+            assert response.status_code == 400 and sentence in response.json()["detail"], (name, value)
+    response = post_json(real_page.url + "gradio_api/run/predict",
+                         {"fn_index": fn_index(real_page.config, "add_follow_up"), "data": ["", 5],
+                          "session_hash": "wrong-follow-up"})
+    assert response.status_code == 400 and response.json()["detail"] == "question must be text, got 5"
+    # the right types still run
+    data = compare_arguments(image=file_data(stored), question=TINY_QUESTION, keep=9, prune_layer=2,
+                             model_id="tiny-llava", num_frames=4, repeats=1, invert=False)
+    status, messages = join(real_page.url, "right-types", fn, data, headers=forwarded("10.9.0.2"))
+    assert status == 200 and completed(messages)["success"]
+    assert log.read_text().count("Traceback") == tracebacks
+
+
 def test_real_page_works_in_folders_of_its_own_removed_on_sigterm(real_page, tmp_path):
     """Last of the real page's checks: it stops the page (the next check would start another)."""
     process, shared = real_page.process, real_page.shared

@@ -173,6 +173,8 @@ def load_example(index):
 
 def add_follow_up(asked, question):
     """The follow-up box: its question joins the conversation's list (one per line); the box empties."""
+    if not isinstance(question, (str, type(None))) or not isinstance(asked, (str, type(None))):
+        raise gr.Error("the follow-up question must be text", print_exception=False)
     question = (question or "").strip()
     if not question:
         raise gr.Error("the follow-up question is empty", print_exception=False)

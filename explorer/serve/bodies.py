@@ -9,10 +9,15 @@ the page's own: limits.upload_guard lists it first).
   the page's folder once carried the server's pid. Responses name the page's file folder FILES instead, and
   requests naming FILES (a file's path or URL in a JSON body, the file route's own path) are given the real
   folder back before Gradio reads them, so clients (the browser, gradio_client) work unchanged.
+- A direct call's inputs (the events outside the queue) are checked as a queued event's are when it joins the
+  queue (explorer.serve.guard): a wrong type gets its sentence (HTTP 400), not Gradio's traceback.
 """
 
 import json
 import os
+import re
+
+from explorer.serve import guard
 
 MAX_BODY_BYTES = 256 * 2**10  # the largest request the page sends is about 2 KB (a comparison's settings)
 FILES = "files"  # how responses name the page's file folder (Gradio's upload and cache folder)
@@ -42,6 +47,28 @@ def unmask(value, folder):
     if isinstance(value, list):
         return [unmask(item, folder) for item in value]
     return value
+
+
+RUN_ROUTE = re.compile(r"/(?:run|api)/([^/]+)/?$")  # Gradio's direct calls (the events outside the queue)
+
+
+def direct_call_refusal(scope, body):
+    """The sentence refusing a direct call's inputs (POST .../run/<api>: the page's events outside the queue,
+    such as the examples loader and the follow-up box; queued events are checked when they join the queue), or
+    None."""
+    match = RUN_ROUTE.search(scope["path"])
+    app = scope.get("app")
+    if not match or not isinstance(body, dict) or not hasattr(app, "get_blocks"):
+        return None
+    fns = app.get_blocks().fns
+    fn_index = body.get("fn_index")
+    if match.group(1) == "predict" and isinstance(fn_index, int) and not isinstance(fn_index, bool):
+        fn = fns.get(fn_index)
+    else:
+        fn = next((f for f in fns.values() if f.api_name == match.group(1)), None)
+    if fn is None or not isinstance(body.get("data"), list):
+        return None  # Gradio answers it
+    return guard.event_refusal(fn, body["data"], guard.changing_components(fns.values()))
 
 
 async def refuse(send, status, message):
@@ -77,9 +104,14 @@ class RequestGuard:
                 return None
             if body[:1] in (b"{", b"["):
                 try:
-                    body = json.dumps(unmask(json.loads(body), folder)).encode()
+                    parsed = json.loads(body)
                 except (ValueError, RecursionError):
-                    pass  # not JSON: Gradio answers it as it would
+                    parsed = None  # not JSON: Gradio answers it as it would
+                if parsed is not None:
+                    refusal = direct_call_refusal(scope, parsed)
+                    if refusal:
+                        return await refuse(send, 400, refusal)
+                    body = json.dumps(unmask(parsed, folder)).encode()
             scope = dict(scope, headers=[(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
                          + [(b"content-length", str(len(body)).encode())])
             receive = self.replay(body, receive)

@@ -227,6 +227,7 @@ def limit_per_client(demo, limit=PER_CLIENT_LIMIT, concurrency_id=LIMITED_CONCUR
     joining = asyncio.Lock()  # check-then-add without another join of the same client in between
     per_address = per_address or per_address_limit()
     per_address_events = per_address_events or per_address_events_limit()
+    changing = guard.changing_components(demo.fns.values())
 
     async def push_limited(body, request, username):
         fn = demo.fns.get(body.fn_index) if body.fn_index is not None else None
@@ -235,7 +236,7 @@ def limit_per_client(demo, limit=PER_CLIENT_LIMIT, concurrency_id=LIMITED_CONCUR
         key, address = client_key(body, request), client_address(request)
         if stopping():
             return False, SERVER_STOPPING, "error"
-        refusal = guard.event_refusal(fn, body.data)  # before Gradio preprocesses, decodes or copies anything
+        refusal = guard.event_refusal(fn, body.data, changing)  # before Gradio reads, decodes or copies anything
         if refusal:
             access.log_user_error(f"address {address} refused: {refusal}")
             return False, refusal, "error"
