@@ -8,6 +8,7 @@ use 0.0.0.0:7860). What one visitor can cost the server (queue, per-visitor limi
 threshold: EXPLORER_PER_ADDRESS, EXPLORER_STATE_SESSIONS, EXPLORER_MMAP_THRESHOLD_KB, ...): explorer/serve/limits.py.
 """
 
+import atexit
 import gc
 import logging
 import os
@@ -24,7 +25,6 @@ if __name__ == "__main__":
     limits.fix_mmap_threshold()  # before the model loads: the page's memory stays flat (explorer/serve/limits.py)
     files.use_own_folders()  # before Gradio reads GRADIO_TEMP_DIR: the cleaner then deletes only our files
 
-from explorer.media.read import MAX_UPLOAD_MB  # noqa: E402
 from explorer.page.ui import build_app  # noqa: E402
 
 if __name__ == "__main__" and zerogpu.active():
@@ -36,13 +36,27 @@ def configure_logging():
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per gradio_client poll otherwise
 
 
+def stop_on_sigterm(demo):
+    """SIGTERM (a container or a test stopping the server): the requests stop (within one decoder layer) and the
+    queue empties, at most limits.DRAIN_S seconds, then the process exits 0 through Python, so our folder is
+    removed. Should a request not stop in time, the exit handlers run and the process ends without finalising
+    the interpreter under a thread still inside the model (which aborts it: exit -6)."""
+    def stop(*_):
+        if limits.stop_serving(demo):
+            sys.exit(0)
+        logging.getLogger("explorer").warning("a request did not stop within %d s: exiting without it", limits.DRAIN_S)
+        atexit._run_exitfuncs()
+        logging.shutdown()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 if __name__ == "__main__":
     configure_logging()
-    # SIGTERM (a container or a test stopping the server) exits through Python, so our folder is removed
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # while starting: exit through Python (our folder removed)
     demo = limits.prepare(build_app())
+    stop_on_sigterm(demo)
     gc.freeze()  # what start-up made lives as long as the server: the collection after each request skips it
-    # show_error=False: only gr.Error messages (the sentences written for visitors) reach the page; a real
-    # fault shows Gradio's generic "Error" and its traceback goes to the log.
-    demo.launch(max_file_size=f"{MAX_UPLOAD_MB}mb", show_error=False, app_kwargs=limits.upload_guard(),
-                state_session_capacity=limits.STATE_SESSIONS)
+    # only gr.Error sentences reach the page, the page's middleware, no monitoring, no run history: limits.py
+    demo.launch(**limits.launch_arguments())

@@ -26,6 +26,8 @@ from PIL import Image
 
 from explorer.serve import limits as page_app
 import models
+from explorer.bench import crafted
+from explorer.core import interrupt
 from explorer.media import read as media
 from explorer.serve import access, files
 from explorer.serve.launch import free_port
@@ -120,7 +122,7 @@ def sampled_with_peak(path, num_frames):
     return frames, peak
 
 
-def test_video_frames_are_decoded_by_seeking_and_only_the_requested_ones_held(tmp_path):
+def test_video_frames_are_decoded_in_one_pass_and_only_the_requested_ones_held(tmp_path):
     clip = write_counting_clip(tmp_path / "clip.avi", 240)
     frames, peak = sampled_with_peak(clip, 4)
     levels = [int(np.asarray(f)[..., 0].mean().round()) for f in frames]
@@ -151,6 +153,40 @@ def test_video_with_too_large_frames_is_refused_before_decoding(tmp_path):
         media.sample_video_frames(clip, 2)
     assert tracemalloc.get_traced_memory()[1] < frames_bytes / 10  # not one frame was decoded
     tracemalloc.stop()
+
+
+def test_video_needing_too_much_decoding_is_refused_before_decoding(tmp_path, monkeypatch):
+    """The decoding a video's picks need (from the keyframe before each) is bounded before any of it starts."""
+    video = crafted.long_single_keyframe_video(tmp_path / "one-keyframe.mp4", 1200, size=(640, 360))
+    monkeypatch.setattr(media, "MAX_VIDEO_DECODE_PIXELS", 1000 * 640 * 360)
+    start = time.perf_counter()
+    with pytest.raises(media.MediaError, match=r"one-keyframe.mp4 would need 1200 frames decoded to sample 16 \(1 "
+                                               r"keyframe\(s\) in its 1200 frames of 640 x 360\): more than the page"):
+        media.sample_video_frames(video, 16)
+    assert time.perf_counter() - start < 1.0  # the packets listed, none decoded
+    # frequent keyframes: the same 16 picks of a file of the same length need 16 frames decoded
+    frequent = write_counting_clip(tmp_path / "frequent.avi", 1200, size=(640, 360))  # MJPEG: every frame a keyframe
+    assert len(media.sample_video_frames(frequent, 16)) == 16
+
+
+def test_video_reading_is_bounded_in_time(tmp_path, monkeypatch):
+    video = crafted.long_single_keyframe_video(tmp_path / "long.mp4", 3000, size=(1280, 720))
+    monkeypatch.setenv("EXPLORER_VIDEO_READ_S", "1")
+    start = time.perf_counter()
+    with pytest.raises(media.MediaError, match=r"long.mp4 took more than 1 s to read \(\d+ frames decoded to sample "
+                                               r"16\), the page's limit: cut it shorter, re-encode it"):
+        media.sample_video_frames(video, 16)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_a_video_reading_stops_when_its_request_is_no_longer_wanted(tmp_path):
+    video = crafted.long_single_keyframe_video(tmp_path / "long.mp4", 3000, size=(1280, 720))
+    asked = []
+    start = time.perf_counter()
+    with interrupt.stop_when(lambda: asked.append(time.perf_counter()) or len(asked) > 3):
+        with pytest.raises(interrupt.Stopped, match="stopped: reading the video"):
+            media.sample_video_frames(video, 16)
+    assert time.perf_counter() - start < 1.5  # asked every 0.1 s, not after the whole reading (several seconds)
 
 
 def test_too_long_video_is_refused_from_its_container(tmp_path):

@@ -15,11 +15,13 @@ in this process (ui.build_app, prepared and launched as app.py does) where a con
 
 import collections
 import contextlib
+import fcntl
 import http.client
 import io
 import json
 import os
 import pathlib
+import re
 import signal
 import struct
 import subprocess
@@ -32,14 +34,17 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from gradio_client.utils import Status
 from PIL import Image
 
 import models
+from explorer.bench import crafted
+from explorer.bench.memory import memory_mb, reset_peak
 from explorer.media import read as media
 from explorer.media.read import MAX_UPLOAD_MB
 from explorer.page import events, service
 from explorer.page.api import compare_arguments
-from explorer.serve import access, files, limits
+from explorer.serve import access, bodies, files, guard, limits
 from explorer.serve.launch import ROOT, free_port, start_page
 from tests.conftest import save_tiny, wait_until
 
@@ -100,6 +105,12 @@ def upload(url, path, headers=None):
     return response.json()[0]
 
 
+def on_disk(path, folder):
+    """The server's own path of a file a response names: the page names its file folder bodies.FILES."""
+    assert path == bodies.FILES or path.startswith(bodies.FILES + "/"), path
+    return os.path.join(str(folder), path[len(bodies.FILES) + 1:])
+
+
 def file_data(server_path):
     return {"path": server_path, "orig_name": os.path.basename(server_path), "meta": {"_type": "gradio.FileData"}}
 
@@ -127,13 +138,15 @@ class HeldPublicPage:
         with gr.Blocks() as demo:
             seconds = gr.Number()
             gr.Button().click(self.hold, seconds, seconds, api_name="compare", concurrency_id="model")
+            # an event outside the model group, as the Benchmark tab's report loader (its own queue group)
+            gr.Button().click(self.hold, seconds, seconds, api_name="load_report")
         self.demo = limits.prepare(demo, file_max_age_s=600)
         self.port = free_port()
         self.demo.launch(server_name="127.0.0.1", server_port=self.port, prevent_thread_lock=True, quiet=True,
-                         max_file_size=f"{MAX_UPLOAD_MB}mb", show_error=False, app_kwargs=limits.upload_guard(),
-                         state_session_capacity=limits.STATE_SESSIONS)
+                         **limits.launch_arguments())
         self.url = f"http://127.0.0.1:{self.port}/"
-        self.compare_fn = fn_index(httpx.get(self.url + "config").json(), "compare")
+        config = httpx.get(self.url + "config").json()
+        self.compare_fn, self.report_fn = fn_index(config, "compare"), fn_index(config, "load_report")
 
     def hold(self, seconds):
         self.started.set()
@@ -145,8 +158,8 @@ class HeldPublicPage:
 
     def idle(self):
         queue = self.demo._queue
-        waiting = queue.event_queue_per_concurrency_id.get(limits.LIMITED_CONCURRENCY_ID)
-        return not (waiting is not None and waiting.queue) and not any(job for job in queue.active_jobs if job)
+        waiting = any(group.queue for group in queue.event_queue_per_concurrency_id.values())
+        return not waiting and not any(job for job in queue.active_jobs if job)
 
     def fresh(self):
         """Nothing held from an earlier check: released, finished, then closed again for the next one."""
@@ -295,6 +308,36 @@ def test_forwarded_for_gives_no_new_address_without_a_trusted_proxy(held_page, m
     assert running.result(timeout=60) == 60 and waiting.result(timeout=60) == 60
 
 
+def test_one_address_never_holds_more_than_its_share_of_the_queue_whatever_the_event(held_page):
+    """Every queued event counts against its address (not only Compare's): a flood of report loads from new
+    session ids used to fill all QUEUE_SIZE places, after which the queue refused every other visitor."""
+    page = held_page
+    page.fresh()
+    flood, other = "10.7.0.1", "10.7.0.2"
+    limit = limits.per_address_events_limit()
+    assert limit == 4 and limit <= limits.QUEUE_SIZE // 2
+    statuses, refusal = [], limits.per_address_events_refusal(limit)
+    for i in range(limits.QUEUE_SIZE + 4):
+        response = httpx.post(page.url + "gradio_api/queue/join", headers=forwarded(flood),
+                              json={"data": [60], "fn_index": page.report_fn, "session_hash": f"flood-{i}",
+                                    "event_data": None})
+        statuses.append(response.status_code)
+        if response.status_code != 200:
+            assert response.status_code == 400 and response.json()["detail"] == refusal
+    assert statuses.count(200) == limit
+    assert wait_until(lambda: limits.pending_requests(page.demo._queue, client_address=flood) == limit)
+    # a comparison from the same address is one more event of it: refused
+    with pytest.raises(Exception) as refused:
+        Client(page.url, verbose=False, headers=forwarded(flood)).predict(0, api_name="/compare")
+    assert detail(refused.value) == refusal
+    # another address still finds places, for both kinds
+    served = [Client(page.url, verbose=False, headers=forwarded(other)).submit(0, api_name=name)
+              for name in ("/load_report", "/compare")]
+    page.release.set()
+    assert [job.result(timeout=60) for job in served] == [0, 0]
+    assert wait_until(page.idle)
+
+
 # ------------------------------------------------------------------- 2. uploads
 
 
@@ -307,7 +350,7 @@ def test_more_files_than_allowed_in_one_upload_are_refused_and_deleted(held_page
     allowed = [("files", (f"fourfiles-{i}.txt", b"a small file")) for i in range(n)]
     response = httpx.post(url + "gradio_api/upload", headers=forwarded("10.3.0.1"), files=allowed)
     assert response.status_code == 200 and len(response.json()) == n
-    assert all(os.path.exists(path) for path in response.json())
+    assert all(os.path.exists(on_disk(path, held_page.cache)) for path in response.json())
     too_many = [("files", (f"fivefiles-{i}.txt", b"a small file")) for i in range(n + 1)]
     response = httpx.post(url + "gradio_api/upload", headers=forwarded("10.3.0.2"), files=too_many)
     assert response.status_code == 413
@@ -403,7 +446,8 @@ def test_uploads_are_deleted_after_their_age_used_or_not(held_page, tmp_path, mo
     for i, source in enumerate(sources):
         source.write_bytes(b"an upload nobody used %d" % i)  # Gradio stores the same bytes at the same path
     came = time.time()
-    first, second = (upload(held_page.url, source, forwarded("10.6.0.1")) for source in sources)
+    first, second = (on_disk(upload(held_page.url, source, forwarded("10.6.0.1")), held_page.cache)
+                     for source in sources)
     assert os.path.exists(first) and os.path.exists(second)
     assert first != second and [path for _, path in limits.UploadGuard.uploads] == [first, second]
     assert limits.remove_old_uploads(max_age_s=600, now=came + 590) == 0 and os.path.exists(first)
@@ -632,9 +676,22 @@ class RealPage:
         self.foreign = [self.shared / "someone-elses.txt", self.shared / "another-app" / "cache.bin"]
         for path in self.foreign:  # made before the page starts: older than its file age once it runs
             path.write_bytes(b"not the explorer's")
+        # the folders of earlier servers: two whose servers are gone (one named with a dead pid, as before), one
+        # a running server holds (this process, for the module's lifetime)
+        self.dead = dead_process_pid()
+        self.stale = [self.shared / "pruning-explorer-page-stale0k", self.shared / f"pruning-explorer-{self.dead}-old0k"]
+        self.live = self.shared / "pruning-explorer-page-live00k"
+        for folder in [*self.stale, self.live]:
+            (folder / "upload").mkdir(parents=True)
+            (folder / "upload" / "scene.png").write_bytes(b"an upload of a server")
+            long_ago = time.time() - 3600
+            os.utime(folder, (long_ago, long_ago))
+        self.live_lock = os.open(self.live, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(self.live_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        (work / "tmp").mkdir()
         self.env = {"EXPLORER_MODEL_DIRS": self.root, "GRADIO_TEMP_DIR": str(self.shared),
                     "EXPLORER_FILE_MAX_AGE_S": str(self.FILE_AGE_S), "EXPLORER_TRUST_PROXY": "1",
-                    "EXPLORER_MODEL": ""}
+                    "EXPLORER_MODEL": "", "TMPDIR": str(work / "tmp")}
         self.stack = contextlib.ExitStack()
         self.process = None
 
@@ -645,12 +702,26 @@ class RealPage:
             self.config = httpx.get(self.url + "config").json()
         return self
 
+    def own(self):
+        """The running page's own folder in the shared temporary folder."""
+        ours = [p for p in self.shared.iterdir()
+                if p.name.startswith(files.OWN_PREFIX) and p != self.live and p not in self.stale]
+        assert len(ours) == 1 and ours[0].is_dir(), sorted(os.listdir(self.shared))
+        return ours[0]
+
+
+def dead_process_pid():
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
 
 @pytest.fixture(scope="module")
 def real_pages(tmp_path_factory):
     page = RealPage(tmp_path_factory.mktemp("real-page"))
     yield page
     page.stack.close()
+    os.close(page.live_lock)
 
 
 @pytest.fixture
@@ -669,7 +740,7 @@ def test_a_call_naming_no_model_gets_the_deployments_default(monkeypatch, tmp_pa
     folder.mkdir()
     monkeypatch.setenv("EXPLORER_MODEL", str(folder))
     assert access.canonical_model(None) == access.canonical_model("  ") == os.path.realpath(folder)
-    assert access.model_choices()[0] == "deployed-model"  # by its name: no server path in the page's config
+    assert access.model_choices()[0] == "deployed-model"  # by its name, never the server's path
     assert access.canonical_model("deployed-model") == os.path.realpath(folder)
 
 
@@ -730,7 +801,7 @@ def test_real_page_report_cleaned_away_before_it_is_shown_gets_a_sentence(real_p
     (uploads live UPLOAD_MAX_AGE_S, used or not)."""
     fn = fn_index(real_page.config, "load_benchmark_click")
     stored = upload(real_page.url, write_report(tmp_path, {"runs": [], "tasks": []}, "late.json"))
-    os.remove(stored)
+    os.remove(on_disk(stored, real_page.own()))
     status, messages = join(real_page.url, "late-visitor", fn, [file_data(stored), []])
     assert status == 200 and completed(messages)["success"] is False
     assert completed(messages)["output"]["error"] == ("the uploaded report is no longer on the server (uploads are "
@@ -769,21 +840,313 @@ def test_real_page_states_expire(real_page):
     assert {c["props"]["time_to_live"] for c in states} == {limits.STATE_TTL_S}
 
 
+# ------------------------------------------------------------------- 9. videos bounded in time (issue 33)
+
+
+def video_request(video, **more):
+    return compare_arguments(video=handle_file(str(video)), question=TINY_QUESTION, keep=9, prune_layer=2, **more)
+
+
+def forward_decode_seconds(path):
+    """This process's time to decode every frame of a video once, in file order (PyAV, as the page reads)."""
+    import av
+
+    start = time.perf_counter()
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = 2  # as the page decodes (explorer.media.read.DECODER_THREADS)
+        for packet in container.demux(stream):
+            packet.decode()
+    return time.perf_counter() - start
+
+
+def test_real_page_reads_a_single_keyframe_video_in_one_forward_pass(real_page, tmp_path):
+    """The issue's video: one keyframe, 1080p. Sampling 16 frames by seeking decoded it from its start for every
+    pick (1200 frames: about 7 times one pass here; the issue's 600 s file held the model queue 97.5 s); the page
+    now decodes it once, forward, each frame at most once."""
+    video = crafted.long_single_keyframe_video(tmp_path / "one-keyframe.mp4", 1200)
+    one_pass = forward_decode_seconds(video)
+    outputs = Client(real_page.url, verbose=False).predict(*video_request(video, num_frames=16,
+                                                                          model_id=real_page.model_dir),
+                                                           api_name="/compare")
+    payload = payload_of(outputs)
+    reading = payload["page_timings_ms"]["media"] / 1e3
+    assert reading < 1.6 * one_pass + 1.0, (reading, one_pass)
+
+
+def test_real_page_refuses_frames_larger_than_their_container_says(real_page, tmp_path):
+    """A video whose header says 320 x 240 and whose later frames are 6000 x 6000 (36 MP): the decoder itself
+    refuses any frame over 4K before it holds it (the old reader trusted the header, decoded them, and answered
+    from the first frames)."""
+    video = crafted.lying_video(tmp_path / "lying.ts")
+    pid = real_page.process.pid
+    before = memory_mb(pid, "VmRSS")
+    reset_peak(pid)
+    with pytest.raises(AppError, match=r"lying.ts has 6000 x 6000 frames \(its container says 320 x 240\): larger "
+                                       r"than the 8.3 megapixel \(4K\) limit"):
+        Client(real_page.url, verbose=False).predict(*video_request(video, num_frames=16,
+                                                                    model_id=real_page.model_dir),
+                                                     api_name="/compare")
+    assert memory_mb(pid, "VmHWM") - before < 60  # one 6000 x 6000 frame decoded is 54 MB, with threads more
+
+
+def test_real_page_stops_reading_a_video_when_its_visitor_leaves(real_page, tmp_path):
+    """A visitor who leaves while their video is being decoded: the reading stops within 0.1 s of the page
+    seeing it (the reading asks between packets), not after the whole video was decoded."""
+    video = crafted.long_single_keyframe_video(tmp_path / "long.mp4", 3000)  # about 5 s of decoding here
+    log = real_page.work / "app.log"
+    seen = log.read_text().count("visitor left: stopped: reading the video")
+    arguments = video_request(video, num_frames=16, model_id=real_page.model_dir)
+    script = ("from gradio_client import Client, handle_file; from gradio_client.utils import Status; import time\n"
+              f"job = Client({real_page.url!r}, verbose=False).submit(None, handle_file({str(video)!r}), "
+              f"*{arguments[2:]!r}, api_name='/compare')\n"
+              "while job.status().code not in (Status.PROGRESS, Status.PROCESSING, Status.FINISHED): time.sleep(0.02)\n"
+              "print(job.status().code.name, flush=True); time.sleep(600)")
+    client = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert client.stdout.readline().strip() in ("PROGRESS", "PROCESSING")  # its video is being read
+    client.kill()
+    client.wait()
+    # stopped while reading (a reading that ran to its end would have let the model work start, and the engine
+    # would have stopped "before layer N of the prefill")
+    assert wait_until(lambda: log.read_text().count("visitor left: stopped: reading the video") > seen, 30)
+
+
+# ------------------------------------------------------------------- 10. images bounded on every path (issue 33)
+
+
+@pytest.mark.parametrize("make, count, sentence", [
+    (crafted.jpeg_marker_flood, 4_000_000, "flood.jpg is not a well-formed JPEG (more than 512 segments before its "
+                                           "image data; a photo has about 10 to 20)"),
+    (crafted.png_chunk_flood, 2_000_000, "flood.png is not a well-formed PNG (more than 20000 image data chunks or 512 "
+                                         "other chunks)")])
+def test_real_page_refuses_marker_and_chunk_floods_quickly(real_page, tmp_path, make, count, sentence):
+    """A 16 MB JPEG of 4 million empty markers, a 24 MB PNG of 2 million empty chunks: PIL parsed every one in
+    Python when it opened them (12 s and +0.4 GB for the JPEG here; the issue's 48 MB one: 76 s, +1.54 GB)."""
+    path = make(tmp_path / ("flood.jpg" if "JPEG" in sentence else "flood.png"), count)
+    client = Client(real_page.url, verbose=False, headers=forwarded("10.8.0.1"))
+    pid = real_page.process.pid
+    before = memory_mb(pid, "VmRSS")
+    reset_peak(pid)
+    start = time.perf_counter()
+    with pytest.raises(AppError, match=re.escape(sentence)):
+        client.predict(*tiny_request(path, model_id=real_page.model_dir), api_name="/compare")
+    assert time.perf_counter() - start < 6.0  # the upload itself is most of it
+    assert memory_mb(pid, "VmHWM") - before < 60
+
+
+def test_real_page_refuses_files_given_as_data_urls_or_web_addresses_before_decoding(real_page):
+    """A file whose url is a data: URL (Gradio's image component decoded it whole, unchecked: the issue's 657 KB
+    one cost +2.96 GB) or whose path is a web address (Gradio downloads it into its cache): refused when the
+    request joins the queue, before anything is decoded or written."""
+    stored = upload(real_page.url, SCENE, forwarded("10.8.0.2"))  # an upload the header check would pass
+    fn = fn_index(real_page.config, "compare")
+    pid = real_page.process.pid
+    for i, image in enumerate([{**file_data(stored), "url": crafted.png_bomb_data_url()},  # 8000 x 8000 (64 MP)
+                               {**file_data(stored), "path": "https://example.com/image.png"}]):
+        data = compare_arguments(image=image, question=TINY_QUESTION, keep=9, prune_layer=2,
+                                 model_id=real_page.model_dir)
+        before = memory_mb(pid, "VmRSS")
+        reset_peak(pid)
+        start = time.perf_counter()
+        status, messages = join(real_page.url, f"data-url-{i}", fn, data, headers=forwarded("10.8.0.2"))
+        assert status == 400 and messages[0]["detail"] == guard.NOT_UPLOADED
+        assert time.perf_counter() - start < 2.0 and memory_mb(pid, "VmHWM") - before < 30
+
+
+# ------------------------------------------------------------------- 11. routes, bodies, files, folders (issue 33)
+
+
+def raw_post(port, path, headers, body=b"", timeout=10):
+    """(status, JSON body) of a POST with exactly these headers, sending `body` (bytes, or an iterable of chunks
+    sent as they come, without a declared length)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.putrequest("POST", path)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        chunks = [body] if isinstance(body, bytes) else body
+        try:
+            for chunk in chunks:
+                connection.send(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before the whole body was sent
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_real_page_bounds_request_bodies_before_parsing_them(real_page):
+    """A 400 MB JSON body cost +1.5 GB while FastAPI read and parsed it: refused from its declared length with
+    nothing read, and a body without one as soon as it grows past the bound."""
+    port = int(real_page.url.rsplit(":", 1)[1].strip("/"))
+    sentence = f"A request body may hold at most {bodies.MAX_BODY_BYTES // 2**10} KB (files go through the upload)."
+    pid = real_page.process.pid
+    before = memory_mb(pid, "VmRSS")
+    reset_peak(pid)
+    status, body = raw_post(port, "/gradio_api/queue/join", {"Content-Type": "application/json",
+                                                             "Content-Length": str(400 * 2**20)})
+    assert status == 413 and body["detail"] == sentence  # not one byte of the 400 MB was sent
+
+    def chunked(megabytes=8):
+        yield b'{"data": ['
+        for _ in range(megabytes * 16):
+            piece = b"0," * 32768
+            yield f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+        yield b"0\r\n\r\n"
+
+    def framed():
+        first = b'{"data": ['
+        yield f"{len(first):x}\r\n".encode() + first + b"\r\n"
+        yield from list(chunked())[1:]
+
+    status, body = raw_post(port, "/gradio_api/queue/join", {"Content-Type": "application/json",
+                                                             "Transfer-Encoding": "chunked"}, framed())
+    assert status == 413 and body["detail"] == sentence
+    assert memory_mb(pid, "VmHWM") - before < 20
+
+
+def test_real_page_refuses_the_routes_that_write_or_run_beside_the_queue(real_page, tmp_path):
+    """Gradio's recording route spooled a whole upload to the system's temporary folder outside the upload
+    bounds; its REST route ran queued events outside the queue (and every limit) off a Space; its monitoring
+    routes were on; its run history would save calls to a bucket a visitor names."""
+    server_tmp = real_page.work / "tmp"  # the page's TMPDIR
+    before = files_under(server_tmp)
+    response = httpx.post(real_page.url + "gradio_api/process_recording",
+                          files={"video": ("recording.webm", os.urandom(200_000))})
+    assert response.status_code == 404 and response.json()["detail"] == limits.NO_RECORDINGS
+    assert files_under(server_tmp) == before
+    data = tiny_request(SCENE, model_id=real_page.model_dir)
+    data[0] = file_data(upload(real_page.url, SCENE))
+    response = httpx.post(real_page.url + "gradio_api/run/compare", json={"data": data})
+    assert response.status_code == 404 and "Please join the queue" in response.json()["detail"]
+    for route in ("monitoring", "monitoring/summary", "gradio_api/monitoring/summary"):
+        assert httpx.get(real_page.url + route).status_code in (403, 404), route
+    assert httpx.get(real_page.url + "gradio_api/runs").status_code == 404
+
+
+def texts_of_a_visit(page, tmp_path):
+    """What a visitor's client receives: the page's HTML, its config and API description, an upload's answer, a
+    comparison's event stream (naming the model folder by its name), the examples loader's answer, an error."""
+    texts = {"html": httpx.get(page.url).text, "config": httpx.get(page.url + "config").text,
+             "info": httpx.get(page.url + "gradio_api/info").text}
+    response = httpx.post(page.url + "gradio_api/upload", files={"files": ("scene.png", open(SCENE, "rb").read())})
+    texts["upload"] = response.text
+    data = compare_arguments(image=file_data(response.json()[0]), question=TINY_QUESTION, keep=9, prune_layer=2,
+                             model_id="tiny-llava")
+    status, messages = join(page.url, "visit-session", fn_index(page.config, "compare"), data)
+    texts["compare"] = json.dumps(messages)
+    assert status == 200 and completed(messages)["success"], messages[-1]
+    response = httpx.post(page.url + "gradio_api/run/predict", json={"fn_index": fn_index(page.config, "load_example"),
+                                                                   "data": [0], "session_hash": "visit-session"})
+    texts["example"] = response.text
+    status, messages = join(page.url, "visit-session", fn_index(page.config, "compare"),
+                            compare_arguments(image=file_data("/etc/hostname"), question=TINY_QUESTION))
+    texts["error"] = json.dumps(messages)
+    return texts, completed(json.loads(texts["compare"]))
+
+
+def test_real_page_shows_no_server_path_or_pid(real_page, tmp_path):
+    """No response names the server's folders or its pid: Gradio names every file by its absolute path (the
+    upload's answer, the examples in /config and in the HTML, each output file), the page's folder carried the
+    pid, and the Model list showed a model folder's path. Files still work through the masked names (the output
+    file is fetched back through them), and a model folder is chosen by its name."""
+    texts, done = texts_of_a_visit(real_page, tmp_path)
+    own = os.path.realpath(real_page.own())
+    pid = str(real_page.process.pid)
+    for name, text in texts.items():
+        for secret in (own, str(real_page.shared), str(real_page.work), ROOT, real_page.root, "/tmp/"):
+            assert secret not in text, (name, secret)
+        assert f"-{pid}-" not in text and f"/{pid}/" not in text and f'"{pid}"' not in text, (name, pid)
+    assert "tiny-llava" in json.loads(texts["config"])["components"].__repr__()
+    payload = next(o for o in done["output"]["data"] if isinstance(o, dict) and "results" in o)
+    assert payload["model"] == "tiny-llava"
+    download = next(o for o in done["output"]["data"] if isinstance(o, dict) and str(o.get("path")).endswith(".json"))
+    assert download["path"].startswith(bodies.FILES + "/")
+    assert httpx.get(download["url"]).json()["model"] == "tiny-llava"  # served back through its masked name
+
+
+def test_real_page_removed_the_folders_of_servers_no_longer_running(real_page):
+    """Folders of servers that ended without removing theirs (SIGKILL): removed when a page starts, whether named
+    by the lock it no longer holds or by a pid no longer running; a running server's folder and other programs'
+    files are kept."""
+    assert not any(folder.exists() for folder in real_page.stale)
+    assert (real_page.live / "upload" / "scene.png").exists()
+    assert all(path.exists() for path in real_page.foreign)
+
+
+# ------------------------------------------------------------------- 12. values of the wrong type (issue 33)
+
+
+WRONG_TYPES = [  # (input, value, the sentence): before, each either ran wrongly or failed with {"error": null}
+    ("num_frames", "4", 'num_frames must be a number from 1 to 16, got "4"'),
+    ("num_frames", None, "num_frames must be a number from 1 to 16, got null"),
+    ("repeats", "3", 'repeats must be a number from 1 to 10, got "3"'),
+    ("keep", True, "keep must be a number, got true"),  # kept one token
+    ("keep", "0.5", 'keep must be a number, got "0.5"'),
+    ("invert", "false", 'invert must be true or false, got "false"'),  # ran inverted
+    ("question", "where is the \ud800 circle ?", "question holds text that is not valid Unicode (a lone surrogate, "
+                                                 "U+D800): send it as UTF-8 text"),
+    ("question", 5, "question must be text, got 5"),
+    ("image", "scene.png", 'image must be an uploaded file (gradio_client: handle_file(path)) or null, got '
+                           '"scene.png"'),
+    ("image", {"path": 5, "meta": {"_type": "gradio.FileData"}}, "image must be an uploaded file"),
+    ("schedule", 5, "schedule must be one of 'single', 'paper', 'official', got 5"),
+    ("follow_ups", [1, 2], "follow_ups must be text, got [1, 2]"),
+]
+
+
+def post_json(url, body, headers=None):
+    """A POST whose JSON is written as Python writes it (a lone surrogate escaped, which httpx cannot encode)."""
+    return httpx.post(url, content=json.dumps(body), headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def test_real_page_answers_every_value_of_the_wrong_type_with_a_sentence(real_page):
+    """Sliders sent as text or null, booleans as text, true as a number, a lone surrogate in the question, a
+    file that is no file: each is refused with a sentence naming the input when its request joins the queue (by
+    the browser's route or the REST one), and the follow-up box's direct call too; no traceback in the log."""
+    log = real_page.work / "app.log"
+    tracebacks = log.read_text().count("Traceback")
+    stored = upload(real_page.url, SCENE, forwarded("10.9.0.1"))
+    fn = fn_index(real_page.config, "compare")
+    for i, (name, value, sentence) in enumerate(WRONG_TYPES):
+        data = compare_arguments(**{"image": file_data(stored), "question": TINY_QUESTION, "keep": 9,
+                                    "prune_layer": 2, "model_id": "tiny-llava", name: value})
+        response = post_json(real_page.url + "gradio_api/queue/join",
+                             {"data": data, "fn_index": fn, "session_hash": f"wrong-{i}", "event_data": None},
+                             forwarded(f"10.9.1.{i}"))
+        assert response.status_code == 400 and sentence in response.json()["detail"], (name, value, response.text)
+        if i < 3:  # the REST route: the same sentences
+            response = post_json(real_page.url + "gradio_api/call/compare", {"data": data}, forwarded(f"10.9.2.{i}"))
+            assert response.status_code == 400 and sentence in response.json()["detail"], (name, value)
+    response = post_json(real_page.url + "gradio_api/run/predict",
+                         {"fn_index": fn_index(real_page.config, "add_follow_up"), "data": ["", 5],
+                          "session_hash": "wrong-follow-up"})
+    assert response.status_code == 400 and response.json()["detail"] == "question must be text, got 5"
+    # the right types still run
+    data = compare_arguments(image=file_data(stored), question=TINY_QUESTION, keep=9, prune_layer=2,
+                             model_id="tiny-llava", num_frames=4, repeats=1, invert=False)
+    status, messages = join(real_page.url, "right-types", fn, data, headers=forwarded("10.9.0.2"))
+    assert status == 200 and completed(messages)["success"]
+    assert log.read_text().count("Traceback") == tracebacks
+
+
 def test_real_page_works_in_folders_of_its_own_removed_on_sigterm(real_page, tmp_path):
     """Last of the real page's checks: it stops the page (the next check would start another)."""
     process, shared = real_page.process, real_page.shared
-    own = [p for p in shared.iterdir() if p.name.startswith(f"pruning-explorer-{process.pid}-")]
-    assert len(own) == 1 and own[0].is_dir(), sorted(os.listdir(shared))
-    own = pathlib.Path(os.path.realpath(own[0]))
+    own = pathlib.Path(os.path.realpath(real_page.own()))
+    assert str(process.pid) not in own.name  # named by a random suffix: nothing about the server
     inside = str(own) + os.sep
     image = tmp_path / "scene.png"
     Image.open(SCENE).save(image)
-    stored = upload(real_page.url, image)
-    assert os.path.realpath(stored).startswith(inside)
+    stored = on_disk(upload(real_page.url, image), own)
+    assert os.path.realpath(stored).startswith(inside) and os.path.exists(stored)
     # a comparison: Gradio's copies of its outputs and our result file, all in the page's own folder
     outputs = Client(real_page.url, verbose=False, download_files=False).predict(
         *tiny_request(image, model_id=real_page.model_dir), api_name="/compare")
-    copies = [o["path"] for o in outputs if isinstance(o, dict) and isinstance(o.get("path"), str)]
+    copies = [on_disk(o["path"], own) for o in outputs if isinstance(o, dict) and isinstance(o.get("path"), str)]
     assert any(path.endswith(".json") for path in copies)
     assert all(os.path.realpath(path).startswith(inside) for path in copies), copies
     results = [p for p in files_under(own / "results") if p.endswith(".json")]
@@ -794,8 +1157,32 @@ def test_real_page_works_in_folders_of_its_own_removed_on_sigterm(real_page, tmp
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
     assert not own.exists()
-    assert sorted(os.listdir(shared)) == ["another-app", "someone-elses.txt"]
+    assert sorted(os.listdir(shared)) == ["another-app", real_page.live.name, "someone-elses.txt"]
     assert all(path.exists() for path in real_page.foreign)
+
+
+def test_real_page_stops_its_request_and_exits_0_on_sigterm_while_it_runs(real_page, tmp_path):
+    """SIGTERM while a comparison runs: the request stops within one decoder layer, the visitor is told, and the
+    process exits 0 with its folder removed (it used to abort: exit -6, "terminate called without an active
+    exception", the folder left behind)."""
+    process, log = real_page.process, real_page.work / "app.log"
+    own = real_page.own()
+    client = Client(real_page.url, verbose=False)
+    arguments = compare_arguments(image=handle_file(SCENE), question=QUESTION, keep=1 / 9, repeats=10)
+    client.predict(*compare_arguments(image=handle_file(SCENE), question=QUESTION, keep=1 / 9),
+                   api_name="/compare")  # the embedded model loaded: the next request is all model work
+    job = client.submit(*arguments, api_name="/compare")
+    assert wait_until(lambda: job.status().code in (Status.PROGRESS, Status.ITERATING), 60)
+    time.sleep(0.5)  # well inside its 10 timed repeats of three runs
+    assert not job.done()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    text = log.read_text()
+    assert "request stopped: the server is stopping" in text and "terminate called" not in text
+    assert not own.exists()
+    with pytest.raises(Exception) as told:
+        job.result(timeout=30)
+    assert limits.SERVER_STOPPING in str(told.value) or "connect" in str(told.value).lower()
 
 
 # ------------------------------------------------------------------- the page in this process
@@ -818,9 +1205,9 @@ def page_here(tmp_path_factory):
         demo = limits.prepare(build_app(), file_max_age_s=600)
         port = free_port()
         demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                    max_file_size=f"{MAX_UPLOAD_MB}mb", show_error=False, app_kwargs=limits.upload_guard(),
-                    state_session_capacity=limits.STATE_SESSIONS)
-        page = type("PageHere", (), {"demo": demo, "url": f"http://127.0.0.1:{port}/", "model_dir": model_dir})()
+                    **limits.launch_arguments())
+        page = type("PageHere", (), {"demo": demo, "url": f"http://127.0.0.1:{port}/", "model_dir": model_dir,
+                                     "files": work / "gradio"})()
         page.config = httpx.get(page.url + "config").json()
         try:
             yield page
@@ -863,7 +1250,33 @@ def test_the_upload_cleaner_keeps_the_examples(page_here, monkeypatch):
     monkeypatch.setattr(limits.UploadGuard, "uploads", collections.deque())
     keep = limits.files_to_keep(page_here.demo)
     example = next(path for path in keep if os.path.basename(path) == "scene_205.png")
-    stored = upload(page_here.url, SCENE)
+    stored = on_disk(upload(page_here.url, SCENE), page_here.files)
     assert os.path.exists(example) and stored == example
     limits.remove_old_uploads(now=time.time() + limits.UPLOAD_MAX_AGE_S + 1, keep=keep)  # as the cleaner does
     assert os.path.exists(example), "the upload cleaner deleted an example's cached file"
+
+
+def test_a_full_disk_leaves_no_half_written_result_and_still_shows_the_answers(page_here, monkeypatch):
+    """The result file is written whole or not at all: a disk that fills while it is written leaves no half
+    written JSON file, and the visitor gets the answers and panels with a sentence (before, the half-written file
+    stayed, and the request failed with Gradio's generic error)."""
+    import errno
+
+    class FullDisk:
+        @staticmethod
+        def dump(payload, out):
+            text = json.dumps(payload)
+            out.write(text[: len(text) // 2])
+            out.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files, "json", FullDisk)
+    before = set(files_under(files.RESULTS_DIR)) if os.path.isdir(files.RESULTS_DIR) else set()
+    data = compare_arguments(image=file_data(upload(page_here.url, SCENE)), question=TINY_QUESTION, keep=9,
+                             prune_layer=2, model_id=page_here.model_dir)
+    status, messages = join(page_here.url, "full-disk-visitor", fn_index(page_here.config, "compare"), data)
+    done = completed(messages)
+    assert status == 200 and done["success"], done
+    assert any(isinstance(o, dict) and "results" in o for o in done["output"]["data"])  # the answers and panels
+    assert events.RESULT_NOT_SAVED in warnings_in(messages)
+    assert set(files_under(files.RESULTS_DIR)) == before  # nothing half-written left behind

@@ -115,6 +115,11 @@ def check_question(question, what="the question"):
     question = (question or "").strip()
     if not question:
         raise InvalidSetting(f"{what} is empty")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError as error:  # a lone surrogate: nothing downstream could encode it
+        raise InvalidSetting(f"{what} holds text that is not valid Unicode (a lone surrogate, "
+                             f"U+{ord(question[error.start]):04X})") from None
     if len(question) > MAX_QUESTION_CHARS:
         raise InvalidSetting(f"{what} is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
     return question

@@ -5,6 +5,7 @@ else in the page translates errors.
 """
 
 import functools
+import logging
 
 import gradio as gr
 
@@ -13,12 +14,13 @@ from explorer.media import read as media
 from explorer.methods.registry import METHODS
 from explorer.analysis.comparison import Analysis
 from explorer.page import panels, service
-from explorer.serve import access, files, limits
+from explorer.serve import access, files, guard, limits
 from models.base import BadInput
 
 COMPARE_OUTPUTS = [p.name for p in panels.PANELS] + ["result_json", "download", "state", "frame"]
 FRAME_OUTPUTS = [p.name for p in panels.PER_FRAME]
 VIEW_OUTPUTS = [p.name for p in panels.PANELS if p.section != panels.SECTIONS[0].name] + ["frame"]
+log = logging.getLogger("explorer")
 
 
 def in_order(values, names):
@@ -53,13 +55,16 @@ def compare_click(image, video, question, method_a, method_b, keep, prune_layer=
     """The Compare event (its parameters are explorer.page.api.COMPARE_ARGUMENTS, in that order; a test checks
     it): the answers as soon as the comparison ran, then every panel. The last output set (what
     gradio_client's predict returns) holds everything."""
+    if limits.stopping():  # a request that waited while the server began to stop
+        raise gr.Error(limits.SERVER_STOPPING, print_exception=False)
     try:
-        request = service.prepare(image, video, question, method_a, method_b, keep, prune_layer, ref_layer,
-                                  schedule, model_id, num_frames, early_kv, invert, prompt, repeats, budget_per,
-                                  follow_ups, follow_up_mode)
-        say = StageProgress(progress, service.expected_stages(request))
-        gone = functools.partial(access.client_gone, visitor)  # the visitor left: stop within one layer
+        gone = functools.partial(unwanted, visitor)  # the visitor left, or the server stops: within one layer
         with interrupt.stop_when(gone):  # (never across a yield: the next part may run in another thread)
+            progress(0, desc="reading the media")  # a video's reading stops too when its visitor leaves
+            request = service.prepare(image, video, question, method_a, method_b, keep, prune_layer, ref_layer,
+                                      schedule, model_id, num_frames, early_kv, invert, prompt, repeats, budget_per,
+                                      follow_ups, follow_up_mode)
+            say = StageProgress(progress, service.expected_stages(request))
             payload = service.run_answer(request, say)
         first = panels.draw(Analysis(payload, pair=request.pair), panels=panels.FIRST)  # the answers alone
         # the result's own outputs get a plain None here, not a skip: Gradio 6 replaces a component that received
@@ -74,13 +79,36 @@ def compare_click(image, video, question, method_a, method_b, keep, prune_layer=
     except BadInput as error:
         raise page_error(error) from None
     except interrupt.Stopped as stopped:
+        if limits.stopping():
+            log.info("request stopped: the server is stopping (%s)", stopped)
+            raise gr.Error(limits.SERVER_STOPPING, print_exception=False) from None
         access.log_visitor_left(stopped)
         return  # nobody is listening
     frames = analysis.grid[0]
     limits.release_memory()  # else the server's memory creeps (explorer/serve/limits.py)
-    yield in_order({**panels.draw(analysis, view), "result_json": payload, "download": files.save_result_json(payload),
+    yield in_order({**panels.draw(analysis, view), "result_json": payload, "download": saved_result(payload),
                     "state": {"analyses": {(0, 0): analysis}, "view": view},
                     "frame": gr.update(maximum=max(frames - 1, 1), value=0, visible=frames > 1)}, COMPARE_OUTPUTS)
+
+
+RESULT_NOT_SAVED = ("The result file could not be written on the server (its disk is full): the answers and "
+                    "panels are shown, the JSON download is not. Try again later for the file.")
+
+
+def unwanted(visitor):
+    """The running request's stop test: its visitor left, or the server is stopping."""
+    return limits.stopping() or access.client_gone(visitor)
+
+
+def saved_result(payload):
+    """The result's JSON file for the download, or None with the page's warning when it could not be written
+    (files.save_result_json leaves no partial file)."""
+    try:
+        return files.save_result_json(payload)
+    except OSError as error:
+        log.warning("the result file could not be written: %s", error)
+        gr.Warning(RESULT_NOT_SAVED)
+        return None
 
 
 NO_RESULT = ("No result to show here: press Compare (this page keeps the results of its most recent visitors "
@@ -145,6 +173,8 @@ def load_example(index):
 
 def add_follow_up(asked, question):
     """The follow-up box: its question joins the conversation's list (one per line); the box empties."""
+    if not isinstance(question, (str, type(None))) or not isinstance(asked, (str, type(None))):
+        raise gr.Error("the follow-up question must be text", print_exception=False)
     question = (question or "").strip()
     if not question:
         raise gr.Error("the follow-up question is empty", print_exception=False)
@@ -168,9 +198,12 @@ def load_benchmark_click(upload, runs):
 
 
 def image_upload_checked(payload, decode):
-    """The image component's preprocessing: refuse an upload from its header before Gradio decodes it, then
-    Gradio's own decoding (`decode`); a broken file gets a sentence, not a generic failure."""
+    """The image component's preprocessing: refuse an upload from its header before Gradio decodes it (and an
+    image sent as a data: URL, which Gradio decodes whole), then Gradio's own decoding (`decode`); a broken file
+    gets a sentence, not a generic failure."""
     try:
+        if payload is not None and isinstance(payload.url, str) and payload.url.lstrip().lower().startswith("data:"):
+            raise BadInput(guard.NOT_UPLOADED)  # Gradio would decode it whole, unchecked (the queue refuses it too)
         if payload is not None and payload.path:
             media.check_image_header(payload.path)  # before Gradio or anything else decodes it
         return decode(payload)

@@ -60,6 +60,7 @@ class Request:
     settings: object  # explorer.settings.Settings
     model_id: str
     pair: tuple  # (method A, method B) as chosen on the page
+    reading_ms: float = 0.0  # the media's reading (a video's decoding): the payload's page_timings_ms["media"]
 
 
 def prepare(image, video, question, method_a, method_b, keep, prune_layer="auto", ref_layer="auto",
@@ -73,10 +74,11 @@ def prepare(image, video, question, method_a, method_b, keep, prune_layer="auto"
                               ref_layer=ref_layer, schedule=schedule, early_kv=early_kv, invert=bool(invert),
                               frames=num_frames, prompt=prompt, repeats=repeats, budget_per=budget_per,
                               follow_ups=follow_ups, follow_up_mode=follow_up_mode)
-    images, kind = media.read_media(image, video, settings.frames)  # bounded work
+    start = time.perf_counter()
+    images, kind = media.read_media(image, video, settings.frames)  # bounded work (in time too, for a video)
     methods = settings.methods  # aliases already renamed (the records carry the note)
-    return Request(images, kind, question, settings, model_id,
-                   (methods[0], methods[-1]))
+    return Request(images, kind, question, settings, model_id, (methods[0], methods[-1]),
+                   (time.perf_counter() - start) * 1e3)
 
 
 def expected_stages(request):
@@ -100,7 +102,8 @@ def answer(request, say=None):
         comparison_ms = (time.perf_counter() - start) * 1e3
     name = access.display_name(request.model_id)
     results = {method: {**r.to_json(), "model": name} for method, r in records.items()}
-    return {"model": name, "results": results, "page_timings_ms": {"comparison": comparison_ms}}
+    return {"model": name, "results": results,
+            "page_timings_ms": {"media": request.reading_ms, "comparison": comparison_ms}}
 
 
 def diagnose(request, payload, say=None):

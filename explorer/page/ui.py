@@ -50,8 +50,9 @@ def build_inputs():
         c["question"] = gr.Textbox(label="Question", max_lines=3)
     with gr.Column(scale=1):
         c["model_id"] = gr.Dropdown(access.model_choices(), label="Model", allow_custom_value=True,
-                                    value=access.default_model(),
-                                    info="the embedded model, a hub id (needs the hub) or a local directory")
+                                    value=access.default_choice(),
+                                    info="the embedded model, a hub id (needs the hub) or a model folder this "
+                                         "deployment serves, by its name")
         with gr.Row():
             c["method_a"] = method_dropdown("Method A", DEFAULT["method_a"])
             c["method_b"] = method_dropdown("Method B", DEFAULT["method_b"])

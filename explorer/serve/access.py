@@ -2,7 +2,9 @@
 
 Allowed models: the embedded one, the hub ids the families offer, the deployment's default (EXPLORER_MODEL)
 and directories under the roots named in EXPLORER_MODEL_DIRS (os.pathsep-separated). Every spelling of a
-model resolves to one canonical key (directories by realpath), so one model is loaded once. Anything else is
+model resolves to one canonical key (directories by realpath), so one model is loaded once; the page names a
+model folder by its name (the Model list shows the default's and those under the roots; a name is taken back
+to its folder), never by the server's path to it. Anything else is
 refused with one sentence, the same whatever the reason, so the page cannot be used to probe the server's
 files. Hub ids are downloaded on a visitor's request only where EXPLORER_ALLOW_DOWNLOAD=1 (the deployment's
 own default, EXPLORER_MODEL, always may); otherwise only a copy already in the local Hugging Face cache is
@@ -30,6 +32,7 @@ from models.base import BadInput
 REFUSED = ("This model is not available on this page: choose one from the Model list, or a model folder "
            "that this deployment serves.")
 DEFAULT_MAX_MODELS = 2
+MAX_LISTED_FOLDERS = 50  # model folders the Model list shows (any allowed folder can still be named)
 MAX_MODEL_NAME_CHARS = 1024
 
 log = logging.getLogger("explorer")
@@ -70,30 +73,46 @@ def offered_hub_ids():
     return ids
 
 
-def served_folders():
-    """{folder name: real path} of the checkpoints under EXPLORER_MODEL_DIRS (a subfolder with a config.json),
-    a name taken by the first root that has it."""
-    found = {}
+def model_folders(limit=MAX_LISTED_FOLDERS):
+    """The names of the model folders (checkpoints: a config.json) under EXPLORER_MODEL_DIRS (the first root holding
+    a name wins), sorted, at most `limit`."""
+    names = {}
     for root in model_roots():
         try:
-            names = sorted(os.listdir(root))
+            entries = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith(".")
+                             and os.path.isfile(os.path.join(entry.path, "config.json")))  # checkpoints only
         except OSError:
             continue
-        for name in names:
-            path = os.path.join(root, name)
-            if os.path.isfile(os.path.join(path, "config.json")):
-                found.setdefault(name, os.path.realpath(path))
-    return found
+        for name in entries:
+            names.setdefault(name, os.path.join(root, name))
+    return sorted(names)[:limit]
+
+
+def default_choice():
+    """The deployment's default as the Model list shows it: a folder by its name, never the server's path."""
+    default = default_model()
+    return display_name(default) if os.path.isdir(default) else default
 
 
 def model_choices():
-    """What the page's Model list shows, only what this deployment serves: the default first, the embedded
-    model, the checkpoints under EXPLORER_MODEL_DIRS by folder name, and the families' hub ids only where
-    visitors may download (EXPLORER_ALLOW_DOWNLOAD=1)."""
-    default = default_model()
-    default = os.path.basename(os.path.normpath(default)) if os.path.isdir(default) else default
+    """What the page's Model list shows, only what this deployment serves: the default first, then the embedded
+    model, the model folders, each by its name (canonical_model takes the name back), and the families' hub ids
+    only where visitors may download (EXPLORER_ALLOW_DOWNLOAD=1)."""
     hub = offered_hub_ids() if downloads_allowed() else []
-    return list(dict.fromkeys([default, models.EMBEDDED_ID, *served_folders(), *hub]))
+    return list(dict.fromkeys([default_choice(), models.EMBEDDED_ID, *model_folders(), *hub]))
+
+
+def folder_by_name(name):
+    """The path of an allowed model folder named `name` (the default's, or one under a root), or None."""
+    if name in ("", ".", "..") or os.sep in name or (os.altsep and os.altsep in name):
+        return None
+    default = default_model()
+    if os.path.isdir(default) and display_name(default) == name:
+        return default
+    for root in model_roots():
+        if os.path.isdir(os.path.join(root, name)):
+            return os.path.join(root, name)
+    return None
 
 
 def inside(path, root):
@@ -102,7 +121,7 @@ def inside(path, root):
 
 def canonical_model(model_id):
     """Any spelling of an allowed model -> its one key: EMBEDDED_ID, an offered hub id as the families spell
-    it, or the real path of an allowed directory; None or "" is the deployment's default (EXPLORER_MODEL). Raises
+    it, or the real path of an allowed directory (named by its path, or by its folder's name); None or "" is the deployment's default (EXPLORER_MODEL). Raises
     ModelRefused(REFUSED) for anything else."""
     text = "" if model_id is None else str(model_id).strip()
     if text == "" and default_model() != models.EMBEDDED_ID:
@@ -114,12 +133,7 @@ def canonical_model(model_id):
     hub_ids = {hub_id.lower(): hub_id for hub_id in offered_hub_ids()}  # the hub treats ids case-insensitively
     if text.lower() in hub_ids:
         return hub_ids[text.lower()]
-    default = default_model()
-    if os.path.isdir(default) and text == os.path.basename(os.path.normpath(default)):
-        return os.path.realpath(default)  # the default folder as the menu names it
-    folders = served_folders()
-    if text in folders:  # a folder under EXPLORER_MODEL_DIRS by its name, as the menu lists it
-        return folders[text]
+    text = folder_by_name(text) or text  # a model folder by its name, as the Model list shows it
     if not os.path.isabs(text):  # a relative path would depend on the server's working directory
         raise ModelRefused(REFUSED)
     path = os.path.realpath(text)  # symlinks, "..", "//" and trailing slashes all resolved
@@ -152,8 +166,14 @@ def source_of(key):
 def load_allowed(key, device=None, dtype=None, progress=None):
     """models.load on an allowed key, then one warm-up run (so that no method of the first request pays for
     it). A folder that holds no loadable model gets the one refusal sentence (the log line has the real
-    reason); faults of the embedded model or the machine keep their traceback."""
+    reason); faults of the embedded model or the machine keep their traceback. The progress it reports names a
+    folder by its name (models.load says what it loads by the path it was given)."""
     source = source_of(key)
+    if progress is not None and os.path.isabs(source):
+        say = progress
+
+        def progress(text):
+            return say(str(text).replace(source, display_name(key)))
     try:
         loaded = models.load(source, device=device, dtype=dtype, progress=progress)
     except (models.ModelLoadError, ValueError, OSError, KeyError) as error:

@@ -6,7 +6,11 @@ and the cleanup of old files.
 - Model work runs one request at a time (concurrency 1); at most QUEUE_SIZE requests wait. Each session (a
   browser tab or API client) has at most PER_CLIENT_LIMIT compare request running or waiting, and each network
   address at most EXPLORER_PER_ADDRESS (default 2) whatever its session ids (a new session id is free, an
-  address is not); more are refused with a sentence. The address is the connection's, or, only where the
+  address is not); more are refused with a sentence. Every queued event of any kind (the Benchmark tab's report
+  loads, the frame and view controls, ...) counts too: each address has at most EXPLORER_PER_ADDRESS_EVENTS
+  (default 4, at most half of QUEUE_SIZE) of them running or waiting, so one address never holds the queue's
+  places (before, a flood of report loads from new session ids filled all 32 and the queue refused everyone
+  else). The address is the connection's, or, only where the
   deployment says it sits behind a proxy it trusts (EXPLORER_TRUST_PROXY=1, or a Hugging Face Space), the last
   entry of X-Forwarded-For (the one that proxy appended; the earlier ones are the client's to choose).
 - Uploads (Gradio's /gradio_api/upload): per address at most UPLOAD_FILES files and UPLOAD_MB megabytes within
@@ -38,7 +42,7 @@ import threading
 import time
 
 from explorer.media.read import MAX_UPLOAD_MB
-from explorer.serve import access, env, files
+from explorer.serve import access, bodies, env, files, guard
 
 QUEUE_SIZE = 32  # requests waiting at most (about 32 x 3-20 s of work on 2 cores)
 PER_CLIENT_LIMIT = 1  # compare requests running or waiting per session (or per IP for session-less REST calls)
@@ -53,6 +57,33 @@ UPLOAD_MB = 300  # per address and window
 UPLOAD_FILES_PER_REQUEST = 4
 UPLOAD_MAX_AGE_S = 600  # an upload is deleted this long after it came
 NO_DEEP_LINKS = "This page offers no deep links: press Compare to see a result."
+NO_RECORDINGS = "This page records nothing: upload a video file instead."
+
+
+SERVER_STOPPING = "The server is stopping (a restart or an update): send your request again in a minute."
+DRAIN_S = 20  # on SIGTERM, how long the page waits for its running and waiting requests to stop
+_stopping = threading.Event()
+
+
+def stopping():
+    """Whether the server is stopping (SIGTERM): running requests stop within one decoder layer, waiting ones as
+    soon as they start, new ones are refused (stop_serving)."""
+    return _stopping.is_set()
+
+
+def stop_serving(demo, timeout=DRAIN_S):
+    """On SIGTERM (app.py): refuse new requests, have every request stop (the page's stop test reads stopping()),
+    and wait until the queue is empty and nothing runs, at most `timeout` seconds. Returns whether it emptied.
+    The process can then exit normally: no worker thread is inside the model when the interpreter ends (a
+    SIGTERM during a request used to abort it, exit -6, "terminate called without an active exception")."""
+    _stopping.set()
+    queue = demo._queue
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(queue) == 0 and not any(job for job in queue.active_jobs if job):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def state_sessions():
@@ -129,6 +160,17 @@ def per_address_refusal(limit):
             "address): wait for one of them to finish.")
 
 
+def per_address_events_limit():
+    """Queued events of every kind one address may have running or waiting (EXPLORER_PER_ADDRESS_EVENTS, default
+    4): at most half the queue's places, so that one address can never take them all."""
+    return min(env.whole_number("EXPLORER_PER_ADDRESS_EVENTS", 4, minimum=1), QUEUE_SIZE // 2)
+
+
+def per_address_events_refusal(limit):
+    return (f"Your network address already has {limit} requests running or waiting on this page (at most {limit} "
+            "per address, of every kind): wait for one of them to finish.")
+
+
 def trusted_proxy():
     """Whether the client's address comes from X-Forwarded-For: only where the deployment says so (on a
     Space, its own proxy sets it)."""
@@ -159,39 +201,59 @@ def client_address(request):
     return address_of(request.headers, (request.client.host,) if request.client is not None else None)
 
 
-def pending_requests(queue, concurrency_id, **match):
-    """The limited requests waiting in Gradio's queue or running (and still wanted) whose attributes match
-    (client_key=..., or client_address=...)."""
-    waiting = queue.event_queue_per_concurrency_id.get(concurrency_id)
-    events = list(waiting.queue) if waiting is not None else []
+def pending_requests(queue, concurrency_id=None, **match):
+    """The requests waiting in Gradio's queue or running (and still wanted) whose attributes match (client_key=...,
+    or client_address=...): of one event group (concurrency_id), or of every group (None)."""
+    if concurrency_id is None:
+        events = [event for waiting in queue.event_queue_per_concurrency_id.values() for event in waiting.queue]
+    else:
+        waiting = queue.event_queue_per_concurrency_id.get(concurrency_id)
+        events = list(waiting.queue) if waiting is not None else []
     events += [event for job in queue.active_jobs if job for event in job if event.alive]
     (name, value), = match.items()
-    return sum(1 for event in events if event.concurrency_id == concurrency_id and getattr(event, name, None) == value)
+    return sum(1 for event in events if (concurrency_id is None or event.concurrency_id == concurrency_id)
+               and getattr(event, name, None) == value)
 
 
-def limit_per_client(demo, limit=PER_CLIENT_LIMIT, concurrency_id=LIMITED_CONCURRENCY_ID, per_address=None):
+def limit_per_client(demo, limit=PER_CLIENT_LIMIT, concurrency_id=LIMITED_CONCURRENCY_ID, per_address=None,
+                     per_address_events=None):
     """Gradio 6 has a global queue size but no per-client limit: wrap the queue's push (where a request joins
-    the queue) so that a session with `limit` requests waiting or running is refused with ONE_AT_A_TIME, and an
-    address with per_address of them (default EXPLORER_PER_ADDRESS) with its own sentence (HTTP 400 with the
-    sentence; gradio_client raises it, the page shows it). Call after demo.queue()."""
+    the queue) so that a session with `limit` model requests waiting or running is refused with ONE_AT_A_TIME,
+    an address with per_address of them (default EXPLORER_PER_ADDRESS) with its own sentence, and an address
+    with per_address_events queued events of any kind (default EXPLORER_PER_ADDRESS_EVENTS) with another (HTTP
+    400 with the sentence; gradio_client raises it, the page shows it). Call after demo.queue()."""
     queue = demo._queue
     push = queue.push
     joining = asyncio.Lock()  # check-then-add without another join of the same client in between
     per_address = per_address or per_address_limit()
+    per_address_events = per_address_events or per_address_events_limit()
+    changing = guard.changing_components(demo.fns.values())
 
     async def push_limited(body, request, username):
         fn = demo.fns.get(body.fn_index) if body.fn_index is not None else None
-        if fn is None or fn.concurrency_id != concurrency_id:
+        if fn is None:
             return await push(body, request, username)
         key, address = client_key(body, request), client_address(request)
+        if stopping():
+            return False, SERVER_STOPPING, "error"
+        refusal = guard.event_refusal(fn, body.data, changing)  # before Gradio reads, decodes or copies anything
+        if refusal:
+            access.log_user_error(f"address {address} refused: {refusal}")
+            return False, refusal, "error"
         async with joining:
-            if pending_requests(queue, concurrency_id, client_key=key) >= limit:
-                access.log_user_error(f"client {key[:12]} refused: {limit} request(s) already waiting or running")
-                return False, ONE_AT_A_TIME, "error"
-            if pending_requests(queue, concurrency_id, client_address=address) >= per_address:
-                access.log_user_error(f"address {address} refused: {per_address} request(s) already waiting or "
-                                      "running")
-                return False, per_address_refusal(per_address), "error"
+            if fn.concurrency_id == concurrency_id:
+                if pending_requests(queue, concurrency_id, client_key=key) >= limit:
+                    access.log_user_error(f"client {key[:12]} refused: {limit} request(s) already waiting or "
+                                          "running")
+                    return False, ONE_AT_A_TIME, "error"
+                if pending_requests(queue, concurrency_id, client_address=address) >= per_address:
+                    access.log_user_error(f"address {address} refused: {per_address} request(s) already waiting "
+                                          "or running")
+                    return False, per_address_refusal(per_address), "error"
+            if pending_requests(queue, client_address=address) >= per_address_events:
+                access.log_user_error(f"address {address} refused: {per_address_events} queued event(s) of any "
+                                      "kind already waiting or running")
+                return False, per_address_events_refusal(per_address_events), "error"
             result = await push(body, request, username)
             if result[0]:
                 event = queue.event_ids_to_events[result[1]]
@@ -223,6 +285,8 @@ class UploadGuard:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["path"].rstrip("/").endswith("/deep_link"):
             return await self.refuse(send, 404, NO_DEEP_LINKS)  # it would save a session's page to disk
+        if scope["type"] == "http" and scope["path"].rstrip("/").endswith("/process_recording"):
+            return await self.refuse(send, 404, NO_RECORDINGS)  # it spools a whole upload to the system's temp
         if scope["type"] != "http" or scope.get("method") != "POST" or not scope["path"].endswith("/upload"):
             return await self.app(scope, receive, send)
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
@@ -281,10 +345,23 @@ def remove_old_uploads(max_age_s=UPLOAD_MAX_AGE_S, now=None, keep=frozenset()):
 
 
 def upload_guard():
-    """What app.py passes to demo.launch(app_kwargs=...): the upload middleware on Gradio's FastAPI app."""
+    """What app.py passes to demo.launch(app_kwargs=...): the page's middleware on Gradio's FastAPI app, outermost
+    first: request bodies bounded and the page's folder never shown (bodies.RequestGuard), then the upload bounds
+    and the refused routes (UploadGuard)."""
     from starlette.middleware import Middleware  # noqa: PLC0415
 
-    return {"middleware": [Middleware(UploadGuard)]}
+    return {"middleware": [Middleware(bodies.RequestGuard), Middleware(UploadGuard)]}
+
+
+def launch_arguments():
+    """Everything app.py passes to demo.launch besides the address (the tests' pages pass the same):
+    - the upload limit, and only gr.Error sentences reach the page (show_error=False: a real fault shows Gradio's
+      generic "Error", its traceback goes to the log);
+    - the page's middleware (upload_guard) and the sessions Gradio keeps (STATE_SESSIONS);
+    - no monitoring (Gradio's /monitoring routes: its dashboard and the queue's per-event analytics) and no run
+      history (Gradio would save each call's inputs and outputs, files included, to a bucket a visitor names)."""
+    return dict(max_file_size=f"{MAX_UPLOAD_MB}mb", show_error=False, app_kwargs=upload_guard(),
+                state_session_capacity=STATE_SESSIONS, enable_monitoring=False, run_history=False)
 
 
 def files_to_keep(demo):
@@ -318,7 +395,9 @@ def prepare(demo, file_max_age_s=FILE_MAX_AGE_S):
     """Everything the deployment adds to the page built by ui.build_app(), before launch."""
     every_s = max(1, min(300, file_max_age_s // 6))
     demo.delete_cache = (every_s, file_max_age_s)  # read by Gradio when it creates the server app (launch)
-    demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)  # model work runs one request at a time
+    # model work runs one request at a time; api_open=False: no queued event runs outside the queue (Gradio opens
+    # /gradio_api/run/<api> to them wherever it does not detect a Space, skipping the queue and every limit here)
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE, api_open=False)
     limit_per_client(demo)
     keep_no_output_values()
     clean_files_forever(demo, every_s, file_max_age_s)
