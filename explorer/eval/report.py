@@ -363,19 +363,19 @@ def rows_figure(report, task):
     keeps = sorted({r["keep"] for r in report["runs"] if r["task"] == task and r["keep"] is not None}, reverse=True)
     widths = {keep: 3.5 - 1.2 * i for i, keep in enumerate(keeps)}  # the largest budget widest
     shown = keeps[-1] if keeps else None  # the smallest budget drawn (where the choice bites), the others a click away
-    for run in report["runs"]:
-        if run["task"] == task and run["density"] and run["method"] != "none":
-            rows = run["density"]["rows"]
-            color, dash = method_style(run)
-            figure.add_trace(go.Scatter(x=list(range(len(rows))), y=rows, mode="lines+markers", name=run_name(run),
-                                        visible=True if run["keep"] == shown else "legendonly",
-                                        line=dict(color=color, dash=dash, width=max(1.0, widths.get(run["keep"], 2))),
-                                        marker=dict(size=5, color=color),
-                                        hovertemplate="row %{x}: %{y:.2f} kept<extra>" + run_name(run) + "</extra>"))
+    drawn = [r for r in report["runs"] if r["task"] == task and r["density"] and r["method"] != "none"]
+    for run in sorted(drawn, key=lambda r: (r["keep"] != shown, -(r["keep"] or 0))):  # the drawn ones first
+        rows = run["density"]["rows"]
+        color, dash = method_style(run)
+        figure.add_trace(go.Scatter(x=list(range(len(rows))), y=rows, mode="lines+markers", name=run_name(run),
+                                    visible=True if run["keep"] == shown else "legendonly",
+                                    line=dict(color=color, dash=dash, width=max(1.0, widths.get(run["keep"], 2))),
+                                    marker=dict(size=5, color=color),
+                                    hovertemplate="row %{x}: %{y:.2f} kept<extra>" + run_name(run) + "</extra>"))
     figure.update_layout(title=f"{task}: share of tokens kept by image row<br><sup>one colour per method; the "
                                f"smallest budget ({shown}) drawn, the others in the legend (the larger the budget, "
                                "the wider the line)</sup>", xaxis_title="row (top = 0)",
-                         yaxis_title="share kept", yaxis_range=[0, 1], height=FIGURE_HEIGHT)
+                         yaxis_title="share kept", yaxis_rangemode="tozero", height=FIGURE_HEIGHT)
     return figure
 
 
