@@ -39,10 +39,21 @@ def method_label(method):
 
 
 # ------------------------------------------------------------------------------------------ title wrapping
-TITLE_CHARS = 72  # a title line's characters, so a half-width panel (and a phone's, at the plots' minimum width)
-SUBTITLE_CHARS = 105  # shows it whole; <sup> lines are smaller
+PLOT_MIN_WIDTH = 640  # px: the narrowest a panel is drawn (a half-width panel on a laptop; on a phone the page
+# keeps this width and the panel scrolls sideways, ui.CSS), so its titles are wrapped for it
+TABLE_MIN_WIDTH = 1100  # px: the answers table's (its eleven columns need it)
+TITLE_PX, SUBTITLE_PX, SUBPLOT_PX = 9.0, 5.8, 7.6  # the width of a character of a title (17 px), of a <sup> line and
+# of a subplot's title (14 px), measured on Plotly's default font; 100 px go to the margins
 SUBPLOT_TITLE = "subplot title"  # the name grid_figure gives its subplots' titles (tidy() wraps them to the
 # subplots' width, which grid_figure leaves in layout.meta["cell_width"] as a share of the figure's)
+
+
+def title_chars(width=PLOT_MIN_WIDTH):
+    """(characters of a title line, of a <sup> line) that fit a plot `width` px wide."""
+    return int((width - 100) / TITLE_PX), int((width - 100) / SUBTITLE_PX)
+
+
+TITLE_CHARS, SUBTITLE_CHARS = title_chars()
 
 
 def wrap_line(text, width):
@@ -72,24 +83,26 @@ def wrap(text, width=TITLE_CHARS, sup_width=SUBTITLE_CHARS):
     return "<br>".join(parts)
 
 
-def tidy(fig, half=False):
-    """Every title of a figure wrapped to its width (the figure's own, and the titles grid_figure puts over its
-    subplots, at their share of the width), and the top margin grown to hold the title's lines."""
-    chars = TITLE_CHARS if half else 2 * TITLE_CHARS
-    share = (fig.layout.meta or {}).get("cell_width", 0.5) if isinstance(fig.layout.meta, dict) else 0.5
-    width = max(18, int(chars * share * 1.25))  # subplot titles are a smaller font (14 px against 17)
+def tidy(fig, width=PLOT_MIN_WIDTH):
+    """Every title of a figure wrapped to a plot `width` px wide (the figure's own, and the titles grid_figure
+    puts over its subplots, at their share of the width), and the top margin grown to hold the title's lines."""
+    chars, sup_chars = title_chars(width)
+    share = (fig.layout.meta or {}).get("cell_width", 1.0) if isinstance(fig.layout.meta, dict) else 1.0
+    cell = max(16, int(share * (width - 100) / SUBPLOT_PX))
     above = 0  # the lines of the subplot titles over the first row, which stand in the top margin
     for annotation in fig.layout.annotations:
         if annotation.name == SUBPLOT_TITLE and annotation.text:
-            annotation.text = wrap(annotation.text, width, width + 12)
+            annotation.text = wrap(annotation.text, cell, cell + 10)
             if annotation.y is not None and annotation.y >= 0.999:
                 above = max(above, annotation.text.count("<br>") + 1)
     title = fig.layout.title.text
     if title:
-        wrapped = wrap(title, chars, SUBTITLE_CHARS if half else 2 * SUBTITLE_CHARS)
+        wrapped = wrap(title, chars, sup_chars)
         fig.layout.title.text = wrapped
         lines = wrapped.count("<br>") + 1
-        fig.update_layout(margin_t=max(fig.layout.margin.t or 0, 45 + 20 * lines + 18 * above))
+        # at the top, below the label Gradio lays over the plot's corner; Plotly grows the margin to hold it all
+        fig.update_layout(margin_t=max(fig.layout.margin.t or 0, 60 + 20 * lines + 18 * above),
+                          title=dict(automargin=True, yref="container", y=1, yanchor="top", pad=dict(t=44)))
     return fig
 
 
@@ -333,7 +346,7 @@ def answers_table(a):
                      "More settings for medians and their spread")
     # e.g. a tie at the cut: the reader must know the selection was not the score's doing
     lines += [f"note: {note}" for note in a.notes]
-    wrapped = [wrap(f"<sup>{line}</sup>", sup_width=2 * SUBTITLE_CHARS) for line in lines]
+    wrapped = [wrap(f"<sup>{line}</sup>", sup_width=title_chars(TABLE_MIN_WIDTH)[1]) for line in lines]
     title += "".join(f"<br>{line}" for line in wrapped)
     top = 50 + 19 * sum(line.count("<br>") + 1 for line in wrapped)
     # every row wraps how its method ran (and its question) onto two or three lines at the page's width: a row
@@ -449,8 +462,9 @@ def importance_figure(a, images, frame=0):
                 title, mask_title, pct, mask, hover = picked[m]
                 z += [pct, mask]
                 text += [hover, hover]
-                layout[f"annotations[{col}].text"] = wrap(title, 44, 56)
-                layout[f"annotations[{2 + col}].text"] = wrap(mask_title, 44, 56)
+                cell = max(16, int(fig.layout.meta["cell_width"] * (PLOT_MIN_WIDTH - 100) / SUBPLOT_PX))
+                layout[f"annotations[{col}].text"] = wrap(title, cell, cell + 10)
+                layout[f"annotations[{2 + col}].text"] = wrap(mask_title, cell, cell + 10)
             steps.append(dict(method="update", label=f"stage {i + 1}", args=[{"z": z, "text": text}, layout, changing]))
         fig.update_layout(sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="shown: "),
                                         pad=dict(t=20))])
@@ -638,8 +652,9 @@ def position_scatter(a):
     fig.update_layout(title="Score against position in the sequence<br><sup>a method whose score rises with the "
                             f"index favours late tokens (bottom of the image) whatever they show; {OTHERS_NOTE}</sup>",
                       xaxis_title="raster index within the image (0 = top-left, frame after frame)",
-                      yaxis_title="score percentile (per method)", yaxis_range=[-3, 103], height=600,
-                      legend=dict(orientation="h", y=-0.22, font=dict(size=11)))
+                      yaxis_title="score percentile (per method)", yaxis_range=[-3, 103], height=620,
+                      legend=dict(orientation="h", y=-0.2, font=dict(size=11), entrywidth=0.5,
+                                  entrywidthmode="fraction"))
     return fig
 
 
@@ -657,7 +672,8 @@ def row_profile(a):
                             f"{OTHERS_NOTE}. A baseline's Spearman describes its fixed order, not a bias of "
                             "judgement</sup>",
                       xaxis_title="image row (0 = top)", yaxis_title="mean score percentile", yaxis_range=[0, 100],
-                      height=600, legend=dict(orientation="h", y=-0.22, font=dict(size=11)))
+                      height=620, legend=dict(orientation="h", y=-0.2, font=dict(size=11), entrywidth=0.5,
+                                              entrywidthmode="fraction"))
     return fig
 
 
@@ -675,7 +691,7 @@ def flip_figure(a, images=None, frame=0):
         titles += [f"{m}: kept on the original", f"{m}: kept upside down, mapped back",
                    f"{m}: follows content {n['follows_content']:.2f} · stays in place {n['stays_in_place']:.2f}"]
     rows = len(a.flip)
-    fig = grid_figure(rows, 3, titles, horizontal_spacing=0.08, vertical_spacing=0.16 / rows)
+    fig = grid_figure(rows, 3, titles, horizontal_spacing=0.08, vertical_spacing=0.26 / rows)
     image = frame_image(images, a, frame)
     background = image_trace(image, h, w) if image is not None else None
     traces, axes = [], {}
@@ -709,7 +725,7 @@ def flip_figure(a, images=None, frame=0):
     fig.update_layout(title="Flip test: the same question on the image turned upside down<br><sup>content-driven: "
                             "follows content > stays in place; position-biased: the reverse; a random set of the same "
                             f"size scores about {chance:.2f} on both (dashed line)</sup>",
-                      height=max(460, 340 * rows), plot_bgcolor="white")
+                      height=max(480, 370 * rows), plot_bgcolor="white")
     return fig
 
 

@@ -35,6 +35,7 @@ class Panel:
     per_frame: bool = False  # redrawn when the frame slider moves (video)
     on_images: bool = False  # drawn over the pictures the model saw
     half: bool = False  # half width: consecutive half panels share a row
+    min_width: int = figures.PLOT_MIN_WIDTH  # px: the narrowest it is drawn (its titles are wrapped to fit it)
 
     def figure(self, analysis, images=None, frame=0):
         if not self.per_frame:
@@ -93,7 +94,7 @@ SECTIONS = [
 ]
 
 PANELS = [
-    Panel("answers", "answers", "Answers", figures.answers_table),
+    Panel("answers", "answers", "Answers", figures.answers_table, min_width=figures.TABLE_MIN_WIDTH),
     Panel("importance", "importance", "Scores and kept tokens", figures.importance_figure, per_frame=True,
           on_images=True),
     Panel("overlap", "importance", "Overlap of the kept sets", figures.overlap_figure, per_frame=True,
@@ -108,9 +109,9 @@ PANELS = [
           on_images=True),
     Panel("position_scatter", "bias", "Score against position", figures.position_scatter, half=True),
     Panel("row_profile", "bias", "Mean score by row", figures.row_profile, half=True),
-    Panel("flip", "bias", "Flip test", figures.flip_figure, per_frame=True, on_images=True),
+    Panel("flip", "bias", "Flip test", figures.flip_figure, per_frame=True, on_images=True, min_width=900),
     Panel("factors", "bias", "CLSE's factors: spectral, attention, product", figures.factors_figure, per_frame=True,
-          on_images=True),
+          on_images=True, min_width=1000),
     Panel("sweep", "bias", "Object sweep (embedded model)", figures.sweep_figure),
     Panel("cost", "cost", "Time per stage", figures.cost_figure),
     Panel("tokens_per_layer", "cost", "Tokens per layer", figures.tokens_per_layer_figure, half=True),
@@ -126,5 +127,6 @@ def panels_of(section):
 
 
 def draw(analysis, images=None, frame=0, panels=PANELS):
-    """{panel name: figure} for the panels given (all by default), their titles wrapped to the panel's width."""
-    return {p.name: figures.tidy(p.figure(analysis, images, frame), half=p.half) for p in panels}
+    """{panel name: figure} for the panels given (all by default), their titles wrapped to the panel's narrowest
+    width."""
+    return {p.name: figures.tidy(p.figure(analysis, images, frame), p.min_width) for p in panels}
