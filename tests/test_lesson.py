@@ -139,3 +139,18 @@ def test_the_shipped_report_is_reproducible():
     fastv = next(r for r in first["runs"] if r["method"] == "fastv" and r["keep"] == 28)
     assert reference["vs_first"] is None and fastv["vs_first"]["against"] == "clse_spectral keep 28"
     reports.report_figures(first)  # drawable
+
+
+def test_the_steps_run_on_another_model(page_model, monkeypatch):
+    """The lesson on a model that is not the embedded one (the page tests' tiny LLaVA, served as the deployment's
+    model): steps 1-3 run on the same scene and give this run's numbers, step 4 is skipped and says why."""
+    monkeypatch.setenv("EXPLORER_MODEL", page_model)
+    for i in range(3):
+        assert lesson.runs(i, page_model)
+        payload, _, a = service.run_comparison(**lesson.inputs_for(i, page_model), model_id=page_model)
+        assert "ground_truth" not in payload  # known scenes are the embedded model's only
+        state = {"analyses": {(0, 0): a}}
+        text = events.lesson_findings(i, state, page_model)
+        assert "Measured in this run" in text and "Running" not in text
+        assert "FastV's attention favours" not in text and "it chose positions" not in text
+    assert not lesson.runs(3, page_model) and "Skipped on" in events.lesson_findings(3, None, page_model)

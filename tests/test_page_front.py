@@ -213,3 +213,21 @@ def test_a_generated_example_brings_its_ground_truth(scene):
     _, _, other = service.run_comparison(image=service.ASSETS + "/cat.jpg", video=None, question="what color is "
                                          "the cat ?", method_a="clse", method_b="fastv", keep=28)
     assert other.ground_truth is None and "right answer" not in figures.answers_table(other).layout.title.text
+
+
+def test_a_colour_on_any_tab_names_one_method(scene):
+    """Every trace with a legend entry that is drawn in a method's registry colour is that method's; stages of the
+    time, cost measures and layers take colours no method has."""
+    _, view, a = scene
+    by_color = {m.color.lower(): name for name, m in METHODS.items()}
+    figs = list(panels.draw(a, view).values()) + list(service.benchmark_figures(service.shipped_report()).values())
+    for fig in figs:
+        for trace in fig.data:
+            if not trace.name or trace.showlegend is False:
+                continue
+            colors = [getattr(getattr(trace, part, None), "color", None) for part in ("line", "marker")]
+            for color in colors:
+                if isinstance(color, str) and color.lower() in by_color:
+                    owner = by_color[color.lower()]
+                    label = "unpruned" if owner == "none" else owner
+                    assert owner in trace.name or label in trace.name, (fig.layout.title.text, trace.name, owner)

@@ -20,7 +20,18 @@ OVERLAP_COLORS = {"neither": "rgba(0,0,0,0.75)", "both": "rgba(255,217,47,0.55)"
 PRUNED_SHADE = "rgba(0,0,0,0.72)"  # darkens pruned patches on top of the image
 MERGED_SHADE = "rgba(40,120,255,0.55)"  # a kept merged token: blue over the image
 SCORE_SCALE = "Viridis"
-TIMING_COLORS = ["#9edae5", "#d62728", "#1f77b4", "#bcbd22"]
+# Quantities that are not methods (stages of the time, cost measures, layers) in greys and a sequential scale, so
+# that a colour on any tab names one method only (the registry's)
+TIMING_COLORS = ["#d9d9d9", "#252525", "#969696", "#636363"]
+MEASURE_COLORS = {"prefill FLOPs": "#3a3a3a", "KV cache after prefill": "#8c8c8c", "peak memory": "#cfcfcf"}
+LAYER_SCALE = "Cividis"  # the spectra's curves, one per layer, coloured by depth
+
+
+def layer_colors(count):
+    """`count` colours along LAYER_SCALE (the first layer darkest)."""
+    from plotly.colors import sample_colorscale
+
+    return sample_colorscale(LAYER_SCALE, [i / max(count - 1, 1) for i in range(count)])
 NO_SPECTRA = "No spectra in this run (the unpruned run was made without diagnostics)."
 
 
@@ -540,10 +551,11 @@ def spectrum_curves(a, layers=None):
     if layers is None:
         layers = [0, a.none["prune_layer"], num_layers]
     fig = go.Figure()
-    for i in dict.fromkeys(layers):  # unique, in order
+    chosen = list(dict.fromkeys(layers))  # unique, in order
+    for i, color in zip(chosen, layer_colors(len(chosen))):
         power = a.spectra["radial"][i]
         fig.add_trace(go.Scatter(x=list(range(len(power))), y=power, mode="lines+markers",
-                                 name=layer_label(i, num_layers)))
+                                 name=layer_label(i, num_layers), line_color=color))
     fig.update_layout(title="Radial power spectrum at chosen layers", xaxis_title="radial frequency (bins)",
                       yaxis_title="power (log scale)", yaxis_type="log")
     return fig
@@ -586,8 +598,8 @@ def highfreq_share_figure(a):
         return empty_figure(NO_SPECTRA, "High-frequency share per layer")
     num_layers = a.none["num_layers"]
     fig = go.Figure()
-    for gi, spec in enumerate(spectra):
-        fig.add_trace(go.Scatter(x=spec["layers"], y=spec["highfreq_share"], mode="lines+markers",
+    for gi, (spec, color) in enumerate(zip(spectra, layer_colors(len(spectra)))):
+        fig.add_trace(go.Scatter(x=spec["layers"], y=spec["highfreq_share"], mode="lines+markers", line_color=color,
                                  name=f"group {gi + 1} ({a.none['groups'][gi]['kind']})",
                                  text=[layer_label(i, num_layers) for i in spec["layers"]],
                                  hovertemplate="%{text}<br>share %{y:.3f}<extra></extra>"))
@@ -756,7 +768,8 @@ def factors_figure(a, images, frame=0):
                                            opacity=0.7, name=label), 1, col, cols))
     for label, f in factors.items():
         mean = a.row_means[f["method"]]
-        traces.append(in_cell(go.Scatter(x=np.arange(len(mean)), y=mean, mode="lines+markers", name=label,
+        name = label if f["method"] in label else f"{label} ({f['method']})"  # the colour is the method's
+        traces.append(in_cell(go.Scatter(x=np.arange(len(mean)), y=mean, mode="lines+markers", name=name,
                                          line_color=method_color(f["method"]),
                                          hovertemplate=f"{label}<br>row %{{x}}: %{{y:.1f}}<extra></extra>"),
                               1, cols, cols))
@@ -850,7 +863,7 @@ def efficiency_figure(a):
     formula = a.none["flops"].get("formula", "")
     memory_kind = a.none.get("peak_memory_kind") if "peak memory" in a.relative_cost else None
     notes = {"prefill FLOPs": formula, "peak memory": memory_kind or ""}
-    colors = {"prefill FLOPs": "#1f77b4", "KV cache after prefill": "#ff7f0e", "peak memory": "#2ca02c"}
+    colors = MEASURE_COLORS
     fig = go.Figure()
     for label, ratios in a.relative_cost.items():
         values = [ratios[m] for m in names]
