@@ -332,7 +332,8 @@ def curve_figure(report, task, key, title, y_title, interval_key=None):
         values = [r[key] for r in runs]
         error = _interval_bars(values, [r.get(interval_key) for r in runs]) if interval_key else None
         figure.add_trace(go.Scatter(
-            x=[(r["average_kept"] or 0) + offset for r in runs], y=values, mode="lines+markers", name=name,
+            x=[(r["average_kept"] or 0) + offset for r in runs], y=values, mode="lines+markers",
+            name="unpruned" if runs[0]["method"] == "none" else shown_label(runs[0]),
             line=dict(color=color, dash=dash), marker=dict(color=color, size=8), error_y=error,
             customdata=[[r["average_kept"] or 0, r["keep"] if r["keep"] is not None else "-"] for r in runs],
             hovertemplate="%{y:.3f} at %{customdata[0]:.1f} tokens kept on average (keep %{customdata[1]})"
@@ -415,7 +416,7 @@ def thirds_figure(report, task):
     figure = go.Figure()
     keeps = sorted({r["keep"] for r in report["runs"] if r["task"] == task and r["keep"] is not None})
     shown = keeps[0] if keeps else None  # the smallest budget drawn, the others a click away in the legend
-    for run in report["runs"]:
+    for run in sorted(report["runs"], key=lambda r: r["keep"] not in (shown, None)):  # the drawn ones first
         if run["task"] != task or all(v is None for v in run["recall_by_third"].values()):
             continue
         color, _ = method_style(run)

@@ -584,8 +584,8 @@ def highpass_maps_figure(a, frame=0):
     fig = go.Figure(grid_heatmap(maps[start], hover_text(g, frame, {}), colorscale="Inferno",
                                  hovertemplate="%{text}<br>high-pass magnitude: %{z:.4g}<extra></extra>",
                                  colorbar=dict(title="|high-pass|")))
-    steps = [dict(method="update", label="out" if i == num_layers else str(i),
-                  args=[{"z": [maps[i]]}, {"title.text": title(i)}]) for i in range(len(maps))]
+    steps = [dict(method="update", label="out" if i == num_layers else str(i),  # wrapped as tidy() wraps titles
+                  args=[{"z": [maps[i]]}, {"title.text": wrap(title(i))}]) for i in range(len(maps))]
     fig.update_layout(title=title(start), height=560, sliders=[dict(
         active=start, steps=steps, currentvalue=dict(prefix="layer: "), pad=dict(t=30))])
     style_grid_axes(fig, h, w)
