@@ -64,6 +64,8 @@ def test_video_request_prunes_across_frames(client, tmp_path):
     payload = check_outputs(outputs, ["clse", "uniform"])
     group = payload["results"]["none"]["groups"][0]
     assert group["kind"] == "video" and group["grid"][0] == 4  # 4 frames sampled by default
+    frame = outputs[-1]  # the frame slider counts from 1, as the figures do ("frame 1 of 4")
+    assert (frame["minimum"], frame["maximum"], frame["value"]) == (1, 4, 1)
     assert len(payload["results"]["clse"]["kept_indices"]) == round(0.25 * group["count"])
 
 
@@ -145,6 +147,11 @@ def test_embedded_model_page_includes_the_object_sweep(tmp_path):
         sweep = payload["positional_sweep"]
         assert len(sweep["positions"]) == len(sweep["recall"]["clse"]) == len(sweep["recall"]["fastv"]) >= 5
         assert all(0.0 <= share <= 1.0 for shares in sweep["recall"].values() for share in shares)
+        # a generated example: its right answer beside the model's; the unpruned row has no budget
+        assert payload["ground_truth"]["answer"] == "bottom-right"
+        table = json.loads(outputs[0]["plot"])
+        assert "the right answer: <b>bottom-right</b>" in table["layout"]["title"]["text"]
+        assert table["data"][0]["cells"]["values"][4][0] == "-"
 
 
 def test_answers_come_first_then_every_panel(client, tmp_path):

@@ -1,14 +1,17 @@
 """A real headless Chromium (Debian's, driven by Playwright) loads the page, clicks an example and Compare, opens
 every tab, sees every panel drawn at its tab's width, and saves screenshots to artifacts/ (page.png: the
-answers and the first tab; page-<tab>.png for the others); on a clip, the frame slider redraws the frame
-panels."""
+answers and the first tab; page-<tab>.png for the others); on a clip, the frame slider (counted from 1, as the
+figures count) redraws the frame panels; the lesson's five steps each set, run, open and explain
+(lesson-<step>.png: the step's text over the panels it reads); on a phone (390 px) nothing is wider than the
+screen (page-phone.png)."""
 
+import io
 import os
 import shutil
 
 import pytest
 
-from explorer.page import panels
+from explorer.page import lesson, panels
 from explorer.bench.page import OPEN_TAB_PLOTS, drawn_in_open_tab
 from tests.conftest import ROOT, app_server
 
@@ -55,7 +58,14 @@ def compare_example(browser, url, question, media):
     page.locator(media).first.wait_for(timeout=30_000)
     page.get_by_role("button", name="Compare").click()
     drawn_in_open_tab(page, len(panels.panels_of(TABS[0].name)))
+    settled(page)
     return page
+
+
+def settled(page):
+    """Waits until no panel shows Gradio's progress (drawn panels stay faded until their event has ended)."""
+    page.wait_for_function("Array.from(document.querySelectorAll('.progress-text')).every(e => e.offsetParent === "
+                           "null)", timeout=60_000)
 
 
 def open_every_tab(page, shots=None):
@@ -87,11 +97,18 @@ def test_page_runs_an_example_in_a_real_browser(url):
         browser = launch(p)
         page = compare_example(browser, url, EXAMPLE_QUESTION, "img[src*='scene_205']")  # the last panels come last
         assert page.locator(".js-plotly-plot .main-svg").count() >= 1 + len(panels.panels_of(TABS[0].name))
+        # Compare scrolled the page to the answers; the examples sit above the button
+        answers = page.locator("#answers").bounding_box()
+        assert page.evaluate("window.scrollY") > 0 and 0 <= answers["y"] < 300, answers
+        compare = page.get_by_role("button", name="Compare").bounding_box()
+        assert page.get_by_text("Photos: these need a hub model").bounding_box()["y"] < compare["y"]
         page.screenshot(path=shot, full_page=True)
         text = open_every_tab(page, shots=True)
         assert "Error" not in text
-        for name in ("clse", "fastv", "Object sweep", "follows content", "nominal budget"):
-            assert name in text
+        # Plotly wraps a table cell's text into lines without the space: compare without white space
+        words = "".join(text.split())
+        for name in ("clse", "fastv", "Object sweep", "follows content", "nominal budget", "CLSE's factors"):
+            assert "".join(name.split()) in words, name
         assert page.locator(".js-plotly-plot .main-svg").count() >= PANELS  # every tab has been opened
 
         page.get_by_role("tab", name=TABS[0].label).click()
@@ -115,7 +132,8 @@ def test_the_frame_slider_redraws_a_clip_frame_by_frame(url):
         page = compare_example(browser, url, VIDEO_QUESTION, "video")
         assert any("(frame 1 of 4)" in t for t in page.evaluate(titles))
         frame = page.locator("input[type=number][aria-label*='Frame']").first
-        frame.fill("2")
+        assert frame.input_value() == "1"  # counted as the figures count: frame 1 of 4
+        frame.fill("3")
         frame.press("Enter")
         # Plotly redraws each panel as its update lands: wait until every per-frame title has moved on (a panel
         # left at frame 1 times this out)
@@ -139,8 +157,88 @@ def test_a_visitor_asks_a_follow_up_and_sees_three_conversations(url):
                                "e.textContent.replace(/\\s/g, '').includes('2:Whatcoloristhesquare?'))",
                                timeout=120_000)
         table = "".join(page.locator(".js-plotly-plot").first.text_content().split())
-        assert table.count("2:Whatcoloristhesquare?") == 3  # unpruned, method A, method B
+        # unpruned, then method A and method B each on the first question's pruned cache and pruned again: the two
+        # follow-up modes side by side (the page's default)
+        assert table.count("2:Whatcoloristhesquare?") == 5
         assert table.count("1:" + "".join(EXAMPLE_QUESTION.split())) == 3
+        assert "clse(keep)" in table and "clse(reprune)" in table
         page.screenshot(path=os.path.join(ARTIFACTS, "page-conversation.png"), full_page=False)
         browser.close()
 
+
+
+# What each lesson step's screenshot shows under its text: the panels it asks the reader to look at.
+LESSON_SHOWS = [["#panel-position_scatter", "#panel-row_profile"], ["#panel-flip"], ["#panel-factors", "#panel-flip"],
+                ["#panel-sweep"], ["#report-spearman-shapes", "#report-rows-shapes"]]
+
+
+def stitched(page, selectors, path):
+    """One screenshot of the elements, one under the other (the lesson's text over the panels it reads)."""
+    from PIL import Image
+
+    shots = [Image.open(io.BytesIO(page.locator(selector).first.screenshot())) for selector in selectors]
+    width = max(shot.width for shot in shots)
+    canvas = Image.new("RGB", (width, sum(shot.height for shot in shots)), "white")
+    y = 0
+    for shot in shots:
+        canvas.paste(shot, (0, y))
+        y += shot.height
+    canvas.save(path)
+
+
+def test_the_lesson_walks_its_five_steps(url):
+    """Each step, one click: its inputs set, its comparison run, its tab open with the panel it reads in view, and
+    its text with what this run measured; a screenshot of each (artifacts/lesson-<step>.png)."""
+    from playwright.sync_api import sync_playwright
+
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    note = "document.getElementById('lesson-note').innerText"
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url, wait_until="load")
+        page.get_by_role("button", name="Compare").wait_for(timeout=60_000)
+        for i, step in enumerate(lesson.STEPS):
+            page.get_by_role("button", name=step.title).click()
+            found = "Measured in this run" if i < 4 else "In the shipped report"
+            page.wait_for_function(f"{note}.includes('step {i + 1} of 5') && {note}.includes('{found}')",
+                                   timeout=120_000)
+            label = next(section.label for section in panels.SECTIONS if section.name == step.tab)
+            assert page.get_by_role("tab", name=label, selected=True).is_visible()
+            for selector in LESSON_SHOWS[i]:
+                page.locator(f"{selector} .main-svg").first.wait_for(timeout=60_000)
+            if i < 4:  # the run's own numbers are the panels' numbers
+                text = page.locator("#lesson-note").inner_text()
+                question = lesson.STEPS[i].inputs["question"]
+                assert page.locator("textarea").first.input_value() == question
+                assert "Error" not in text
+            settled(page)
+            page.wait_for_function(f"document.getElementById('{step.panel}').getBoundingClientRect().bottom > 0 && "
+                                   f"document.getElementById('{step.panel}').getBoundingClientRect().top < 1000",
+                                   timeout=10_000)  # the panel it reads is in view
+            stitched(page, ["#lesson-note", *LESSON_SHOWS[i]], os.path.join(ARTIFACTS, f"lesson-{i + 1}.png"))
+        browser.close()
+
+
+def test_the_page_reads_on_a_phone(url):
+    """390 px wide: the page is no wider than the screen, the lesson's buttons and the examples fit, and every plot
+    keeps a readable width inside a block that scrolls sideways."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.goto(url, wait_until="load")
+        page.get_by_role("button", name="Compare").wait_for(timeout=60_000)
+        pick_example(page, EXAMPLE_QUESTION)
+        page.get_by_role("button", name="Compare").click()
+        drawn_in_open_tab(page, len(panels.panels_of(TABS[0].name)))
+        assert page.evaluate("document.documentElement.scrollWidth") <= 392
+        widths = page.evaluate("Array.from(document.querySelectorAll('.js-plotly-plot .main-svg')).map(e => "
+                               "Number(e.getAttribute('width')))")
+        assert widths and min(widths) >= 600, widths
+        scrolls = page.evaluate("Array.from(document.querySelectorAll('.js-plotly-plot')).map(e => "
+                                "getComputedStyle(e.parentElement).overflowX)")
+        assert set(scrolls) == {"auto"}, scrolls
+        page.screenshot(path=os.path.join(ARTIFACTS, "page-phone.png"), full_page=False)
+        browser.close()

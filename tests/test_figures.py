@@ -219,7 +219,15 @@ def test_flip_test_mirrored_and_identical():
     assert numbers["a"]["follows_content"] == 1.0
     assert numbers["a"]["stays_in_place"] == pytest.approx(1 / 9)  # only token 5 (middle row) is shared
     fig = figures.flip_figure(a)
-    assert "follows content 1.00" in fig.layout.annotations[1].text
+    assert "follows content 1.00" in fig.layout.annotations[2].text
+    # the chance level: two random sets of the same size (5 of the group's 30 tokens) overlap by about k / (2n - k)
+    kept = len(a.flip["a"]["kept"])
+    assert numbers["a"]["chance"] == pytest.approx((kept * kept / 30) / (2 * kept - kept * kept / 30))
+    assert numbers["a"]["chance"] == pytest.approx(analysis.chance_iou(kept, 30))
+    assert any(shape.type == "line" and shape.x0 == pytest.approx(numbers["a"]["chance"])
+               for shape in fig.layout.shapes)
+    bars = [trace for trace in fig.data if trace.type == "bar"]
+    assert list(bars[0].x) == [1.0, pytest.approx(1 / 9)]
     numbers = analysed(results, group=1, flipped={**results, "not_run": results["a"]}, pair=("a", "b")).flip_numbers()
     assert set(numbers) == {"a", "b"}
     assert numbers["a"]["stays_in_place"] == 1.0 and numbers["b"]["stays_in_place"] == 1.0
@@ -310,7 +318,7 @@ def test_answers_table_and_sweep(cases):
     assert columns[3][1] == f"9 / {results['none']['visual_tokens']}"
     sweep = figures.sweep_figure(analysed(results, sweep={"positions": [0, 1],
                                                           "recall": {"clse": [1, 0.5], "fastv": [0, 1]}}))
-    assert [tr.name for tr in sweep.data] == ["clse", "fastv"]
+    assert [tr.name for tr in sweep.data] == ["clse (mean 0.75)", "fastv (mean 0.50)"]  # each one's mean share
     assert sweep.data[0].line.color == registry.METHODS["clse"].color
 
 
@@ -329,10 +337,11 @@ def test_frame_slider_redraws_only_the_frame_figures(cases):
 
     results, view = cases["video"]
     state = {"analyses": {(0, 0): analysed(results)}, "view": view}  # as compare_click leaves it: (grid, turn) keys
-    figs = ui.frame_change(state, 2)  # needs nothing of the payload but the records
+    figs = ui.frame_change(state, 3)  # the slider counts frames from 1, as the figures do
     assert len(figs) == len(panels.PER_FRAME)
     assert "frame 3 of 3" in figs[0].layout.title.text
-    assert figs[0].to_json() != ui.frame_change(state, 0)[0].to_json()
+    assert figs[0].to_json() != ui.frame_change(state, 1)[0].to_json()
+    assert "frame 1 of 3" in ui.frame_change(state, 0)[0].layout.title.text  # 0 or less: the first frame
 
 
 def test_answers_show_budgets_device_and_notes(cases):
@@ -345,7 +354,8 @@ def test_answers_show_budgets_device_and_notes(cases):
     columns = dict(zip(header, table.data[0].cells.values))
     for row, name in enumerate(results):
         budget = results[name]["budget"]
-        assert columns["nominal budget"][row] == f"{budget['nominal']:g}"
+        # the unpruned run keeps everything: no budget to name (the "28 on the unpruned row")
+        assert columns["nominal budget"][row] == ("-" if name == "none" else f"{budget['nominal']:g}")
         assert columns["visual tokens per layer (average over all layers)"][row] == f"{budget['average_kept']:.1f}"
     title = table.layout.title.text
     assert f"runs on {results['none']['device']}, {results['none']['dtype']}" in title
@@ -401,7 +411,8 @@ def test_the_panel_registry_lays_out_the_page():
     sections = [s.name for s in panels.SECTIONS]
     assert all(p.section in sections for p in panels.PANELS)
     assert [p.name for p in panels.FIRST] == ["answers"] and panels.SECTIONS[0].name == "answers"
-    assert {p.name for p in panels.PER_FRAME} == {"importance", "overlap", "highpass_maps", "evolution"}
+    assert {p.name for p in panels.PER_FRAME} == {"importance", "overlap", "highpass_maps", "evolution", "flip",
+                                                  "factors"}
     for section in panels.SECTIONS[1:]:  # every tab has its reading text and a panel or its own content
         assert section.how_to_read and (panels.panels_of(section.name) or section.render)
 

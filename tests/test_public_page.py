@@ -679,7 +679,8 @@ class RealPage:
         # the folders of earlier servers: two whose servers are gone (one named with a dead pid, as before), one
         # a running server holds (this process, for the module's lifetime)
         self.dead = dead_process_pid()
-        self.stale = [self.shared / "pruning-explorer-page-stale0k", self.shared / f"pruning-explorer-{self.dead}-old0k"]
+        self.stale = [self.shared / "pruning-explorer-page-stale0k",
+                      self.shared / f"pruning-explorer-{self.dead}-old0k"]
         self.live = self.shared / "pruning-explorer-page-live00k"
         for folder in [*self.stale, self.live]:
             (folder / "upload").mkdir(parents=True)
@@ -815,7 +816,7 @@ def test_real_page_keeps_at_most_state_sessions_sessions(real_page):
     client = Client(real_page.url, verbose=False)
     client.predict(*tiny_request(SCENE, model_id=real_page.model_dir), api_name="/compare")
     fn = fn_index(real_page.config, "frame_change")
-    data = [None, 0, None, 1]  # state (the session's own), frame, grid, turn
+    data = [None, 1, None, 1]  # state (the session's own), frame (counted from 1, as the figures count), grid, turn
 
     def frame_slider(session):
         status, messages = join(real_page.url, session, fn, data)
@@ -1223,7 +1224,7 @@ def test_the_pages_state_expires_after_state_ttl(page_here):
     client = Client(page_here.url, verbose=False)
     client.predict(*tiny_request(SCENE, model_id=page_here.model_dir), api_name="/compare")
     fn = fn_index(page_here.config, "frame_change")
-    _, messages = join(page_here.url, client.session_hash, fn, [None, 0, None, 1])
+    _, messages = join(page_here.url, client.session_hash, fn, [None, 1, None, 1])
     assert warnings_in(messages) == [] and completed(messages)["success"]
     time.sleep(4.5)  # Gradio drops expired state every second
     _, messages = join(page_here.url, client.session_hash, fn, [None, 0, None, 1])

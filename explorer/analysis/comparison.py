@@ -115,6 +115,18 @@ def iou(a, b):
     return len(a & b) / len(union) if union else float("nan")
 
 
+def chance_iou(k, n):
+    """The IoU two independent random sets of k of n tokens have on average (about k / (2n - k)): what the flip
+    test's two numbers are worth when a score knows neither the content nor the position."""
+    if not 0 < k <= n:
+        return float("nan")
+    if k == n:
+        return 1.0
+    # E[|A & B|] = k^2 / n for two random k-sets; IoU = inter / (2k - inter), taken at the mean
+    inter = k * k / n
+    return inter / (2 * k - inter)
+
+
 def frame_counts(kept_indices, groups):
     """[(label, kept count)] per frame of every group (one entry per image for image groups)."""
     kept = set(kept_indices)
@@ -192,40 +204,63 @@ class Analysis:
     @functools.cached_property
     def answers(self):
         """One row per turn of the conversation and method (the first turn's rows first): what the answers
-        panel shows. "same" compares with the unpruned answer of the same turn."""
+        panel shows. "same" compares with the unpruned answer of the same turn; "stage_kept" is the count kept
+        after each pruning stage (several in a multi-stage schedule); "prefill_spread" the fastest and slowest
+        of the timed repeats (None for one run); "recall" the share of the asked object's tokens kept (ground
+        truth of a generated example; None elsewhere). With the follow-ups asked in both modes, each follow-up
+        has a row per mode and method ("mode")."""
         rows = []
         for name, r in self.results.items():
             budget = r.get("budget") or {}
+            spread = (r.get("timings_spread_ms") or {}).get("prefill")
             rows.append({
                 "method": name, "turn": 1, "question": r.get("question", ""),
                 "answer": r["answer"],
                 "same": None if name == "none" else r["answer_ids"] == self.none["answer_ids"],
                 "kept": len(r["kept_indices"]),
+                "stage_kept": [sum(s["keep_counts"]) for s in r.get("stages") or []],
                 "visual_tokens": r["visual_tokens"],
-                "nominal": budget.get("nominal"),
+                "nominal": None if name == "none" else budget.get("nominal"),  # the unpruned run has no budget
                 "average_kept": budget.get("average_kept"),
                 "prefill_ms": r["timings_ms"]["prefill"],
+                "prefill_spread": tuple(spread) if spread else None,
+                "repeats": int(r.get("repeats") or 1),
                 "kv_cache_mib": r["kv_cache_bytes"] / 2**20,
                 "how": how_it_ran(r),
+                "recall": self.recall.get(name),
+                "mode": None,
             })
         reference_turns = self.none.get("turns") or []
+        other = self.payload.get("other_mode_turns") or {}  # the follow-ups asked in the other mode too
         for t in range(1, len(reference_turns)):
             for name, r in self.results.items():
                 turn = (r.get("turns") or [])[t] if len(r.get("turns") or []) > t else None
                 if turn is None:
                     continue
                 mode = (r.get("settings") or {}).get("follow_up_mode", "keep")
-                rows.append({
-                    "method": name, "turn": t + 1, "question": turn["question"], "answer": turn["answer"],
-                    "same": None if name == "none" else turn["answer_ids"] == reference_turns[t]["answer_ids"],
-                    "kept": len(turn["kept_indices"]), "visual_tokens": r["visual_tokens"], "nominal": None,
-                    "average_kept": None, "prefill_ms": turn["timings_ms"]["prefill"],
-                    "kv_cache_mib": turn["kv_cache_bytes"] / 2**20,
-                    "how": ("full cache" if name == "none" else
-                            "pruned again for this question (reprune)" if mode == "reprune" else
-                            "on the first question's pruned cache (keep)"),
-                })
+                versions = [(mode, turn)]
+                if name != "none" and other.get("mode") and len(other["turns"].get(name) or []) > t:
+                    versions.append((other["mode"], other["turns"][name][t]))
+                for version_mode, version in versions:
+                    rows.append({
+                        "method": name, "turn": t + 1, "question": version["question"], "answer": version["answer"],
+                        "same": None if name == "none" else
+                        version["answer_ids"] == reference_turns[t]["answer_ids"],
+                        "kept": len(version["kept_indices"]), "stage_kept": [], "visual_tokens": r["visual_tokens"],
+                        "nominal": None, "average_kept": None, "prefill_ms": version["timings_ms"]["prefill"],
+                        "prefill_spread": None, "repeats": 1,
+                        "kv_cache_mib": version["kv_cache_bytes"] / 2**20,
+                        "how": ("full cache" if name == "none" else
+                                "pruned again for this question (reprune)" if version_mode == "reprune" else
+                                "on the first question's pruned cache (keep)"),
+                        "recall": None, "mode": None if name == "none" else version_mode,
+                    })
         return rows
+
+    @functools.cached_property
+    def timed_once(self):
+        """Whether the timings come from one run each (no spread to show: the reader must be told)."""
+        return all(not (r.get("timings_spread_ms") or {}) for r in self.results.values())
 
     @functools.cached_property
     def turns(self):
@@ -246,7 +281,9 @@ class Analysis:
     @functools.cached_property
     def notes(self):
         """Every record's notes, each once (unknown words, ties at the cut, renamed methods...)."""
-        return list(dict.fromkeys(note for r in self.results.values() for note in r.get("notes") or []))
+        notes = [*(self.payload.get("page_notes") or []),
+                 *(n for r in self.results.values() for n in r.get("notes") or [])]
+        return list(dict.fromkeys(notes))
 
     @functools.cached_property
     def settings_used(self):
@@ -381,17 +418,68 @@ class Analysis:
             flipped_kept = [n for n in flipped[m] if n in in_group]
             mapped = mirror_rows(flipped_kept, self.g)
             out[m] = {"follows_content": iou(kept, mapped), "stays_in_place": iou(kept, flipped_kept),
-                      "kept": kept, "mapped": mapped}
+                      "kept": kept, "mapped": mapped, "chance": chance_iou(len(kept), self.g["count"])}
         return out
 
     def flip_numbers(self):
-        """The payload's "flip_test": {method: {"follows_content", "stays_in_place"}}."""
-        return {m: {"follows_content": n["follows_content"], "stays_in_place": n["stays_in_place"]}
-                for m, n in self.flip.items()}
+        """The payload's "flip_test": {method: {"follows_content", "stays_in_place", "chance"}}."""
+        return {m: {"follows_content": n["follows_content"], "stays_in_place": n["stays_in_place"],
+                    "chance": n["chance"]} for m, n in self.flip.items()}
 
     @property
     def sweep(self):
         return self.payload.get("positional_sweep")
+
+    # ---- CLSE's factors, the stages, the ground truth
+
+    @functools.cached_property
+    def factors(self):
+        """CLSE's first-stage score split into its factors, from the unpruned run's scores at the same K and L:
+        {"spectral factor": clse_spectral's score, "attention": FastV's score (the last prompt token's attention
+        at K-1, the factor CLSE multiplies by), "product (clse)": clse}, each over the group, with its
+        Spearman with the raster index; None where the run scored none of them."""
+        names = {"spectral factor": "clse_spectral", "attention": "fastv", "product (clse)": "clse"}
+        out = {label: m for label, m in names.items() if m in self.scores}
+        if not out:
+            return None
+        return {label: {"method": m, "scores": self.scores[m], "percentiles": self.percentiles[m],
+                        "spearman": self.spearman[m]} for label, m in out.items()}
+
+    @functools.cached_property
+    def stages(self):
+        """{method of the pair: [{"layer", "scorer", "scores" (over the group, NaN = already pruned),
+        "kept" (1/0 over the group after the stage)}]}: the stage slider's views (one entry for a single stage)."""
+        out = {}
+        for m in self.pair:
+            views = []
+            for i, stage in enumerate(self.results[m].get("stages") or []):
+                # the first stage's scores are the method's first-stage scores: their percentiles are computed once
+                scores = self.scores[m] if i == 0 and m in self.scores else group_values(stage["scores"], self.g)
+                shares = self.percentiles[m] if i == 0 and m in self.percentiles else percentiles(scores)
+                kept = kept_vector(stage.get("keep_indices") or [], self.g) if stage.get("keep_indices") is not None \
+                    else self.kept[m]
+                views.append({"layer": stage["layer"], "scorer": stage.get("scorer", m), "scores": scores,
+                              "percentiles": shares, "kept": kept})
+            out[m] = views
+        return out
+
+    @functools.cached_property
+    def ground_truth(self):
+        """The payload's ground truth of a generated example (objects, the right answer, the asked object's
+        tokens), for the image group it describes; None elsewhere."""
+        truth = self.payload.get("ground_truth")
+        if not truth or truth.get("group", 0) != self.group:
+            return None
+        return truth
+
+    @functools.cached_property
+    def recall(self):
+        """{method: share of the asked object's tokens kept for decoding} where the ground truth names them."""
+        truth = self.ground_truth
+        if not truth or not truth.get("target_tokens"):
+            return {}
+        target = np.asarray(truth["target_tokens"], dtype=int)
+        return {m: float(self.kept[m][target].mean()) for m in self.results}
 
     # ---- spectra
 

@@ -34,6 +34,7 @@ import plotly.graph_objects as go
 from explorer.analysis.stats import (THIRDS, difference_text, interval_text, paired_difference, rank_correlation,
                                      third_of, wilson_interval)
 from explorer.eval.runs import MODEL_NAME, RUN_DEFAULTS, parse_model_args, run_tag
+from explorer.methods.registry import METHODS
 
 FIGURE_HEIGHT = 420  # px; plotly would otherwise fill the window's height in a page or an HTML file
 
@@ -164,6 +165,47 @@ def _mean(values):
 # ---------------------------------------------------------------------------------------------------- runs
 
 
+def summarise(lines, correct):
+    """A run's numbers from its per-sample lines (records) and its per-sample metric {doc_id: value}: the accuracy's
+    interval where the metric is right / wrong, the real average kept, target recall (overall, by the object's
+    third, and the accuracy with at least / less than half of the object kept), the score-position correlation
+    (mean over samples, with a 95% interval of that mean), the density of kept cells and median timings. Keeps the
+    per-sample correctness as "_correct" for compare_with_first."""
+    recalls = {line["doc_id"]: target_recall(line) for line in lines}
+    split = {half: [correct[d] for d, r in recalls.items() if r is not None and d in correct and (r >= 0.5) == half]
+             for half in (True, False)}
+    budgets = [line.get("budget", {}) for line in lines]
+    binary = bool(correct) and all(value in (0, 1) for value in correct.values())
+    correlations = [c for c in (score_position_correlation(line) for line in lines) if c is not None]
+    return {
+        "_correct": {doc_id: bool(value) for doc_id, value in correct.items()} if binary else None,
+        "accuracy_interval": wilson_interval(sum(correct.values()), len(correct)) if binary else None,
+        "records": len(lines),
+        "average_kept": _mean([b.get("average_kept") for b in budgets]),
+        "kept_for_decoding": _mean([len(line.get("kept_indices", [])) for line in lines]),
+        "visual_tokens": _mean([line.get("visual_tokens") for line in lines]),
+        "target_recall": _mean(recalls.values()),
+        "recall_by_third": {third: _mean([recalls[line["doc_id"]] for line in lines
+                                          if object_third(line) == third]) for third in THIRDS},
+        "accuracy_by_recall": {"at_least_half": _mean(split[True]), "below_half": _mean(split[False]),
+                               "n_at_least_half": len(split[True]), "n_below_half": len(split[False])},
+        "score_position_spearman": _mean(correlations),
+        "score_position_interval": mean_interval(correlations),
+        "density": density(lines),
+        "timings_ms": {key: float(np.median([line["timings_ms"][key] for line in lines]))
+                       for key in (lines[0].get("timings_ms", {}) if lines else {})
+                       if all(isinstance(line.get("timings_ms", {}).get(key), (int, float)) for line in lines)},
+    }
+
+
+def mean_interval(values):
+    """A 95% interval of a mean (normal approximation: mean +- 1.96 standard errors); None under two values."""
+    if len(values) < 2:
+        return None
+    mean, error = float(np.mean(values)), float(np.std(values, ddof=1) / math.sqrt(len(values)))
+    return [mean - 1.96 * error, mean + 1.96 * error]
+
+
 def run_entry(results_path, results, task, records):
     """One (results file, task): its metrics joined with its records and logged samples."""
     config = results.get("config", {})
@@ -175,35 +217,16 @@ def run_entry(results_path, results, task, records):
     errors = sum(1 for (t, _), line in records.get(tag, {}).items() if t == task and "error" in line)
     metrics = task_metrics(results, task)
     main = main_metric(results, task, metrics)
-    recalls = {line["doc_id"]: target_recall(line) for line in lines}
     correct = {doc_id: s.get(main) for doc_id, s in samples.items() if isinstance(s.get(main), (int, float))}
-    split = {half: [correct[d] for d, r in recalls.items() if r is not None and d in correct and (r >= 0.5) == half]
-             for half in (True, False)}
-    budgets = [line.get("budget", {}) for line in lines]
-    binary = bool(correct) and all(value in (0, 1) for value in correct.values())
     return {
-        "_correct": {doc_id: bool(value) for doc_id, value in correct.items()} if binary else None,
-        "accuracy_interval": wilson_interval(sum(correct.values()), len(correct)) if binary else None,
         "results_file": results_path, "task": task, "model": config.get("model"),
         "pretrained": args.get("pretrained", RUN_DEFAULTS["pretrained"]) if ours else args.get("pretrained"),
         "method": args.get("method", RUN_DEFAULTS["method"]) if ours else config.get("model"),
         "keep": args.get("keep", RUN_DEFAULTS["keep"]) if ours and args.get("method") != "none" else None,
         "invert": bool(args.get("invert", False)), "settings": args, "tag": tag,
         "limit": config.get("limit"), "metrics": metrics, "main_metric": main,
-        "accuracy": metrics.get(main), "samples": len(samples), "records": len(lines), "errors": errors,
-        "average_kept": _mean([b.get("average_kept") for b in budgets]),
-        "kept_for_decoding": _mean([len(line.get("kept_indices", [])) for line in lines]),
-        "visual_tokens": _mean([line.get("visual_tokens") for line in lines]),
-        "target_recall": _mean(recalls.values()),
-        "recall_by_third": {third: _mean([recalls[line["doc_id"]] for line in lines
-                                          if object_third(line) == third]) for third in THIRDS},
-        "accuracy_by_recall": {"at_least_half": _mean(split[True]), "below_half": _mean(split[False]),
-                               "n_at_least_half": len(split[True]), "n_below_half": len(split[False])},
-        "score_position_spearman": _mean([score_position_correlation(line) for line in lines]),
-        "density": density(lines),
-        "timings_ms": {key: float(np.median([line["timings_ms"][key] for line in lines]))
-                       for key in (lines[0].get("timings_ms", {}) if lines else {})
-                       if all(isinstance(line.get("timings_ms", {}).get(key), (int, float)) for line in lines)},
+        "accuracy": metrics.get(main), "samples": len(samples), "errors": errors,
+        **summarise(lines, correct),
     }
 
 
@@ -227,14 +250,19 @@ def load_report(paths):
     return {"runs": runs, "tasks": tasks}
 
 
-def compare_with_first(runs):
+def compare_with_first(runs, same_keep=False):
     """Every run after its task's first run (in the order given) gets "vs_first": the paired difference of its
     per-sample correctness with the first run's on the samples both have (stats.paired_difference: the
     difference this - first, Newcombe's interval, the exact McNemar p) and "against", the first run's label; None
-    where either metric is not right / wrong per sample. Drops the per-sample "_correct" afterwards."""
+    where either metric is not right / wrong per sample. same_keep: the first run of the same task and budget
+    instead (the unpruned run, without a budget, is compared with none). Drops the per-sample "_correct"
+    afterwards."""
     first = {}
     for run in runs:
-        reference = first.setdefault(run["task"], run)
+        if same_keep and run.get("keep") is None:
+            run["vs_first"] = None
+            continue
+        reference = first.setdefault((run["task"], run.get("keep")) if same_keep else run["task"], run)
         run["vs_first"] = None
         if run is reference or not run.get("_correct") or not reference.get("_correct"):
             continue
@@ -256,65 +284,149 @@ def label(run):
     return f"{run['method']}{' (inverted)' if run['invert'] else ''}" + (f" [{', '.join(extras)}]" if extras else "")
 
 
-def curve_figure(report, task, key, title, y_title):
+def run_name(run):
+    """A run as the figures name it: "fastv, keep 28", "uniform (baseline), keep 28", "unpruned"."""
+    if run["method"] == "none":
+        return "unpruned"
+    return f"{shown_label(run)}, keep {run['keep']}"
+
+
+def shown_label(run):
+    """label(run), a baseline (random, uniform, downsample: an order, not a judgement) marked as such."""
+    baseline = run["method"] in METHODS and METHODS[run["method"]].group == "baseline"
+    return label(run) + (" (baseline)" if baseline else "")
+
+
+def method_style(run):
+    """The run's method colour (the page's, from the registry) and a dash for inverted runs."""
+    return METHODS[run["method"]].color if run["method"] in METHODS else "#7b4173", \
+        "dot" if run["invert"] else "solid"
+
+
+def _interval_bars(values, intervals):
+    """Plotly error bars from [low, high] intervals around values (none drawn where a run has no interval)."""
+    if not any(intervals):
+        return None
+    above = [interval[1] - value if interval else 0 for value, interval in zip(values, intervals)]
+    below = [value - interval[0] if interval else 0 for value, interval in zip(values, intervals)]
+    return dict(type="data", symmetric=False, array=above, arrayminus=below, thickness=1.2, width=4)
+
+
+def curve_figure(report, task, key, title, y_title, interval_key=None):
+    """One curve per method (its runs by the real average kept), in the method's colour; where runs of several
+    methods share a kept count (the controlled comparison) the points are set a little apart so that each one's
+    interval stays readable (the hover gives the true count)."""
     figure = go.Figure()
     by_method = defaultdict(list)
     for run in report["runs"]:
         if run["task"] == task and run.get(key) is not None:
             by_method[label(run)].append(run)
-    for name, runs in sorted(by_method.items()):
-        runs = sorted(runs, key=lambda r: r["average_kept"] or 0)
+    names = sorted(by_method)
+    xs = [r["average_kept"] for runs in by_method.values() for r in runs]
+    span = (max(xs) - min(xs)) if xs and max(xs) > min(xs) else 1.0
+    shared = len(xs) != len(set(xs))
+    for i, name in enumerate(names):
+        runs = sorted(by_method[name], key=lambda r: r["average_kept"] or 0)
+        color, dash = method_style(runs[0])
+        offset = (i - (len(names) - 1) / 2) * span * 0.012 if shared else 0.0
+        values = [r[key] for r in runs]
+        error = _interval_bars(values, [r.get(interval_key) for r in runs]) if interval_key else None
         figure.add_trace(go.Scatter(
-            x=[r["average_kept"] for r in runs], y=[r[key] for r in runs], mode="lines+markers", name=name,
-            hovertemplate="%{y:.3f} at %{x:.1f} tokens kept on average<extra>" + name + "</extra>"))
-    figure.update_layout(title=title, xaxis_title="visual tokens kept (real average over layers)",
+            x=[(r["average_kept"] or 0) + offset for r in runs], y=values, mode="lines+markers",
+            name="unpruned" if runs[0]["method"] == "none" else shown_label(runs[0]),
+            line=dict(color=color, dash=dash), marker=dict(color=color, size=8), error_y=error,
+            customdata=[[r["average_kept"] or 0, r["keep"] if r["keep"] is not None else "-"] for r in runs],
+            hovertemplate="%{y:.3f} at %{customdata[0]:.1f} tokens kept on average (keep %{customdata[1]})"
+                          "<extra>" + name + "</extra>"))
+    note = "; bars: 95% Wilson intervals" if interval_key and any(
+        r.get(interval_key) for runs in by_method.values() for r in runs) else ""
+    figure.update_layout(title=title + (f"<br><sup>one colour per method, as on the page{note}</sup>"),
+                         xaxis_title="visual tokens kept (real average over layers)",
                          yaxis_title=y_title, legend_title="method", height=FIGURE_HEIGHT)
     return figure
 
 
 def density_figure(run):
     grid = run["density"]
-    name = f"{label(run)} keep {run['keep']}"
     figure = go.Figure(go.Heatmap(z=grid["share"], zmin=0, zmax=1, colorscale="Viridis",
                                   colorbar={"title": "share kept"},
                                   hovertemplate="row %{y}, column %{x}: kept in %{z:.0%} of samples<extra></extra>"))
     figure.update_yaxes(autorange="reversed", title="row" + (" (relative bins)" if grid["normalized"] else ""),
                         constrain="domain")
     figure.update_xaxes(title="column", scaleanchor="y", constrain="domain")
-    figure.update_layout(title=f"{run['task']}: where {name} keeps tokens ({run['records']} samples)",
-                         height=FIGURE_HEIGHT)
+    figure.update_layout(title=f"{run['task']}: where {run_name(run)} keeps tokens<br><sup>the share of "
+                               f"{run['records']} samples keeping each cell</sup>", height=FIGURE_HEIGHT)
     return figure
 
 
 def rows_figure(report, task):
     figure = go.Figure()
-    for run in report["runs"]:
-        if run["task"] == task and run["density"] and run["method"] != "none":
-            rows = run["density"]["rows"]
-            figure.add_trace(go.Scatter(x=list(range(len(rows))), y=rows, mode="lines+markers",
-                                        name=f"{label(run)} keep {run['keep']}"))
-    figure.update_layout(title=f"{task}: share of tokens kept by image row", xaxis_title="row (top = 0)",
-                         yaxis_title="share kept", yaxis_range=[0, 1], height=FIGURE_HEIGHT)
+    keeps = sorted({r["keep"] for r in report["runs"] if r["task"] == task and r["keep"] is not None}, reverse=True)
+    widths = {keep: 3.5 - 1.2 * i for i, keep in enumerate(keeps)}  # the largest budget widest
+    shown = keeps[-1] if keeps else None  # the smallest budget drawn (where the choice bites), the others a click away
+    drawn = [r for r in report["runs"] if r["task"] == task and r["density"] and r["method"] != "none"]
+    for run in sorted(drawn, key=lambda r: (r["keep"] != shown, -(r["keep"] or 0))):  # the drawn ones first
+        rows = run["density"]["rows"]
+        color, dash = method_style(run)
+        figure.add_trace(go.Scatter(x=list(range(len(rows))), y=rows, mode="lines+markers", name=run_name(run),
+                                    visible=True if run["keep"] == shown else "legendonly",
+                                    line=dict(color=color, dash=dash, width=max(1.0, widths.get(run["keep"], 2))),
+                                    marker=dict(size=5, color=color),
+                                    hovertemplate="row %{x}: %{y:.2f} kept<extra>" + run_name(run) + "</extra>"))
+    figure.update_layout(title=f"{task}: share of tokens kept by image row<br><sup>one colour per method; the "
+                               f"smallest budget ({shown}) drawn, the others in the legend (the larger the budget, "
+                               "the wider the line)</sup>", xaxis_title="row (top = 0)",
+                         yaxis_title="share kept", yaxis_rangemode="tozero", height=FIGURE_HEIGHT)
     return figure
 
 
 def spearman_figure(report, task):
+    """One bar per run, or per method where every budget of it has the same correlation (first-stage scores do
+    not depend on the budget in the controlled comparison)."""
     runs = [r for r in report["runs"] if r["task"] == task and r["score_position_spearman"] is not None]
-    names = [f"{label(r)} keep {r['keep']}" for r in runs]
-    figure = go.Figure(go.Bar(x=names, y=[r["score_position_spearman"] for r in runs],
+    values_of = defaultdict(set)
+    for r in runs:
+        values_of[label(r)].add(round(r["score_position_spearman"], 9))
+    seen, kept, names = set(), [], []
+    for r in runs:
+        if len(values_of[label(r)]) == 1:
+            if label(r) in seen:
+                continue
+            seen.add(label(r))
+            budgets = [x["keep"] for x in runs if label(x) == label(r)]
+            names.append(shown_label(r) + (" (every budget)" if len(budgets) > 1 else f", keep {r['keep']}"))
+        else:
+            names.append(run_name(r))
+        kept.append(r)
+    runs = kept
+    values = [r["score_position_spearman"] for r in runs]
+    intervals = [r.get("score_position_interval") for r in runs]
+    figure = go.Figure(go.Bar(x=names, y=values, marker_color=[method_style(r)[0] for r in runs],
+                              error_y=_interval_bars(values, intervals),
                               hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
-    figure.update_layout(title=f"{task}: Spearman(score, raster position), mean over samples",
-                         yaxis_title="rank correlation", yaxis_range=[-1, 1], height=FIGURE_HEIGHT)
+    figure.update_layout(title=f"{task}: Spearman(score, raster position), mean over samples<br><sup>above 0: "
+                               "later tokens (lower rows) score higher; bars: 95% interval of the mean; a baseline's "
+                               "value describes its fixed order, not a bias of judgement</sup>",
+                         yaxis_title="rank correlation", yaxis_range=[-1, 1], xaxis_tickangle=-30,
+                         height=FIGURE_HEIGHT)
     return figure
 
 
 def thirds_figure(report, task):
     figure = go.Figure()
-    for third in THIRDS:
-        runs = [r for r in report["runs"] if r["task"] == task and r["recall_by_third"][third] is not None]
-        figure.add_trace(go.Bar(x=[f"{label(r)} keep {r['keep']}" for r in runs], name=f"object in the {third}",
-                                y=[r["recall_by_third"][third] for r in runs]))
-    figure.update_layout(title=f"{task}: queried object's tokens kept, by where the object is", barmode="group",
+    keeps = sorted({r["keep"] for r in report["runs"] if r["task"] == task and r["keep"] is not None})
+    shown = keeps[0] if keeps else None  # the smallest budget drawn, the others a click away in the legend
+    for run in sorted(report["runs"], key=lambda r: r["keep"] not in (shown, None)):  # the drawn ones first
+        if run["task"] != task or all(v is None for v in run["recall_by_third"].values()):
+            continue
+        color, _ = method_style(run)
+        figure.add_trace(go.Bar(x=[f"object in the {third}" for third in THIRDS], name=run_name(run),
+                                y=[run["recall_by_third"][third] for third in THIRDS], marker_color=color,
+                                visible=True if run["keep"] in (shown, None) else "legendonly",
+                                marker_pattern_shape="/" if run["invert"] else ""))
+    figure.update_layout(title=f"{task}: queried object's tokens kept, by where the object is<br><sup>one colour "
+                               f"per method; the smallest budget ({shown}) and the unpruned run drawn, the other "
+                               "budgets in the legend</sup>", barmode="group",
                          yaxis_title="target recall", yaxis_range=[0, 1], height=FIGURE_HEIGHT)
     return figure
 
@@ -327,7 +439,7 @@ def report_figures(report):
     for task in report["tasks"]:
         metric = next((r["main_metric"] for r in report["runs"] if r["task"] == task and r["main_metric"]), "score")
         figures[f"accuracy:{task}"] = curve_figure(report, task, "accuracy", f"{task}: {metric} against tokens kept",
-                                                   metric)
+                                                   metric, interval_key="accuracy_interval")
         if any(r["task"] == task and r["target_recall"] is not None for r in report["runs"]):
             figures[f"recall:{task}"] = curve_figure(report, task, "target_recall",
                                                      f"{task}: queried object's tokens kept", "target recall")
@@ -336,7 +448,7 @@ def report_figures(report):
         figures[f"spearman:{task}"] = spearman_figure(report, task)
         for run in report["runs"]:
             if run["task"] == task and run["density"] and run["method"] != "none":
-                name = f"density:{task}:{label(run)} keep {run['keep']}"
+                name = f"density:{task}:{label(run)} keep {run['keep']}"  # a stable key (tests, uploads)
                 same = sum(1 for key in figures if key == name or key.startswith(name + " #"))
                 figures[name + (f" #{same + 1}" if same else "")] = density_figure(run)  # same settings, other run
     return figures

@@ -273,8 +273,8 @@ class VideoReading:
         now = time.monotonic()
         if self.deadline is not None and now > self.deadline:
             raise MediaError(f"{self.name} took more than {self.limit_s} s to read ({self.decoded} frames decoded to "
-                             f"sample {self.num_frames}), the page's limit: cut it shorter, re-encode it with a keyframe "
-                             "every few seconds, or ask for fewer frames")
+                             f"sample {self.num_frames}), the page's limit: cut it shorter, re-encode it with a "
+                             "keyframe every few seconds, or ask for fewer frames")
         if now >= self.next_check:
             interrupt.check("reading the video")
             self.next_check = now + 0.1

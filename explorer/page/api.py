@@ -5,6 +5,7 @@ raw REST calls, explorer/bench/stress.py) pass them in this order."""
 from explorer.core.settings import Settings
 
 _DEFAULTS = Settings()
+BOTH_MODES = "both"  # the page's follow-up mode: each follow-up asked in keep and in reprune mode, side by side
 COMPARE_ARGUMENTS = {  # name -> the page's default
     "image": None,  # a file path (gradio_client: handle_file(path))
     "video": None,
@@ -23,7 +24,9 @@ COMPARE_ARGUMENTS = {  # name -> the page's default
     "repeats": _DEFAULTS.repeats,
     "budget_per": _DEFAULTS.budget_per,
     "follow_ups": "",  # the conversation's later questions, one per line (up to 4)
-    "follow_up_mode": _DEFAULTS.follow_up_mode,
+    # the page asks each follow-up in both modes ("keep" and "reprune", answered side by side; the command line's
+    # default is keep alone): "keep" or "reprune" runs one
+    "follow_up_mode": BOTH_MODES,
 }
 
 

@@ -13,7 +13,8 @@ from explorer.core import interrupt
 from explorer.media import read as media
 from explorer.methods.registry import METHODS
 from explorer.analysis.comparison import Analysis
-from explorer.page import panels, service
+from explorer.page import lesson, panels, service
+from explorer.page.api import COMPARE_ARGUMENTS
 from explorer.serve import access, files, guard, limits
 from models.base import BadInput
 
@@ -88,7 +89,17 @@ def compare_click(image, video, question, method_a, method_b, keep, prune_layer=
     limits.release_memory()  # else the server's memory creeps (explorer/serve/limits.py)
     yield in_order({**panels.draw(analysis, view), "result_json": payload, "download": saved_result(payload),
                     "state": {"analyses": {(0, 0): analysis}, "view": view},
-                    "frame": gr.update(maximum=max(frames - 1, 1), value=0, visible=frames > 1)}, COMPARE_OUTPUTS)
+                    "frame": frame_slider(frames)}, COMPARE_OUTPUTS)
+
+
+def frame_slider(frames):
+    """The frame slider for a clip of `frames` frames, counted from 1 as the figures count ("frame 1 of 4")."""
+    return gr.update(minimum=1, maximum=max(frames, 2), value=1, visible=frames > 1)
+
+
+def frame_index(frame, frames):
+    """The slider's frame (1 .. frames, as the figures count) as an index 0 .. frames - 1; 0 or less is the first."""
+    return min(max(int(frame or 1) - 1, 0), frames - 1)
 
 
 RESULT_NOT_SAVED = ("The result file could not be written on the server (its disk is full): the answers and "
@@ -144,11 +155,12 @@ def analysis_of(state, grid, turn):
 
 
 def frame_change(state, frame, grid=None, turn=1):
-    """The frame slider: the per-frame panels of the request in the state, at this frame."""
+    """The frame slider (frames counted from 1, as the figures count them): the per-frame panels of the request
+    in the state, at this frame."""
     if not state:
         return no_result(FRAME_OUTPUTS)
     analysis = analysis_of(state, grid, turn)
-    frame = min(int(frame), analysis.grid[0] - 1)
+    frame = frame_index(frame, analysis.grid[0])
     return in_order(panels.draw(analysis, state["view"], frame, panels=panels.PER_FRAME), FRAME_OUTPUTS)
 
 
@@ -158,17 +170,61 @@ def view_change(state, grid, turn):
         return no_result(VIEW_OUTPUTS)
     analysis = analysis_of(state, grid, turn)
     figs = panels.draw(analysis, state["view"], 0, panels=[p for p in panels.PANELS if p.name in VIEW_OUTPUTS])
-    frames = analysis.grid[0]
-    return in_order({**figs, "frame": gr.update(maximum=max(frames - 1, 1), value=0, visible=frames > 1)},
-                    VIEW_OUTPUTS)
+    return in_order({**figs, "frame": frame_slider(analysis.grid[0])}, VIEW_OUTPUTS)
 
 
 def load_example(index):
-    """An example picked: its image, video and question (an index from outside the list gets a sentence)."""
+    """An example picked: its image, video and question (an index from outside the list gets a sentence). The
+    embedded model's examples list calls it with its own index, which is examples()'s (they come first)."""
     rows = service.examples()
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(rows):
         raise gr.Error(f"there is no example {index!r}: the page has {len(rows)}", print_exception=False)
     return rows[index]
+
+
+def load_photo(index):
+    """A photo example picked (the photos' list, which needs a hub model): its image, video and question."""
+    scenes, photos = service.example_split()
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(photos):
+        raise gr.Error(f"there is no photo example {index!r}: the page has {len(photos)}", print_exception=False)
+    return photos[index]
+
+
+# ---------------------------------------------------------------------------------------------------- lesson
+LESSON_INPUTS = [name for name in COMPARE_ARGUMENTS if name not in ("model_id", "follow_up_mode")]  # what a step
+# sets (the model and the follow-up mode stay the visitor's)
+
+
+def lesson_start(step, model_id):
+    """A lesson step clicked: the request's inputs it sets (LESSON_INPUTS' order; nothing changes for a step that
+    runs nothing on this model), the step's text before its run, the tab to open and the step (kept for the
+    text after the run)."""
+    values = lesson.inputs_for(step, model_id)
+    inputs = [values[name] if name in values else gr.update() for name in LESSON_INPUTS]
+    return [*inputs, lesson.intro(step, model_id), gr.Tabs(selected=lesson.STEPS[step].tab), step]
+
+
+def lesson_compare(step, image, video, question, method_a, method_b, keep, prune_layer="auto", ref_layer="auto",
+                   schedule="single", model_id=None, num_frames=4, early_kv="auto", invert=False, prompt="chat",
+                   repeats=1, budget_per="image", follow_ups="", follow_up_mode="keep", progress=gr.Progress(),
+                   visitor: gr.Request = None):
+    """The Compare event for a lesson step that runs one on this model; nothing for the others."""
+    if not lesson.runs(step, model_id):
+        yield [gr.skip()] * len(COMPARE_OUTPUTS)  # the panels keep what they show (no yield would empty them)
+        return
+    yield from compare_click(image, video, question, method_a, method_b, keep, prune_layer, ref_layer, schedule,
+                             model_id, num_frames, early_kv, invert, prompt, repeats, budget_per, follow_ups,
+                             follow_up_mode, progress=progress, visitor=visitor)
+
+
+def lesson_findings(step, state, model_id):
+    """The step's text after its run: what to look at, then what this run measured."""
+    if step is None:
+        return gr.update()
+    analysis = state["analyses"][(0, 0)] if state and lesson.runs(step, model_id) else None
+    text = lesson.intro(step, model_id).replace("\n\n*Running...*", "")
+    found = lesson.findings(step, analysis, model_id)
+    return text + ("\n\n" + found if found else "")
 
 
 def add_follow_up(asked, question):

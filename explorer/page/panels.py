@@ -35,6 +35,7 @@ class Panel:
     per_frame: bool = False  # redrawn when the frame slider moves (video)
     on_images: bool = False  # drawn over the pictures the model saw
     half: bool = False  # half width: consecutive half panels share a row
+    min_width: int = figures.PLOT_MIN_WIDTH  # px: the narrowest it is drawn (its titles are wrapped to fit it)
 
     def figure(self, analysis, images=None, frame=0):
         if not self.per_frame:
@@ -51,9 +52,12 @@ def method_guide():
 SECTIONS = [
     Section("answers", "Answers",
             "The same question answered three ways. A pruned answer that matches the unpruned one means the "
-            "dropped tokens did not matter for this question. 'Nominal budget' is the keep count asked for; the "
-            "average over all layers counts the layers before the pruning layer at full length (the paper's "
-            "bookkeeping leaves them out), so it is the honest token count."),
+            "dropped tokens did not matter for this question. 'Nominal budget' is the keep count asked for (\"-\" "
+            "for the unpruned run, which keeps everything); the kept count is given after each stage of a "
+            "multi-stage schedule; the average over all layers counts the layers before the pruning layer at full "
+            "length (the paper's bookkeeping leaves them out), so it is the honest token count. On a generated "
+            "example the right answer is known: the title gives it, and a column the share of the asked object's "
+            "tokens each method kept."),
     Section("importance", "Token importance",
             "Top: each method's score for every visual token (one square = one image patch), as a percentile so "
             "both methods share one colour scale. Bottom: the tokens each method kept (dark = pruned). Hover a "
@@ -65,13 +69,17 @@ SECTIONS = [
             "published `clse` multiplies that by the last prompt token's attention; `clse_spectral` uses it alone)."),
     Section("bias", "Positional bias",
             "Attention scores often favour tokens late in the sequence (the bottom rows of an image), whatever they "
-            "show. If a method's score rises with the token's position, it is position-biased. The flip test runs "
-            "the image upside down: a content-driven method keeps the same objects (its kept set follows the "
-            "content); a position-biased one keeps the same rows. The object sweep (embedded model) puts eight "
-            "identical circles at eight heights, in two scenes, where the question (how many?) needs every one and "
-            "the budget cannot keep them all: a position-blind method keeps about the same share of each (the grey "
-            "line is the share of all tokens kept); a curve that rises or falls with the height is a positional "
-            "preference. Measure, don't assume: read the curves of your settings."),
+            "show. If a method's score rises with the token's position, it is position-biased: the first two "
+            "panels draw A and B (the other methods scored in the same run are one click away in their legends; "
+            "baselines, dashed, have a fixed order whose correlation says nothing about judgement). The flip test "
+            "runs the image upside down: a content-driven method keeps the same objects (its kept set follows the "
+            "content), a position-biased one keeps the same rows; the dashed line is what a random set of the same "
+            "size scores. CLSE's factors split the published score into its spectral factor and the attention it "
+            "multiplies by. The object sweep (embedded model) puts eight identical circles at eight heights, in two "
+            "scenes, where the question (how many?) needs every one and the budget cannot keep them all: a "
+            "position-blind method keeps about the same share of each, a curve that rises or falls with the height "
+            "is a positional preference, and a curve above the grey line (the share of all tokens kept) spends its "
+            "budget on the circles. Measure, don't assume: read the curves of your settings."),
     Section("cost", "Cost",
             "Measured on the machine running this page. Pruning shortens every layer from K on, so prefill, FLOPs "
             "and the KV cache shrink; scoring is the time the method itself took. With several timed repeats (More "
@@ -86,7 +94,7 @@ SECTIONS = [
 ]
 
 PANELS = [
-    Panel("answers", "answers", "Answers", figures.answers_table),
+    Panel("answers", "answers", "Answers", figures.answers_table, min_width=figures.TABLE_MIN_WIDTH),
     Panel("importance", "importance", "Scores and kept tokens", figures.importance_figure, per_frame=True,
           on_images=True),
     Panel("overlap", "importance", "Overlap of the kept sets", figures.overlap_figure, per_frame=True,
@@ -101,8 +109,10 @@ PANELS = [
           on_images=True),
     Panel("position_scatter", "bias", "Score against position", figures.position_scatter, half=True),
     Panel("row_profile", "bias", "Mean score by row", figures.row_profile, half=True),
-    Panel("flip", "bias", "Flip test", figures.flip_figure, half=True),
-    Panel("sweep", "bias", "Object sweep (embedded model)", figures.sweep_figure, half=True),
+    Panel("flip", "bias", "Flip test", figures.flip_figure, per_frame=True, on_images=True, min_width=900),
+    Panel("factors", "bias", "CLSE's factors: spectral, attention, product", figures.factors_figure, per_frame=True,
+          on_images=True, min_width=1000),
+    Panel("sweep", "bias", "Object sweep (embedded model)", figures.sweep_figure),
     Panel("cost", "cost", "Time per stage", figures.cost_figure),
     Panel("tokens_per_layer", "cost", "Tokens per layer", figures.tokens_per_layer_figure, half=True),
     Panel("efficiency", "cost", "FLOPs, KV cache and peak memory vs unpruned", figures.efficiency_figure, half=True),
@@ -117,5 +127,6 @@ def panels_of(section):
 
 
 def draw(analysis, images=None, frame=0, panels=PANELS):
-    """{panel name: figure} for the panels given (all by default)."""
-    return {p.name: p.figure(analysis, images, frame) for p in panels}
+    """{panel name: figure} for the panels given (all by default), their titles wrapped to the panel's narrowest
+    width."""
+    return {p.name: figures.tidy(p.figure(analysis, images, frame), p.min_width) for p in panels}

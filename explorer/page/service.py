@@ -13,10 +13,13 @@ never on the user's input.
 
 import copy
 import dataclasses
+import functools
 import json
 import os
+import re
 import time
 
+import numpy as np
 from PIL import ImageOps
 
 import models
@@ -25,8 +28,10 @@ from explorer.core.compare import compare
 from explorer.core.settings import check_question, check_settings
 from explorer.eval.sweep import positional_sweep
 from explorer.media import read as media
+from explorer.page.api import BOTH_MODES
 from explorer.serve import access, zerogpu
 from models.base import BadInput
+from models.shapes_llava import scenes
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "assets")
 
@@ -61,49 +66,109 @@ class Request:
     model_id: str
     pair: tuple  # (method A, method B) as chosen on the page
     reading_ms: float = 0.0  # the media's reading (a video's decoding): the payload's page_timings_ms["media"]
+    notes: tuple = ()  # what the page changed in the request (a British spelling read as American), for the answers
+    both_modes: bool = False  # the follow-ups asked in both modes (keep and reprune), side by side
+
+
+# British spellings read as the American word the embedded model's vocabulary has (only where it has that word)
+AMERICAN = {"colour": "color", "colours": "colors", "grey": "gray", "centre": "center", "favourite": "favorite"}
+
+
+def americanised(text, model_id):
+    """(text, notes): on the embedded model, every British spelling of AMERICAN whose American form its vocabulary
+    knows replaced by that form, with a note naming it; other models read the question as typed."""
+    if model_id != models.EMBEDDED_ID or not text:
+        return text, ()
+    known = set(scenes.vocabulary())
+    notes = []
+
+    def replace(match):
+        word = match.group(0)
+        american = AMERICAN[word.lower()]
+        if american not in known:
+            return word
+        notes.append(f"'{word}' read as '{american}' (the embedded model's vocabulary spells it the American way)")
+        return american.upper() if word.isupper() else american.capitalize() if word[0].isupper() else american
+
+    pattern = re.compile(r"\b(" + "|".join(AMERICAN) + r")\b", re.IGNORECASE)
+    return pattern.sub(replace, text), tuple(dict.fromkeys(notes))
 
 
 def prepare(image, video, question, method_a, method_b, keep, prune_layer="auto", ref_layer="auto",
             schedule="single", model_id=None, num_frames=4, early_kv="auto", invert=False, prompt="chat", repeats=1,
             budget_per="image", follow_ups="", follow_up_mode="keep"):
     """The page's raw inputs (explorer.page.api.COMPARE_ARGUMENTS, by name) checked once: a Request, or
-    BadInput with the sentence the user sees."""
+    BadInput with the sentence the user sees. follow_up_mode may also be "both" (the page's own: every
+    follow-up asked in keep and in reprune mode, answered side by side)."""
     question = check_question(question)
     model_id = access.canonical_model(model_id)  # refused before any media is decoded
+    question, notes = americanised(question, model_id)
+    follow_ups, follow_notes = americanised(follow_ups, model_id) if isinstance(follow_ups, str) else (follow_ups, ())
+    both = follow_up_mode == BOTH_MODES
     settings = check_settings(methods=[method_a, method_b], keep=keep, prune_layer=prune_layer,
                               ref_layer=ref_layer, schedule=schedule, early_kv=early_kv, invert=bool(invert),
                               frames=num_frames, prompt=prompt, repeats=repeats, budget_per=budget_per,
-                              follow_ups=follow_ups, follow_up_mode=follow_up_mode)
+                              follow_ups=follow_ups, follow_up_mode="keep" if both else follow_up_mode)
     start = time.perf_counter()
     images, kind = media.read_media(image, video, settings.frames)  # bounded work (in time too, for a video)
     methods = settings.methods  # aliases already renamed (the records carry the note)
     return Request(images, kind, question, settings, model_id, (methods[0], methods[-1]),
-                   (time.perf_counter() - start) * 1e3)
+                   (time.perf_counter() - start) * 1e3, tuple(dict.fromkeys(notes + follow_notes)),
+                   both and bool(settings.follow_ups))
 
 
 def expected_stages(request):
     """How many stages a request reports (for a progress bar): loading, encoding, each run and repeat, the
     diagnostics, the flip test, the sweep on the embedded model, drawing."""
     runs = (1 + len([m for m in request.settings.methods if m != "none"])) * request.settings.repeats
-    return 5 + runs + len(request.settings.follow_ups) * 3 + (request.model_id == models.EMBEDDED_ID)
+    both = 2 + runs if request.both_modes else 0  # the comparison again, its follow-ups in reprune mode
+    return (5 + runs + both + len(request.settings.follow_ups) * 3 * (1 + request.both_modes)
+            + (request.model_id == models.EMBEDDED_ID))
+
+
+def without_paths(text, model_id):
+    """A progress line as the visitor may see it: the model's server path replaced by its name, and any other
+    absolute path by its last part."""
+    if os.path.isabs(model_id or ""):
+        text = text.replace(model_id.rstrip(os.sep), access.display_name(model_id))
+    return re.sub(r"(?<![\w.])/(?:[^\s/()'\"]+/)+([^\s/()'\"]+)", r"\1", text)
 
 
 def answer(request, say=None):
     """The comparison: the payload, the command line's --json object (plain numbers and lists, picklable; the
     model named by its id, never the server's path). `say(text)` is told each stage (loading the model,
     encoding, each method)."""
-    say = say or (lambda text: None)
+    told = say or (lambda text: None)
+
+    def say(text):  # never a server path in the visitor's progress line
+        told(without_paths(text, request.model_id))
+
     say(f"loading the model {access.display_name(request.model_id)}")
     model, processor, family, lock = get_model(request.model_id, say)
+    other = None
     with lock:
         start = time.perf_counter()
         records = compare(model, processor, family, request.images, request.question, request.settings,
                           kind=request.kind, diagnostics=True, progress=say)
         comparison_ms = (time.perf_counter() - start) * 1e3
+        if request.both_modes:  # the same follow-ups pruned again for each question, for the answers side by side
+            say("the follow-ups again, pruned again for each question (reprune)")
+            other = compare(model, processor, family, request.images, request.question,
+                            dataclasses.replace(request.settings, follow_up_mode="reprune", repeats=1),
+                            kind=request.kind, diagnostics=False, progress=say)
     name = access.display_name(request.model_id)
     results = {method: {**r.to_json(), "model": name} for method, r in records.items()}
-    return {"model": name, "results": results,
-            "page_timings_ms": {"media": request.reading_ms, "comparison": comparison_ms}}
+    payload = {"model": name, "results": results,
+               "page_timings_ms": {"media": request.reading_ms, "comparison": comparison_ms}}
+    if request.notes:
+        payload["page_notes"] = list(request.notes)
+    if other is not None:
+        payload["other_mode_turns"] = {"mode": "reprune", "turns": {
+            method: r.to_json()["turns"] for method, r in other.items() if method != "none"}}
+    truth = ground_truth(request)
+    if truth:
+        payload["ground_truth"] = truth
+    return payload
 
 
 def diagnose(request, payload, say=None):
@@ -184,6 +249,61 @@ def run_comparison(say=None, **arguments):
     payload = run_answer(request, say)
     analysis, view = run_diagnose(request, payload, say)
     return payload, view, analysis
+
+
+# ------------------------------------------------------------------------------------------- ground truth
+# The generated examples' scenes are known: their objects (outlines over the masks), the right answer and the
+# asked object's tokens (each method's recall of it). An image is recognised by its pixels, so an upload of the
+# same file counts too; a clip's frames come back from a lossy video file and are not matched.
+
+
+def example_scene_seeds():
+    """The seeds of the generated example scenes (assets/scene_<seed>.png)."""
+    return sorted(int(m.group(1)) for row in examples() if row[0]
+                  for m in [re.fullmatch(r"scene_(\d+)\.png", os.path.basename(row[0]))] if m)
+
+
+@functools.lru_cache(maxsize=1)
+def _known_scenes():
+    """{pixel bytes of a generated example: its scene}."""
+    out = {}
+    for seed in example_scene_seeds():
+        scene = scenes.make_scene(seed)
+        out[np.asarray(scene.image.convert("RGB")).tobytes()] = scene
+    return out
+
+
+def normalised(question):
+    """A question as the embedded model's tokenizer reads it: lower case, "?" apart, single spaces."""
+    return " ".join(re.sub(r"\s*\?+\s*", " ? ", question.lower()).split()).replace("!", "").strip()
+
+
+def ground_truth(request):
+    """{"source", "objects", "answer", "target_tokens", "grid", "image_size", "group"} for a generated example
+    scene (None for anything else): its objects (shape, colour, pixel box), the right answer and the asked
+    object's visual tokens (group-local, on the 16 x 16 grid) where the question is one the scene generator
+    asks of it; otherwise "answer" is None and only the objects are known."""
+    if request.kind != "image" or len(request.images) != 1 or request.model_id != models.EMBEDDED_ID:
+        return None
+    image = request.images[0]
+    if image.size != (scenes.IMAGE_SIZE, scenes.IMAGE_SIZE):
+        return None
+    scene = _known_scenes().get(np.asarray(image.convert("RGB")).tobytes())
+    if scene is None:
+        return None
+    asked = normalised(request.question)
+    question = next((q for q in scene.questions if normalised(q.text) == asked), None)
+    target = []
+    if question is not None and question.targets:
+        mask = np.any([scenes.object_token_mask(scene.objects[i]) for i in question.targets], axis=0)
+        target = np.flatnonzero(mask).tolist()
+    side = scenes.IMAGE_SIZE // scenes.PATCH
+    return {"source": f"generated scene {scene.seed}, assets/scene_{scene.seed}.png",
+            "objects": [{"shape": o.shape, "color": o.color, "box": [float(v) for v in o.box],
+                         "asked": question is not None and i in question.targets}
+                        for i, o in enumerate(scene.objects)],
+            "answer": question.answer if question is not None else None,
+            "target_tokens": target, "grid": [side, side], "image_size": scenes.IMAGE_SIZE, "group": 0}
 
 
 # ------------------------------------------------------------------------------------------- benchmark tab
@@ -291,6 +411,19 @@ def load_benchmark(report_path=None, run_names=()):
     return loaded
 
 
+SHIPPED_REPORT = os.path.join(ASSETS, "report_shapes.json")  # python -m explorer.eval.shipped writes it
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_report():
+    """The report shipped with the app (the embedded model on held-out scenes), or None where it is missing: the
+    Benchmark tab's default and the lesson's last step."""
+    if not os.path.exists(SHIPPED_REPORT):
+        return None
+    with open(SHIPPED_REPORT) as f:
+        return json.load(f)
+
+
 def benchmark_figures(loaded):
     from explorer.eval import report  # noqa: PLC0415
 
@@ -312,6 +445,19 @@ def default_layers_help(setting):
         return f"auto = as the official code sets it: images {image}, video {video} (every family)"
     return "auto = as each family's official code sets it: " + "; ".join(
         f"images {image}, video {video} ({', '.join(names)})" for (image, video), names in by_value.items())
+
+
+def generated(path):
+    """Whether an example is one of the embedded model's generated scenes or clips (make_assets names them
+    scene_<seed>.png, clip_<seed>.webm); the others are photos, which need a hub model."""
+    return bool(path) and re.fullmatch(r"(scene|clip)_\d+\.\w+", os.path.basename(path)) is not None
+
+
+def example_split():
+    """(the rows of the embedded model's examples, the photos' rows): examples() split, each in its order; the
+    generated ones come first in assets/examples.txt, so their indices are examples()'s."""
+    rows = examples()
+    return [r for r in rows if generated(r[0] or r[1])], [r for r in rows if not generated(r[0] or r[1])]
 
 
 def examples():

@@ -7,12 +7,50 @@ import gradio as gr
 
 from explorer.core.settings import BUDGET_PER, EARLY_KV, FOLLOW_UP_MODES, MAX_FRAMES, MAX_REPEATS, PROMPTS, SCHEDULES
 from explorer.methods.registry import METHODS, groups
-from explorer.page import benchmark_tab, events, panels, service
+import models
+from explorer.core.settings import Settings
+from explorer.page import benchmark_tab, events, figures, lesson, panels, service
 from explorer.page.api import COMPARE_ARGUMENTS
 from explorer.serve import access, limits
+from models.shapes_llava import scenes
 
 LAYER_CHOICES = ["auto"] + [str(i) for i in range(0, 41)]
 RESIZE_PLOTS = "() => { setTimeout(() => window.dispatchEvent(new Event('resize')), 50); }"
+
+
+def scroll_to(elem_id, block="start"):
+    """Browser code that scrolls the page to an element (the answers after Compare, the lesson's text after a
+    step, then the panel it reads), then lets Plotly take the width of a tab that opened."""
+    return ("() => { const e = document.getElementById('" + elem_id + "'); if (e) e.scrollIntoView({block: '"
+            + block + "'}); setTimeout(() => window.dispatchEvent(new Event('resize')), 50); }")
+
+
+def scroll_to_step(panel):
+    """After a lesson step: the panel it reads brought into view, or its text where the step was skipped."""
+    return ("() => { const note = document.getElementById('lesson-note'); const skipped = note && "
+            "note.innerText.includes('Skipped'); const e = skipped ? note : document.getElementById('" + panel + "');"
+            " if (e) e.scrollIntoView({block: skipped ? 'start' : 'nearest'}); "
+            "setTimeout(() => window.dispatchEvent(new Event('resize')), 50); }")
+
+
+# A phone (390 px): every plot keeps a readable width and scrolls sideways inside its block, the lesson's
+# buttons wrap, and nothing of the page is wider than the screen.
+CSS = """
+@media (max-width: 700px) {
+  .gradio-container .js-plotly-plot { min-width: %dpx; }
+""" % figures.PLOT_MIN_WIDTH + "".join(
+    "  .gradio-container #panel-%s .js-plotly-plot { min-width: %dpx; }\n" % (p.name, p.min_width)
+    for p in panels.PANELS if p.min_width != figures.PLOT_MIN_WIDTH) + """
+  .gradio-container div:has(> .js-plotly-plot) { overflow-x: auto !important; }
+  #lesson-steps { flex-wrap: wrap; }
+  #lesson-steps > button { min-width: 45% !important; flex: 1 1 45% !important; }
+}
+"""
+QUESTION_HINT = ("the embedded model knows coloured shapes (" + ", ".join(scenes.COLORS) + "; circle, square, "
+                 "triangle) and answers: what color is the circle? · what shape is the red object? · how many "
+                 "squares are there? · is there a blue triangle? · where is the green square? · which way does the "
+                 "red circle move? (a clip). British spellings (colour) are read as American ones; a hub model "
+                 "answers anything")
 SECTION_CONTENT = {"benchmark_tab": benchmark_tab.build}  # panels.Section.render names these
 DEFAULT = COMPARE_ARGUMENTS
 
@@ -47,7 +85,8 @@ def build_inputs():
         c["image"] = CheckedImage(type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"],
                                   label="Image")  # image_mode=None: Gradio passes the file on, never decodes it
         c["video"] = gr.Video(sources=["upload"], label="Video (frames sampled evenly)")
-        c["question"] = gr.Textbox(label="Question", max_lines=3)
+        c["question"] = gr.Textbox(label="Question", max_lines=3, info=QUESTION_HINT,
+                                   placeholder="e.g. what color is the circle ?")
     with gr.Column(scale=1):
         c["model_id"] = gr.Dropdown(access.model_choices(), label="Model", allow_custom_value=True,
                                     value=access.default_choice(),
@@ -57,7 +96,10 @@ def build_inputs():
             c["method_a"] = method_dropdown("Method A", DEFAULT["method_a"])
             c["method_b"] = method_dropdown("Method B", DEFAULT["method_b"])
         preset = gr.Radio(list(service.BUDGET_PRESETS), label="Budget preset (a share of the model's visual tokens)")
-        c["keep"] = gr.Number(value=DEFAULT["keep"], label="Keep: a count >= 1 or a ratio < 1 per image/video")
+        c["keep"] = gr.Number(value=DEFAULT["keep"], label="Keep: a count >= 1 or a ratio < 1 per image/video",
+                              info=f"the page's default, {DEFAULT['keep']:g} of the visual tokens, is 28 of the "
+                                   f"embedded model's 256; the command line's default is {Settings().keep:g} tokens "
+                                   "(--keep)")
         with gr.Row():
             c["prune_layer"] = gr.Dropdown(LAYER_CHOICES, value=DEFAULT["prune_layer"], allow_custom_value=True,
                                            label="Prune layer K", info=service.default_layers_help("prune_layer"))
@@ -98,10 +140,11 @@ def build_follow_up(request):
     with gr.Row():
         ask = gr.Textbox(label="Follow-up question", scale=4, max_lines=2,
                          placeholder="ask another question about the same image or video")
-        request["follow_up_mode"] = gr.Radio(list(FOLLOW_UP_MODES), value=DEFAULT["follow_up_mode"], scale=2,
-                                             label="Follow-up on",
+        request["follow_up_mode"] = gr.Radio([service.BOTH_MODES, *FOLLOW_UP_MODES], value=DEFAULT["follow_up_mode"],
+                                             scale=2, label="Follow-up on",
                                              info="keep: the first question's pruned cache, as a deployed pruner "
-                                                  "answers; reprune: every method chooses again for each question")
+                                                  "answers; reprune: every method chooses again for each question; "
+                                                  "both: the two answers side by side (runs the comparison twice)")
         button = gr.Button("Ask a follow-up", scale=1)
     return ask, button
 
@@ -116,12 +159,12 @@ def build_section(section, plots):
         if row and (panel is None or not panel.half or len(row) == 2):
             with gr.Row():
                 for waiting in row:
-                    plots[waiting.name] = gr.Plot(label=waiting.label)
+                    plots[waiting.name] = gr.Plot(label=waiting.label, elem_id=f"panel-{waiting.name}")
             row = []
         if panel is not None and panel.half:
             row.append(panel)
         elif panel is not None:
-            plots[panel.name] = gr.Plot(label=panel.label)
+            plots[panel.name] = gr.Plot(label=panel.label, elem_id=f"panel-{panel.name}")
 
 
 def build_results(request):
@@ -130,14 +173,16 @@ def build_results(request):
     the state), and the follow-up box's (question, button) under "follow_up"."""
     out = {}
     top, *tabs = panels.SECTIONS
-    gr.Markdown(f"## {top.label}")
+    gr.Markdown(f"## {top.label}", elem_id="answers")
     build_section(top, out)
     out["follow_up"] = build_follow_up(request)
     with gr.Row():  # what the panels below show: which grid of the input, which turn, which frame
         out["grid"] = gr.Dropdown([], label="Grid (an image seen as several: base, tiles, thumbnail)", visible=False)
         out["turn"] = gr.Slider(1, 2, value=1, step=1, label="Turn of the conversation (kept sets)", visible=False)
-        out["frame"] = gr.Slider(0, 1, value=0, step=1, label="Frame (video)", visible=False)  # set per request
-    with gr.Tabs():
+        # counted from 1, as the figures count ("frame 1 of 4"); its range is set per request
+        out["frame"] = gr.Slider(1, 2, value=1, step=1, label="Frame (video)", visible=False)
+    out["lesson_note"] = gr.Markdown("", elem_id="lesson-note")  # a lesson step's text, above the tabs it opens
+    with gr.Tabs() as out["tabs"]:
         for section in tabs:
             with gr.Tab(section.label, id=section.name) as tab:
                 build_section(section, out)
@@ -145,25 +190,49 @@ def build_results(request):
             # when the tab opens lets it take the tab's width.
             tab.select(None, js=RESIZE_PLOTS)
         with gr.Tab("Result JSON", id="result"):
-            gr.Markdown("The whole result: the command line's `--json` records plus `flip_test`, "
-                        "`positional_bias` and `positional_sweep`; the API returns the same object.")
+            gr.Markdown("The whole result: the command line's `--json` records plus `flip_test` (with each "
+                        "method's chance level), `positional_bias`, `positional_sweep` and, where they apply, "
+                        "`ground_truth`, `page_notes` and `other_mode_turns`; the API returns the same object.")
             out["result_json"] = gr.JSON(label="Records (same schema as `python -m explorer --json`)", visible=False)
             out["download"] = gr.File(label="Download JSON")
     return out
 
 
+def build_lesson():
+    """The lesson's bar at the top of the page: its title and one button per step. Returns the buttons."""
+    with gr.Row(equal_height=True):
+        gr.Markdown(f"**{lesson.TITLE}** (on the embedded model; a hub model runs the steps that need no ground "
+                    f"truth). {lesson.ABOUT}")
+    with gr.Row(elem_id="lesson-steps"):
+        return [gr.Button(step.title, size="sm", variant="secondary") for step in lesson.STEPS]
+
+
+def build_examples(request):
+    """The examples, above Compare: the embedded model's generated scenes and clip (the right answer is known),
+    then the photos, labelled as needing a hub model."""
+    fields = [request["image"], request["video"], request["question"]]
+    scenes_rows, photos = service.example_split()
+    scene_list = gr.Dataset(components=fields, samples=scenes_rows, type="index", samples_per_page=4,
+                            label=f"Examples for the embedded model ({models.EMBEDDED_ID}: generated shapes, the "
+                                  "right answer known)")
+    scene_list.click(events.load_example, inputs=scene_list, outputs=fields, api_visibility="private", queue=False)
+    if photos:
+        photo_list = gr.Dataset(components=fields, samples=photos, type="index", samples_per_page=4,
+                                label="Photos: these need a hub model (the embedded model knows only coloured shapes "
+                                      "and answers nonsense about a cat); they still show what each method keeps")
+        photo_list.click(events.load_photo, inputs=photo_list, outputs=fields, api_visibility="private", queue=False)
+
+
 def build_app():
     with gr.Blocks(title="Visual-token pruning explorer") as demo:
+        gr.HTML(f"<style>{CSS}</style>", padding=False, container=False)  # in the page: whoever launches it
         gr.Markdown("# Visual-token pruning explorer\nUpload an image or a video, ask a question, and see what "
                     "the model answers unpruned, pruned by method A and pruned by method B, and why.")
+        steps = build_lesson()
         with gr.Row():
             request, preset = build_inputs()
+        build_examples(request)
         run = gr.Button("Compare", variant="primary")
-        example_fields = [request["image"], request["video"], request["question"]]
-        examples = gr.Dataset(components=example_fields, samples=service.examples(), type="index", label="Examples",
-                              samples_per_page=4)
-        examples.click(events.load_example, inputs=examples, outputs=example_fields, api_visibility="private",
-                       queue=False)
         # The progress bar sits here, not over the panels: the answers stay readable while the rest runs.
         status = gr.Markdown("*A request's progress shows here.*", min_height=60, container=True)
         # the visitor's last result (for the grid, turn and frame controls) expires, API sessions' too
@@ -174,8 +243,24 @@ def build_app():
         new_conversation = dict(fn=lambda: "", outputs=request["follow_ups"], api_visibility="private", queue=False)
         controls = dict(fn=events.view_controls, inputs=out["state"], outputs=[out["grid"], out["turn"]],
                         api_visibility="private", queue=False)
+        to_answers = dict(fn=None, js=scroll_to("answers"), api_visibility="private", queue=False)
+        run.click(**to_answers)
         run.click(**new_conversation).then(**event, api_name="compare").then(**controls)
+        request["question"].submit(**to_answers)
         request["question"].submit(**new_conversation).then(**event, api_visibility="private").then(**controls)
+        step_state = gr.State(None)
+        for i, button in enumerate(steps):
+            button.click(lambda model, i=i: events.lesson_start(i, model), inputs=request["model_id"],
+                         outputs=[request[n] for n in events.LESSON_INPUTS] + [out["lesson_note"], out["tabs"],
+                                                                                step_state],
+                         api_visibility="private", queue=False) \
+                .then(fn=None, js=scroll_to_step(lesson.STEPS[i].panel), api_visibility="private", queue=False) \
+                .then(**{**event, "fn": events.lesson_compare, "inputs": [step_state, *inputs]},
+                      api_visibility="private") \
+                .success(**controls) \
+                .success(events.lesson_findings, inputs=[step_state, out["state"], request["model_id"]],
+                         outputs=out["lesson_note"], api_visibility="private", queue=False) \
+                .then(fn=None, js=scroll_to_step(lesson.STEPS[i].panel), api_visibility="private", queue=False)
         ask, ask_button = out["follow_up"]
         for trigger in (ask_button.click, ask.submit):
             trigger(events.add_follow_up, inputs=[request["follow_ups"], ask], outputs=[request["follow_ups"], ask],

@@ -79,7 +79,8 @@ def model_folders(limit=MAX_LISTED_FOLDERS):
     names = {}
     for root in model_roots():
         try:
-            entries = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith(".")
+            entries = sorted(entry.name for entry in os.scandir(root)
+                             if entry.is_dir() and not entry.name.startswith(".")
                              and os.path.isfile(os.path.join(entry.path, "config.json")))  # checkpoints only
         except OSError:
             continue
@@ -121,7 +122,8 @@ def inside(path, root):
 
 def canonical_model(model_id):
     """Any spelling of an allowed model -> its one key: EMBEDDED_ID, an offered hub id as the families spell
-    it, or the real path of an allowed directory (named by its path, or by its folder's name); None or "" is the deployment's default (EXPLORER_MODEL). Raises
+    it, or the real path of an allowed directory (named by its path, or by its folder's name); None or "" is the
+    deployment's default (EXPLORER_MODEL). Raises
     ModelRefused(REFUSED) for anything else."""
     text = "" if model_id is None else str(model_id).strip()
     if text == "" and default_model() != models.EMBEDDED_ID:

@@ -124,7 +124,8 @@ def value_refusal(component, name, value, changing):
         return None if value is None or isinstance(value, str) else f"{name} must be text, got {shown(value)}"
     if isinstance(component, gr.Radio):
         choices = choice_values(component)
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool) or (not changing and value not in choices):
+        if (not isinstance(value, (str, int, float)) or isinstance(value, bool)
+                or (not changing and value not in choices)):
             return f"{name} must be one of {', '.join(map(repr, choices))}, got {shown(value)}"
         return None
     if isinstance(component, gr.Dropdown):
