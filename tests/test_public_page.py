@@ -1227,7 +1227,7 @@ def test_the_pages_state_expires_after_state_ttl(page_here):
     _, messages = join(page_here.url, client.session_hash, fn, [None, 1, None, 1])
     assert warnings_in(messages) == [] and completed(messages)["success"]
     time.sleep(4.5)  # Gradio drops expired state every second
-    _, messages = join(page_here.url, client.session_hash, fn, [None, 0, None, 1])
+    _, messages = join(page_here.url, client.session_hash, fn, [None, 1, None, 1])
     assert warnings_in(messages) == [events.NO_RESULT] and completed(messages)["success"]
 
 

@@ -197,11 +197,10 @@ LESSON_INPUTS = [name for name in COMPARE_ARGUMENTS if name not in ("model_id", 
 
 def lesson_start(step, model_id):
     """A lesson step clicked: the request's inputs it sets (LESSON_INPUTS' order; nothing changes for a step that
-    runs nothing on this model), the step's text before its run, the tab to open and the step (kept for the
-    text after the run)."""
+    runs nothing on this model), the step's text before its run and the tab to open."""
     values = lesson.inputs_for(step, model_id)
     inputs = [values[name] if name in values else gr.update() for name in LESSON_INPUTS]
-    return [*inputs, lesson.intro(step, model_id), gr.Tabs(selected=lesson.STEPS[step].tab), step]
+    return [*inputs, lesson.intro(step, model_id), gr.Tabs(selected=lesson.STEPS[step].tab)]
 
 
 def lesson_compare(step, image, video, question, method_a, method_b, keep, prune_layer="auto", ref_layer="auto",

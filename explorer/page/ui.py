@@ -3,6 +3,8 @@ the results' layout comes from panels.py (the answers above the tabs, one tab pe
 "how to read this" and its panels); the request's components follow the compare API's order (api.py).
 """
 
+import functools
+
 import gradio as gr
 
 from explorer.core.settings import BUDGET_PER, EARLY_KV, FOLLOW_UP_MODES, MAX_FRAMES, MAX_REPEATS, PROMPTS, SCHEDULES
@@ -248,19 +250,18 @@ def build_app():
         run.click(**new_conversation).then(**event, api_name="compare").then(**controls)
         request["question"].submit(**to_answers)
         request["question"].submit(**new_conversation).then(**event, api_visibility="private").then(**controls)
-        step_state = gr.State(None)
-        for i, button in enumerate(steps):
-            button.click(lambda model, i=i: events.lesson_start(i, model), inputs=request["model_id"],
-                         outputs=[request[n] for n in events.LESSON_INPUTS] + [out["lesson_note"], out["tabs"],
-                                                                                step_state],
+        for i, button in enumerate(steps):  # the step bound to each button's handlers (no State: every State the
+            # page keeps expires, explorer/serve/limits.py)
+            scroll = dict(fn=None, js=scroll_to_step(lesson.STEPS[i].panel), api_visibility="private", queue=False)
+            button.click(functools.partial(events.lesson_start, i), inputs=request["model_id"],
+                         outputs=[request[n] for n in events.LESSON_INPUTS] + [out["lesson_note"], out["tabs"]],
                          api_visibility="private", queue=False) \
-                .then(fn=None, js=scroll_to_step(lesson.STEPS[i].panel), api_visibility="private", queue=False) \
-                .then(**{**event, "fn": events.lesson_compare, "inputs": [step_state, *inputs]},
-                      api_visibility="private") \
+                .then(**scroll) \
+                .then(**{**event, "fn": functools.partial(events.lesson_compare, i)}, api_visibility="private") \
                 .success(**controls) \
-                .success(events.lesson_findings, inputs=[step_state, out["state"], request["model_id"]],
+                .success(functools.partial(events.lesson_findings, i), inputs=[out["state"], request["model_id"]],
                          outputs=out["lesson_note"], api_visibility="private", queue=False) \
-                .then(fn=None, js=scroll_to_step(lesson.STEPS[i].panel), api_visibility="private", queue=False)
+                .then(**scroll)
         ask, ask_button = out["follow_up"]
         for trigger in (ask_button.click, ask.submit):
             trigger(events.add_follow_up, inputs=[request["follow_ups"], ask], outputs=[request["follow_ups"], ask],
