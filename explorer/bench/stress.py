@@ -1,17 +1,23 @@
 """Load and fault script for the page: python -m explorer.bench.stress [--budget-s 290] [--file-age-s 40]
-[--creep N [--creep-only | --allocators]] (or --one-request: one request's peak memory on the embedded model,
-in this process).
+[--creep N [--creep-only | --allocators]] [--only TEXT,...] [--app-root DIR] (or --one-request: one request's
+peak memory on the embedded model, in this process).
 
 Starts the page (python app.py) on 127.0.0.1 with its own temporary folders, trusting X-Forwarded-For so that
-each kind comes from an address of its own, sends it 50+ kinds of bad input through gradio_client and raw REST
+each kind comes from an address of its own, sends it 60+ kinds of bad input through gradio_client and raw REST
 calls, 20 concurrent clients (20 addresses, then one), 40 session ids from one address, upload floods, hostile
 Benchmark reports, a client asking three times at once, abandoned clients (submit, then exit), killed clients
-(SIGKILL mid-request), REST calls nobody reads and Gradio's deep-link route, with --creep N sequential requests
-(a new session each, then one session; with --allocators, the new-session requests on two fresh pages: glibc's
-dynamic mmap threshold, then the page's fixed one, with the ratio of their median request times), and prints a
-table: per kind, how many calls were answered, refused with a message, or crashed (a generic server error, an
-HTTP 5xx, or raw Python text reaching the client), the server's peak RSS during that kind, and the temporary
-folders' growth.
+(SIGKILL mid-request), REST calls nobody reads and Gradio's deep-link route; issue 33's kinds: single-keyframe
+videos (100 s, and the issue's 600 s), a video whose header lies about its frame size, 48 MB JPEG marker and PNG
+chunk floods, values of the wrong type, a visitor leaving while their video is read, 36 report loads from one
+address, images as data: URLs or web addresses, 400 MB and unbounded request bodies, Gradio's routes beside the
+queue, the absolute paths in a visitor's responses, a full disk while the result file is written (the server's
+file size limit lowered with prlimit), and last, SIGTERM while a comparison runs (it stops the page); with
+--creep N sequential requests (a new session each, then one session; with --allocators, the new-session requests
+on two fresh pages: glibc's dynamic mmap threshold, then the page's fixed one, with the ratio of their median
+request times). Prints a table: per kind, how many calls were answered, refused with a message, or crashed (a
+generic server error, an HTTP 5xx, raw Python text reaching the client, no answer, or an abort), the server's
+peak RSS during that kind, its seconds, and the temporary folders' growth. --only runs the kinds whose names
+hold one of the texts; --app-root starts another checkout's app.py (to measure an earlier version the same way).
 Loopback only, bounded in count and time (each kind runs once; kinds left when the budget runs out are
 listed as skipped). Not a test: a measurement to read.
 """
@@ -34,6 +40,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from explorer.bench import crafted
 from explorer.bench.memory import memory_mb, reset_peak
 from explorer.page.api import compare_arguments
 from explorer.serve import limits
@@ -120,6 +127,15 @@ def make_inputs(work):
     Image.new("RGB", (9000, 9000), (90, 120, 200)).save(files.setdefault("progressive", path("progressive.jpg")),
                                                        "JPEG", progressive=True, quality=50, subsampling=2)
     open(files.setdefault("empty_mp4", path("empty.mp4")), "wb").close()
+    # issue 33's files: single-keyframe 1080p videos (100 s, and the issue's 600 s), a video whose header lies
+    # about its frame size, JPEG marker and PNG chunk floods (48 MB each), a report at the 2 MB bound
+    files["one_keyframe"] = crafted.long_single_keyframe_video(path("one-keyframe.mp4"), 3000)
+    files["issue_video"] = crafted.long_single_keyframe_video(path("issue-600s.mp4"), 18000)
+    files["lying"] = crafted.lying_video(path("lying.ts"))
+    files["marker_flood"] = crafted.jpeg_marker_flood(path("markers.jpg"), 12_000_000)
+    files["chunk_flood"] = crafted.png_chunk_flood(path("chunks.png"), 4_000_000)
+    with open(files.setdefault("report_2mb", path("report-2mb.json")), "w") as out:
+        json.dump({"runs": [], "tasks": [], "pad": "x" * (2 * 2**20 - 60)}, out)
     return files
 
 
@@ -179,6 +195,23 @@ def kinds(files, models_root):
         ("progressive CMYK JPEG 9000 x 9000", request(image=f["progressive_cmyk"])),
         ("progressive JPEG 9000 x 9000 (4:2:0)", request(image=f["progressive"])),
         ("unknown schedule", request(image=f["scene"], schedule="bogus")),
+        # issue 33: videos bounded in time, image floods, values of the wrong type
+        ("single-keyframe 1080p video, 100 s (3,000 frames), 16 frames", request(video=f["one_keyframe"], frames=16)),
+        ("the issue's video: single-keyframe 1080p, 600 s (18,000 frames), 16 frames",
+         request(video=f["issue_video"], frames=16)),
+        ("video whose header says 320 x 240, its frames 6000 x 6000", request(video=f["lying"])),
+        ("JPEG of 12 million empty markers (48 MB)", request(image=f["marker_flood"])),
+        ("PNG of 4 million empty chunks (48 MB)", request(image=f["chunk_flood"])),
+        ("frames as text \"4\" (raw JSON)", ("rest", request(image=f["scene"]), {"num_frames": '"4"'})),
+        ("frames null (raw JSON)", ("rest", request(image=f["scene"]), {"num_frames": "null"})),
+        ("repeats as text \"3\" (raw JSON)", ("rest", request(image=f["scene"]), {"repeats": '"3"'})),
+        ("keep = true (raw JSON)", ("rest", request(image=f["scene"]), {"keep": "true"})),
+        ("invert = \"false\" (raw JSON)", ("rest", request(image=f["scene"]), {"invert": '"false"'})),
+        ("a lone surrogate in the question (raw JSON)", ("rest", request(image=f["scene"]),
+                                                         {"question": '"where is the \\ud800 circle ?"'})),
+        ("the image as text (raw JSON)", ("rest", request(), {"image": '"scene.png"'})),
+        ("the image's path a number (raw JSON)", ("rest", request(), {"image": '{"path": 5, "meta": {"_type": '
+                                                                               '"gradio.FileData"}}'})),
     ]
 
 
@@ -260,8 +293,10 @@ def rest_data(url, args, literals=(), address=None):
     """Every /compare input for a raw REST call (which, unlike gradio_client, fills in no defaults), in the API's
     order: args (files uploaded; names in literals as placeholders), the page's defaults for the rest."""
     given = {name: f"@{name}@" if name in literals else value for name, value in args.items()}
-    given["image"] = upload(url, args["image"], address) if args["image"] else None
-    given["video"] = upload(url, args["video"], address) if args["video"] else None
+    given.update({name: f"@{name}@" for name in literals if name not in given})  # the page's defaults otherwise
+    for name in ("image", "video"):
+        if name not in literals:
+            given[name] = upload(url, args[name], address) if args[name] else None
     return compare_arguments(**given)
 
 
@@ -520,6 +555,234 @@ def sequential_memory(url, image, count, new_sessions, block):
                                         f"median {sequential_memory.median_s:.2f} s per request")
 
 
+# ---------------------------------------------------------------- issue 33: routes, bodies, floods, stopping
+
+
+def raw_status(url, path, headers, chunks, timeout=20):
+    """(status, detail) of a POST to path with these headers, sending the chunks as they come (HTTP/1.1)."""
+    import http.client
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=timeout)
+    try:
+        connection.putrequest("POST", path)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for chunk in chunks:
+                connection.send(chunk)
+        response = connection.getresponse()
+        text = response.read().decode(errors="replace")
+        with contextlib.suppress(ValueError, AttributeError):
+            text = json.loads(text).get("detail", text)
+        return response.status, str(text)
+    except OSError as error:  # a server that waits for a body it was promised
+        return 0, f"no answer within {timeout} s ({type(error).__name__})"
+    finally:
+        connection.close()
+
+
+def large_bodies(url, pid):
+    """A JSON body declaring 400 MB (nothing of it sent), and an 8 MB one sent without a declared length: the
+    server's answers and its peak RSS above its resident size."""
+    before = memory_mb(pid, "VmRSS")
+    outcomes = []
+    status, detail = raw_status(url, "/gradio_api/queue/join", {"Content-Type": "application/json",
+                                                                "Content-Length": str(400 * 2**20)}, [])
+    outcomes.append(("refused" if status == 413 else "crashed" if status == 0 else "answered", f"{status}: {detail}"))
+
+    def chunked():
+        yield b"a\r\n" + b'{"data": [' + b"\r\n"
+        piece = b"0," * 32768
+        for _ in range(128):  # 8 MB
+            yield f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+        yield b"0\r\n\r\n"
+
+    status, detail = raw_status(url, "/gradio_api/queue/join", {"Content-Type": "application/json",
+                                                                "Transfer-Encoding": "chunked"}, chunked())
+    outcomes.append(("refused" if status == 413 else "answered", f"{status}: {detail}"))
+    return outcomes, (f"{outcomes[0][1][:60]}; peak +{memory_mb(pid, 'VmHWM') - before:.0f} MB over the "
+                      "resident size")
+
+
+def side_routes(url, folders):
+    """Gradio's routes beside the queue: the recording route (it spooled the upload to the temp folder), a direct
+    call of a queued event (it ran outside the queue and its limits), monitoring, the run history."""
+    import httpx
+
+    outcomes = []
+    before = folder_size(folders["tmp"])
+    response = httpx.post(url + "gradio_api/process_recording", files={"video": ("r.webm", os.urandom(200_000))},
+                          headers=address_headers(211))
+    grew = folder_size(folders["tmp"])[0] - before[0]
+    outcomes.append(("refused" if response.status_code in (403, 404) else "answered",
+                     f"recording {response.status_code}, {grew} bytes spooled"))
+    data = rest_data(url, request(image=os.path.join(ASSETS, "scene_205.png")), address=211)
+    response = httpx.post(url + "gradio_api/run/compare", json={"data": data}, headers=address_headers(211),
+                          timeout=300)
+    outcomes.append(("refused" if response.status_code == 404 else "answered", f"run/compare {response.status_code}"))
+    for route in ("monitoring/summary", "gradio_api/runs"):
+        response = httpx.get(url + route, headers=address_headers(211))
+        outcomes.append(("refused" if response.status_code in (403, 404) else "answered",
+                         f"{route} {response.status_code}"))
+    return outcomes, "; ".join(o[1] for o in outcomes)
+
+
+def files_not_uploaded(url):
+    """An image whose url is a data: URL (an 8000 x 8000 PNG: Gradio decoded it whole, unchecked), and one whose
+    path is a web address (Gradio downloads it): raw queue joins."""
+    import httpx
+
+    config = httpx.get(url + "config").json()
+    fn_index = next(i for i, d in enumerate(config["dependencies"]) if d.get("api_name") == "compare")
+    stored = upload(url, os.path.join(ASSETS, "scene_205.png"), 212)
+    outcomes = []
+    for i, image in enumerate([{**stored, "url": crafted.png_bomb_data_url()},
+                               {**stored, "path": "https://example.com/image.png"}]):
+        data = compare_arguments(**{**request(), "image": image})
+        response = httpx.post(url + "gradio_api/queue/join", headers=address_headers(212), timeout=300,
+                              json={"data": data, "fn_index": fn_index, "session_hash": f"notuploaded{i}"})
+        if response.status_code == 200:
+            outcomes.append(("answered", "joined the queue"))
+        else:
+            outcomes.append(outcome_of_error(httpx.HTTPStatusError("", request=response.request, response=response)))
+    return outcomes, ""
+
+
+def report_flood(url, report, count=36, address=213):
+    """count report loads (the Benchmark tab's queued event) from one address, each with a new session id and a
+    2 MB report, joined at once: the address's share of the queue is bounded; then another address's load."""
+    import httpx
+
+    config = httpx.get(url + "config").json()
+    fn_index = next(i for i, d in enumerate(config["dependencies"]) if d.get("api_name") == "load_benchmark_click")
+    stored = upload(url, report, address)
+    outcomes = []
+    with httpx.Client(headers=address_headers(address)) as http:
+        for i in range(count):
+            response = http.post(url + "gradio_api/queue/join", json={"data": [stored, []], "fn_index": fn_index,
+                                                                      "session_hash": f"reportflood{i}"})
+            if response.status_code == 200:
+                outcomes.append(("answered", ""))
+            else:
+                outcomes.append(outcome_of_error(httpx.HTTPStatusError("", request=response.request,
+                                                                       response=response)))
+    response = httpx.post(url + "gradio_api/queue/join", headers=address_headers(address + 1),
+                          json={"data": [upload(url, report, address + 1), []], "fn_index": fn_index,
+                                "session_hash": "reportflood-other"})
+    accepted = sum(o[0] == "answered" for o in outcomes)
+    return outcomes, (f"{accepted} of {count} accepted (loads end as others join: the bound is on those waiting "
+                      f"or running at once); another address: HTTP {response.status_code}")
+
+
+def leaving_while_reading(url, video, log_path):
+    """A visitor who leaves (SIGKILL) while their single-keyframe video is being read: does the reading stop
+    (the log's "visitor left: stopped: reading the video")? Then the next visitor's latency."""
+    count = lambda: open(log_path, errors="replace").read().count("stopped: reading the video")  # noqa: E731
+    seen = count()
+    arguments = compare_arguments(**request(frames=16))[2:]  # after the image and the video
+    script = (f"from gradio_client import Client, handle_file; from gradio_client.utils import Status; import time\n"
+              f"job = Client({url!r}, verbose=False).submit(None, handle_file({video!r}), *{arguments!r}, "
+              f"api_name='/compare')\n"
+              f"while job.status().code not in (Status.PROGRESS, Status.FINISHED): time.sleep(0.02)\n"
+              f"print('ready', flush=True); time.sleep(600)\n")
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    process.stdout.readline()
+    killed = time.perf_counter()
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    while count() == seen and time.perf_counter() - killed < 30:
+        time.sleep(0.05)
+    stopped = count() > seen
+    note = (f"stopped while reading {time.perf_counter() - killed:.1f} s after the kill" if stopped
+            else "not stopped while reading")
+    from gradio_client import Client
+
+    start = time.perf_counter()
+    outcome = call(Client(url, verbose=False, headers=address_headers(214)), request(image=os.path.join(
+        ASSETS, "scene_205.png")))
+    return [outcome], f"{note}; the next visitor answered in {time.perf_counter() - start:.1f} s"
+
+
+def visit_texts(url):
+    """What a visitor's client receives (the HTML, /config, the API description, an upload's answer, a comparison
+    through gradio_client): the absolute paths it names (none expected: the page says files/...)."""
+    import httpx
+    from gradio_client import Client
+
+    texts = [httpx.get(url).text, httpx.get(url + "config").text, httpx.get(url + "gradio_api/info").text,
+             httpx.post(url + "gradio_api/upload", headers=address_headers(215),
+                        files={"files": ("scene.png", open(os.path.join(ASSETS, "scene_205.png"), "rb").read())}).text]
+    client = Client(url, verbose=False, headers=address_headers(215), download_files=False)
+    outcome = call(client, request(image=os.path.join(ASSETS, "scene_205.png")))
+    outputs = client.predict(*compare_arguments(**{**request(), "image": handle(os.path.join(ASSETS, "scene_205.png"))}),
+                             api_name="/compare")
+    texts.append(json.dumps(outputs))
+    found = sorted({m for text in texts for m in re.findall(r'(?<![\w.])/(?:tmp|root|home|work|var|usr)/[^"\s\\]*', text)})
+    return [outcome if not found else ("crashed", f"server paths: {found[:3]}")], (
+        f"{len(found)} absolute server paths in {sum(len(t) for t in texts) / 1e6:.1f} MB of responses"
+        + (f": {found[:2]}" if found else ""))
+
+
+def full_disk(url, pid, log_path):
+    """A disk that fills while the result file is written: the server's file size limit lowered (prlimit) below
+    the result's size for one comparison, then restored. Answered (the answers and panels) with a warning, and
+    no half-written file left."""
+    import resource
+
+    from gradio_client import Client
+
+    client = Client(url, verbose=False, headers=address_headers(216), download_files=False)
+    image = handle(os.path.join(ASSETS, "scene_205.png"))
+    arguments = compare_arguments(**{**request(), "image": image})
+    limit = os.path.getsize(log_path) + 8 * 2**10  # the log may still grow a little; the result is larger
+    old = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, (limit, old[1]))
+    try:
+        job = client.submit(*arguments, api_name="/compare")
+        try:
+            outputs = job.result(timeout=300)
+            outcome = ("answered", "")
+        except Exception as error:  # classified below
+            outputs, outcome = None, outcome_of_error(error)
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, old)
+    result, download = (outputs[-3], outputs[-2]) if outputs else (None, None)  # gradio_client leaves out the state
+    shown = isinstance(result, dict) and "results" in result
+    return [outcome], (f"answered: the result {'shown' if shown else 'missing'}, its download "
+                       f"{'given' if download else 'withheld (the page warns)'}; log limit {limit // 1024} KB"
+                       if outcome[0] == "answered" else outcome[1][:90])
+
+
+def sigterm_during_a_request(url, process, log_path):
+    """SIGTERM while a comparison (10 timed repeats) runs: the exit code, how long it took, the log's lines."""
+    from gradio_client import Client
+    from gradio_client.utils import Status
+
+    client = Client(url, verbose=False, headers=address_headers(217))
+    job = client.submit(*compare_arguments(**{**request(), "image": handle(os.path.join(ASSETS, "scene_205.png"))},
+                                           repeats=10), api_name="/compare")
+    deadline = time.time() + 120
+    while job.status().code not in (Status.PROGRESS, Status.ITERATING, Status.FINISHED) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    start = time.perf_counter()
+    process.send_signal(signal.SIGTERM)
+    try:
+        code = process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        code = "none within 60 s"
+    took = time.perf_counter() - start
+    text = open(log_path, errors="replace").read()
+    stopped = "request stopped: the server is stopping" in text
+    aborted = "terminate called" in text
+    outcome = ("refused" if code == 0 else "crashed", f"exit {code}")
+    return [outcome], (f"exit {code} {took:.1f} s after SIGTERM; request stopped: {'yes' if stopped else 'no'}"
+                       + ("; 'terminate called without an active exception'" if aborted else ""))
+
+
 # ---------------------------------------------------------------- the run
 
 
@@ -531,19 +794,27 @@ def count_log(log_path):
 
 def run_phase(rows, name, pid, phase):
     reset_peak(pid)
-    outcomes, note = phase()
+    started = time.perf_counter()
+    try:
+        outcomes, note = phase()
+    except Exception as error:  # the script's own failure: shown in its row, the run goes on
+        outcomes, note = [("crashed", "")], f"the kind itself failed: {type(error).__name__}: {error}"[:120]
+    seconds = time.perf_counter() - started
     counts = {kind: sum(1 for o in outcomes if o[0] == kind) for kind in ("answered", "refused", "crashed")}
     messages = [o[1] for o in outcomes if o[1]]
     first = note or (" ".join(messages[0].split())[:90] if messages else "")
-    rows.append((name, counts["answered"], counts["refused"], counts["crashed"], memory_mb(pid, "VmHWM"), first))
-    print(f"  {name}: {counts} ({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
+    peak = memory_mb(pid, "VmHWM") if os.path.exists(f"/proc/{pid}/status") else float("nan")  # nan: it ended
+    rows.append((name, counts["answered"], counts["refused"], counts["crashed"], peak, first, seconds))
+    print(f"  {name}: {counts} in {seconds:.1f} s ({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
 
 
 def print_table(rows, summary):
-    print("| kind | answered | refused with a message | crashed | server peak RSS (MB) | first message / note |")
-    print("|---|---|---|---|---|---|")
-    for name, answered, refused, crashed, peak, message in rows:
-        print(f"| {name} | {answered} | {refused} | {crashed} | {peak:.0f} | {message.replace('|', '/')} |")
+    print("| kind | answered | refused with a message | crashed | server peak RSS (MB) | seconds | first message / "
+          "note |")
+    print("|---|---|---|---|---|---|---|")
+    for name, answered, refused, crashed, peak, message, *seconds in rows:
+        took = f"{seconds[0]:.1f}" if seconds else ""
+        print(f"| {name} | {answered} | {refused} | {crashed} | {peak:.0f} | {took} | {message.replace('|', '/')} |")
     print()
     for line in summary:
         print(line)
@@ -614,6 +885,10 @@ def main(argv=None):
     parser.add_argument("--allocators", action="store_true",
                         help="with --creep N: the new-session requests on two fresh pages, glibc's dynamic mmap "
                              "threshold then the page's fixed one (explorer.serve.limits.fix_mmap_threshold)")
+    parser.add_argument("--only", type=lambda text: [t.strip() for t in text.split(",") if t.strip()], default=None,
+                        help="only the kinds whose names contain one of these comma-separated texts")
+    parser.add_argument("--app-root", default=ROOT, help="the checkout whose app.py is started (default: this one; "
+                        "another, to measure it the same way)")
     parser.add_argument("--one-request", action="store_true",
                         help="instead: one request's peak memory in this process, on the embedded model")
     args = parser.parse_args(argv)
@@ -643,9 +918,9 @@ def main(argv=None):
                  (f", the page's {limits.mmap_threshold_kb()} KB mmap threshold", {})]
     try:
         for label, setting in pages:
-            with start_page({**env, **setting}, log_path) as (url, process):
+            with start_page({**env, **setting}, log_path, root=args.app_root) as (url, process):
                 pid = process.pid
-                run_all(url, pid, files, folders, rows, summary, start, args, label)
+                run_all(url, pid, files, folders, rows, summary, start, args, label, process, log_path)
                 medians.append(getattr(sequential_memory, "median_s", None))
                 user_errors, stopped, tracebacks = count_log(log_path)
                 summary.append(f"- server log{label}: {user_errors} user-error lines, {stopped} requests stopped "
@@ -659,7 +934,7 @@ def main(argv=None):
     print(f"\n{len(rows)} kinds in {time.time() - start:.0f} s")
 
 
-def run_all(url, pid, files, folders, rows, summary, start, args, label=""):
+def run_all(url, pid, files, folders, rows, summary, start, args, label="", process=None, log_path=None):
     from gradio_client import Client
 
     server_folders = (folders["gradio"], folders["tmp"])
@@ -683,7 +958,18 @@ def run_all(url, pid, files, folders, rows, summary, start, args, label=""):
                ("3 abandoned clients (submit, exit)", lambda: leaving_clients(url, files["scene"], "abandoned")),
                ("3 killed clients (SIGKILL mid-request)", lambda: leaving_clients(url, files["scene"], "killed")),
                ("3 REST calls nobody reads, one address", lambda: fire_and_forget(url, files["scene"])),
-               ("3 deep-link calls after a result", lambda: deep_links(url, files["scene"], folders["gradio"]))]
+               ("3 deep-link calls after a result", lambda: deep_links(url, files["scene"], folders["gradio"])),
+               # issue 33
+               ("a visitor leaves while their single-keyframe video is read", lambda: leaving_while_reading(
+                   url, files["one_keyframe"], log_path)),
+               ("36 report loads (2 MB) from one address, new session ids", lambda: report_flood(
+                   url, files["report_2mb"])),
+               ("an image as a data: URL (8000 x 8000 PNG) / by a web address", lambda: files_not_uploaded(url)),
+               ("request bodies: 400 MB declared / 8 MB without a length", lambda: large_bodies(url, pid)),
+               ("routes beside the queue: recording, run/compare, monitoring, run history",
+                lambda: side_routes(url, folders)),
+               ("absolute server paths in a visitor's responses", lambda: visit_texts(url)),
+               ("a full disk while the result file is written", lambda: full_disk(url, pid, log_path))]
     baseline = None
     sequential_memory.pid = pid
     if args.creep:
@@ -693,6 +979,8 @@ def run_all(url, pid, files, folders, rows, summary, start, args, label=""):
                                                                                        False, 21))]
     if args.creep_only:  # a freshly started page: the first requests fill its session store
         phases = phases[-2:-1] if args.allocators else phases[-2:]
+    if args.only:
+        phases = [(name, phase) for name, phase in phases if any(text in name for text in args.only)]
     phases = [(name + label, phase) for name, phase in phases]
     for name, phase in phases:
         if time.time() - start > args.budget_s - args.file_age_s - 20:
@@ -709,6 +997,9 @@ def run_all(url, pid, files, folders, rows, summary, start, args, label=""):
                    f"{before[1]} files at start, {after[0] / 1e6:.2f} MB in {after[1]} files after the run, "
                    f"{cleaned[0] / 1e6:.2f} MB in {cleaned[1]} files {args.file_age_s} s later "
                    f"(EXPLORER_FILE_MAX_AGE_S={args.file_age_s})")
+    name = "SIGTERM while a comparison runs (the last kind: it stops the page)"
+    if process is not None and not args.creep_only and (not args.only or any(t in name for t in args.only)):
+        run_phase(rows, name + label, pid, lambda: sigterm_during_a_request(url, process, log_path))
 
 
 if __name__ == "__main__":

@@ -19,14 +19,17 @@ def free_port():
 
 
 @contextlib.contextmanager
-def start_page(env_extra=None, log_path=None, timeout=180):
+def start_page(env_extra=None, log_path=None, timeout=180, root=ROOT):
     """The real app (python app.py) in a subprocess on a free loopback port, with extra environment variables;
-    yields (url, process). The page tests, this benchmark and the stress script start the page through it."""
+    yields (url, process). The page tests, this benchmark and the stress script start the page through it (the
+    stress script may start another checkout's, `root`, to measure it the same way)."""
     port = free_port()
     env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
                GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", **(env_extra or {}))
+    if root != ROOT:
+        env["PYTHONPATH"] = root
     log = open(log_path or os.devnull, "w")
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.time() + timeout
