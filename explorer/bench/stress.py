@@ -717,10 +717,11 @@ def visit_texts(url):
                         files={"files": ("scene.png", open(os.path.join(ASSETS, "scene_205.png"), "rb").read())}).text]
     client = Client(url, verbose=False, headers=address_headers(215), download_files=False)
     outcome = call(client, request(image=os.path.join(ASSETS, "scene_205.png")))
-    outputs = client.predict(*compare_arguments(**{**request(), "image": handle(os.path.join(ASSETS, "scene_205.png"))}),
-                             api_name="/compare")
+    scene = handle(os.path.join(ASSETS, "scene_205.png"))
+    outputs = client.predict(*compare_arguments(**{**request(), "image": scene}), api_name="/compare")
     texts.append(json.dumps(outputs))
-    found = sorted({m for text in texts for m in re.findall(r'(?<![\w.])/(?:tmp|root|home|work|var|usr)/[^"\s\\]*', text)})
+    server_path = r'(?<![\w.])/(?:tmp|root|home|work|var|usr)/[^"\s\\]*'
+    found = sorted({m for text in texts for m in re.findall(server_path, text)})
     return [outcome if not found else ("crashed", f"server paths: {found[:3]}")], (
         f"{len(found)} absolute server paths in {sum(len(t) for t in texts) / 1e6:.1f} MB of responses"
         + (f": {found[:2]}" if found else ""))
