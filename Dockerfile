@@ -8,7 +8,8 @@ ENV PYTHONUNBUFFERED=1 \
     GRADIO_SERVER_PORT=7860 \
     EXPLORER_MAX_MODELS=2 \
     EXPLORER_FILE_MAX_AGE_S=1800
-# What visitors may load and what a request may cost: explorer/serve/access.py and explorer/serve/limits.py. Set EXPLORER_MODEL_DIRS
+# What visitors may load and what a request may cost: explorer/serve/access.py and explorer/serve/limits.py (app.py
+# applies them here as on a Space: the queue closed to direct calls, monitoring off, bounded bodies). Set EXPLORER_MODEL_DIRS
 # (folders of model directories) or EXPLORER_ALLOW_DOWNLOAD=1 (visitors' choice of an offered hub id is
 # downloaded) only on purpose; EXPLORER_MODEL (a hub id) is downloaded at its first request either way.
 

@@ -5,7 +5,8 @@ EXPLORER_MODEL_DIRS lists folders whose model directories visitors may choose; E
 a visitor's request download an offered hub id; EXPLORER_MAX_MODELS (default 2) bounds the models loaded at
 once (explorer/serve/access.py). GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose the address (Docker and Spaces
 use 0.0.0.0:7860). What one visitor can cost the server (queue, per-visitor limit, files, sessions, malloc's mmap
-threshold: EXPLORER_PER_ADDRESS, EXPLORER_STATE_SESSIONS, EXPLORER_MMAP_THRESHOLD_KB, ...): explorer/serve/limits.py.
+threshold: EXPLORER_PER_ADDRESS, EXPLORER_PER_ADDRESS_EVENTS, EXPLORER_STATE_SESSIONS, EXPLORER_MMAP_THRESHOLD_KB,
+...): explorer/serve/limits.py; a video's reading time (EXPLORER_VIDEO_READ_S): explorer/media/read.py.
 """
 
 import atexit

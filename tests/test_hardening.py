@@ -170,7 +170,7 @@ def test_video_needing_too_much_decoding_is_refused_before_decoding(tmp_path, mo
 
 
 def test_video_reading_is_bounded_in_time(tmp_path, monkeypatch):
-    video = crafted.long_single_keyframe_video(tmp_path / "long.mp4", 3000, size=(1280, 720))
+    video = crafted.long_single_keyframe_video(tmp_path / "long.mp4", 3000)  # 1080p: about 3-5 s of decoding
     monkeypatch.setenv("EXPLORER_VIDEO_READ_S", "1")
     start = time.perf_counter()
     with pytest.raises(media.MediaError, match=r"long.mp4 took more than 1 s to read \(\d+ frames decoded to sample "

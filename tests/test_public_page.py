@@ -1007,6 +1007,11 @@ def test_real_page_bounds_request_bodies_before_parsing_them(real_page):
                                                              "Transfer-Encoding": "chunked"}, framed())
     assert status == 413 and body["detail"] == sentence
     assert memory_mb(pid, "VmHWM") - before < 20
+    # small but nested deeper than Python's stack (or than any of the page's bodies): refused, no traceback
+    for nested in (b'{"data": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", b'{"data": ' + b"[" * 40 + b"]" * 40 + b"}"):
+        status, body = raw_post(port, "/gradio_api/queue/join", {"Content-Type": "application/json",
+                                                                 "Content-Length": str(len(nested))}, nested)
+        assert status == 400 and body["detail"] == bodies.TOO_DEEP
 
 
 def test_real_page_refuses_the_routes_that_write_or_run_beside_the_queue(real_page, tmp_path):

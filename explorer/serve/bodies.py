@@ -3,7 +3,8 @@ the page's own: limits.upload_guard lists it first).
 
 - Request bodies are bounded before anything parses them: at most MAX_BODY_BYTES, refused with HTTP 413 from
   the declared Content-Length, or as soon as a body without one grows past it (a 400 MB JSON body cost +1.5 GB
-  while FastAPI read and parsed it). Uploads have their own bound (limits.UploadGuard).
+  while FastAPI read and parsed it), and nested at most MAX_BODY_DEPTH levels (deeper, Python's JSON reader and
+  the checks that walk it run out of stack). Uploads have their own bound (limits.UploadGuard).
 - No response shows the server's folders: Gradio names every file it stores or serves by its absolute path (the
   upload route's answer, the examples in /config and in the page's HTML, every output file's path and URL), and
   the page's folder once carried the server's pid. Responses name the page's file folder FILES instead, and
@@ -20,6 +21,8 @@ import re
 from explorer.serve import guard
 
 MAX_BODY_BYTES = 256 * 2**10  # the largest request the page sends is about 2 KB (a comparison's settings)
+MAX_BODY_DEPTH = 32  # JSON nesting of a request body (the page's nest 4 deep)
+TOO_DEEP = f"A request body may nest at most {MAX_BODY_DEPTH} levels."
 FILES = "files"  # how responses name the page's file folder (Gradio's upload and cache folder)
 MASKED_TYPES = (b"application/json", b"text/event-stream", b"text/html", b"text/plain")  # Gradio's own answers
 OWN_BODY_ROUTES = ("/upload", "/process_recording")  # bounded (or refused) by limits.UploadGuard
@@ -31,6 +34,17 @@ def file_folders():
 
     folder = os.path.abspath(get_upload_folder())
     return sorted({folder.rstrip(os.sep), os.path.realpath(folder).rstrip(os.sep)}, key=len, reverse=True)
+
+
+def depth(value):
+    """How deep a parsed JSON value nests (without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def unmask(value, folder):
@@ -105,8 +119,12 @@ class RequestGuard:
             if body[:1] in (b"{", b"["):
                 try:
                     parsed = json.loads(body)
-                except (ValueError, RecursionError):
+                except ValueError:
                     parsed = None  # not JSON: Gradio answers it as it would
+                except RecursionError:  # nested deeper than Python's stack: Gradio's own reading would fail too
+                    return await refuse(send, 400, TOO_DEEP)
+                if parsed is not None and depth(parsed) > MAX_BODY_DEPTH:
+                    return await refuse(send, 400, TOO_DEEP)
                 if parsed is not None:
                     refusal = direct_call_refusal(scope, parsed)
                     if refusal:
