@@ -122,10 +122,9 @@ def value_refusal(component, name, value, changing):
         return None if value is None or is_number(value) else f"{name} must be a number, got {shown(value)}"
     if isinstance(component, gr.Textbox):
         return None if value is None or isinstance(value, str) else f"{name} must be text, got {shown(value)}"
-    if isinstance(component, gr.Radio):
-        choices = choice_values(component)
-        if (not isinstance(value, (str, int, float)) or isinstance(value, bool)
-                or (not changing and value not in choices)):
+    if isinstance(component, gr.Radio):  # the page's radios keep their choices: events (the lesson's steps) set
+        choices = choice_values(component)  # their values only, so the choices are checked whatever writes them
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool) or value not in choices:
             return f"{name} must be one of {', '.join(map(repr, choices))}, got {shown(value)}"
         return None
     if isinstance(component, gr.Dropdown):
