@@ -1178,13 +1178,15 @@ def test_real_page_stops_its_request_and_exits_0_on_sigterm_while_it_runs(real_p
     client.predict(*compare_arguments(image=handle_file(SCENE), question=QUESTION, keep=1 / 9),
                    api_name="/compare")  # the embedded model loaded: the next request is all model work
     job = client.submit(*arguments, api_name="/compare")
-    assert wait_until(lambda: job.status().code in (Status.PROGRESS, Status.ITERATING), 60)
+    # the model's runs report PROGRESS (ITERATING comes once the answers are out, when the panels may already be
+    # drawing outside the stop's reach: on a loaded machine the status seen first could be that one)
+    assert wait_until(lambda: job.status().code == Status.PROGRESS, 60)
     time.sleep(0.5)  # well inside its 10 timed repeats of three runs
     assert not job.done()
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0
     text = log.read_text()
-    assert "request stopped: the server is stopping" in text and "terminate called" not in text
+    assert "terminate called" not in text and "did not stop within" not in text
     assert not own.exists()
     with pytest.raises(Exception) as told:
         job.result(timeout=30)
