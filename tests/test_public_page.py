@@ -1,5 +1,5 @@
-"""What one visitor of the public page can cost, on real servers (README, "A public page: what one visitor can
-cost"): the per-address limit whatever the session ids, bounded uploads, the server's own temporary folders
+"""What one visitor of the public page can cost, on real servers (docs/public-page.md):
+the per-address limit whatever the session ids, bounded uploads, the server's own temporary folders
 (removed on SIGTERM; the cleaner never touches anyone else's files), progressive JPEGs refused by the memory
 their decode needs, the prompt's reserved tokens refused in a question, results that name models by id, the
 Benchmark tab's report bounds, the examples loader, and the session state Gradio keeps.
