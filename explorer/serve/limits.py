@@ -81,9 +81,26 @@ def stop_serving(demo, timeout=DRAIN_S):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if len(queue) == 0 and not any(job for job in queue.active_jobs if job):
+            _send_last_messages(queue, min(deadline, time.monotonic() + MESSAGES_S))
             return True
         time.sleep(0.05)
     return False
+
+
+MESSAGES_S = 3  # on SIGTERM, how long the page waits for the last messages to reach their visitors
+
+
+def _send_last_messages(queue, deadline):
+    """Wait until the messages the finished requests left for their visitors have been taken by their streams
+    (at most until `deadline`: a visitor who left takes none). A request that finished in the drain (its answer
+    drawn while the SIGTERM came) hands its result to its visitor's stream only after Gradio marks it done;
+    exiting at once lost that result (the visitor saw the connection close)."""
+    def waiting():
+        return any(not messages.empty() for messages in list(queue.pending_messages_per_session.values()))
+
+    while waiting() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # the stream's last write
 
 
 def state_sessions():
