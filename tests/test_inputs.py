@@ -84,3 +84,20 @@ def test_a_method_with_a_new_input_is_its_function_its_line_and_the_inputs_line(
     top = torch.tensor(stage.scores).argsort(descending=True)[:4].sort().values.tolist()
     assert stage.keep_indices == top
     assert "loudest" in records["none"].reference_scores
+
+
+def test_the_decoder_shape_is_read_once_per_model(tiny, monkeypatch):
+    """finish_record's gated-MLP fact comes from models.base.decoder_shape, memoised per model: a second run
+    does not walk the first layer's parameter names again."""
+    from models import base
+
+    base._SHAPES.pop(tiny.model, None)
+    layer, walks = tiny.family.text_model(tiny.model).layers[0], []
+    real = layer.named_parameters
+    monkeypatch.setattr(layer, "named_parameters", lambda *a, **k: walks.append(1) or real(*a, **k))
+    for _ in range(2):
+        compare(tiny.model, tiny.processor, tiny.family, [random_image(5)], QUESTION, methods=["random"], keep=6,
+                max_new_tokens=2, diagnostics=False)
+    assert len(walks) == 1
+    shape = base.decoder_shape(tiny.model)
+    assert shape.gated and shape.hidden == tiny.model.config.text_config.hidden_size

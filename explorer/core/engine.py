@@ -33,7 +33,7 @@ from explorer.core.stage import At, Before, LayerView, TokenIndex, method_plan, 
 from explorer.methods import attention, baselines, scoring
 from explorer.methods.inputs import scoring_layer
 from explorer.methods.registry import METHODS, check_method, select_top
-from models.base import BadInput, stock_text_model
+from models.base import BadInput, decoder_shape
 
 TIE_AT_CUT = "tie at the cut"  # in a note of record.notes when a stage's cut fell inside a tie (tie_note)
 
@@ -571,16 +571,12 @@ def new_record(model, encoded, method, settings, the_plan, question):
 
 
 def finish_record(record, model, processor, cache, tokens, prefill_ms, decode_ms, vision_ms):
-    text_config = model.config.get_text_config()
     record.answer_ids = tokens
     record.answer = processor.tokenizer.decode(tokens, skip_special_tokens=True).strip()
     record.kv_cache_bytes = cache_bytes(cache)
     record.budget["average_kept"] = sum(record.visual_per_layer) / record.num_layers
-    d = text_config.hidden_size
-    m = getattr(text_config, "intermediate_size", None) or 4 * d  # MoE configs may name only their experts' width
-    parameters = stock_text_model(model).layers[0].named_parameters()
-    gated = any(part in ("gate_proj", "gate_up_proj", "w3") for name, _ in parameters  # gate_proj, a fused
-                for part in name.split("."))  # gate_up_proj, or w1 / w3: a gated MLP
+    shape = decoder_shape(model)  # read once per model
+    d, m, gated = shape.hidden, shape.mlp, shape.gated
     mlp_term = "3 n d m (a gated MLP: gate, up and down projections)" if gated else \
         "2 n d m (a plain MLP: up and down projections)"
     record.flops = {"prefill": sum(layer_flops(n, d, m, gated) for n in record.tokens_per_layer),
@@ -601,10 +597,8 @@ def peak_memory(device, record, model):
     activation (the MLP's gate, up and product: 3 n m elements at the longest sequence)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device), "peak allocated on the device (torch.cuda)"
-    text_config = model.config.get_text_config()
     element = torch.finfo(next(model.parameters()).dtype).bits // 8
-    width = getattr(text_config, "intermediate_size", None) or 4 * text_config.hidden_size
-    activation = 3 * max(record.tokens_per_layer) * width * element
+    activation = 3 * max(record.tokens_per_layer) * decoder_shape(model).mlp * element
     return record.kv_cache_bytes + activation, "estimate: KV cache + the largest MLP activation (3 n m)"
 
 
