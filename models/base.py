@@ -465,6 +465,15 @@ def same_size(frames):
     return [f if f.size == size else f.resize(size, Image.Resampling.BICUBIC) for f in frames]
 
 
+def pixels_to_rgb(pixels, processor):
+    """[n, C, H, W] pixels a processor made -> [n, H, W, 3] uint8 RGB on the CPU: its normalisation and its
+    rescale undone, each only where the processor applies it (its do_normalize, do_rescale)."""
+    mean = torch.tensor(processor.image_mean, device="cpu").view(1, -1, 1, 1) if processor.do_normalize else 0.0
+    std = torch.tensor(processor.image_std, device="cpu").view(1, -1, 1, 1) if processor.do_normalize else 1.0
+    scale = processor.rescale_factor if processor.do_rescale else 1.0
+    return ((pixels.float().cpu() * std + mean) / scale).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+
+
 def check_aspect(images, max_aspect, processor_name):
     """BadInput for an image more elongated than the family's processor accepts (Qwen's smart_resize: 200)."""
     for im in images:

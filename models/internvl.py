@@ -43,7 +43,7 @@ import sys
 import torch
 from PIL import Image
 
-from models.base import VisualGroup, conversation, same_size
+from models.base import VisualGroup, conversation, pixels_to_rgb, same_size
 
 NAME = "InternVL3"
 MODEL_CLASSES = ("InternVLForConditionalGeneration",)
@@ -160,12 +160,7 @@ def visual_groups(model, inputs, kind="image"):
 
 
 def _to_rgb(pixels, sub):
-    """Normalised [n, 3, H, W] tiles -> PIL images, inverting the processor's rescale and normalisation."""
-    mean = torch.tensor(sub.image_mean, device="cpu").view(1, -1, 1, 1) if sub.do_normalize else 0.0
-    std = torch.tensor(sub.image_std, device="cpu").view(1, -1, 1, 1) if sub.do_normalize else 1.0
-    scale = sub.rescale_factor if sub.do_rescale else 1.0
-    rgb = ((pixels.float() * std + mean) / scale).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
-    return [Image.fromarray(tile) for tile in rgb]
+    return [Image.fromarray(tile) for tile in pixels_to_rgb(pixels, sub)]
 
 
 def model_view(processor, images, kind="image"):

@@ -11,7 +11,7 @@ raster order. Several images are several runs; video frames are passed as severa
 import torch
 from PIL import Image
 
-from models.base import VisualGroup, conversation
+from models.base import VisualGroup, conversation, pixels_to_rgb
 
 NAME = "LLaVA"
 MODEL_CLASSES = ("LlavaForConditionalGeneration",)
@@ -121,7 +121,4 @@ def model_view(processor, images, kind="image"):  # frames are images for LLaVA
     frame: the token grid lies exactly over these."""
     image_processor = processor.image_processor
     pixels = image_processor(images=list(images), return_tensors="pt")["pixel_values"]
-    mean = torch.tensor(image_processor.image_mean).view(1, 3, 1, 1)
-    std = torch.tensor(image_processor.image_std).view(1, 3, 1, 1)
-    rgb = ((pixels * std + mean).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-    return [Image.fromarray(frame) for frame in rgb]
+    return [Image.fromarray(frame) for frame in pixels_to_rgb(pixels, image_processor)]

@@ -36,7 +36,7 @@ import torch
 from PIL import Image
 from transformers.models.llava_onevision.modeling_llava_onevision import get_anyres_image_grid_shape, unpad_image
 
-from models.base import VisualGroup, chat_text, same_size
+from models.base import VisualGroup, chat_text, pixels_to_rgb, same_size
 
 NAME = "LLaVA-OneVision"
 MODEL_CLASSES = ("LlavaOnevisionForConditionalGeneration",)
@@ -167,10 +167,8 @@ def visual_groups(model, inputs, kind="image"):
 
 
 def _to_rgb(pixels, sub):
-    mean = torch.tensor(sub.image_mean).view(-1, 1, 1)
-    std = torch.tensor(sub.image_std).view(-1, 1, 1)
-    rgb = ((pixels.float() * std + mean).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-    return Image.fromarray(rgb)
+    """One [C, H, W] view -> a PIL image."""
+    return Image.fromarray(pixels_to_rgb(pixels[None], sub)[0])
 
 
 def model_view(processor, images, kind="image"):

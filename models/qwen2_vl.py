@@ -27,10 +27,9 @@ is passed as video metadata (VIDEO_FPS = 2 frames per second by default, qwen-vl
 rate; pass the real rate if the frames were sampled differently). Qwen2-VL ignores fps.
 """
 
-import torch
 from PIL import Image
 
-from models.base import VisualGroup, check_aspect, conversation, same_size
+from models.base import VisualGroup, check_aspect, conversation, pixels_to_rgb, same_size
 
 NAME = "Qwen2-VL"
 MODEL_CLASSES = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
@@ -142,8 +141,14 @@ def model_view(processor, images, kind="image"):
     """The images as the model saw them (the processor's smart_resize, recovered exactly from its own patches),
     as RGB PIL images: one per image, or for a video one per temporal patch (the first frame of each pair, the
     grid's t axis), so the (h, w) token grid lies exactly over each one."""
+    return patch_views(processor, images, kind, "Qwen2-VL")
+
+
+def patch_views(processor, images, kind, name):
+    """model_view of the processors that lay patches out as Qwen2-VL's do (Qwen3-VL's too); name: whose
+    processor, for the elongated image's sentence."""
     images = [im.convert("RGB") for im in images]
-    check_aspect(images, MAX_ASPECT, "Qwen2-VL")
+    check_aspect(images, MAX_ASPECT, name)
     if kind == "video":
         sub = processor.video_processor
         out = sub(videos=[same_size(images)], do_sample_frames=False, return_tensors="pt")
@@ -154,15 +159,11 @@ def model_view(processor, images, kind="image"):
         pixels, grids = out["pixel_values"], out["image_grid_thw"]
     merge, patch, temporal = sub.merge_size, sub.patch_size, sub.temporal_patch_size
     channels = pixels.shape[1] // (temporal * patch * patch)
-    mean = torch.tensor(sub.image_mean).view(1, -1, 1, 1) if sub.do_normalize else torch.zeros(1, 1, 1, 1)
-    std = torch.tensor(sub.image_std).view(1, -1, 1, 1) if sub.do_normalize else torch.ones(1, 1, 1, 1)
-    scale = sub.rescale_factor if sub.do_rescale else 1.0
     views, start = [], 0
     for grid in grids.tolist():
         count = grid[0] * grid[1] * grid[2]
         frames = _unpatchify(pixels[start:start + count].float(), grid, merge, patch, temporal, channels)
         start += count
         frames = frames[::temporal]  # one frame per temporal patch (images repeat their one frame)
-        rgb = ((frames * std + mean) / scale).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
-        views += [Image.fromarray(frame) for frame in rgb]
+        views += [Image.fromarray(frame) for frame in pixels_to_rgb(frames, sub)]
     return views

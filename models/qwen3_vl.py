@@ -40,10 +40,9 @@ consecutive frames at VIDEO_FPS.
 """
 
 import torch
-from PIL import Image
 
 from models.base import BadInput, Injection, VisualGroup, check_aspect, conversation, same_size
-from models.qwen2_vl import _unpatchify
+from models.qwen2_vl import patch_views
 
 NAME = "Qwen3-VL"
 MODEL_CLASSES = ("Qwen3VLForConditionalGeneration", "Qwen3VLMoeForConditionalGeneration")
@@ -179,27 +178,4 @@ def model_view(processor, images, kind="image"):
     """The images as the model saw them (the processor's smart_resize, recovered exactly from its own patches:
     Qwen2VLImageProcessor's and Qwen3VLVideoProcessor's `patchify` lay patches out as Qwen2-VL's do), as RGB
     PIL images: one per image, or for a video one per temporal patch (the first frame of each pair)."""
-    images = [im.convert("RGB") for im in images]
-    check_aspect(images, MAX_ASPECT, "Qwen3-VL")
-    if kind == "video":
-        sub = processor.video_processor
-        out = sub(videos=[same_size(images)], do_sample_frames=False, return_tensors="pt")
-        pixels, grids = out["pixel_values_videos"], out["video_grid_thw"]
-    else:
-        sub = processor.image_processor
-        out = sub(images=images, return_tensors="pt")
-        pixels, grids = out["pixel_values"], out["image_grid_thw"]
-    merge, patch, temporal = sub.merge_size, sub.patch_size, sub.temporal_patch_size
-    channels = pixels.shape[1] // (temporal * patch * patch)
-    mean = torch.tensor(sub.image_mean, device="cpu").view(1, -1, 1, 1) if sub.do_normalize else 0.0
-    std = torch.tensor(sub.image_std, device="cpu").view(1, -1, 1, 1) if sub.do_normalize else 1.0
-    scale = sub.rescale_factor if sub.do_rescale else 1.0
-    views, start = [], 0
-    for grid in grids.tolist():
-        count = grid[0] * grid[1] * grid[2]
-        frames = _unpatchify(pixels[start:start + count].float(), grid, merge, patch, temporal, channels)
-        start += count
-        frames = frames[::temporal]
-        rgb = ((frames * std + mean) / scale).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
-        views += [Image.fromarray(frame) for frame in rgb]
-    return views
+    return patch_views(processor, images, kind, "Qwen3-VL")

@@ -27,7 +27,7 @@ vision module per model, so a video (through the other tower) has no CLS score a
 import torch
 from PIL import Image
 
-from models.base import VisualGroup, chat_text, same_size
+from models.base import VisualGroup, chat_text, pixels_to_rgb, same_size
 from models.llava import clip_feature_attention, vicuna_v1
 
 NAME = "Video-LLaVA"
@@ -123,13 +123,6 @@ def visual_groups(model, inputs, kind="image"):
     return sorted(groups, key=lambda g: int(g.positions[0]))
 
 
-def _to_rgb(pixels, sub):
-    mean = torch.tensor(sub.image_mean).view(1, 3, 1, 1)
-    std = torch.tensor(sub.image_std).view(1, 3, 1, 1)
-    rgb = ((pixels.float() * std + mean).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-    return [Image.fromarray(frame) for frame in rgb]
-
-
 def model_view(processor, images, kind="image"):
     """What each tower saw (shortest edge resized, centre crop), un-normalised to RGB: one image per image, or one
     per frame of a video (through the video processor), so the token grid lies exactly over each."""
@@ -140,4 +133,4 @@ def model_view(processor, images, kind="image"):
     else:
         sub = processor.image_processor
         pixels = sub(images=images, return_legacy_image_output=False, return_tensors="pt")["pixel_values"]
-    return _to_rgb(pixels, sub)
+    return [Image.fromarray(frame) for frame in pixels_to_rgb(pixels, sub)]
