@@ -26,7 +26,8 @@ DEFAULTS = {"image": {"ref_layer": 0, "prune_layer": 1, "early_kv": "prune"},
 # literally, looked up by its nominal preset (a third of 576 is "192"); another budget r keeps
 # int(factor * r) with the official code's off-table factors 1.71 / 1.08 / 0.294 (not the paper's rounded
 # 1.72 / 1.09 / 0.32).
-PAPER_SCHEDULE = {"depth": 32, "layers": (1, 11, 21), "factors": (1.71, 1.08, 0.294), "tokens": 576,
+STAGES = {"depth": 32, "layers": (1, 11, 21)}  # the paper's stages on LLaVA-1.5's 32-layer decoder
+PAPER_SCHEDULE = {**STAGES, "factors": (1.71, 1.08, 0.294), "tokens": 576,
                   "keep_table": {192: (330, 210, 62), 128: (220, 140, 41), 64: (110, 70, 20)}}
 # LLaVA-1.5's official evaluation prompt (the vicuna_v1 conversation, with its system prompt); the llava-hf
 # chat template has no system prompt, so the sequence and the last token's attention differ.

@@ -32,6 +32,7 @@ import torch
 from PIL import Image
 from transformers.models.llava_next.modeling_llava_next import get_anyres_image_grid_shape, unpad_image
 
+from models.llava import PAPER_SCHEDULE as LLAVA_SCHEDULE, STAGES
 from models.base import VisualGroup, conversation, pixels_to_rgb, same_size
 
 NAME = "LLaVA-NeXT"
@@ -44,7 +45,7 @@ DEFAULTS = {"image": {"ref_layer": 0, "prune_layer": 1, "early_kv": "prune"},
 # LLaVA-1.5's staged schedule (32-layer decoders: stages at 1, 11, 21), round(factor * r) kept. LLaVA-1.5's keep
 # table is left out: it is for a 576-token image, and here a base grid alone has 576 tokens (budget_per "grid"),
 # where the table would apply a LLaVA-1.5 count to a LLaVA-NeXT grid.
-PAPER_SCHEDULE = {"depth": 32, "layers": (1, 11, 21), "factors": (1.71, 1.08, 0.294)}
+PAPER_SCHEDULE = {**STAGES, "factors": LLAVA_SCHEDULE["factors"]}
 
 
 @dataclass(frozen=True)

@@ -35,15 +35,8 @@ NAME = "Qwen2-VL"
 MODEL_CLASSES = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
 HUB_IDS = ("Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2-VL-7B-Instruct", "Qwen/Qwen2.5-VL-3B-Instruct",
            "Qwen/Qwen2.5-VL-7B-Instruct")
-# The paper's Qwen2-VL schedule (28 layers): stages at 1, 10, 19 keeping 0.57 / 0.36 / 0.098 of N for the
-# nominal ratio 0.334, i.e. these multiples of the nominal budget.
-PAPER_SCHEDULE = {"depth": 28, "layers": (1, 10, 19), "factors": (0.57 / 0.334, 0.36 / 0.334, 0.098 / 0.334),
-                  "ratio_table": {0.334: (0.57, 0.36, 0.098), 0.223: (0.38, 0.24, 0.066),
-                                  0.112: (0.19, 0.12, 0.034)}}
-# One stage as the official CLSE code sets it (its first stage for images, L = 2, K = 3 for video); the
-# official Qwen2-VL and video code keep the early KV cache.
-DEFAULTS = {"image": {"ref_layer": 0, "prune_layer": 1, "early_kv": "keep"},
-            "video": {"ref_layer": 2, "prune_layer": 3, "early_kv": "keep"}}
+# The paper's Qwen2-VL schedule (PAPER_SCHEDULE) and CLSE's official one-stage settings for it, keeping the
+# early KV cache (DEFAULTS), are the shared defaults (models/base.py's STOCK_PAPER_SCHEDULE, STOCK_DEFAULTS).
 VIDEO_FPS = 2.0  # assumed sampling rate of the given frames (only Qwen2.5-VL's temporal ids use it)
 MAX_ASPECT = 200  # smart_resize refuses more elongated images
 

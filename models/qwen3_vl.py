@@ -47,15 +47,8 @@ from models.qwen2_vl import patch_views
 NAME = "Qwen3-VL"
 MODEL_CLASSES = ("Qwen3VLForConditionalGeneration", "Qwen3VLMoeForConditionalGeneration")
 HUB_IDS = ("Qwen/Qwen3-VL-2B-Instruct", "Qwen/Qwen3-VL-4B-Instruct", "Qwen/Qwen3-VL-8B-Instruct")
-# The paper has no Qwen3-VL schedule: its Qwen2-VL one (28 layers: stages at 1, 10, 19 keeping 0.57 / 0.36 /
-# 0.098 of N for the nominal 0.334), rescaled to the depth by the planner (36 layers for 4B and 8B).
-PAPER_SCHEDULE = {"depth": 28, "layers": (1, 10, 19), "factors": (0.57 / 0.334, 0.36 / 0.334, 0.098 / 0.334),
-                  "ratio_table": {0.334: (0.57, 0.36, 0.098), 0.223: (0.38, 0.24, 0.066),
-                                  0.112: (0.19, 0.12, 0.034)}}
-# One stage as the official CLSE code sets it for Qwen2-VL (its first stage for images, L = 2, K = 3 for video),
-# keeping the early KV cache.
-DEFAULTS = {"image": {"ref_layer": 0, "prune_layer": 1, "early_kv": "keep"},
-            "video": {"ref_layer": 2, "prune_layer": 3, "early_kv": "keep"}}
+# The paper has no Qwen3-VL schedule: its Qwen2-VL one, rescaled to the depth by the planner (36 layers for 4B
+# and 8B), and CLSE's one-stage settings for Qwen2-VL: the shared defaults (models/base.py).
 VIDEO_FPS = 2.0  # frames without timing: consecutive frames at this rate (qwen-vl-utils' default sampling rate)
 MAX_ASPECT = 200  # smart_resize refuses more elongated images
 

@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from models.base import VisualGroup, chat_text, pixels_to_rgb, same_size
-from models.llava import clip_feature_attention, vicuna_v1
+from models.llava import STAGES, clip_feature_attention, vicuna_v1
 
 NAME = "Video-LLaVA"
 MODEL_CLASSES = ("VideoLlavaForConditionalGeneration",)
@@ -47,8 +47,7 @@ VIDEO_PAPER_TOKENS = 2048  # 8 frames x 256 patches (the per-frame CLS is not co
 # The paper's staged schedule of LLaVA-1.5, whose 32-layer Vicuna decoder Video-LLaVA shares; for images only
 # (the paper's video runs are the single stage above). Its keep table is for 576 tokens: none is published for
 # Video-LLaVA's 256, so another count keeps round(factor * budget).
-PAPER_SCHEDULE = {"depth": 32, "layers": (1, 11, 21), "factors": (1.72, 1.09, 0.32), "tokens": 256,
-                  "keep_table": {}}
+PAPER_SCHEDULE = {**STAGES, "factors": (1.72, 1.09, 0.32), "tokens": 256, "keep_table": {}}
 
 
 def build_inputs(processor, images, question, kind="image", prompt="chat", timing=None, history=()):
