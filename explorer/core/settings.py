@@ -3,8 +3,9 @@ all pass a Settings; `check_settings` turns raw values (Gradio numbers, command-
 or raises BadInput with the sentence the user sees.
 
 The choices, bounds and defaults, and the checks that need no model, are in explorer/core/options.py (torch-free,
-for the command line); those the page and the harness read are importable from here too. Settings that depend on the model (a layer inside the
-decoder, a budget below the token count) are checked against it by the engine's plan, with the same error type.
+for the command line); those the page and the harness read are importable from here too. Settings that depend
+on the model (a layer inside the decoder, a budget below the token count) are checked against it by the engine's
+plan, with the same error type.
 """
 
 import contextlib
