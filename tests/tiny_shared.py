@@ -38,6 +38,29 @@ def word_tokenizer(specials, words, named=None, newlines=(), **tokens):
     return tokenizer
 
 
+# The vicuna turns of the llava-hf video checkpoints (Video-LLaVA, LLaVA-NeXT-Video): "USER: <image>\n<video>\n
+# question ASSISTANT: answer</s>", images and videos before the text of a turn.
+VICUNA_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}USER: "
+    "{% for item in message['content'] %}{% if item['type'] == 'image' %}<image>\n{% endif %}{% endfor %}"
+    "{% for item in message['content'] %}{% if item['type'] == 'video' %}<video>\n{% endif %}{% endfor %}"
+    "{% for item in message['content'] %}{% if item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}"
+    " {% else %}ASSISTANT: {% for item in message['content'] %}{{ item['text'] }}{% endfor %}</s>{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+
+def llava_tokenizer(specials, words):
+    """LLaVA's word-level tokenizer: <s>, </s>, <unk>, <pad>, and <image> and <video> cut out of glued text."""
+    return PreTrainedTokenizerFast(
+        tokenizer_object=_word_level(specials, words, isolated=["<image>", "<video>"]),
+        bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+        extra_special_tokens={"image_token": "<image>", "video_token": "<video>"},
+    )
+
+
 def silence(model, token_ids):
     """Zero the output rows of these end tokens: the random model's other logits spread around 0, so an end token
     (almost) never wins the argmax and greedy answers run to max_new_tokens (a tied input embedding is zeroed
