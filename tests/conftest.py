@@ -143,6 +143,15 @@ def page_model(tmp_path_factory):
 # ------------------------------------------------------------------------------------------------ oracles
 
 
+def stock_generate(t, images, kind, max_new_tokens=5, question="what color is the circle ?"):
+    """The stock model's greedy answer (ids) and its logits per step (float32), from the family's inputs."""
+    inputs = t.family.build_inputs(t.processor, images, question, kind=kind).to(t.model.dtype)
+    with torch.inference_mode():
+        out = t.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, output_logits=True,
+                               return_dict_in_generate=True)
+    return out.sequences[0, inputs["input_ids"].shape[1]:].tolist(), [s[0].float() for s in out.logits]
+
+
 def no_cache_logits(t, encoded, kept_positions, prune_layer, tokens, early_kv="keep"):
     """Reference: recompute everything without a cache. Layers < K see every prompt token (early_kv "keep":
     the generated tokens see them too; "prune": the generated tokens do not see the dropped visual tokens),

@@ -25,7 +25,7 @@ from explorer.methods.registry import METHODS, applies_to
 from explorer.serve.launch import app_server
 from models import internvl, qwen3_vl
 from models.base import BadInput
-from tests.conftest import on_meta_default_device, random_image, write_clip
+from tests.conftest import on_meta_default_device, random_image, stock_generate, write_clip
 from tests.tiny_qwen3_internvl import TinyInternVL, TinyQwen3, save
 
 QUESTION = "what color is the circle ?"
@@ -120,14 +120,6 @@ def frames(n=4, size=(300, 200), seed=50):
 
 def media(kind, seed=0):
     return [random_image(seed, (300, 200))] if kind == "image" else frames(4, seed=50 + seed)
-
-
-def stock_generate(t, images, kind, max_new_tokens=5):
-    inputs = t.family.build_inputs(t.processor, images, QUESTION, kind=kind).to(t.model.dtype)
-    with torch.inference_mode():
-        out = t.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, output_logits=True,
-                               return_dict_in_generate=True)
-    return out.sequences[0, inputs["input_ids"].shape[1]:].tolist(), [s[0].float() for s in out.logits]
 
 
 def visual_count(t, images, kind):
