@@ -12,6 +12,7 @@ Nothing here imports explorer/: models/ is a leaf package.
 import inspect
 import math
 import sys
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Protocol, runtime_checkable
 
@@ -206,6 +207,31 @@ def stock_layer_parts(model, index, rotate=None):
         q_proj = gated_query(attn.q_proj, head_dim)
     return LayerParts(norm, q_proj, attn.k_proj, head_dim, getattr(attn, "scaling", head_dim ** -0.5), rotate,
                       _first(attn, Q_NORM_NAMES), _first(attn, K_NORM_NAMES))
+
+
+@dataclass(frozen=True)
+class DecoderShape:
+    """What FLOP counts and memory estimates read of a decoder: its width d, its MLP's width m (4 d where an MoE
+    config names only its experts' width) and whether the MLP is gated (gate, up and down projections)."""
+
+    hidden: int
+    mlp: int
+    gated: bool
+
+
+GATE_NAMES = ("gate_proj", "gate_up_proj", "w3")  # gate_proj, a fused gate_up_proj, or w1 / w3: a gated MLP
+_SHAPES = weakref.WeakKeyDictionary()  # model -> DecoderShape, read once per model
+
+
+def decoder_shape(model):
+    """The model's DecoderShape, read from its config and its first decoder layer's parameter names once."""
+    if model not in _SHAPES:
+        config = model.config.get_text_config()
+        names = (name for name, _ in stock_text_model(model).layers[0].named_parameters())
+        gated = any(part in GATE_NAMES for name in names for part in name.split("."))
+        hidden = config.hidden_size
+        _SHAPES[model] = DecoderShape(hidden, getattr(config, "intermediate_size", None) or 4 * hidden, gated)
+    return _SHAPES[model]
 
 
 def pairwise(rotary):
@@ -437,6 +463,15 @@ def same_size(frames):
     """Video frames for a video processor, which stacks them: every frame at the first one's size."""
     size = frames[0].size
     return [f if f.size == size else f.resize(size, Image.Resampling.BICUBIC) for f in frames]
+
+
+def pixels_to_rgb(pixels, processor):
+    """[n, C, H, W] pixels a processor made -> [n, H, W, 3] uint8 RGB on the CPU: its normalisation and its
+    rescale undone, each only where the processor applies it (its do_normalize, do_rescale)."""
+    mean = torch.tensor(processor.image_mean, device="cpu").view(1, -1, 1, 1) if processor.do_normalize else 0.0
+    std = torch.tensor(processor.image_std, device="cpu").view(1, -1, 1, 1) if processor.do_normalize else 1.0
+    scale = processor.rescale_factor if processor.do_rescale else 1.0
+    return ((pixels.float().cpu() * std + mean) / scale).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 
 def check_aspect(images, max_aspect, processor_name):

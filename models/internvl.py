@@ -43,20 +43,13 @@ import sys
 import torch
 from PIL import Image
 
-from models.base import VisualGroup, conversation, same_size
+from models.base import VisualGroup, conversation, pixels_to_rgb, same_size
 
 NAME = "InternVL3"
 MODEL_CLASSES = ("InternVLForConditionalGeneration",)
 HUB_IDS = ("OpenGVLab/InternVL3-1B-hf", "OpenGVLab/InternVL3-2B-hf", "OpenGVLab/InternVL3-8B-hf")
-# The paper has no InternVL schedule: its Qwen2-VL one (shares of N, for dynamic token counts; 28 layers:
-# stages at 1, 10, 19 keeping 0.57 / 0.36 / 0.098 of N for the nominal 0.334), rescaled to the depth.
-PAPER_SCHEDULE = {"depth": 28, "layers": (1, 10, 19), "factors": (0.57 / 0.334, 0.36 / 0.334, 0.098 / 0.334),
-                  "ratio_table": {0.334: (0.57, 0.36, 0.098), 0.223: (0.38, 0.24, 0.066),
-                                  0.112: (0.19, 0.12, 0.034)}}
-# One stage as the official CLSE code sets it for Qwen2-VL (images: L = 0, K = 1; video: L = 2, K = 3), keeping
-# the early KV cache.
-DEFAULTS = {"image": {"ref_layer": 0, "prune_layer": 1, "early_kv": "keep"},
-            "video": {"ref_layer": 2, "prune_layer": 3, "early_kv": "keep"}}
+# The paper has no InternVL schedule: its Qwen2-VL one (shares of N, for dynamic token counts), rescaled to
+# the depth, and CLSE's one-stage settings for Qwen2-VL: the shared defaults (models/base.py).
 
 
 def vision_attention(model):
@@ -160,12 +153,7 @@ def visual_groups(model, inputs, kind="image"):
 
 
 def _to_rgb(pixels, sub):
-    """Normalised [n, 3, H, W] tiles -> PIL images, inverting the processor's rescale and normalisation."""
-    mean = torch.tensor(sub.image_mean, device="cpu").view(1, -1, 1, 1) if sub.do_normalize else 0.0
-    std = torch.tensor(sub.image_std, device="cpu").view(1, -1, 1, 1) if sub.do_normalize else 1.0
-    scale = sub.rescale_factor if sub.do_rescale else 1.0
-    rgb = ((pixels.float() * std + mean) / scale).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
-    return [Image.fromarray(tile) for tile in rgb]
+    return [Image.fromarray(tile) for tile in pixels_to_rgb(pixels, sub)]
 
 
 def model_view(processor, images, kind="image"):

@@ -11,7 +11,7 @@ raster order. Several images are several runs; video frames are passed as severa
 import torch
 from PIL import Image
 
-from models.base import VisualGroup, conversation
+from models.base import VisualGroup, conversation, pixels_to_rgb
 
 NAME = "LLaVA"
 MODEL_CLASSES = ("LlavaForConditionalGeneration",)
@@ -26,7 +26,8 @@ DEFAULTS = {"image": {"ref_layer": 0, "prune_layer": 1, "early_kv": "prune"},
 # literally, looked up by its nominal preset (a third of 576 is "192"); another budget r keeps
 # int(factor * r) with the official code's off-table factors 1.71 / 1.08 / 0.294 (not the paper's rounded
 # 1.72 / 1.09 / 0.32).
-PAPER_SCHEDULE = {"depth": 32, "layers": (1, 11, 21), "factors": (1.71, 1.08, 0.294), "tokens": 576,
+STAGES = {"depth": 32, "layers": (1, 11, 21)}  # the paper's stages on LLaVA-1.5's 32-layer decoder
+PAPER_SCHEDULE = {**STAGES, "factors": (1.71, 1.08, 0.294), "tokens": 576,
                   "keep_table": {192: (330, 210, 62), 128: (220, 140, 41), 64: (110, 70, 20)}}
 # LLaVA-1.5's official evaluation prompt (the vicuna_v1 conversation, with its system prompt); the llava-hf
 # chat template has no system prompt, so the sequence and the last token's attention differ.
@@ -121,7 +122,4 @@ def model_view(processor, images, kind="image"):  # frames are images for LLaVA
     frame: the token grid lies exactly over these."""
     image_processor = processor.image_processor
     pixels = image_processor(images=list(images), return_tensors="pt")["pixel_values"]
-    mean = torch.tensor(image_processor.image_mean).view(1, 3, 1, 1)
-    std = torch.tensor(image_processor.image_std).view(1, 3, 1, 1)
-    rgb = ((pixels * std + mean).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-    return [Image.fromarray(frame) for frame in rgb]
+    return [Image.fromarray(frame) for frame in pixels_to_rgb(pixels, image_processor)]

@@ -32,7 +32,8 @@ import torch
 from PIL import Image
 from transformers.models.llava_next.modeling_llava_next import get_anyres_image_grid_shape, unpad_image
 
-from models.base import VisualGroup, conversation
+from models.llava import PAPER_SCHEDULE as LLAVA_SCHEDULE, STAGES
+from models.base import VisualGroup, conversation, pixels_to_rgb, same_size
 
 NAME = "LLaVA-NeXT"
 MODEL_CLASSES = ("LlavaNextForConditionalGeneration",)
@@ -44,7 +45,7 @@ DEFAULTS = {"image": {"ref_layer": 0, "prune_layer": 1, "early_kv": "prune"},
 # LLaVA-1.5's staged schedule (32-layer decoders: stages at 1, 11, 21), round(factor * r) kept. LLaVA-1.5's keep
 # table is left out: it is for a 576-token image, and here a base grid alone has 576 tokens (budget_per "grid"),
 # where the table would apply a LLaVA-1.5 count to a LLaVA-NeXT grid.
-PAPER_SCHEDULE = {"depth": 32, "layers": (1, 11, 21), "factors": (1.71, 1.08, 0.294)}
+PAPER_SCHEDULE = {**STAGES, "factors": LLAVA_SCHEDULE["factors"]}
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,6 @@ def layout(image_size, pinpoints, tile_pixels, patch_size):
     kept = unpad_image(cells, size)[0]
     top, left = divmod(int(kept[0, 0]), cols * side)
     return Layout(side, rows, cols, top, left, kept.shape[0], kept.shape[1])
-
-
-def same_size(frames):
-    """Frames resized to the first frame's size (one tile layout for the whole clip)."""
-    size = frames[0].size
-    return [f if f.size == size else f.resize(size, Image.Resampling.BICUBIC) for f in frames]
 
 
 def build_inputs(processor, images, question, kind="image", prompt="chat", timing=None, history=()):
@@ -163,13 +158,6 @@ def visual_groups(model, inputs, kind="image"):
     return frame_groups(model, inputs) if kind == "video" else image_groups(model, inputs)
 
 
-def to_rgb(pixels, processor):
-    """[n, C, H, W] normalised pixels -> [n, H, W, 3] uint8 (the processor's normalisation undone)."""
-    mean = torch.tensor(processor.image_mean, device="cpu").view(1, 3, 1, 1)
-    std = torch.tensor(processor.image_std, device="cpu").view(1, 3, 1, 1)
-    return ((pixels.float().cpu() * std + mean).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-
-
 def image_views(processor, images):
     """[(base view, tile canvas)] per image: the base crop the tower saw, and the tiles it saw stitched in their
     rows x cols order and cut to the unpadded grid, so the token grid (1 token per patch_size px) lies exactly
@@ -180,7 +168,7 @@ def image_views(processor, images):
     views = []
     for pixels, size in zip(out["pixel_values"], out["image_sizes"].tolist()):
         lay = layout(size, image_processor.image_grid_pinpoints, tile, patch)
-        rgb = to_rgb(pixels[:1 + lay.rows * lay.cols], image_processor)
+        rgb = pixels_to_rgb(pixels[:1 + lay.rows * lay.cols], image_processor)
         canvas = rgb[1:].reshape(lay.rows, lay.cols, tile, tile, 3).transpose(0, 2, 1, 3, 4).reshape(
             lay.rows * tile, lay.cols * tile, 3)
         canvas = canvas[lay.top * patch:(lay.top + lay.height) * patch, lay.left * patch:(lay.left + lay.width) * patch]

@@ -19,7 +19,7 @@ are LLaVA-NeXT's, so vision_attention is None (the engine refuses VisionZip with
 from PIL import Image
 
 import models.llava_next as llava_next  # `from models import llava_next` would import models/__init__: a cycle
-from models.base import VisualGroup, conversation
+from models.base import VisualGroup, conversation, pixels_to_rgb, same_size
 
 NAME = "LLaVA-NeXT-Video"
 MODEL_CLASSES = ("LlavaNextVideoForConditionalGeneration",)
@@ -38,7 +38,7 @@ def build_inputs(processor, images, question, kind="image", prompt="chat", timin
         return llava_next.build_inputs(processor, images, question, kind, prompt, timing, history)
     if kind != "video":
         raise ValueError(f"kind must be 'image' or 'video', got {kind!r}")
-    frames = llava_next.same_size([im.convert("RGB") for im in images])
+    frames = same_size([im.convert("RGB") for im in images])
     messages = conversation([{"type": "video"}], question, history)
     text = processor.apply_chat_template(messages, add_generation_prompt=True)
     return processor(text=text, videos=[frames], do_sample_frames=False, return_tensors="pt")
@@ -94,6 +94,6 @@ def model_view(processor, images, kind="image"):
     if kind != "video":
         return llava_next.model_view(processor, images, kind)
     sub = processor.video_processor
-    frames = llava_next.same_size([im.convert("RGB") for im in images])
+    frames = same_size([im.convert("RGB") for im in images])
     pixels = sub(videos=[frames], do_sample_frames=False, return_tensors="pt")["pixel_values_videos"][0]
-    return [Image.fromarray(frame) for frame in llava_next.to_rgb(pixels, sub)]
+    return [Image.fromarray(frame) for frame in pixels_to_rgb(pixels, sub)]

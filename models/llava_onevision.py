@@ -36,18 +36,13 @@ import torch
 from PIL import Image
 from transformers.models.llava_onevision.modeling_llava_onevision import get_anyres_image_grid_shape, unpad_image
 
-from models.base import VisualGroup, chat_text, same_size
+from models.base import VisualGroup, chat_text, pixels_to_rgb, same_size
 
 NAME = "LLaVA-OneVision"
 MODEL_CLASSES = ("LlavaOnevisionForConditionalGeneration",)
 HUB_IDS = ("llava-hf/llava-onevision-qwen2-0.5b-ov-hf", "llava-hf/llava-onevision-qwen2-7b-ov-hf")
-DEFAULTS = {"image": {"ref_layer": 0, "prune_layer": 1, "early_kv": "keep"},
-            "video": {"ref_layer": 2, "prune_layer": 3, "early_kv": "keep"}}
-# The paper's Qwen2-VL schedule (28 layers, as OneVision-7B's Qwen2; the 24-layer 0.5B gets the generic stages):
-# stages at 1, 10, 19 keeping these shares of N for the nominal ratios.
-PAPER_SCHEDULE = {"depth": 28, "layers": (1, 10, 19), "factors": (0.57 / 0.334, 0.36 / 0.334, 0.098 / 0.334),
-                  "ratio_table": {0.334: (0.57, 0.36, 0.098), 0.223: (0.38, 0.24, 0.066),
-                                  0.112: (0.19, 0.12, 0.034)}}
+# The paper's Qwen2-VL schedule (28 layers, as OneVision-7B's Qwen2; the 24-layer 0.5B gets the generic stages)
+# and CLSE's one-stage settings for Qwen2-VL: the shared defaults (models/base.py).
 # LLaVA-OneVision's official evaluation prompt (conv_templates["qwen_1_5"], ChatML with a system turn; images
 # joined by spaces, then a newline and the question); the llava-hf chat template has no system turn.
 QWEN_1_5_SYSTEM = "<|im_start|>system\nYou are a helpful assistant."
@@ -167,10 +162,8 @@ def visual_groups(model, inputs, kind="image"):
 
 
 def _to_rgb(pixels, sub):
-    mean = torch.tensor(sub.image_mean).view(-1, 1, 1)
-    std = torch.tensor(sub.image_std).view(-1, 1, 1)
-    rgb = ((pixels.float() * std + mean).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-    return Image.fromarray(rgb)
+    """One [C, H, W] view -> a PIL image."""
+    return Image.fromarray(pixels_to_rgb(pixels[None], sub)[0])
 
 
 def model_view(processor, images, kind="image"):

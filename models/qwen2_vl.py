@@ -27,24 +27,16 @@ is passed as video metadata (VIDEO_FPS = 2 frames per second by default, qwen-vl
 rate; pass the real rate if the frames were sampled differently). Qwen2-VL ignores fps.
 """
 
-import torch
 from PIL import Image
 
-from models.base import VisualGroup, check_aspect, conversation, same_size
+from models.base import VisualGroup, check_aspect, conversation, pixels_to_rgb, same_size
 
 NAME = "Qwen2-VL"
 MODEL_CLASSES = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
 HUB_IDS = ("Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2-VL-7B-Instruct", "Qwen/Qwen2.5-VL-3B-Instruct",
            "Qwen/Qwen2.5-VL-7B-Instruct")
-# The paper's Qwen2-VL schedule (28 layers): stages at 1, 10, 19 keeping 0.57 / 0.36 / 0.098 of N for the
-# nominal ratio 0.334, i.e. these multiples of the nominal budget.
-PAPER_SCHEDULE = {"depth": 28, "layers": (1, 10, 19), "factors": (0.57 / 0.334, 0.36 / 0.334, 0.098 / 0.334),
-                  "ratio_table": {0.334: (0.57, 0.36, 0.098), 0.223: (0.38, 0.24, 0.066),
-                                  0.112: (0.19, 0.12, 0.034)}}
-# One stage as the official CLSE code sets it (its first stage for images, L = 2, K = 3 for video); the
-# official Qwen2-VL and video code keep the early KV cache.
-DEFAULTS = {"image": {"ref_layer": 0, "prune_layer": 1, "early_kv": "keep"},
-            "video": {"ref_layer": 2, "prune_layer": 3, "early_kv": "keep"}}
+# The paper's Qwen2-VL schedule (PAPER_SCHEDULE) and CLSE's official one-stage settings for it, keeping the
+# early KV cache (DEFAULTS), are the shared defaults (models/base.py's STOCK_PAPER_SCHEDULE, STOCK_DEFAULTS).
 VIDEO_FPS = 2.0  # assumed sampling rate of the given frames (only Qwen2.5-VL's temporal ids use it)
 MAX_ASPECT = 200  # smart_resize refuses more elongated images
 
@@ -142,8 +134,14 @@ def model_view(processor, images, kind="image"):
     """The images as the model saw them (the processor's smart_resize, recovered exactly from its own patches),
     as RGB PIL images: one per image, or for a video one per temporal patch (the first frame of each pair, the
     grid's t axis), so the (h, w) token grid lies exactly over each one."""
+    return patch_views(processor, images, kind, "Qwen2-VL")
+
+
+def patch_views(processor, images, kind, name):
+    """model_view of the processors that lay patches out as Qwen2-VL's do (Qwen3-VL's too); name: whose
+    processor, for the elongated image's sentence."""
     images = [im.convert("RGB") for im in images]
-    check_aspect(images, MAX_ASPECT, "Qwen2-VL")
+    check_aspect(images, MAX_ASPECT, name)
     if kind == "video":
         sub = processor.video_processor
         out = sub(videos=[same_size(images)], do_sample_frames=False, return_tensors="pt")
@@ -154,15 +152,11 @@ def model_view(processor, images, kind="image"):
         pixels, grids = out["pixel_values"], out["image_grid_thw"]
     merge, patch, temporal = sub.merge_size, sub.patch_size, sub.temporal_patch_size
     channels = pixels.shape[1] // (temporal * patch * patch)
-    mean = torch.tensor(sub.image_mean).view(1, -1, 1, 1) if sub.do_normalize else torch.zeros(1, 1, 1, 1)
-    std = torch.tensor(sub.image_std).view(1, -1, 1, 1) if sub.do_normalize else torch.ones(1, 1, 1, 1)
-    scale = sub.rescale_factor if sub.do_rescale else 1.0
     views, start = [], 0
     for grid in grids.tolist():
         count = grid[0] * grid[1] * grid[2]
         frames = _unpatchify(pixels[start:start + count].float(), grid, merge, patch, temporal, channels)
         start += count
         frames = frames[::temporal]  # one frame per temporal patch (images repeat their one frame)
-        rgb = ((frames * std + mean) / scale).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
-        views += [Image.fromarray(frame) for frame in rgb]
+        views += [Image.fromarray(frame) for frame in pixels_to_rgb(frames, sub)]
     return views

@@ -40,23 +40,15 @@ consecutive frames at VIDEO_FPS.
 """
 
 import torch
-from PIL import Image
 
 from models.base import BadInput, Injection, VisualGroup, check_aspect, conversation, same_size
-from models.qwen2_vl import _unpatchify
+from models.qwen2_vl import patch_views
 
 NAME = "Qwen3-VL"
 MODEL_CLASSES = ("Qwen3VLForConditionalGeneration", "Qwen3VLMoeForConditionalGeneration")
 HUB_IDS = ("Qwen/Qwen3-VL-2B-Instruct", "Qwen/Qwen3-VL-4B-Instruct", "Qwen/Qwen3-VL-8B-Instruct")
-# The paper has no Qwen3-VL schedule: its Qwen2-VL one (28 layers: stages at 1, 10, 19 keeping 0.57 / 0.36 /
-# 0.098 of N for the nominal 0.334), rescaled to the depth by the planner (36 layers for 4B and 8B).
-PAPER_SCHEDULE = {"depth": 28, "layers": (1, 10, 19), "factors": (0.57 / 0.334, 0.36 / 0.334, 0.098 / 0.334),
-                  "ratio_table": {0.334: (0.57, 0.36, 0.098), 0.223: (0.38, 0.24, 0.066),
-                                  0.112: (0.19, 0.12, 0.034)}}
-# One stage as the official CLSE code sets it for Qwen2-VL (its first stage for images, L = 2, K = 3 for video),
-# keeping the early KV cache.
-DEFAULTS = {"image": {"ref_layer": 0, "prune_layer": 1, "early_kv": "keep"},
-            "video": {"ref_layer": 2, "prune_layer": 3, "early_kv": "keep"}}
+# The paper has no Qwen3-VL schedule: its Qwen2-VL one, rescaled to the depth by the planner (36 layers for 4B
+# and 8B), and CLSE's one-stage settings for Qwen2-VL: the shared defaults (models/base.py).
 VIDEO_FPS = 2.0  # frames without timing: consecutive frames at this rate (qwen-vl-utils' default sampling rate)
 MAX_ASPECT = 200  # smart_resize refuses more elongated images
 
@@ -179,27 +171,4 @@ def model_view(processor, images, kind="image"):
     """The images as the model saw them (the processor's smart_resize, recovered exactly from its own patches:
     Qwen2VLImageProcessor's and Qwen3VLVideoProcessor's `patchify` lay patches out as Qwen2-VL's do), as RGB
     PIL images: one per image, or for a video one per temporal patch (the first frame of each pair)."""
-    images = [im.convert("RGB") for im in images]
-    check_aspect(images, MAX_ASPECT, "Qwen3-VL")
-    if kind == "video":
-        sub = processor.video_processor
-        out = sub(videos=[same_size(images)], do_sample_frames=False, return_tensors="pt")
-        pixels, grids = out["pixel_values_videos"], out["video_grid_thw"]
-    else:
-        sub = processor.image_processor
-        out = sub(images=images, return_tensors="pt")
-        pixels, grids = out["pixel_values"], out["image_grid_thw"]
-    merge, patch, temporal = sub.merge_size, sub.patch_size, sub.temporal_patch_size
-    channels = pixels.shape[1] // (temporal * patch * patch)
-    mean = torch.tensor(sub.image_mean, device="cpu").view(1, -1, 1, 1) if sub.do_normalize else 0.0
-    std = torch.tensor(sub.image_std, device="cpu").view(1, -1, 1, 1) if sub.do_normalize else 1.0
-    scale = sub.rescale_factor if sub.do_rescale else 1.0
-    views, start = [], 0
-    for grid in grids.tolist():
-        count = grid[0] * grid[1] * grid[2]
-        frames = _unpatchify(pixels[start:start + count].float(), grid, merge, patch, temporal, channels)
-        start += count
-        frames = frames[::temporal]
-        rgb = ((frames * std + mean) / scale).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
-        views += [Image.fromarray(frame) for frame in rgb]
-    return views
+    return patch_views(processor, images, kind, "Qwen3-VL")

@@ -27,8 +27,8 @@ vision module per model, so a video (through the other tower) has no CLS score a
 import torch
 from PIL import Image
 
-from models.base import VisualGroup, chat_text, same_size
-from models.llava import clip_feature_attention, vicuna_v1
+from models.base import VisualGroup, chat_text, pixels_to_rgb, same_size
+from models.llava import STAGES, clip_feature_attention, vicuna_v1
 
 NAME = "Video-LLaVA"
 MODEL_CLASSES = ("VideoLlavaForConditionalGeneration",)
@@ -47,8 +47,7 @@ VIDEO_PAPER_TOKENS = 2048  # 8 frames x 256 patches (the per-frame CLS is not co
 # The paper's staged schedule of LLaVA-1.5, whose 32-layer Vicuna decoder Video-LLaVA shares; for images only
 # (the paper's video runs are the single stage above). Its keep table is for 576 tokens: none is published for
 # Video-LLaVA's 256, so another count keeps round(factor * budget).
-PAPER_SCHEDULE = {"depth": 32, "layers": (1, 11, 21), "factors": (1.72, 1.09, 0.32), "tokens": 256,
-                  "keep_table": {}}
+PAPER_SCHEDULE = {**STAGES, "factors": (1.72, 1.09, 0.32), "tokens": 256, "keep_table": {}}
 
 
 def build_inputs(processor, images, question, kind="image", prompt="chat", timing=None, history=()):
@@ -123,13 +122,6 @@ def visual_groups(model, inputs, kind="image"):
     return sorted(groups, key=lambda g: int(g.positions[0]))
 
 
-def _to_rgb(pixels, sub):
-    mean = torch.tensor(sub.image_mean).view(1, 3, 1, 1)
-    std = torch.tensor(sub.image_std).view(1, 3, 1, 1)
-    rgb = ((pixels.float() * std + mean).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-    return [Image.fromarray(frame) for frame in rgb]
-
-
 def model_view(processor, images, kind="image"):
     """What each tower saw (shortest edge resized, centre crop), un-normalised to RGB: one image per image, or one
     per frame of a video (through the video processor), so the token grid lies exactly over each."""
@@ -140,4 +132,4 @@ def model_view(processor, images, kind="image"):
     else:
         sub = processor.image_processor
         pixels = sub(images=images, return_legacy_image_output=False, return_tensors="pt")["pixel_values"]
-    return _to_rgb(pixels, sub)
+    return [Image.fromarray(frame) for frame in pixels_to_rgb(pixels, sub)]

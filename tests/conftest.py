@@ -143,33 +143,60 @@ def page_model(tmp_path_factory):
 # ------------------------------------------------------------------------------------------------ oracles
 
 
-def no_cache_logits(t, encoded, kept_positions, prune_layer, tokens, early_kv="keep"):
+def stock_generate(t, images, kind, max_new_tokens=5, question="what color is the circle ?"):
+    """The stock model's greedy answer (ids) and its logits per step (float32), from the family's inputs."""
+    inputs = t.family.build_inputs(t.processor, images, question, kind=kind).to(t.model.dtype)
+    with torch.inference_mode():
+        out = t.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, output_logits=True,
+                               return_dict_in_generate=True)
+    return out.sequences[0, inputs["input_ids"].shape[1]:].tolist(), [s[0].float() for s in out.logits]
+
+
+def no_cache_logits(t, encoded, kept_positions, prune_layer, tokens, early_kv="keep", renumber=False, inject=True):
     """Reference: recompute everything without a cache. Layers < K see every prompt token (early_kv "keep":
     the generated tokens see them too; "prune": the generated tokens do not see the dropped visual tokens),
-    layers >= K only the text, the kept visual tokens and the generated tokens; returns the logits after each
-    prefix."""
-    lm = t.model.model.language_model
+    layers >= K only the text, the kept visual tokens and the generated tokens. Positions: the captured ids (1-D,
+    or [3, 1, S] M-RoPE ids) gathered with the kept index, generated token j at max + 1 + j in every row;
+    renumber=True gives the kept tokens fresh consecutive ids instead (a wrong variant, to show the comparison
+    can tell). After each injection layer (DeepStack) its features are added to the visual rows present (all
+    before K, the kept ones from K on), unless inject=False. Returns the logits after each prefix."""
+    lm = t.family.text_model(t.model)
+    base = encoded.position_ids
+    seq, start = base.shape[-1], int(base.max()) + 1
+    is_visual = torch.zeros(seq, dtype=torch.bool)
+    for g in encoded.groups:
+        is_visual[g.positions] = True
     outputs = []
-    prompt = encoded.inputs_embeds.shape[1]
     for step in range(len(tokens)):
         extra = lm.embed_tokens(torch.tensor([tokens[:step]], dtype=torch.long))
         hidden = torch.cat([encoded.inputs_embeds, extra], dim=1)
-        seq = hidden.shape[1]
-        positions = torch.arange(seq).unsqueeze(0)
-        is_visual = torch.zeros(seq, dtype=torch.bool)
-        for g in encoded.groups:
-            is_visual[g.positions] = True
-        keep = ~is_visual
+        positions = torch.cat([base, torch.arange(start, start + step).expand(*base.shape[:-1], step)], dim=-1)
+        original = torch.arange(seq + step)
+        keep = torch.cat([~is_visual, torch.ones(step, dtype=torch.bool)])
         keep[kept_positions] = True
-        early = torch.full((seq, seq), float("-inf")).triu(1)
+        early = torch.full((seq + step, seq + step), float("-inf")).triu(1)
         if early_kv == "prune":
-            early[prompt:, ~keep] = float("-inf")
+            early[seq:, ~keep] = float("-inf")
         for i, layer in enumerate(lm.layers):
             if i == prune_layer:
-                hidden, positions = hidden[:, keep], positions[:, keep]
+                hidden, positions, original = hidden[:, keep], positions[..., keep], original[keep]
+                if renumber:
+                    positions = torch.arange(positions.shape[-1]).expand(*positions.shape)
             cos, sin = lm.rotary_emb(hidden, positions)
             n = hidden.shape[1]
             mask = early if i < prune_layer else torch.full((n, n), float("-inf")).triu(1)
-            hidden = layer(hidden, attention_mask=mask[None, None], position_embeddings=(cos, sin))
+            hidden = layer(hidden, attention_mask=mask[None, None].to(hidden.dtype), position_embeddings=(cos, sin))
+            hidden = injected(hidden, encoded.injections if inject else [], i, original)
         outputs.append(t.model.lm_head(lm.norm(hidden[:, -1]))[0].float())
     return outputs
+
+
+def injected(hidden, injections, layer, original):
+    """hidden with the features injected after this layer added to the rows of the original positions present."""
+    for injection in injections or []:
+        if injection.after_layer == layer:
+            present = torch.isin(original, injection.positions)
+            index = torch.searchsorted(injection.positions, original[present])
+            hidden = hidden.clone()
+            hidden[0, present] += injection.features[index].to(hidden.dtype)
+    return hidden

@@ -1,4 +1,4 @@
-"""Hand-checkable cases of the baselines' definitions (explorer/baselines.py): DivPrune, DART, PyramidDrop and
+"""Hand-checkable cases of the baselines' definitions (explorer/methods/baselines.py): DivPrune, DART, PyramidDrop and
 VisionZip. The expected answers are worked out in the comments; the attention rows are checked against eager
 attention of real transformers modules with random weights (eager only as the test's oracle)."""
 

@@ -138,7 +138,8 @@ def test_pruned_cached_decode_matches_a_no_cache_recompute(which, kind, method, 
     newlines = newline_positions(t, inputs, encoded.groups)
     assert len(newlines) == (10 if kind == "image" else 0)
     if newlines:
-        as_visual = SimpleNamespace(inputs_embeds=encoded.inputs_embeds, groups=[
+        as_visual = SimpleNamespace(inputs_embeds=encoded.inputs_embeds, position_ids=encoded.position_ids,
+                                    injections=encoded.injections, groups=[
             *encoded.groups, VisualGroup("image", (1, 1, len(newlines)), torch.tensor(newlines))])
         with torch.inference_mode():
             wrong = no_cache_logits(t, as_visual, kept_positions, 2, record.answer_ids, early_kv)

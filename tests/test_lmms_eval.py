@@ -1,5 +1,5 @@
 """The benchmark harness end to end: the offline shapes task on the embedded model through lmms-eval's own
-command line (a subprocess of `python -m explorer.lmms_eval`), its per-sample records, the report built from
+command line (a subprocess of `python -m explorer.eval.lmms_eval`), its per-sample records, the report built from
 them, and the benchmark's answers against the page's engine (compare.compare) on the same inputs."""
 
 import glob

@@ -17,7 +17,7 @@ from explorer.methods.schedules import paper_layers
 from explorer.core.settings import check_settings
 from models.base import BadInput
 from models import qwen2_vl
-from tests.conftest import TinyQwen, random_image
+from tests.conftest import TinyQwen, no_cache_logits, random_image
 
 QUESTION = "what color is the circle ?"
 VERSIONS = ["2", "2.5"]
@@ -57,37 +57,6 @@ def test_keep_all_equals_the_stock_model(qwen, kind):
         for ours, theirs in zip(record.step_logits, stock_logits):
             assert torch.allclose(ours, theirs, atol=1e-5), name
         assert record.kept_indices == list(range(n))
-
-
-def no_cache_logits(t, encoded, kept_positions, prune_layer, tokens, renumber=False):
-    """Reference without a cache: layers < K see every token, layers >= K the text, the kept visual tokens and the
-    generated tokens. Positions are the captured [3, 1, S] M-RoPE ids gathered with the kept index; generated
-    token j gets max + 1 + j in all three rows. renumber=True gives the kept tokens fresh consecutive ids instead
-    (a wrong variant, to show the comparison can tell)."""
-    lm = t.model.model.language_model
-    base = encoded.position_ids
-    assert base.shape[:2] == (3, 1)
-    start = int(base.max()) + 1
-    is_visual = torch.zeros(base.shape[-1], dtype=torch.bool)
-    for g in encoded.groups:
-        is_visual[g.positions] = True
-    outputs = []
-    for step in range(len(tokens)):
-        extra = lm.embed_tokens(torch.tensor([tokens[:step]], dtype=torch.long))
-        hidden = torch.cat([encoded.inputs_embeds, extra], dim=1)
-        positions = torch.cat([base, torch.arange(start, start + step).view(1, 1, -1).expand(3, 1, -1)], dim=-1)
-        keep = torch.cat([~is_visual, torch.ones(step, dtype=torch.bool)])
-        keep[kept_positions] = True
-        for i, layer in enumerate(lm.layers):
-            if i == prune_layer:
-                hidden, positions = hidden[:, keep], positions[..., keep]
-                if renumber:
-                    positions = torch.arange(positions.shape[-1]).view(1, 1, -1).expand(3, 1, -1)
-            cos, sin = lm.rotary_emb(hidden, positions)
-            mask = torch.full((hidden.shape[1], hidden.shape[1]), float("-inf")).triu(1)[None, None]
-            hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos, sin))
-        outputs.append(t.model.lm_head(lm.norm(hidden[:, -1]))[0].float())
-    return outputs
 
 
 @pytest.mark.parametrize("method, kind", [("clse", "image"), ("fastv", "image"), ("random", "video")])

@@ -25,7 +25,7 @@ from explorer.methods.registry import METHODS, applies_to
 from explorer.serve.launch import app_server
 from models import internvl, qwen3_vl
 from models.base import BadInput
-from tests.conftest import on_meta_default_device, random_image, write_clip
+from tests.conftest import no_cache_logits, on_meta_default_device, random_image, stock_generate, write_clip
 from tests.tiny_qwen3_internvl import TinyInternVL, TinyQwen3, save
 
 QUESTION = "what color is the circle ?"
@@ -120,14 +120,6 @@ def frames(n=4, size=(300, 200), seed=50):
 
 def media(kind, seed=0):
     return [random_image(seed, (300, 200))] if kind == "image" else frames(4, seed=50 + seed)
-
-
-def stock_generate(t, images, kind, max_new_tokens=5):
-    inputs = t.family.build_inputs(t.processor, images, QUESTION, kind=kind).to(t.model.dtype)
-    with torch.inference_mode():
-        out = t.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, output_logits=True,
-                               return_dict_in_generate=True)
-    return out.sequences[0, inputs["input_ids"].shape[1]:].tolist(), [s[0].float() for s in out.logits]
 
 
 def visual_count(t, images, kind):
@@ -235,43 +227,6 @@ def close(ours, theirs):
     return (ours - theirs).abs().max().item() <= 64 * torch.finfo(torch.float32).eps * scale
 
 
-def reference_logits(t, encoded, kept_positions, prune_layer, tokens, inject=True):
-    """No cache: layers < K see every prompt token, layers >= K the text, the kept visual tokens and the
-    generated tokens. Positions: the captured ids gathered with the kept index ([3, 1, S] M-RoPE ids for
-    Qwen3-VL, 1-D for InternVL), generated token j at max + 1 + j in every row. After each injection layer the
-    injected features are added to the visual rows present (all before K, the kept ones from K on)."""
-    lm = t.family.text_model(t.model)
-    base = encoded.position_ids
-    seq = base.shape[-1]
-    start = int(base.max()) + 1
-    is_visual = torch.zeros(seq, dtype=torch.bool)
-    for g in encoded.groups:
-        is_visual[g.positions] = True
-    outputs = []
-    for step in range(len(tokens)):
-        extra = lm.embed_tokens(torch.tensor([tokens[:step]], dtype=torch.long))
-        hidden = torch.cat([encoded.inputs_embeds, extra], dim=1)
-        positions = torch.cat([base, torch.arange(start, start + step).expand(*base.shape[:-1], step)], dim=-1)
-        original = torch.arange(seq + step)
-        keep = torch.cat([~is_visual, torch.ones(step, dtype=torch.bool)])
-        keep[kept_positions] = True
-        for i, layer in enumerate(lm.layers):
-            if i == prune_layer:
-                hidden, positions, original = hidden[:, keep], positions[..., keep], original[keep]
-            cos, sin = lm.rotary_emb(hidden, positions)
-            n = hidden.shape[1]
-            mask = torch.full((n, n), float("-inf")).triu(1)[None, None].to(hidden.dtype)
-            hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos, sin))
-            for injection in encoded.injections if inject else []:
-                if injection.after_layer == i:
-                    present = torch.isin(original, injection.positions)
-                    index = torch.searchsorted(injection.positions, original[present])
-                    hidden = hidden.clone()
-                    hidden[0, present] += injection.features[index].to(hidden.dtype)
-        outputs.append(t.model.lm_head(lm.norm(hidden[:, -1]))[0].float())
-    return outputs
-
-
 @pytest.mark.parametrize("name, method, kind, k", [
     ("qwen3_vl", "clse", "image", 1),  # before the injections after layers 1 and 2
     ("qwen3_vl", "fastv", "image", 2),  # at the last injection layer (pruned tokens miss its features)
@@ -299,8 +254,8 @@ def test_pruned_cached_decode_equals_a_no_cache_recompute(loaded, name, method, 
     kept_positions = torch.cat([g.positions for g in encoded.groups])[record.kept_indices]
     assert 0 < len(record.kept_indices) < n and record.visual_per_layer[k] == len(record.kept_indices)
     with torch.inference_mode():
-        reference = reference_logits(t, encoded, kept_positions, k, record.answer_ids)
-        plain = reference_logits(t, encoded, kept_positions, k, record.answer_ids, inject=False)
+        reference = no_cache_logits(t, encoded, kept_positions, k, record.answer_ids)
+        plain = no_cache_logits(t, encoded, kept_positions, k, record.answer_ids, inject=False)
     assert len(record.step_logits) == len(reference) == 5
     for ours, theirs in zip(record.step_logits, reference):
         assert close(ours, theirs)

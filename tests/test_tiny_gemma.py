@@ -3,34 +3,24 @@ build, processors aligned with the model configs, answers that depend on the ima
 generates the same ids, bfloat16, Gemma 4's video path, multi-turn templates, and what each language model
 receives (the facts a pruning engine relies on)."""
 
-import time
 
 import pytest
 import torch
-from transformers import AutoModelForImageTextToText, AutoProcessor
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
-from tests import tiny_gemma
+from tests import tiny_gemma, tiny_shared
 from tests.conftest import random_image
+from tests.tiny_shared import answer, prompt, timed, user
 
 torch.set_num_threads(1)
 
-QUESTION = "what color is the circle ?"
 ARCHS = ["gemma3", "gemma4", "paligemma"]
 # Soft tokens of one 90 x 70 (w x h) image: Gemma 3 6 x 6 (squashed to 96 px, patch 8, 2 x 2 pool); Gemma 4
 # 7 rows x 9 columns (aspect kept: 108 x 84 px, patch 4, 3 x 3 pool); PaliGemma 6 x 6 (48 px, patch 8).
 IMAGE_TOKENS = {"gemma3": 36, "gemma4": 63, "paligemma": 36}
 IMAGE_PROCESSORS = {"gemma3": "Gemma3ImageProcessor", "gemma4": "Gemma4ImageProcessor",
                     "paligemma": "SiglipImageProcessor"}
-
-
-def user(kind="image", text=QUESTION):
-    return {"role": "user", "content": [{"type": kind}, {"type": "text", "text": text}]}
-
-
-def prompt(processor, kind="image"):
-    return processor.apply_chat_template([user(kind)], add_generation_prompt=True)
 
 
 def image_inputs(processor, seed=1, size=(90, 70)):
@@ -42,12 +32,6 @@ def video_inputs(processor, seed=1):
     return processor(videos=[frames], text=prompt(processor, "video"), return_tensors="pt")
 
 
-def answer(model, inputs):
-    with torch.no_grad():
-        out = model.generate(**inputs, max_new_tokens=6, do_sample=False)
-    return out[0, inputs["input_ids"].shape[1]:].tolist()
-
-
 def image_token_id(model):
     return model.config.image_token_id
 
@@ -55,12 +39,7 @@ def image_token_id(model):
 @pytest.fixture(scope="module")
 def built():
     """{arch: (model, processor, build seconds)}, each built once."""
-    result = {}
-    for arch in ARCHS:
-        start = time.perf_counter()
-        model, processor = getattr(tiny_gemma, f"tiny_{arch}")()
-        result[arch] = (model, processor, time.perf_counter() - start)
-    return result
+    return {arch: timed(getattr(tiny_gemma, f"tiny_{arch}")) for arch in ARCHS}
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -145,11 +124,7 @@ def test_answer_depends_on_the_image(built, arch):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_save_and_auto_reload_generate_the_same(built, arch, tmp_path):
     model, processor, _ = built[arch]
-    model.save_pretrained(tmp_path)
-    processor.save_pretrained(tmp_path)
-    reloaded = AutoModelForImageTextToText.from_pretrained(tmp_path).eval()
-    reprocessor = AutoProcessor.from_pretrained(tmp_path)
-    assert type(reloaded) is type(model) and type(reprocessor) is type(processor)
+    reloaded, reprocessor = tiny_shared.reloaded(model, processor, tmp_path)
     assert reprocessor.apply_chat_template([user()], add_generation_prompt=True) == prompt(processor)
     assert answer(reloaded, image_inputs(reprocessor)) == answer(model, image_inputs(processor))
     if arch == "gemma4":

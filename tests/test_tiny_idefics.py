@@ -3,26 +3,22 @@ Auto mappings give), small sizes, the processors' image expansions for a 90 x 70
 video), answers that depend on the image, a save / Auto reload that generates the same ids, bfloat16, and a
 multi-turn chat template."""
 
-import time
 
 import pytest
 import torch
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoModelForImageTextToText
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING
 from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
 
+from tests import tiny_shared
 from tests.conftest import random_image
 from tests.tiny_idefics import BUILDERS, tiny_llama4
+from tests.tiny_shared import answer, prompt, timed, user
 
 torch.set_num_threads(1)
 
-QUESTION = "what color is the circle ?"
 ARCHS = list(BUILDERS)
 NEW = 6
-
-
-def conversation(kind="image"):
-    return [{"role": "user", "content": [{"type": kind}, {"type": "text", "text": QUESTION}]}]
 
 
 def frames(seed, n=4):
@@ -31,39 +27,23 @@ def frames(seed, n=4):
 
 def encode(processor, image=None, video=None):
     kind = "image" if video is None else "video"
-    text = processor.apply_chat_template(conversation(kind), add_generation_prompt=True)
+    text = prompt(processor, kind)
     if video is None:
         return processor(images=[image], text=text, return_tensors="pt")
     return processor(videos=[video], text=text, return_tensors="pt")
 
 
-def answer(model, inputs):
-    out = model.generate(**inputs, max_new_tokens=NEW, do_sample=False)
-    return out[0, inputs["input_ids"].shape[1]:].tolist()
-
-
 @pytest.fixture(scope="module")
 def built():
     """{arch: (model, processor, seconds to build)}, each built once."""
-    out = {}
-    for arch, build in BUILDERS.items():
-        start = time.perf_counter()
-        model, processor = build()
-        out[arch] = model, processor, time.perf_counter() - start
-    return out
+    return {arch: timed(build) for arch, build in BUILDERS.items()}
 
 
 @pytest.fixture(scope="module")
 def reloaded(built, tmp_path_factory):
     """{arch: (model, processor)} saved in the hub layout and loaded back with the Auto classes."""
-    out = {}
-    for arch, (model, processor, _) in built.items():
-        directory = tmp_path_factory.mktemp(arch)
-        model.save_pretrained(directory)
-        processor.save_pretrained(directory)
-        out[arch] = (AutoModelForImageTextToText.from_pretrained(directory).eval(),
-                     AutoProcessor.from_pretrained(directory))
-    return out
+    return {arch: tiny_shared.reloaded(model, processor, tmp_path_factory.mktemp(arch))
+            for arch, (model, processor, _) in built.items()}
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -251,7 +231,7 @@ CHATS = {
 @pytest.mark.parametrize("arch", ARCHS)
 def test_multi_turn_chat_template(built, arch):
     model, processor, _ = built[arch]
-    chat = conversation() + [{"role": "assistant", "content": [{"type": "text", "text": "red"}]},
+    chat = [user()] + [{"role": "assistant", "content": [{"type": "text", "text": "red"}]},
                              {"role": "user", "content": [{"type": "text", "text": "is the circle left ?"}]}]
     text = processor.apply_chat_template(chat, add_generation_prompt=True)
     assert text == CHATS[arch]

@@ -2,18 +2,16 @@
 mappings pick), small, their processors' expansion of a 90 x 70 image, image-dependent greedy answers, a
 save / Auto-class reload that answers the same, bfloat16, multi-turn chat templates and the video paths."""
 
-import time
 
 import pytest
 import torch
-from transformers import AutoModelForImageTextToText, AutoProcessor
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
-from tests import tiny_misc
+from tests import tiny_misc, tiny_shared
 from tests.conftest import random_image
+from tests.tiny_shared import answer, prompt, timed, user
 
-QUESTION = "what color is the circle ?"
 ARCHS = ["molmo2", "lfm2_vl", "minicpmv4_6"]
 VIDEO_ARCHS = ["molmo2", "minicpmv4_6"]
 # (placeholder ids' config attribute, expected layer kinds of the decoder)
@@ -30,33 +28,18 @@ def build(arch, seed=0):
 @pytest.fixture(scope="module")
 def built():
     """{arch: (model, processor, seconds to build)}, each built once for the module."""
-    out = {}
-    for arch in ARCHS:
-        start = time.perf_counter()
-        model, processor = build(arch)
-        out[arch] = (model, processor, time.perf_counter() - start)
-    return out
-
-
-def messages(kind="image", question=QUESTION):
-    return [{"role": "user", "content": [{"type": kind}, {"type": "text", "text": question}]}]
+    return {arch: timed(lambda: build(arch)) for arch in ARCHS}
 
 
 def image_inputs(processor, seed):
-    text = processor.apply_chat_template(messages(), add_generation_prompt=True)
+    text = prompt(processor)
     return processor(images=[random_image(seed)], text=text, return_tensors="pt")
 
 
 def video_inputs(processor, seed):
-    text = processor.apply_chat_template(messages("video"), add_generation_prompt=True)
+    text = prompt(processor, "video")
     frames = [random_image(seed * 10 + i) for i in range(4)]
     return processor(videos=[frames], text=text, return_tensors="pt")
-
-
-def answer(model, inputs):
-    with torch.no_grad():
-        out = model.generate(**inputs, max_new_tokens=6, do_sample=False)
-    return out[0, inputs["input_ids"].shape[1]:].tolist()
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -93,7 +76,7 @@ def test_image_expands_to_a_few_tokens_and_answers_depend_on_it(built, arch):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_multi_turn_template(built, arch):
     _, processor, _ = built[arch]
-    conversation = [*messages(), {"role": "assistant", "content": [{"type": "text", "text": "red"}]},
+    conversation = [user(), {"role": "assistant", "content": [{"type": "text", "text": "red"}]},
                     {"role": "user", "content": [{"type": "text", "text": "what color is the square ?"}]}]
     text = processor.apply_chat_template(conversation, add_generation_prompt=True)
     closed = processor.apply_chat_template(conversation)
@@ -106,11 +89,7 @@ def test_multi_turn_template(built, arch):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_save_and_reload_with_auto_classes(built, arch, tmp_path):
     model, processor, _ = built[arch]
-    model.save_pretrained(tmp_path)
-    processor.save_pretrained(tmp_path)
-    reloaded = AutoModelForImageTextToText.from_pretrained(tmp_path).eval()
-    reprocessor = AutoProcessor.from_pretrained(tmp_path)
-    assert type(reloaded) is type(model) and type(reprocessor) is type(processor)
+    reloaded, reprocessor = tiny_shared.reloaded(model, processor, tmp_path)
     inputs, again = image_inputs(processor, 0), image_inputs(reprocessor, 0)
     assert inputs["input_ids"].tolist() == again["input_ids"].tolist()
     assert answer(reloaded, again) == answer(model, inputs)

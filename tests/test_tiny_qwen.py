@@ -7,14 +7,14 @@ import time
 
 import pytest
 import torch
-from transformers import AutoModelForImageTextToText, AutoProcessor
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
+from tests import tiny_shared
 from tests.conftest import random_image
 from tests.tiny_qwen import ARCHITECTURES, BUILDERS
+from tests.tiny_shared import QUESTION, prompt
 
-QUESTION = "what color is the circle ?"
 KINDS = ["image", "video"]
 PROCESSORS = {  # what AutoProcessor / AutoImageProcessor / AutoVideoProcessor / AutoTokenizer load for each
     "qwen3_5": ("Qwen3VLProcessor", "Qwen2VLImageProcessor", "Qwen3VLVideoProcessor", "Qwen3_5Tokenizer"),
@@ -48,19 +48,10 @@ def reloaded(built, tmp_path_factory):
     def get(arch):
         if arch not in cache:
             model, processor, _ = built(arch)
-            directory = tmp_path_factory.mktemp(arch)
-            model.save_pretrained(directory)
-            processor.save_pretrained(directory)
-            cache[arch] = (AutoModelForImageTextToText.from_pretrained(directory).eval(),
-                           AutoProcessor.from_pretrained(directory))
+            cache[arch] = tiny_shared.reloaded(model, processor, tmp_path_factory.mktemp(arch))
         return cache[arch]
 
     return get
-
-
-def prompt(processor, kind, history=()):
-    messages = [*history, {"role": "user", "content": [{"type": kind}, {"type": "text", "text": QUESTION}]}]
-    return processor.apply_chat_template(messages, add_generation_prompt=True)
 
 
 def media(kind, seed):
@@ -74,10 +65,7 @@ def encode(processor, kind, seed, history=()):
 
 
 def answer(model, processor, kind, seed):
-    inputs = encode(processor, kind, seed)
-    with torch.inference_mode():
-        out = model.generate(**inputs, max_new_tokens=6, do_sample=False)
-    return out[0, inputs["input_ids"].shape[1]:].tolist()
+    return tiny_shared.answer(model, encode(processor, kind, seed))
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)

@@ -23,7 +23,8 @@ from explorer.core.settings import SCHEDULES, check_settings
 from explorer.methods.registry import METHODS, applies_to
 from models import llava_onevision, video_llava
 from models.base import BadInput
-from tests.conftest import ROOT, WORDS, no_cache_logits, on_meta_default_device, random_image, write_clip
+from tests.conftest import (ROOT, WORDS, no_cache_logits, on_meta_default_device, random_image, stock_generate,
+                            write_clip)
 from tests.tiny_video_llava_onevision import (onevision_processor, onevision_tokenizer, tiny_onevision,
                                               tiny_video_llava, video_llava_processor, video_llava_tokenizer)
 
@@ -80,14 +81,6 @@ def budget_all(groups):
         units[key] = units.get(key, 0) + g.count
     assert len(set(units.values())) == 1
     return next(iter(units.values()))
-
-
-def stock_generate(t, images, kind, max_new_tokens=5):
-    inputs = t.family.build_inputs(t.processor, images, QUESTION, kind=kind).to(t.model.dtype)
-    with torch.inference_mode():
-        out = t.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, output_logits=True,
-                               return_dict_in_generate=True)
-    return out.sequences[0, inputs["input_ids"].shape[1]:].tolist(), [s[0].float() for s in out.logits]
 
 
 # ------------------------------------------------------------------------------------------ equivalence

@@ -29,45 +29,22 @@ reason (real Gemma checkpoints tie them).
 """
 
 import torch
-from tokenizers import AddedToken
-from transformers import PreTrainedTokenizerFast
 
-from models.shapes_llava.build import _word_level
+from tests.tiny_shared import WORDS, finish, silence, word_tokenizer
 
-WORDS = "what color is the circle square ? red green blue yes no one two three left right up down".split()
 NEWLINES = ["\n", "\n\n"]
 
 
-def _tokenizer(special_tokens, words, named, bos="<bos>", eos="<eos>", pad="<pad>", unk="<unk>"):
-    """A word-level PreTrainedTokenizerFast: `special_tokens` first (ids 0 ..), then NEWLINES, then `words`.
-    `named` ({attribute: token}) become the tokenizer's extra_special_tokens (tokenizer.boi_token,
-    tokenizer.boi_token_id, ...); every other special token is an added special token as well, so that it is cut
-    out of the text before the word split ("<start_of_turn>user" -> "<start_of_turn>", "user")."""
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=_word_level([*special_tokens, *NEWLINES], words),
-        bos_token=bos, eos_token=eos, pad_token=pad, unk_token=unk, extra_special_tokens=named,
-    )
-    named_or_standard = {*named.values(), bos, eos, pad, unk}
-    tokenizer.add_tokens([AddedToken(token, normalized=False, special=True)
-                          for token in special_tokens if token not in named_or_standard], special_tokens=True)
-    tokenizer.add_tokens([AddedToken(token, normalized=False, special=False) for token in NEWLINES])
-    assert len(tokenizer) == len(special_tokens) + len(NEWLINES) + len(set(words)), "a token was added twice"
-    return tokenizer
+def _tokenizer(special_tokens, words, named):
+    """Gemma's: bos <bos>, eos <eos>, pad <pad>, unk <unk>; the newline strings right after the special tokens."""
+    return word_tokenizer([*special_tokens, *NEWLINES], words, named, newlines=NEWLINES, bos_token="<bos>",
+                          eos_token="<eos>", pad_token="<pad>", unk_token="<unk>")
 
 
-def _silence_eos(model, eos_ids):
-    """Zero the lm_head rows of the end tokens (answers are then longer than a token) and tell generate which
-    ids end an answer."""
-    with torch.no_grad():
-        for token_id in eos_ids:
-            model.lm_head.weight[token_id] = 0.0
+def _end(model, eos_ids):
+    """sdpa, eval, the end tokens silenced, and generate told which ids end an answer."""
     model.generation_config.eos_token_id = list(eos_ids)
-    return model
-
-
-def _finish(model):
-    model.set_attn_implementation("sdpa")
-    return model.eval()
+    return finish(model, eos_ids)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -141,7 +118,7 @@ def gemma3_model(tokenizer, image_size=96, patch_size=8, tokens_per_image=36, te
     model = Gemma3ForConditionalGeneration(config)
     with torch.no_grad():  # zero at init: the image would not reach the answer
         model.model.multi_modal_projector.mm_input_projection_weight.normal_(0.0, projector_std)
-    return _finish(_silence_eos(model, config.text_config.eos_token_id))
+    return _end(model, config.text_config.eos_token_id)
 
 
 def tiny_gemma3(seed=0, **kwargs):
@@ -236,7 +213,7 @@ def gemma4_model(tokenizer, patch_size=4, pooling=3, text_width=64, text_layers=
     model = Gemma4ForConditionalGeneration(config)
     with torch.no_grad():  # all ones at init: a constant added to every patch drowns the pixels after pooling
         model.model.vision_tower.patch_embedder.position_embedding_table.normal_(0.0, initializer_range)
-    return _finish(_silence_eos(model, config.text_config.eos_token_id))
+    return _end(model, config.text_config.eos_token_id)
 
 
 def tiny_gemma4(seed=0, **kwargs):
@@ -311,11 +288,11 @@ def paligemma_model(tokenizer, image_size=48, patch_size=8, text_width=64, text_
                              tie_word_embeddings=False)
     torch.manual_seed(seed)
     model = PaliGemmaForConditionalGeneration(config)
-    _silence_eos(model, [tokenizer.eos_token_id])
-    if text_model == "gemma2":
+    if text_model == "gemma2":  # Gemma 2 has no sdpa path
         model.set_attn_implementation({"text_config": "eager", "vision_config": "sdpa"})
-        return model.eval()
-    return _finish(model)
+        model.generation_config.eos_token_id = [tokenizer.eos_token_id]
+        return silence(model.eval(), [tokenizer.eos_token_id])
+    return _end(model, [tokenizer.eos_token_id])
 
 
 def tiny_paligemma(seed=0, **kwargs):

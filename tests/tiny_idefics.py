@@ -21,40 +21,23 @@ that answers are longer than one token). A 90 x 70 RGB image gives:
 """
 
 import torch
-from tokenizers import AddedToken
-from transformers import PreTrainedTokenizerFast
 
-from models.shapes_llava.build import _word_level
+from tests.tiny_shared import WORDS, finish, word_tokenizer
 
-WORDS = "what color is the circle square ? red green blue yes no one two three left right up down".split()
 INITIALIZER_RANGE = 0.3
 
 
 def _tokenizer(special_tokens, words, named, newline=False, **tokens):
-    """A word-level PreTrainedTokenizerFast: `special_tokens` first (ids 0, 1, ... in that order), then `words`.
-    Every special token is an added special token (cut out of the text even when glued to words); `named` maps the
-    attribute names a processor reads (image_token, ...) to tokens (extra_special_tokens); `tokens` are
-    bos_token / eos_token / pad_token / unk_token. `newline`: "\\n" is a token of its own (an added, non-special
-    token), as in the byte-level tokenizers of the Llama 3 / SmolLM families, where the image expansions of
-    Idefics3 and SmolVLM put one after every row of tiles."""
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=_word_level(special_tokens, words), extra_special_tokens=named,
-                                        **tokens)
-    listed = set(named.values()) | set(tokens.values())
-    tokenizer.add_special_tokens({"additional_special_tokens": [t for t in special_tokens if t not in listed]})
-    if newline:
-        tokenizer.add_tokens([AddedToken("\n", normalized=False, special=False)])
-    return tokenizer
+    """`newline`: "\\n" is a token of its own (an added, non-special token, after the words), as in the byte-level
+    tokenizers of the Llama 3 / SmolLM families, where the image expansions of Idefics3 and SmolVLM put one after
+    every row of tiles."""
+    return word_tokenizer(special_tokens, words, named, newlines=["\n"] if newline else [], **tokens)
 
 
 def _finish(model, processor, eos_token):
-    """sdpa, eval; the end-of-turn token's lm_head row zeroed (answers are longer than one token). The model is
-    float32 as built (not cast: Module.to(float dtype) would drop the imaginary part of Llama4's complex vision
-    rotary buffer)."""
-    model.set_attn_implementation("sdpa")
-    model = model.eval()
-    with torch.no_grad():
-        model.get_output_embeddings().weight[processor.tokenizer.convert_tokens_to_ids(eos_token)] = 0.0
-    return model, processor
+    """sdpa, eval, the end-of-turn token silenced. The model is float32 as built (not cast: Module.to(float
+    dtype) would drop the imaginary part of Llama4's complex vision rotary buffer)."""
+    return finish(model, [processor.tokenizer.convert_tokens_to_ids(eos_token)]), processor
 
 
 # ---------------------------------------------------------------------------------------------------- mistral3

@@ -21,10 +21,9 @@ from transformers import (
     LlavaNextVideoForConditionalGeneration,
     LlavaNextVideoProcessor,
     LlavaNextVideoVideoProcessor,
-    PreTrainedTokenizerFast,
 )
 
-from models.shapes_llava.build import _word_level
+from tests.tiny_shared import VICUNA_TEMPLATE, llava_tokenizer
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "<image>", "<video>"]
 TEMPLATE_WORDS = ["[INST]", "[/INST]", "USER", "ASSISTANT", ":"]
@@ -41,26 +40,11 @@ NEXT_TEMPLATE = (
     " [/INST]{% else %} {% for item in message['content'] %}{{ item['text'] }}{% endfor %}</s> {% endif %}"
     "{% endfor %}"
 )
-# LLaVA-NeXT-Video-7B's vicuna turns: "USER: <video>\nquestion ASSISTANT: answer</s>".
-VIDEO_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'user' %}USER: "
-    "{% for item in message['content'] %}{% if item['type'] == 'image' %}<image>\n{% endif %}{% endfor %}"
-    "{% for item in message['content'] %}{% if item['type'] == 'video' %}<video>\n{% endif %}{% endfor %}"
-    "{% for item in message['content'] %}{% if item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}"
-    " {% else %}ASSISTANT: {% for item in message['content'] %}{{ item['text'] }}{% endfor %}</s>{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
-)
 
 
 def next_tokenizer(words=WORDS):
     """A word-level tokenizer over `words` with LLaVA's special tokens and <video>."""
-    return PreTrainedTokenizerFast(
-        tokenizer_object=_word_level(SPECIAL_TOKENS, [*TEMPLATE_WORDS, *words], isolated=["<image>", "<video>"]),
-        bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
-        extra_special_tokens={"image_token": "<image>", "video_token": "<video>"},
-    )
+    return llava_tokenizer(SPECIAL_TOKENS, [*TEMPLATE_WORDS, *words])
 
 
 def image_processor(tile=TILE, pinpoints=PINPOINTS):
@@ -78,7 +62,7 @@ def video_processor(tokenizer, tile=TILE, patch=PATCH, pinpoints=PINPOINTS):
     frames = LlavaNextVideoVideoProcessor(size={"shortest_edge": tile}, crop_size={"height": tile, "width": tile})
     return LlavaNextVideoProcessor(video_processor=frames, image_processor=image_processor(tile, pinpoints),
                                    tokenizer=tokenizer, patch_size=patch, vision_feature_select_strategy="default",
-                                   chat_template=VIDEO_TEMPLATE, num_additional_image_tokens=1)
+                                   chat_template=VICUNA_TEMPLATE, num_additional_image_tokens=1)
 
 
 def tiny_next(tokenizer, video=False, tile=TILE, patch=PATCH, pinpoints=PINPOINTS, vision_width=32, vision_layers=2,

@@ -16,39 +16,18 @@ lm_head row zeroed so answers run to max_new_tokens.
 """
 
 import torch
-from transformers import PreTrainedTokenizerFast
 
-from models.shapes_llava.build import _word_level
-
-WORDS = "what color is the circle square ? red green blue yes no one two three left right up down".split()
+from tests.tiny_shared import WORDS, finish, word_tokenizer
 
 
 def _tokenizer(specials, words, named, eos, pad, bos=None, unk="<unk>"):
-    """A word-level tokenizer: `specials` first, then `words` (ids in that order). Every string of `specials` and
-    every value of `named` is registered as a special token (the processors write them glued together, and only
-    special tokens are cut out of glued text); `named` ({"image_token": "<...>", ...}) become attributes (and
-    `<name>_id`) of the tokenizer, which the processors read. Strings of `words` that look like special tokens
-    (e.g. Molmo2's image tokens, kept after the base vocabulary as in the hub checkpoints) are registered too."""
-    backend = _word_level(specials, words)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=eos, pad_token=pad, unk_token=unk,
-                                        bos_token=bos, extra_special_tokens=named)
-    glued = [t for t in [*specials, *words] if t.startswith("<") and t.endswith(">") and len(t) > 2]
-    tokenizer.add_tokens([t for t in glued if t not in tokenizer.all_special_tokens], special_tokens=True)
-    return tokenizer
-
-
-def _zero_eos(model, tokenizer):
-    """Answers longer than one token: the end-of-turn token's logit is pinned at 0 while the random model's other
-    logits spread around 0, so it (almost) never wins the argmax and greedy answers run to max_new_tokens. Where
-    lm_head is tied to the word embeddings (lfm2_vl), the token's input embedding is zeroed with it."""
-    with torch.no_grad():
-        model.lm_head.weight[tokenizer.eos_token_id] = 0.0
-    return model
+    return word_tokenizer(specials, words, named, eos_token=eos, pad_token=pad, unk_token=unk, bos_token=bos)
 
 
 def _finish(model, tokenizer):
-    model.set_attn_implementation("sdpa")
-    return _zero_eos(model.float().eval(), tokenizer)
+    """float32, sdpa, eval, the end-of-turn token silenced (where lm_head is tied to the word embeddings, as
+    lfm2_vl's, the token's input embedding is zeroed with it)."""
+    return finish(model.float(), [tokenizer.eos_token_id])
 
 
 # ---------------------------------------------------------------------------------------------------- molmo2

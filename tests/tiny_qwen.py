@@ -31,6 +31,7 @@ Qwen3VL-MoE's DeepStack mergers are scaled up so the injected features change th
 checks all three).
 """
 
+import functools
 import json
 
 import torch
@@ -40,8 +41,8 @@ from transformers import PreTrainedTokenizerFast
 
 from models.shapes_llava.build import _word_level
 from tests.tiny_qwen3_internvl import QWEN3_CHAT_TEMPLATE, qwen3_tokenizer
+from tests.tiny_shared import WORDS, finish
 
-WORDS = "what color is the circle square ? red green blue yes no one two three left right up down".split()
 ARCHITECTURES = ["qwen3_5", "qwen3_5_moe", "qwen3_vl_moe", "glm4v", "glm46v"]
 
 TEXT_WIDTH, TEXT_LAYERS, VISION_LAYERS = 64, 4, 2
@@ -156,15 +157,10 @@ def _qwen_ids(tokenizer):
 
 
 def _finish(model_class, config, seed, end_tokens):
-    """The model from config with random weights (seeded), sdpa, eval; the lm_head rows of end_tokens zeroed so
-    that answers are not cut after a token or two."""
+    """The model from config with random weights (seeded), sdpa, eval; end_tokens silenced so that answers are
+    not cut after a token or two."""
     torch.manual_seed(seed)
-    model = model_class(config)
-    model.set_attn_implementation("sdpa")
-    with torch.no_grad():
-        for token_id in end_tokens:
-            model.lm_head.weight[token_id] = 0.0
-    return model.eval()
+    return finish(model_class(config), end_tokens)
 
 
 def _livelier_qwen3_5(model, seed):
@@ -184,25 +180,18 @@ def _livelier_qwen3_5(model, seed):
     return model
 
 
-def tiny_qwen3_5(seed=0, layers=TEXT_LAYERS):
-    """layers: a multiple of 4, in the real 3:1 pattern (8: the first full-attention layer at 3, the next at 7)."""
-    from transformers import Qwen3_5ForConditionalGeneration
+def tiny_qwen3_5(seed=0, layers=TEXT_LAYERS, moe=False):
+    """layers: a multiple of 4, in the real 3:1 pattern (8: the first full-attention layer at 3, the next at 7);
+    moe: Qwen3.5-MoE (the same, MLPs as 4 small experts + a shared expert)."""
+    from transformers import Qwen3_5ForConditionalGeneration, Qwen3_5MoeForConditionalGeneration
 
     tokenizer = qwen3_5_tokenizer()
-    model = _livelier_qwen3_5(_finish(Qwen3_5ForConditionalGeneration, _qwen3_5_config(tokenizer, moe=False,
-                                                                                        layers=layers),
-                                      seed, [tokenizer.eos_token_id]), seed)
-    return model, qwen3_processor(tokenizer, QWEN3_5_CHAT_TEMPLATE)
+    model_class = Qwen3_5MoeForConditionalGeneration if moe else Qwen3_5ForConditionalGeneration
+    model = _finish(model_class, _qwen3_5_config(tokenizer, moe=moe, layers=layers), seed, [tokenizer.eos_token_id])
+    return _livelier_qwen3_5(model, seed), qwen3_processor(tokenizer, QWEN3_5_CHAT_TEMPLATE)
 
 
-def tiny_qwen3_5_moe(seed=0, layers=TEXT_LAYERS):
-    from transformers import Qwen3_5MoeForConditionalGeneration
-
-    tokenizer = qwen3_5_tokenizer()
-    model = _livelier_qwen3_5(_finish(Qwen3_5MoeForConditionalGeneration, _qwen3_5_config(tokenizer, moe=True,
-                                                                                          layers=layers),
-                                      seed, [tokenizer.eos_token_id]), seed)
-    return model, qwen3_processor(tokenizer, QWEN3_5_CHAT_TEMPLATE)
+tiny_qwen3_5_moe = functools.partial(tiny_qwen3_5, moe=True)
 
 
 # ------------------------------------------------------------------------------------------------ Qwen3-VL-MoE

@@ -14,6 +14,7 @@ import torch
 from transformers import PreTrainedTokenizerFast
 
 from models.shapes_llava.build import _word_level
+from tests.tiny_shared import VICUNA_TEMPLATE, llava_tokenizer
 
 TEXT_INIT = 0.3  # a random text model at the default 0.02 answers the same whatever the image
 
@@ -24,26 +25,11 @@ VIDEO_LLAVA_SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "<image>", "<vide
 VIDEO_LLAVA_TEMPLATE_WORDS = ["USER", "ASSISTANT", ":", *("A chat between a curious human and an artificial "
                                                         "intelligence assistant . The gives helpful , detailed and "
                                                         "polite answers to human's questions").split()]
-# The hub checkpoint's format (USER: <image>\n... ASSISTANT:), images and videos before the text of a turn.
-VIDEO_LLAVA_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'user' %}USER: "
-    "{% for item in message['content'] %}{% if item['type'] == 'image' %}<image>\n{% endif %}{% endfor %}"
-    "{% for item in message['content'] %}{% if item['type'] == 'video' %}<video>\n{% endif %}{% endfor %}"
-    "{% for item in message['content'] %}{% if item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}"
-    " {% else %}ASSISTANT: {% for item in message['content'] %}{{ item['text'] }}{% endfor %}</s>{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
-)
+# The hub checkpoint's format: tests/tiny_shared.py's VICUNA_TEMPLATE.
 
 
 def video_llava_tokenizer(words):
-    return PreTrainedTokenizerFast(
-        tokenizer_object=_word_level(VIDEO_LLAVA_SPECIAL_TOKENS, [*VIDEO_LLAVA_TEMPLATE_WORDS, *words],
-                                     isolated=["<image>", "<video>"]),
-        bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
-        extra_special_tokens={"image_token": "<image>", "video_token": "<video>"},
-    )
+    return llava_tokenizer(VIDEO_LLAVA_SPECIAL_TOKENS, [*VIDEO_LLAVA_TEMPLATE_WORDS, *words])
 
 
 def video_llava_processor(tokenizer, image_size=56, patch_size=14):
@@ -53,7 +39,7 @@ def video_llava_processor(tokenizer, image_size=56, patch_size=14):
     return VideoLlavaProcessor(
         image_processor=VideoLlavaImageProcessor(**sizes), video_processor=VideoLlavaVideoProcessor(**sizes),
         tokenizer=tokenizer, patch_size=patch_size, vision_feature_select_strategy="default",
-        num_additional_image_tokens=1, chat_template=VIDEO_LLAVA_CHAT_TEMPLATE)
+        num_additional_image_tokens=1, chat_template=VICUNA_TEMPLATE)
 
 
 def tiny_video_llava(tokenizer, image_size=56, patch_size=14, vision_width=32, vision_layers=2, text_width=64,

@@ -22,6 +22,7 @@ import functools
 import numpy as np
 
 from explorer.analysis.stats import descending_ranks, percentiles, rank_correlation
+from explorer.methods.scoring import evolution_intensity
 
 TIMING_PARTS = [  # (label, timing names it is made of); the parts add up to timings_ms["total"]
     ("vision encoder", ("vision_encoder",)),
@@ -497,9 +498,7 @@ class Analysis:
         k, ref = self.none["prune_layer"], self.none["ref_layer"]
         s_k = group_values(self.spectra["highpass"][k], self.g)
         s_l = group_values(self.spectra["highpass"][ref], self.g)
-        change = np.abs(s_k - s_l)
-        return {"change": change, "s_k": s_k, "s_l": s_l,
-                "intensity": np.minimum(change / (np.mean(s_l) + s_l + 1e-6), 1.0)}
+        return {"change": np.abs(s_k - s_l), "s_k": s_k, "s_l": s_l, "intensity": evolution_intensity(s_l, s_k)}
 
     # ---- cost
 

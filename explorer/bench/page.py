@@ -139,7 +139,7 @@ def sized_overhead(runs):
         model.save_pretrained(directory)
         processor.save_pretrained(directory)
         del model
-        # the page only serves allowed models (explorer/access.py): this deployment allows its own folder
+        # the page only serves allowed models (explorer/serve/access.py): this deployment allows its own folder
         os.environ["EXPLORER_MODEL_DIRS"] = os.pathsep.join(filter(None, [os.environ.get("EXPLORER_MODEL_DIRS"),
                                                                          directory]))
         # random weights never say </s>: every answer decodes the page's 20 new tokens

@@ -8,7 +8,7 @@ import torch
 
 from explorer.core import interrupt
 from explorer.core.devices import clock, device_of
-from explorer.core.stage import TokenIndex, method_plan, stage_inputs, unmet_need
+from explorer.core.stage import At, TokenIndex, method_plan, stage_inputs, unmet_need
 from explorer.methods import scoring
 from explorer.methods.registry import METHODS
 
@@ -44,8 +44,8 @@ def reference_scores(model, encoded, settings, capture):
         if not method.prunes or unmet_need(name, encoded, k):
             continue  # what this model or layer cannot give
         scores[name] = torch.cat([
-            method.score(stage_inputs(gi, 0, the_plan.nominal[gi], index, z_ref, view, encoded, settings)).float().cpu()
-            for gi in range(len(encoded.groups))]).double().tolist()
+            method.score(stage_inputs(name, At(gi, view, index, encoded, z_ref), 0, the_plan.nominal[gi], settings))
+            .float().cpu() for gi in range(len(encoded.groups))]).double().tolist()
     return scores
 
 

@@ -28,11 +28,12 @@ import torch
 from explorer.core.devices import clock, device_of
 from explorer.core.record import Record, Stage
 from explorer.core.settings import check_settings
-from explorer.core import interrupt, stage
-from explorer.core.stage import Before, LayerView, TokenIndex, method_plan, scoring_layer, stage_inputs
+from explorer.core import interrupt
+from explorer.core.stage import At, Before, LayerView, TokenIndex, method_plan, reads_scoring_layer, stage_inputs
 from explorer.methods import attention, baselines, scoring
+from explorer.methods.inputs import scoring_layer
 from explorer.methods.registry import METHODS, check_method, select_top
-from models.base import BadInput, stock_text_model
+from models.base import BadInput, decoder_shape
 
 TIE_AT_CUT = "tie at the cut"  # in a note of record.notes when a stage's cut fell inside a tie (tie_note)
 
@@ -57,7 +58,6 @@ class Encoded:
     vision_keys: list = None  # per group, [count, d] head-averaged keys of that vision layer (VisionZip's merge)
     vision_features: list = None  # per group, [count, Dv] the features entering the family's projector
     project: object = None  # features [m, Dv] -> decoder inputs [m, D]: the family's projector
-    raters: list = None  # per group, SparseVLM's rater tokens' sequence positions (stage.raters)
     injections: list = None  # [models.base.Injection]: what the text model adds after some layers (DeepStack)
     arguments: dict = None  # every other argument the wrapper passed its decoder (masks, position ids, ...)
     attention_layers: list = None  # the decoder layers whose attention rows a score can read (full attention)
@@ -124,7 +124,6 @@ def encode(model, family, inputs, kind="image"):
     if encoded.vision_scores and projector_inputs:
         encoded.vision_features = per_group(list(projector_inputs[0]), groups)
         encoded.project = projector
-    encoded.raters = [stage.raters(encoded, gi) for gi in range(len(groups))]
     encoded.injections = injections
     return encoded
 
@@ -225,17 +224,19 @@ def tie_note(scores, k):
 # ------------------------------------------------------------------------------------------------ the run
 
 
-def prune_stage(view, counts, method, settings, index, z_ref, encoded, record):
+def prune_stage(state, view, counts):
     """Score every group's alive tokens, keep counts[g] of each (in the official schedule a method that merges
     also keeps merged tokens: its merge decides); returns (the current rows to keep, the merged tokens as
     [(their current row, decoder input)])."""
+    index, settings, record = state.index, state.settings, state.record
     stage_index = len(record.stages)
-    scorer = method if stage_index == 0 else (METHODS[method].later or method)
+    scorer = state.method if stage_index == 0 else (METHODS[state.method].later or state.method)
     spec = METHODS[scorer]
     scores_all = torch.full((sum(g.count for g in index.groups),), float("nan"), dtype=torch.float64, device="cpu")
     picks, merges = [], []
     for gi in range(len(index.groups)):
-        inputs = stage_inputs(gi, stage_index, counts[gi], index, z_ref, view, encoded, settings)
+        inputs = stage_inputs(scorer, At(gi, view, index, state.encoded, state.z_ref), stage_index, counts[gi],
+                              settings)
         scores = spec.score(inputs).float().cpu().double()  # ranked in float64 on the host
         scores_all[index.offsets[gi] + index.alive[gi]] = scores
         ranked = -scores if settings.invert else scores
@@ -252,7 +253,7 @@ def prune_stage(view, counts, method, settings, index, z_ref, encoded, record):
     centres = [(gi, int(index.alive[gi][c]), vector) for gi, merged in enumerate(merges) for c, _, vector in merged]
     absorbed = index.merge(merges)  # before restrict: the merges name positions in the alive tokens
     rows = index.restrict(picks)
-    written = [(int(index.rows(encoded.groups[gi].positions[local:local + 1])[0]), vector)
+    written = [(int(index.rows(state.encoded.groups[gi].positions[local:local + 1])[0]), vector)
                for gi, local, vector in centres]
     record.stages.append(Stage(layer=view.k, scorer=scorer, keep_counts=[len(a) for a in index.alive],
                                scores=scores_all.tolist(), keep_indices=index.kept_indices(), merged=absorbed))
@@ -358,19 +359,38 @@ class _Hooks:
             handle.remove()
 
 
-def prefill(model, encoded, method, settings, the_plan, record, capture=None):
+@dataclass
+class RunState:
+    """One run: what it was asked (model, encoded input, method, settings, plan), what it writes (the record, and
+    the capture where asked) and where its prefill stands (the rows left, the states entering the reference
+    layer L, the scoring layer's Before, whether a stage has pruned)."""
+
+    model: object
+    encoded: Encoded
+    method: str
+    settings: object
+    plan: object
+    record: Record
+    capture: dict = None  # the visual rows entering every layer and the view at K (diagnostics), where asked
+    index: TokenIndex = None
+    z_ref: list = None
+    before: Before = None
+    pruned: bool = False
+
+
+def prefill(state):
     """The decoder over the prompt, run by the stock decoder itself (its own masks, rotary inputs, layer types,
     per-layer inputs and cache), pruning at the planned stages from hooks around its layers: before a stage's
     layer the method scores the alive visual tokens and the hidden states lose the pruned rows; every layer
     from then on gets each argument the decoder built for the whole sequence restricted to the kept rows
     (restrict), so kept tokens keep their original positions. Returns (the final-normed hidden states, cache).
-    capture (a dict) receives the visual rows entering every layer and the view a method had at layer K."""
+    state.capture (a dict) receives the visual rows entering every layer and the view a method had at layer K."""
+    model, encoded, the_plan, record, capture = state.model, state.encoded, state.plan, state.record, state.capture
     lm = encoded.family.text_model(model)
     length = encoded.inputs_embeds.shape[1]
-    index = TokenIndex(length, encoded.groups)
-    stage_at = dict(the_plan.stages) if METHODS[method].prunes else {}
+    index = state.index = TokenIndex(length, encoded.groups)
+    stage_at = dict(the_plan.stages) if METHODS[state.method].prunes else {}
     readable = set(encoded.attention_layers)
-    state = {"z_ref": None, "pruned": False, "before": None}
     last_layer = len(lm.layers) - 1
 
     memo = {}  # the decoder hands every layer of a kind the same tensors: restrict each once per stage
@@ -390,17 +410,16 @@ def prefill(model, encoded, method, settings, the_plan, record, capture=None):
         def hook(module, args, kwargs):
             interrupt.check("prefill", i)  # the visitor may have left (explorer/core/interrupt.py)
             hidden, cache = _hidden_of(args, kwargs), kwargs.get("past_key_values")
-            kept = index.positions if state["pruned"] else None
+            kept = index.positions if state.pruned else None
             rope = restricted("position_embeddings", kwargs.get("position_embeddings"), kept)
-            before = state["before"]
+            before = state.before
             if before is not None and before.keys is None:  # the scoring layer has run: its keys are cached
                 before.keys = cache.layers[before.layer].keys
             if i in stage_at or (capture is not None and i == the_plan.prune_layer):
                 view = LayerView(model, encoded.family, i, hidden, rope, index.positions.clone(), before)
             if i in stage_at:
                 start = clock(hidden.device)
-                rows, merged = prune_stage(view, stage_at[i], method, settings, index, state["z_ref"], encoded,
-                                           record)
+                rows, merged = prune_stage(state, view, stage_at[i])
                 hidden = hidden[:, rows.to(hidden.device)]
                 for row, vector in merged:  # a merged token takes its centre's slot and position id
                     hidden[0, row] = vector.to(hidden.device, hidden.dtype)
@@ -410,20 +429,20 @@ def prefill(model, encoded, method, settings, the_plan, record, capture=None):
                         before.hidden = before.hidden[:, torch.searchsorted(before.positions, index.positions)
                                                       .to(before.hidden.device)]
                         before.keys, before.positions = cache.layers[before.layer].keys, index.positions.clone()
-                state["pruned"] = True
+                state.pruned = True
                 record.timings_ms["scoring"] += (clock(hidden.device) - start) * 1e3
-            kept = index.positions if state["pruned"] else None
+            kept = index.positions if state.pruned else None
             kwargs = {name: value if name == "past_key_values" else restricted(name, value, kept)
                       for name, value in kwargs.items() if name != "hidden_states"}
             if i in readable and (stage_at or capture is not None):
-                state["before"] = Before(i, hidden, kwargs.get("position_embeddings"), None,
+                state.before = Before(i, hidden, kwargs.get("position_embeddings"), None,
                                          index.positions.clone())
             if capture is not None:
                 capture["visual"].append(visual_rows(hidden))
                 if i == the_plan.prune_layer:
                     capture["view"] = view
             if i == the_plan.ref_layer:
-                state["z_ref"] = [hidden[0, rows.to(hidden.device)] for rows in index.group_rows()]
+                state.z_ref = [hidden[0, rows.to(hidden.device)] for rows in index.group_rows()]
             record.tokens_per_layer.append(hidden.shape[1])
             record.visual_per_layer.append(index.visual_count())
             return _with_hidden(args, kwargs, hidden)
@@ -518,7 +537,7 @@ def decoder_notes(encoded, method, the_plan, num_layers):
     for n, (layer, _) in enumerate(the_plan.stages):
         scorer = method if n == 0 else (spec.later or method)
         j = scoring_layer(encoded, layer)
-        if "attention" in METHODS[scorer].needs and j is not None and j != layer - 1:
+        if reads_scoring_layer(scorer) and j is not None and j != layer - 1:
             notes.append(f"{scorer} read layer {j}'s attention row for the stage at layer {layer}: the nearest "
                          "full-attention layer before it")
     others = [i for i in range(num_layers) if i not in encoded.attention_layers]
@@ -552,16 +571,12 @@ def new_record(model, encoded, method, settings, the_plan, question):
 
 
 def finish_record(record, model, processor, cache, tokens, prefill_ms, decode_ms, vision_ms):
-    text_config = model.config.get_text_config()
     record.answer_ids = tokens
     record.answer = processor.tokenizer.decode(tokens, skip_special_tokens=True).strip()
     record.kv_cache_bytes = cache_bytes(cache)
     record.budget["average_kept"] = sum(record.visual_per_layer) / record.num_layers
-    d = text_config.hidden_size
-    m = getattr(text_config, "intermediate_size", None) or 4 * d  # MoE configs may name only their experts' width
-    parameters = stock_text_model(model).layers[0].named_parameters()
-    gated = any(part in ("gate_proj", "gate_up_proj", "w3") for name, _ in parameters  # gate_proj, a fused
-                for part in name.split("."))  # gate_up_proj, or w1 / w3: a gated MLP
+    shape = decoder_shape(model)  # read once per model
+    d, m, gated = shape.hidden, shape.mlp, shape.gated
     mlp_term = "3 n d m (a gated MLP: gate, up and down projections)" if gated else \
         "2 n d m (a plain MLP: up and down projections)"
     record.flops = {"prefill": sum(layer_flops(n, d, m, gated) for n in record.tokens_per_layer),
@@ -582,10 +597,8 @@ def peak_memory(device, record, model):
     activation (the MLP's gate, up and product: 3 n m elements at the longest sequence)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device), "peak allocated on the device (torch.cuda)"
-    text_config = model.config.get_text_config()
     element = torch.finfo(next(model.parameters()).dtype).bits // 8
-    width = getattr(text_config, "intermediate_size", None) or 4 * text_config.hidden_size
-    activation = 3 * max(record.tokens_per_layer) * width * element
+    activation = 3 * max(record.tokens_per_layer) * decoder_shape(model).mlp * element
     return record.kv_cache_bytes + activation, "estimate: KV cache + the largest MLP activation (3 n m)"
 
 
@@ -609,7 +622,7 @@ def run(model, processor, encoded, method, settings=None, capture=False, questio
     captured = {"visual": []} if capture else None
     with torch.inference_mode():
         start = clock(device)
-        hidden, cache = prefill(model, encoded, method, settings, the_plan, record, captured)
+        hidden, cache = prefill(RunState(model, encoded, method, settings, the_plan, record, captured))
         first_logits = logits_of(model, hidden[:, -1:])[0, -1].float()
         prefill_ms = (clock(device) - start) * 1e3
         record.kv_cache_bytes_prefill = cache_bytes(cache)

@@ -3,16 +3,16 @@ all pass a Settings; `check_settings` turns raw values (Gradio numbers, command-
 or raises BadInput with the sentence the user sees.
 
 The choices, bounds and defaults, and the checks that need no model, are in explorer/core/options.py (torch-free,
-for the command line); they are all importable from here. Settings that depend on the model (a layer inside the
-decoder, a budget below the token count) are checked against it by the engine's plan, with the same error type.
+for the command line); those the page and the harness read are importable from here too. Settings that depend
+on the model (a layer inside the decoder, a budget below the token count) are checked against it by the engine's
+plan, with the same error type.
 """
 
 import contextlib
 
 from explorer.core import options
-from explorer.core.options import (BUDGET_PER, EARLY_KV, FOLLOW_UP_MODES, MAX_FOLLOW_UPS, MAX_FRAMES,  # noqa: F401
-                                   MAX_LAYER, MAX_NEW_TOKENS, MAX_QUESTION_CHARS, MAX_REPEATS, PROMPTS, SCHEDULES,
-                                   Settings)
+from explorer.core.options import (BUDGET_PER, EARLY_KV, FOLLOW_UP_MODES, MAX_FRAMES, MAX_NEW_TOKENS,  # noqa: F401
+                                   MAX_REPEATS, PROMPTS, SCHEDULES, Settings)
 from explorer.methods.registry import ALIASES, check_method
 from models.base import BadInput
 
@@ -49,7 +49,7 @@ def check_question(question, what="the question"):
 
 
 def follow_ups(value):
-    """Follow-up questions from a list, or one string with one question per line; at most MAX_FOLLOW_UPS."""
+    """Follow-up questions from a list, or one string with one question per line; at most options.MAX_FOLLOW_UPS."""
     with _as_bad_input():
         return options.follow_ups(value)
 

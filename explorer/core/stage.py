@@ -1,7 +1,8 @@
 """What a pruning stage may see, in one place for the engine's pruned runs and the diagnostics' reference
 scores: which original positions are still rows (TokenIndex), what a method may ask about the sequence entering
-the pruning layer (LayerView), the StageInputs of one group, and which methods can score at which layer (the
-needs rule).
+the pruning layer (LayerView, computing what groups share once per stage), where one group stands (At, from which
+explorer/methods/inputs.py's table computes the inputs a method names) and its StageInputs, and which methods can
+score at which layer (the needs rule, from the same table).
 """
 
 import itertools
@@ -11,7 +12,8 @@ import torch
 
 from explorer.core.plan import plan
 from explorer.methods import attention
-from explorer.methods.registry import METHODS, StageInputs
+from explorer.methods.inputs import INPUTS, StageInputs, full_attention_before, raters  # noqa: F401 (raters: where tests read it)
+from explorer.methods.registry import METHODS
 from models.base import BadInput
 
 
@@ -20,35 +22,22 @@ from models.base import BadInput
 
 def lowest_layer(method):
     """The lowest layer K a method can prune at: methods that look inside the decoder need a layer before K."""
-    return 1 if {"attention", "reference"} & set(METHODS[method].needs) else 0
-
-
-def scoring_layer(encoded, k):
-    """The layer whose attention row an attention score reads for pruning at k: K - 1, or on a hybrid decoder
-    (linear-attention, convolution or sliding-window layers beside full attention) the nearest full-attention
-    layer before k; None where there is none."""
-    readable = [j for j in encoded.attention_layers if j < k]
-    return readable[-1] if readable else None
+    return max((INPUTS[name].lowest_layer for name in METHODS[method].needs), default=0)
 
 
 def unmet_need(method, encoded, k):
-    """Why `method` cannot score at layer k of this input (a sentence for the user), or None."""
-    spec = METHODS[method]
-    if "vision" in spec.needs and not encoded.vision_scores:
-        return (f"{method} reads the vision encoder's [CLS] attention to each patch, and this model has none "
-                "that lies on the decoder's grid of visual tokens (no [CLS] token, or patches merged or "
-                "rearranged before the decoder); choose another method")
-    if k < lowest_layer(method):
+    """Why `method` cannot score at layer k of this input (a sentence for the user), or None; k None: what this
+    model cannot give at any layer."""
+    needs = METHODS[method].needs
+    if k is not None and k < lowest_layer(method):
         return f"{method} looks inside the decoder and needs a layer before the pruning layer (K >= 1)"
-    if "attention" in spec.needs and scoring_layer(encoded, k) is None:
-        return (f"{method} reads a full-attention layer's attention row, and this decoder has none before layer "
-                f"{k} (its layers before it are linear-attention, convolution or sliding-window layers, which "
-                f"have no such row over every token); choose a pruning layer after layer "
-                f"{encoded.attention_layers[0] if encoded.attention_layers else '(none)'}, or another method")
-    if "attention_at_k" in spec.needs and k not in encoded.attention_layers:
-        return (f"{method} reads the attention row of the pruning layer {k} itself, which is not a full-attention "
-                f"layer of this decoder (full attention at layers {', '.join(map(str, encoded.attention_layers))})")
-    return None
+    unmet = (INPUTS[name].unmet(method, encoded, k) for name in needs if INPUTS[name].unmet)
+    return next((why for why in unmet if why), None)
+
+
+def reads_scoring_layer(method):
+    """Whether a method reads the scoring layer before K (K - 1, or the nearest full-attention layer before it)."""
+    return any(INPUTS[name].unmet is full_attention_before for name in METHODS[method].needs)
 
 
 def readable_prune_layer(encoded, settings, num_layers):
@@ -71,8 +60,8 @@ def method_plan(encoded, settings, num_layers, method):
     prune_layer, note = readable_prune_layer(encoded, settings, num_layers)
     if prune_layer is not None:
         settings = replace(settings, prune_layer=prune_layer)
-    if spec.prunes and "vision" in spec.needs and not encoded.vision_scores:
-        raise BadInput(unmet_need(method, encoded, 0))
+    if spec.prunes and (why := unmet_need(method, encoded, None)):
+        raise BadInput(why)
     lowest = lowest_layer(method) if spec.prunes else 0
     the_plan = plan(encoded.groups, settings, num_layers, encoded.family, encoded.kind, first_layer_min=lowest,
                     official=spec.official)
@@ -177,7 +166,8 @@ class LayerView:
         self.hidden, self.rope, self.positions, self.before = hidden, rope, positions, before
         self.rows = {}
 
-    def _cached(self, name, compute):
+    def once(self, name, compute):
+        """compute() the first time `name` is asked at this stage; what it gave, after."""
         if name not in self.rows:
             self.rows[name] = compute()
         return self.rows[name]
@@ -188,13 +178,13 @@ class LayerView:
 
     def attention_before(self, rows):
         b = self.before
-        row = self._cached("before", lambda: attention.last_token_row(
+        row = self.once("before", lambda: attention.last_token_row(
             self.family.layer_parts(self.model, b.layer), b.hidden[:, -1:],
             attention.on(b.rope, b.hidden.device, torch.tensor([b.hidden.shape[1] - 1], device="cpu")), b.keys))
         return row[self._before_rows(rows).to(row.device)]
 
     def attention_at(self, rows):
-        row = self._cached("at", lambda: attention.row_entering(
+        row = self.once("at", lambda: attention.row_entering(
             self.family.layer_parts(self.model, self.k), self.hidden, self.rope))
         return row[rows.to(row.device)]
 
@@ -204,7 +194,7 @@ class LayerView:
         b = self.before
         rater_rows = torch.searchsorted(b.positions, rater_positions.cpu())
         key = ("raters", tuple(rater_rows.tolist()))
-        matrix = self._cached(key, lambda: attention.rows_attention(
+        matrix = self.once(key, lambda: attention.rows_attention(
             self.family.layer_parts(self.model, b.layer), b.hidden, b.rope, b.keys, rater_rows).mean(dim=0))
         return matrix[self._before_rows(rows).to(matrix.device)]
 
@@ -212,47 +202,45 @@ class LayerView:
         """DART's inputs: final-normed states entering k and L1 key norms at the scoring layer, visual rows and
         text after."""
         norm = self.family.final_norm(self.model)
-        normed = self._cached("normed", lambda: norm(self.hidden[0].to(norm.weight.device)))
-        norms = self._cached("key_norms", lambda: attention.key_l1_norms(self.before.keys))
+        normed = self.once("normed", lambda: norm(self.hidden[0].to(norm.weight.device)))
+        norms = self.once("key_norms", lambda: attention.key_l1_norms(self.before.keys))
         pick = lambda x, r: x[r.to(x.device)]  # noqa: E731
         return (pick(normed, rows), pick(norms, self._before_rows(rows)), pick(normed, text_rows),
                 pick(norms, self._before_rows(text_rows)))
 
 
-def raters(encoded, group_index):
-    """SparseVLM's text raters of one group: the sequence positions of the text tokens after the image that are
-    most relevant to it. From the decoder's input embeddings (layer 0): softmax over the text tokens of each
-    visual token's dot product with them, averaged over the visual tokens; the raters are the text tokens
-    above the mean of those scores (SparseVLM v1.5, `modelling_sparse_llama.py`)."""
-    group = encoded.groups[group_index]
-    embeds = encoded.inputs_embeds[0]
-    visual = torch.zeros(embeds.shape[0], dtype=torch.bool, device="cpu")
-    for g in encoded.groups:
-        visual[g.positions.cpu()] = True
-    text = (~visual & (torch.arange(embeds.shape[0], device="cpu") > int(group.positions[-1]))).nonzero().flatten()
-    if len(text) == 0:
-        return text
-    relevance = (embeds[group.positions.to(embeds.device)].float() @ embeds[text.to(embeds.device)].float().T)
-    score = relevance.softmax(dim=-1).mean(dim=0).cpu()
-    return text[score > score.mean()] if len(text) > 1 else text
+@dataclass
+class At:
+    """Where one group stands at one stage: what the input table's functions compute from
+    (explorer/methods/inputs.py)."""
+
+    group: int  # the group's index
+    view: LayerView  # the sequence entering the pruning layer
+    index: TokenIndex  # which original positions are still rows
+    encoded: object  # the engine's Encoded
+    z_ref: list = None  # per group, the states entering the reference layer L (None before L has run)
+
+    @property
+    def alive(self):
+        return self.index.alive[self.group]
+
+    @property
+    def rows(self):
+        """Current rows of the group's alive tokens."""
+        return self.index.group_rows()[self.group]
+
+    @property
+    def text_rows(self):
+        """Current rows of the text tokens after the group."""
+        index, last = self.index, int(self.encoded.groups[self.group].positions[-1])
+        return (~index.is_visual[index.positions] & (index.positions > last)).nonzero().flatten()
 
 
-def stage_inputs(group_index, stage_index, k, index, z_ref, view, encoded, settings):
-    """StageInputs for one group: everything restricted to its alive tokens (current rows from `index`)."""
-    alive, rows = index.alive[group_index], index.group_rows()[group_index]
-    group = encoded.groups[group_index]
-    text_after = ~index.is_visual[index.positions] & (index.positions > int(group.positions[-1]))
-    text_rows = text_after.nonzero().flatten()
-    pick = lambda values: values[group_index][alive] if values else None  # noqa: E731
-    return StageInputs(
-        stage=stage_index, grid=group.grid, alive=alive, k=k, seed=(settings.seed + encoded.content_seed) % 2**31,
-        cutoff=settings.cutoff,
-        temp=settings.temp, z_ref=None if z_ref is None else z_ref[group_index][alive],
-        z_cur=view.hidden[0, rows.to(view.hidden.device)],
-        attention=lambda: view.attention_before(rows), attention_at_k=lambda: view.attention_at(rows),
-        duplication=lambda: view.duplication(rows, text_rows),
-        raters=lambda: view.rater_attention(rows, encoded.raters[group_index]),
-        official=settings.schedule == "official", positions=group.positions.cpu()[alive],
-        text_positions=index.positions[text_rows],
-        vision_scores=pick(encoded.vision_scores), vision_keys=pick(encoded.vision_keys),
-        vision_features=pick(encoded.vision_features), project=encoded.project)
+def stage_inputs(method, at, stage_index, k, settings):
+    """The StageInputs `method` reads for one group: the stage's facts, and its registry line's inputs computed
+    from `at` when first read."""
+    group = at.encoded.groups[at.group]
+    return StageInputs(at, method, METHODS[method].needs, stage=stage_index, grid=group.grid, alive=at.alive, k=k,
+                       seed=(settings.seed + at.encoded.content_seed) % 2**31, cutoff=settings.cutoff,
+                       temp=settings.temp, official=settings.schedule == "official",
+                       positions=group.positions.cpu()[at.alive])

@@ -1,6 +1,7 @@
 """Pruning methods, registered by name. A method maps what is known at a pruning stage to one score per alive
 visual token of one group (higher = keep). Adding a method is one function and one line in METHODS (its
-group, label, colour, description, what scores its later stages and what it needs, as keywords).
+group, label, colour, description, what scores its later stages and the inputs it reads, by name: `needs`, from
+explorer/methods/inputs.py's table, where a new input is one function and one line).
 
 Selection is shared by every method (`select_top`): the k highest scores, ties broken towards the earlier
 token, returned sorted.
@@ -14,40 +15,15 @@ import numpy as np
 import torch
 
 from explorer.methods import baselines, schedules
+from explorer.methods.inputs import StageInputs, check_needs  # noqa: F401 (StageInputs: what `score` takes)
 from explorer.methods.schedules import Official
 from explorer.methods.scoring import clse_scores
 from models.base import BadInput
 
 
-@dataclass
-class StageInputs:
-    """What a method may look at for one group at one stage (everything restricted to the alive tokens)."""
-
-    stage: int  # 0 for the first pruning stage
-    grid: tuple  # (t, h, w) of the group's full token grid
-    alive: torch.Tensor  # original indices (within the group) of the tokens still alive, sorted (CPU)
-    z_ref: torch.Tensor  # [n_alive, C] hidden states entering the reference layer L (None at K = 0)
-    z_cur: torch.Tensor  # [n_alive, C] hidden states entering the pruning layer K
-    attention: Callable  # () -> [n_alive] float32: last prompt token's head-mean attention at layer K - 1
-    seed: int
-    cutoff: float = 0.1
-    temp: float = 0.1
-    vision_scores: torch.Tensor = None  # [n_alive] scores from the vision tower, where the family gives them
-    k: int = 0  # this stage's kept count for the group (DART's blocks depend on it)
-    attention_at_k: Callable = None  # () -> [n_alive]: the same row at layer K itself, from the states entering K
-    duplication: Callable = None  # () -> DART's (hidden, key_norms, text_hidden, text_key_norms) at K
-    raters: Callable = None  # () -> [n_alive]: SparseVLM's text raters' mean head-mean attention at K - 1
-    official: bool = False  # the official schedule: methods that run differently as their authors do read it
-    positions: torch.Tensor = None  # sequence positions of the alive tokens (CPU)
-    text_positions: torch.Tensor = None  # sequence positions of the text tokens after the group (CPU)
-    vision_keys: torch.Tensor = None  # [n_alive, d] head-averaged keys of the vision layer VisionZip reads
-    vision_features: torch.Tensor = None  # [n_alive, Dv] the vision features entering the family's projector
-    project: Callable = None  # features [m, Dv] -> decoder inputs [m, D] (the family's projector)
-
-
 def clse(inp):
     """The published CLSE score: spectral evolution between L and K times the last prompt token's attention."""
-    return clse_scores(inp.z_ref, inp.z_cur, inp.grid, inp.cutoff, inp.temp) * inp.attention().double()
+    return clse_scores(inp.z_ref, inp.z_cur, inp.grid, inp.cutoff, inp.temp) * inp.attention.double()
 
 
 def clse_spectral(inp):
@@ -56,11 +32,11 @@ def clse_spectral(inp):
 
 
 def fastv(inp):
-    return inp.attention()
+    return inp.attention
 
 
 def pyramiddrop(inp):
-    return inp.attention_at_k().double()
+    return inp.attention_at_k.double()
 
 
 def divprune(inp):
@@ -69,7 +45,7 @@ def divprune(inp):
 
 def dart(inp):
     """Officially, the pivots are visited in the order of a Python set of their sequence positions."""
-    hidden, key_norms, text_hidden, text_key_norms = inp.duplication()
+    hidden, key_norms, text_hidden, text_key_norms = inp.duplication
     if not inp.official:
         return baselines.dart_scores(hidden, key_norms, inp.k, text_hidden, text_key_norms)
     return baselines.dart_scores(hidden, key_norms, inp.k, text_hidden, text_key_norms,
@@ -77,18 +53,18 @@ def dart(inp):
 
 
 def visionzip(inp):
-    return inp.vision_scores
+    return inp.vision
 
 
 def vispruner(inp):
     """VisPruner: important patches by the tower's [CLS] attention, then diverse ones from the rest (near-duplicates
     by cosine on the tower's features entering the projector; the decoder's inputs where the family gives none)."""
     features = inp.vision_features if inp.vision_features is not None else inp.z_cur
-    return baselines.vispruner_scores(inp.vision_scores, features, inp.k)
+    return baselines.vispruner_scores(inp.vision, features, inp.k)
 
 
 def sparsevlm(inp):
-    return inp.raters().double()
+    return inp.raters.double()
 
 
 # ------------------------------------------------------------------------------------------ merges
@@ -224,10 +200,13 @@ class Method:
     description: str = ""  # one sentence: what it looks at
     color: str = "#7b4173"  # its colour in every figure
     later: str = None  # the method scoring the stages after the first (None: itself)
-    needs: tuple = ()  # "attention" (layer K-1 exists: K >= 1), "attention_at_k" (layer K is a full-attention
-    # layer), "reference" (L < K), "vision" (vision scores)
+    needs: tuple = ()  # the inputs its score and merge read, by name (explorer/methods/inputs.py's INPUTS): the
+    # engine computes those only, and refuses a model or layer that cannot give one
     official: Official = Official(schedules.single(), about="ours: no official code; one stage at the family's K")
     merge: Callable = None  # official mode: keep some pruned tokens as merged ones (see the merges above)
+
+    def __post_init__(self):
+        object.__setattr__(self, "needs", check_needs(self.needs, f"method {self.label or self.description!r}"))
 
     @property
     def prunes(self):
@@ -238,7 +217,7 @@ class Method:
 METHODS = {
     "none": Method(group="reference", label="unpruned", description="unpruned reference", color="#7f7f7f"),
     "clse": Method(clse, group="spectral", label="CLSE", color="#9467bd", later="fastv",
-                   needs=("attention", "reference"),
+                   needs=("z_ref", "z_cur", "attention"),
                    official=Official(schedules.paper_for_images, about="images: the paper's three stages (its keep "
                                      "table), spectral x attention at the first, attention after; video: one stage, "
                                      "L = 2, K = 3; the KV policy of its code per family (LLaVA images trim the "
@@ -246,7 +225,7 @@ METHODS = {
                    description="CLSE (published): spectral evolution of each token between layers L and K x the "
                                "last prompt token's attention at K-1; attention at later stages"),
     "clse_spectral": Method(clse_spectral, group="spectral", label="CLSE spectral", color="#1f77b4", later="fastv",
-                            needs=("reference",), official=Official(schedules.paper_for_images, about="the paper's "
+                            needs=("z_ref", "z_cur"), official=Official(schedules.paper_for_images, about="the paper's "
                                                                    "ablation, in CLSE's schedule"),
                             description="CLSE's spectral evolution alone (the paper's ablation; not "
                                         "question-aware); attention at later stages"),
@@ -255,39 +234,41 @@ METHODS = {
                                       "and inference scripts), earlier layers keep their KV cache"),
                     description="FastV: the last prompt token's head-mean attention at layer K-1"),
     "pyramiddrop": Method(pyramiddrop, group="attention", label="PyramidDrop", color="#d62728",
-                          needs=("attention", "attention_at_k"),
+                          needs=("attention", "attention_at_k"),  # attention: refused as FastV is (K >= 1 and
+                          # a full-attention layer before K), though its score reads layer K's row alone
                           official=Official(schedules.pyramid, early_kv="keep", about="stages entering layers 8 / 16 / "
                                             "24 of 32 (depth-scaled), int(N x lambda^s) kept, lambda solved so that "
                                             "the real average matches the budget; where 8 / 16 / 24 cannot, 2 / 8 / "
                                             "16, then 2 / 4 / 6 / 8 (its author's rule, issue #29); else refused"),
                           description="PyramidDrop: the last prompt token's head-mean attention at the pruning "
                                       "layer K itself (from the states entering K)"),
-    "sparsevlm": Method(sparsevlm, group="attention", label="SparseVLM", color="#393b79", needs=("attention",),
+    "sparsevlm": Method(sparsevlm, group="attention", label="SparseVLM", color="#393b79", needs=("raters", "z_cur"),
                         merge=sparsevlm_merge,
                         official=Official(schedules.sparsevlm, early_kv="keep", about="stages entering layers 3 / "
                                           "7 / 16 of 32 (after 2 / 6 / 15; depth-scaled), its keep list, pruned "
                                           "tokens recycled into merged ones"),
                         description="SparseVLM: the attention of the question's rater tokens (those most relevant "
                                     "to the image) at layer K-1, averaged over heads and raters"),
-    "divprune": Method(divprune, group="diversity", label="DivPrune", color="#e377c2", later="fastv",
+    "divprune": Method(divprune, group="diversity", label="DivPrune", color="#e377c2", later="fastv", needs=("z_cur",),
                        official=Official(schedules.before_decoder, about="before the decoder (K = 0), on the "
                                          "projected visual features"),
                        description="DivPrune: a max-min diverse subset of the visual tokens' features (cosine "
                                    "distance), greedy"),
-    "dart": Method(dart, group="diversity", label="DART", color="#bcbd22", later="fastv", needs=("attention",),
+    "dart": Method(dart, group="diversity", label="DART", color="#bcbd22", later="fastv",
+                   needs=("duplication", "text_positions"),
                    official=Official(schedules.single(2, count=schedules.dart_count), early_kv="keep",
                                      about="K = 2, 4 + 8 (k // 8) tokens kept, pivots visited in its Python-set "
                                            "order, earlier layers keep their KV cache"),
                    description="DART: pivot tokens (largest key norms) and the tokens least duplicated with them "
                                "(cosine)"),
     "visionzip": Method(visionzip, group="vision", label="VisionZip", color="#17becf", later="fastv",
-                        needs=("vision",), merge=visionzip_merge,
+                        needs=("vision", "vision_keys", "vision_features", "project"), merge=visionzip_merge,
                         official=Official(schedules.before_decoder, about="before the decoder (K = 0): dominant "
                                           "patches by the [CLS] attention plus contextual merged tokens (10 of 64)"),
                         description="VisionZip (dominant tokens): the vision encoder's [CLS] attention to each "
                                     "patch, before the decoder"),
     "vispruner": Method(vispruner, group="vision", label="VisPruner", color="#ce6dbd", later="fastv",
-                        needs=("vision",),
+                        needs=("vision", "vision_features", "z_cur"),
                         official=Official(schedules.before_decoder, about="before the decoder (K = 0): int(k / 2) "
                                           "important patches by the [CLS] attention of the tower's feature layer, "
                                           "then k - int(k / 2) diverse ones from the rest, near-duplicates (cosine "
@@ -295,7 +276,7 @@ METHODS = {
                                           "loader's default"),
                         description="VisPruner: the vision encoder's [CLS] attention for half the budget, the rest "
                                     "diverse tokens (near-duplicates removed by cosine similarity)"),
-    "evs": Method(evs, group="diversity", label="EVS", color="#843c39", later="fastv",
+    "evs": Method(evs, group="diversity", label="EVS", color="#843c39", later="fastv", needs=("z_cur",),
                   official=Official(schedules.evs, inputs=("video",), about="vLLM's Efficient Video Sampling "
                                     "(vllm/multimodal/evs.py), before the decoder (K = 0): frame 0 whole, then the "
                                     "tokens least like the same place in the previous frame, max(tokens per frame, "
@@ -305,7 +286,8 @@ METHODS = {
                                             "no previous frame; give a video, or choose another method"),
                   description="EVS (vLLM's Efficient Video Sampling): 1 - cosine similarity of each video token with "
                               "the same place in the previous frame, the first frame kept whole; video only"),
-    "downsample": Method(downsample, label="downsample", color="#637939", later="fastv", merge=downsample_merge,
+    "downsample": Method(downsample, label="downsample", color="#637939", later="fastv", needs=("z_cur",),
+                         merge=downsample_merge,
                          official=Official(schedules.downsample, about="before the decoder (K = 0): each frame's "
                                            "grid average-pooled to the budget (adaptive where the sizes do not "
                                            "divide), each pooled token the mean of its block at the block's centre"),

@@ -78,10 +78,12 @@ def highpass_magnitude(x, grid, cutoff=0.1):
 
 
 def evolution_intensity(s_ref, s_cur):
-    """E_i = |s_cur,i - s_ref,i| / (mean_j s_ref,j + s_ref,i + eps), clamped to at most 1."""
-    s_ref, s_cur = s_ref.float(), s_cur.float()
-    denominator = s_ref.mean(dim=-1, keepdim=True) + s_ref + EPS
-    return ((s_cur - s_ref).abs() / denominator).clamp(max=1.0)
+    """E_i = |s_cur,i - s_ref,i| / (mean_j s_ref,j + s_ref,i + eps), clamped to at most 1 (over the last axis):
+    torch tensors (the score, in float32) or NumPy arrays (the page's table of the unpruned run's spectra)."""
+    if torch.is_tensor(s_ref):
+        s_ref, s_cur = s_ref.float(), s_cur.float()
+    denominator = s_ref.mean(-1)[..., None] + s_ref + EPS
+    return (abs(s_cur - s_ref) / denominator).clip(max=1.0)
 
 
 def clse_scores(z_ref, z_cur, grid, cutoff=0.1, temp=0.1):

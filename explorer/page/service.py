@@ -51,7 +51,7 @@ def get_model(model_id=None, say=None):
 
 
 def gpu_seconds(request, *args, **kwargs):
-    """The GPU time a ZeroGPU Space asks for this request (explorer.zerogpu)."""
+    """The GPU time a ZeroGPU Space asks for this request (explorer.serve.zerogpu)."""
     return zerogpu.request_seconds(request.settings, len(request.images))
 
 
@@ -62,7 +62,7 @@ class Request:
     images: list  # PIL images: one image, or a video's sampled frames
     kind: str  # "image" or "video"
     question: str
-    settings: object  # explorer.settings.Settings
+    settings: object  # explorer.core.settings.Settings
     model_id: str
     pair: tuple  # (method A, method B) as chosen on the page
     reading_ms: float = 0.0  # the media's reading (a video's decoding): the payload's page_timings_ms["media"]
@@ -374,8 +374,8 @@ def benchmark_runs():
 
 
 def load_benchmark(report_path=None, run_names=()):
-    """A benchmark report: an uploaded `python -m explorer.report ... --json` file, or the chosen runs of
-    EXPLORER_RUNS_DIR read by explorer.report. Raises BadInput with the sentence the page shows."""
+    """A benchmark report: an uploaded `python -m explorer.eval.report ... --json` file, or the chosen runs of
+    EXPLORER_RUNS_DIR read by explorer.eval.report. Raises BadInput with the sentence the page shows."""
     from explorer.eval import report  # noqa: PLC0415  (drawn only when the Benchmark tab asks)
 
     if report_path:

@@ -241,7 +241,7 @@ def build_app():
         out = {**build_results(request), "state": gr.State(time_to_live=limits.STATE_TTL_S)}
         inputs = [request[name] for name in COMPARE_ARGUMENTS]
         event = dict(fn=events.compare_click, inputs=inputs, outputs=[out[n] for n in events.COMPARE_OUTPUTS],
-                     concurrency_id="model", show_progress_on=status)
+                     concurrency_id=limits.LIMITED_CONCURRENCY_ID, show_progress_on=status)
         new_conversation = dict(fn=lambda: "", outputs=request["follow_ups"], api_visibility="private", queue=False)
         controls = dict(fn=events.view_controls, inputs=out["state"], outputs=[out["grid"], out["turn"]],
                         api_visibility="private", queue=False)
