@@ -7,11 +7,11 @@ import json
 import math
 
 import models
+from explorer.core.options import specs
 from explorer.core.settings import Settings
 
 MODEL_NAME = "pruning_explorer"
-RUN_SETTINGS = ("keep", "budget_per", "prune_layer", "ref_layer", "schedule", "early_kv", "invert", "prompt",
-                "frames")
+RUN_SETTINGS = tuple(name for name, (_, spec) in specs().items() if spec.get("run"))  # the spec's `run` settings
 _DEFAULTS = Settings()
 # The model args that change an answer, with their defaults (lmms_eval.py takes these and nothing else besides
 # device, device_map and records_dir): the model, one method, the Settings a run may set (their defaults are

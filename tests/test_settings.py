@@ -1,0 +1,67 @@
+"""Settings is the one source: every field's spec (explorer/core/options.py) gives the command line's flags,
+the raw values' checks, the lmms-eval model arguments, docs/settings.md, and the page's components and /compare
+API (whose names and order are a public interface, held here literally)."""
+
+import dataclasses
+import os
+
+import pytest
+
+from explorer import cli
+from explorer.core import options
+from explorer.core.options import Settings
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_every_setting_has_its_spec():
+    for field in dataclasses.fields(Settings):
+        assert field.metadata.get("help"), field.name
+        assert set(field.metadata) <= set(options.SPEC), (field.name, set(field.metadata) - set(options.SPEC))
+        spec = options.specs()[field.name][1]
+        if field.type in (int, float) and "kind" not in spec:
+            assert "low" in spec and "high" in spec, field.name  # a number has its bounds
+
+
+def test_the_settings_table_in_docs_is_the_generated_one():
+    with open(os.path.join(ROOT, "docs", "settings.md")) as f:
+        assert f.read() == options.markdown(), "run: python -m explorer.core.options --markdown > docs/settings.md"
+
+
+def test_the_command_line_has_a_flag_for_every_setting_with_its_default():
+    parser = cli.build_parser()
+    flags = {action.dest: action for action in parser._actions}
+    for name, (default, spec) in options.specs().items():
+        if options.flag(name) is None:
+            continue
+        assert options.flag(name) in flags[name].option_strings
+        assert f"(default: {options.shown_default(name)})" in flags[name].help
+        assert flags[name].choices == spec.get("choices")
+    args = cli.parse_args(["--question", "q", "--keep", "9", "--follow-up", "a", "--follow-up", "b", "--invert"])
+    raw = options.raw_from(args)
+    assert raw["keep"] == "9" and raw["follow_ups"] == ["a", "b"] and raw["invert"] is True
+    assert options.check_values(**raw)["follow_ups"] == ("a", "b")
+    assert options.check_values(**options.raw_from(cli.parse_args(["--question", "q"]))) == options.check_values()
+
+
+def test_the_checks_follow_the_spec():
+    checked = options.check_values()
+    assert checked == {f.name: f.default for f in dataclasses.fields(Settings) if f.name not in ("methods", "notes")}
+    for name, (default, spec) in options.specs().items():
+        if "high" in spec and "kind" not in spec:
+            with pytest.raises(options.InvalidSetting, match=f"^{options.said(name)} must be .* from "):
+                options.check_values(**{name: spec["high"] * 2 + 1})
+        if "choices" in spec:
+            with pytest.raises(options.InvalidSetting, match=f"^{options.said(name)} must be "):
+                options.check_values(**{name: "nothing"})
+        if spec.get("optional"):
+            assert options.check_values(**{name: "auto"})[name] is None
+
+
+def test_the_lmms_eval_model_arguments_are_the_specs_run_settings():
+    from explorer.eval.runs import RUN_DEFAULTS, RUN_SETTINGS
+
+    assert set(RUN_SETTINGS) == {name for name, (_, spec) in options.specs().items() if spec.get("run")}
+    assert set(RUN_SETTINGS) == {"keep", "budget_per", "prune_layer", "ref_layer", "schedule", "early_kv", "invert",
+                                 "prompt", "frames"}  # run tags hash these: a new one changes every tag
+    assert all(RUN_DEFAULTS[name] == getattr(Settings(), name) for name in RUN_SETTINGS)
