@@ -101,6 +101,7 @@ def compare(image_or_video, question, methods=DEFAULT_METHODS, keep=DEFAULT_KEEP
     function told each stage as text (e.g. print)."""
     import models
     from explorer.core.compare import compare as run_all
+    from explorer.analysis.comparison import with_numbers
     from explorer.core.settings import check_settings
     from explorer.page import service
 
@@ -116,9 +117,11 @@ def compare(image_or_video, question, methods=DEFAULT_METHODS, keep=DEFAULT_KEEP
                                               checked, kind, embedded=loaded.name == models.EMBEDDED_ID,
                                               say=progress)
         added.pop("timings_ms")
-        payload.update(added)
     pruned = [m for m in checked.methods if m in records and m != "none"] or ["none"]
-    return Result(payload, view, pair=(pruned[0], pruned[-1]), diagnostics=diagnostics)
+    pair = (pruned[0], pruned[-1])
+    if diagnostics:  # the page's complete result: with the flip test's and the positional bias' numbers
+        payload = with_numbers({**payload, **added}, pair)
+    return Result(payload, view, pair=pair, diagnostics=diagnostics)
 
 
 class Result:
@@ -142,11 +145,6 @@ class Result:
         self.pair = tuple(pair)
         self.diagnostics = diagnostics
         self._analyses = {}
-        if diagnostics:
-            from explorer.page import service
-
-            # the page's analysis, which adds the flip test's and the positional bias' numbers to the JSON
-            self._analyses[(0, 0, self.pair)] = service.analyse(payload, self.pair)
 
     @property
     def model(self):

@@ -59,9 +59,48 @@ def test_the_checks_follow_the_spec():
 
 
 def test_the_lmms_eval_model_arguments_are_the_specs_run_settings():
-    from explorer.eval.runs import RUN_DEFAULTS, RUN_SETTINGS
+    from explorer.analysis.runs import RUN_DEFAULTS, RUN_SETTINGS
 
     assert set(RUN_SETTINGS) == {name for name, (_, spec) in options.specs().items() if spec.get("run")}
     assert set(RUN_SETTINGS) == {"keep", "budget_per", "prune_layer", "ref_layer", "schedule", "early_kv", "invert",
                                  "prompt", "frames"}  # run tags hash these: a new one changes every tag
     assert all(RUN_DEFAULTS[name] == getattr(Settings(), name) for name in RUN_SETTINGS)
+
+
+# --------------------------------------------------------------------------------- the page and its public API
+
+PUBLIC_API = [  # /compare's parameters, by position and by name, with the page's defaults: do not change
+    ("image", None), ("video", None), ("question", ""), ("method_a", "clse"), ("method_b", "fastv"),
+    ("keep", 0.1111), ("prune_layer", "auto"), ("ref_layer", "auto"), ("schedule", "single"), ("model_id", None),
+    ("num_frames", 4), ("early_kv", "auto"), ("invert", False), ("prompt", "chat"), ("repeats", 1),
+    ("budget_per", "image"), ("follow_ups", ""), ("follow_up_mode", "both"),
+]
+
+
+def test_the_compare_api_keeps_its_names_order_and_defaults():
+    from explorer.page import api
+
+    assert list(api.COMPARE_ARGUMENTS.items())[:len(PUBLIC_API)] == PUBLIC_API  # a new setting comes after
+    shown = {name for name, (_, spec) in options.specs().items() if spec.get("page")}
+    assert {setting for _, setting, _ in api.page_settings()} == shown
+    raw = api.raw_settings(api.complete({"method_b": "random", "num_frames": 8}))
+    assert raw["methods"] == ["clse", "random"] and raw["frames"] == 8
+
+
+def test_the_page_serves_the_api_and_builds_a_component_per_setting():
+    import gradio as gr
+
+    from explorer.page import api, ui
+
+    demo = ui.build_app()
+    parameters = demo.get_api_info()["named_endpoints"]["/compare"]["parameters"]
+    assert [p["parameter_name"] for p in parameters] == list(api.COMPARE_ARGUMENTS)
+    defaults = {p["parameter_name"]: p["parameter_default"] for p in parameters if p["parameter_has_default"]}
+    assert all(defaults[name] == value for name, value in PUBLIC_API if name not in ("image", "video", "question",
+                                                                                      "model_id"))
+    by_label = {getattr(b, "label", None): b for b in demo.blocks.values() if isinstance(b, gr.components.Component)}
+    for argument, name, default in api.page_settings():
+        label = options.specs()[name][1].get("label")
+        if label:
+            assert by_label[label].value == default, argument
+            assert options.specs()[name][1]["help"] in (by_label[label].info or ""), argument

@@ -55,7 +55,7 @@ SPEC = {  # what a field's metadata may hold; only `help` is required
     "page": "its /compare argument name(s); absent: not on the page (explorer/page/api.py)",
     "page_default": "the page's default where it differs from the field's",
     "flag": "the command line's flag (default: --name with dashes; None: no flag)", "metavar": "--help's VALUE",
-    "run": "an lmms-eval model argument (explorer/eval/runs.py)",
+    "run": "an lmms-eval model argument (explorer/analysis/runs.py)",
 }
 
 

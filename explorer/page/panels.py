@@ -89,7 +89,7 @@ SECTIONS = [
             "The same comparison over a whole benchmark (lmms-eval, README \"Benchmarks\"): accuracy against the "
             "real average of visual tokens kept per method, the queried object's tokens kept where the data has "
             "ground truth, and positional bias over the dataset (where each method keeps tokens, and the rank "
-            "correlation between score and position). Upload a report written by `python -m explorer.report RUNS "
+            "correlation between score and position). Upload a report written by `python -m explorer.eval.report RUNS "
             "--json report.json`, or choose runs kept on this server.", render="benchmark_tab"),
 ]
 

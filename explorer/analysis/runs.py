@@ -1,5 +1,5 @@
-"""The records of a benchmark run, written by the lmms-eval model (lmms_eval.py) and read by the report
-(report.py): the model's name, the model args that change an answer (with their defaults, from Settings), the
+"""The records of a benchmark run, written by the lmms-eval model (explorer/eval/lmms_eval.py) and read by the
+report (report.py): the model's name, the model args that change an answer (with their defaults, from Settings), the
 run tag that joins results and records, and the per-sample line of a Record."""
 
 import hashlib
