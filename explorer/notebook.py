@@ -10,9 +10,8 @@
 - image_or_video: a PIL image, an H x W (x 3) array, an image file, a video file (sampled into `frames`
   evenly spaced frames, as the page samples an upload), or a list of images (each its own budget; with
   video=True the frames of one clip, one budget);
-- methods, keep and every other setting of the command line and the page, by name (explorer.core.options.
-  Settings: prune_layer, ref_layer, schedule, early_kv, budget_per, invert, prompt, frames, max_new_tokens,
-  seed, repeats, follow_ups, follow_up_mode); a bad one raises models.base.BadInput with the page's sentence;
+- methods, keep and every other setting of the command line and the page, by name (docs/settings.md lists them,
+  from explorer.core.options.Settings); a bad one raises models.base.BadInput with the page's sentence;
 - model: None (the embedded model, shapes-llava), a hub id or a local directory (loaded once and kept for the
   next call naming it; one model is kept), or what `explorer.load` returned;
 - diagnostics=True also runs what the page's panels need (per-layer spectra, every method's scores, the flip
@@ -28,8 +27,9 @@ Everything heavy (torch, transformers, Plotly) is imported by the first call, no
 import mimetypes
 import os
 
-DEFAULT_METHODS = ("clse", "fastv")  # explorer.core.options.Settings.methods (tests/test_notebook.py checks)
-DEFAULT_KEEP = 64  # Settings.keep
+from explorer.core.options import Settings  # torch-free
+
+DEFAULT_METHODS, DEFAULT_KEEP = Settings.methods, Settings.keep
 
 
 class Model:
