@@ -1,5 +1,9 @@
-"""Every setting's choices, bounds and default (Settings), and the checks of a raw value that need no model:
-without torch, so that the command line answers --help and refuses a bad argument before it imports torch.
+"""Every setting, once: a field of Settings with its default and its spec (help, choices, bounds, its page
+argument, its flag: SPEC), and the checks of a raw value that need no model, driven by the spec. Without torch,
+so that the command line answers --help and refuses a bad argument before it imports torch. The command line's
+flags (add_arguments), the page's components and /compare API (explorer/page/api.py, ui.py), lmms-eval's model
+arguments (explorer/analysis/runs.py) and docs/settings.md (`python -m explorer.core.options --markdown`) are
+generated from it: adding a setting is adding its field (and reading it where it is used).
 
 The checks raise InvalidSetting; explorer.core.settings, which everything else calls, raises them as the
 project's one error type for what the user can fix (models.base.BadInput, whose package imports torch). Method
