@@ -101,12 +101,12 @@ def setting_component(argument, **layout):
     if spec.get("optional") and name in models.FAMILIES[0].DEFAULTS["image"]:
         info += "; " + service.default_layers_help(name)
     auto = ["auto"] if spec.get("optional") else []
-    if "choices" in spec:
+    if "choices" in spec:  # the follow-up mode's page default, both, is the page's own choice
         extra = [BOTH_MODES] if value == BOTH_MODES else []
         return gr.Radio([*extra, *auto, *spec["choices"]], value=value, label=label, info=info, **layout)
     if spec["type"] is bool:
         return gr.Checkbox(value, label=label, info=info, **layout)
-    if spec.get("optional"):
+    if spec.get("optional"):  # a layer: auto, the first 41 listed, any other typed (the plan checks it)
         return gr.Dropdown(auto + [str(i) for i in range(spec["low"], 41)], value=value, allow_custom_value=True,
                            label=label, info=info, **layout)
     if spec["type"] is int and spec["high"] - spec["low"] <= 100:
