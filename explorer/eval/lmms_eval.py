@@ -16,9 +16,9 @@ explorer/eval/tasks` (the offline tasks `shapes` and `shapes_motion`) and, when 
 
 model_args (lmms-eval's `key=value,key=value`): the run settings in explorer.analysis.runs.RUN_DEFAULTS (pretrained:
 hub id or directory, default the embedded `shapes-llava`; method: one METHODS name, `none` for the unpruned
-model; keep: count or ratio; prune_layer, ref_layer: whole numbers or `auto`; schedule; early_kv; invert;
-prompt; frames; dtype; max_new_tokens: overrides the task's) and device (cpu, cuda, cuda:N, auto), device_map
-(e.g. `auto`: one process spanning every visible GPU), records_dir.
+model; every setting whose spec says `run`, as docs/settings.md lists them; dtype; max_new_tokens: overrides the
+task's) and device (cpu, cuda, cuda:N, auto), device_map (e.g. `auto`: one process spanning every visible GPU),
+records_dir.
 
 Every answer is the engine's: compare.encode_input -> engine.run(method), the same calls that compare.compare
 makes for the page (which adds the unpruned reference and the diagnostics around them).
