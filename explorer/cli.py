@@ -15,32 +15,24 @@ import os
 import sys
 
 from explorer.core import hub, options
-from explorer.core.options import (BUDGET_PER, EARLY_KV, FOLLOW_UP_MODES, MAX_FOLLOW_UPS, MAX_FRAMES, PROMPTS,
-                                   SCHEDULES, InvalidSetting, Settings)
+from explorer.core.options import InvalidSetting
 
-DEFAULTS = Settings()
 DTYPES = ("auto", "float32", "bfloat16", "float16")  # auto and models.DTYPES (tests/test_cli.py checks them)
 
 
 def build_parser(prog="explorer"):
-    known = options.registered_methods()
-    methods = f"comma-separated, from {', '.join(known[0])}" if known else "comma-separated method names"
+    """The request's own arguments (media, question, model, device), then every setting (options.add_arguments:
+    help, default and choices from Settings' spec)."""
     parser = argparse.ArgumentParser(
         prog=prog, description="Answer a question about an image or a video unpruned and with each pruning method "
                                "(visual tokens kept, answers, timings); --json prints every record.",
-        epilog="Errors print one line (error: ...) and exit with status 2.")
+        epilog="Errors print one line (error: ...) and exit with status 2. The settings: docs/settings.md.")
     parser.add_argument("--image", action="append", default=[], metavar="PATH",
                         help="image path (repeat for several)")
     parser.add_argument("--video-file", default=None, metavar="PATH",
                         help="a video file, sampled into --frames evenly spaced frames")
-    parser.add_argument("--frames", default=DEFAULTS.frames, metavar="N",
-                        help=f"frames sampled from --video-file, 1-{MAX_FRAMES} (default: %(default)s)")
+    parser.add_argument("--video", action="store_true", help="the images are frames of one video")
     parser.add_argument("--question", required=True)
-    parser.add_argument("--follow-up", action="append", default=[], metavar="QUESTION",
-                        help=f"a later question of the conversation (repeat, up to {MAX_FOLLOW_UPS})")
-    parser.add_argument("--follow-up-mode", choices=FOLLOW_UP_MODES, default=DEFAULTS.follow_up_mode,
-                        help="keep: on the first question's pruned cache (what a deployed pruner does); "
-                             "reprune: every method chooses again for each question (default: %(default)s)")
     parser.add_argument("--model", default=None, metavar="ID_OR_DIR",
                         help="hub id or local directory (default: the embedded model, shapes-llava)")
     parser.add_argument("--device", default="auto",
@@ -48,33 +40,8 @@ def build_parser(prog="explorer"):
     parser.add_argument("--dtype", default="auto", choices=DTYPES,
                         help="auto: bfloat16/float16 on a GPU, float32 on the CPU (default: %(default)s)")
     parser.add_argument("--device-map", default=None, help="e.g. auto: spread a large model over devices")
-    parser.add_argument("--methods", default=",".join(DEFAULTS.methods), help=f"{methods} (default: %(default)s)")
-    parser.add_argument("--keep", default=DEFAULTS.keep,
-                        help="visual tokens kept per image/video: a count, or a ratio < 1 (default: %(default)s)")
-    parser.add_argument("--prune-layer", default=None, metavar="K",
-                        help="K (default: the family's official setting)")
-    parser.add_argument("--ref-layer", default=None, metavar="L",
-                        help="CLSE's L (default: the family's official setting)")
-    parser.add_argument("--schedule", choices=SCHEDULES, default=DEFAULTS.schedule,
-                        help="single: the controlled comparison (one K, one count for every method); paper: CLSE's "
-                             "stages; official: each method as its authors run it (default: %(default)s)")
-    parser.add_argument("--budget-per", choices=BUDGET_PER, default=DEFAULTS.budget_per,
-                        help="an image of several grids (base + tiles): one budget over them, or one per grid "
-                             "(default: %(default)s)")
-    parser.add_argument("--early-kv", choices=EARLY_KV, default=None,
-                        help="layers before a stage keep or drop pruned tokens in their KV cache "
-                             "(default: as the family's official code)")
-    parser.add_argument("--invert", action="store_true", help="keep the lowest-ranked tokens (falsification)")
-    parser.add_argument("--prompt", choices=PROMPTS, default=DEFAULTS.prompt,
-                        help="the checkpoint's chat template, or the official evaluation prompt where a family "
-                             "has one (default: %(default)s)")
-    parser.add_argument("--video", action="store_true", help="the images are frames of one video")
-    parser.add_argument("--max-new-tokens", default=DEFAULTS.max_new_tokens, metavar="N",
-                        help="answer length, in tokens (default: %(default)s)")
-    parser.add_argument("--seed", default=DEFAULTS.seed, help="random's seed (default: %(default)s)")
-    parser.add_argument("--repeats", default=DEFAULTS.repeats, metavar="N",
-                        help="timed repeats per method, order rotated (median shown) (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print every record as one JSON object")
+    options.add_arguments(parser)
     return parser
 
 
@@ -82,19 +49,11 @@ def parse_args(argv, prog="explorer"):
     return build_parser(prog).parse_args(argv)
 
 
-def raw_settings(args):
-    """The settings as given on the command line, for options.check_values and settings.check_settings."""
-    return dict(methods=args.methods, keep=args.keep, prune_layer=args.prune_layer, ref_layer=args.ref_layer,
-                schedule=args.schedule, early_kv=args.early_kv, invert=args.invert, prompt=args.prompt,
-                max_new_tokens=args.max_new_tokens, seed=args.seed, repeats=args.repeats, frames=args.frames,
-                follow_ups=args.follow_up, follow_up_mode=args.follow_up_mode, budget_per=args.budget_per)
-
-
 def check_arguments(args):
     """Everything that can be checked without a model, before torch is imported: the settings, the method
     names, the question, and the media named. Raises InvalidSetting with the line the user sees."""
     options.check_method_names(args.methods)
-    options.check_values(**raw_settings(args))
+    options.check_values(**options.raw_from(args))
     options.check_question(args.question)
     if args.video_file and args.image:
         raise InvalidSetting("give --image or --video-file, not both")
@@ -146,7 +105,7 @@ def run(args):
 
     say = progress_printer()
     try:
-        settings = check_settings(**raw_settings(args))
+        settings = check_settings(**options.raw_from(args))
         images, kind = read_inputs(args, settings.frames)
         model, processor, family = load(args.model, device=args.device, dtype=args.dtype,
                                         device_map=args.device_map, progress=say)

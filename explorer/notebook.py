@@ -10,9 +10,8 @@
 - image_or_video: a PIL image, an H x W (x 3) array, an image file, a video file (sampled into `frames`
   evenly spaced frames, as the page samples an upload), or a list of images (each its own budget; with
   video=True the frames of one clip, one budget);
-- methods, keep and every other setting of the command line and the page, by name (explorer.core.options.
-  Settings: prune_layer, ref_layer, schedule, early_kv, budget_per, invert, prompt, frames, max_new_tokens,
-  seed, repeats, follow_ups, follow_up_mode); a bad one raises models.base.BadInput with the page's sentence;
+- methods, keep and every other setting of the command line and the page, by name (docs/settings.md lists them,
+  from explorer.core.options.Settings); a bad one raises models.base.BadInput with the page's sentence;
 - model: None (the embedded model, shapes-llava), a hub id or a local directory (loaded once and kept for the
   next call naming it; one model is kept), or what `explorer.load` returned;
 - diagnostics=True also runs what the page's panels need (per-layer spectra, every method's scores, the flip
@@ -28,8 +27,9 @@ Everything heavy (torch, transformers, Plotly) is imported by the first call, no
 import mimetypes
 import os
 
-DEFAULT_METHODS = ("clse", "fastv")  # explorer.core.options.Settings.methods (tests/test_notebook.py checks)
-DEFAULT_KEEP = 64  # Settings.keep
+from explorer.core.options import Settings  # torch-free
+
+DEFAULT_METHODS, DEFAULT_KEEP = Settings.methods, Settings.keep
 
 
 class Model:
@@ -101,6 +101,7 @@ def compare(image_or_video, question, methods=DEFAULT_METHODS, keep=DEFAULT_KEEP
     function told each stage as text (e.g. print)."""
     import models
     from explorer.core.compare import compare as run_all
+    from explorer.analysis.comparison import with_numbers
     from explorer.core.settings import check_settings
     from explorer.page import service
 
@@ -116,9 +117,11 @@ def compare(image_or_video, question, methods=DEFAULT_METHODS, keep=DEFAULT_KEEP
                                               checked, kind, embedded=loaded.name == models.EMBEDDED_ID,
                                               say=progress)
         added.pop("timings_ms")
-        payload.update(added)
     pruned = [m for m in checked.methods if m in records and m != "none"] or ["none"]
-    return Result(payload, view, pair=(pruned[0], pruned[-1]), diagnostics=diagnostics)
+    pair = (pruned[0], pruned[-1])
+    if diagnostics:  # the page's complete result: with the flip test's and the positional bias' numbers
+        payload = with_numbers({**payload, **added}, pair)
+    return Result(payload, view, pair=pair, diagnostics=diagnostics)
 
 
 class Result:
@@ -142,11 +145,6 @@ class Result:
         self.pair = tuple(pair)
         self.diagnostics = diagnostics
         self._analyses = {}
-        if diagnostics:
-            from explorer.page import service
-
-            # the page's analysis, which adds the flip test's and the positional bias' numbers to the JSON
-            self._analyses[(0, 0, self.pair)] = service.analyse(payload, self.pair)
 
     @property
     def model(self):

@@ -99,7 +99,8 @@ def test_page_runs_an_example_in_a_real_browser(url):
         assert page.locator(".js-plotly-plot .main-svg").count() >= 1 + len(panels.panels_of(TABS[0].name))
         # Compare scrolled the page to the answers; the examples sit above the button
         answers = page.locator("#answers").bounding_box()
-        assert page.evaluate("window.scrollY") > 0 and 0 <= answers["y"] < 300, answers
+        # (within a pixel: the browser scrolls by whole pixels, the layout has fractions of one)
+        assert page.evaluate("window.scrollY") > 0 and -1 < answers["y"] < 300, answers
         compare = page.get_by_role("button", name="Compare").bounding_box()
         assert page.get_by_text("Photos: these need a hub model").bounding_box()["y"] < compare["y"]
         page.screenshot(path=shot, full_page=True)

@@ -163,7 +163,7 @@ def test_the_object_sweep_is_not_saturated_at_the_pages_default_budget(embedded)
     """Eight identical circles compete for the page's default budget (1/9 of the tokens): FastV and CLSE keep
     part of each, not all of every one (the old single-object sweep kept 1.0 everywhere)."""
     from explorer.core.settings import check_settings
-    from explorer.eval.sweep import positional_sweep
+    from explorer.analysis.sweep import positional_sweep
     from explorer.page.api import COMPARE_ARGUMENTS
 
     sweep = positional_sweep(*embedded, check_settings(methods=["clse", "fastv"], keep=COMPARE_ARGUMENTS["keep"]))

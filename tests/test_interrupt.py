@@ -85,7 +85,7 @@ def test_the_compare_handler_ends_quietly_when_the_visitor_left(monkeypatch, cap
     monkeypatch.setattr(access, "client_gone", gone)
     image = random_image(5, (224, 224))
     with caplog.at_level(logging.INFO, logger="explorer"):
-        outputs = list(events.compare_click(image, None, "what color is the circle ?", "clse", "fastv", 28,
+        outputs = list(events.compare_click(image=image, question="what color is the circle ?", keep=28,
                                             visitor=object()))
     assert outputs == [] and calls["n"] > 3
     assert any("visitor left: stopped before layer" in r.getMessage() for r in caplog.records), caplog.text

@@ -3,11 +3,14 @@ models/ a leaf, the top of explorer/ holding entry points only, every family ful
 being one function and one line, and the page's API arguments defined once."""
 
 import ast
+import glob
 import inspect
 import os
+import re
 
 import pytest
 
+import explorer
 import models
 from explorer.methods import registry
 from explorer.page import api, events, service
@@ -75,6 +78,38 @@ def test_no_import_cycle_and_models_is_a_leaf():
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
     assert not [(a, b) for a, targets in graph.items() for b in targets
                 if a.startswith("models") and b.startswith("explorer")]
+
+
+def folder(module):
+    """The folder of explorer.IMPORTS a module belongs to: models, an explorer/ subpackage, or "" (the top)."""
+    parts = module.split(".")
+    return "models" if parts[0] == "models" else parts[1] if len(parts) > 2 or (
+        len(parts) == 2 and parts[1] in explorer.IMPORTS) else ""
+
+
+def imports_against_the_statement(graph, allowed):
+    return sorted((a, b) for a, targets in graph.items() for b in targets
+                  if folder(a) != folder(b) and folder(b) not in allowed[folder(a)])
+
+
+def test_every_import_follows_the_one_statement_of_the_folders():
+    """explorer.IMPORTS says which folder may import which; every import (functions included) keeps to it, and
+    no README or docs page states the folders' dependencies otherwise (an arrow between two folders)."""
+    graph = project_graph()
+    folders = {n for n in os.listdir(os.path.join(ROOT, "explorer")) if os.path.isdir(os.path.join(ROOT, "explorer", n))
+               and not n.startswith("__")}
+    assert set(explorer.IMPORTS) == folders | {"models", ""}
+    assert imports_against_the_statement(graph, explorer.IMPORTS) == []
+    names = "|".join(folders | {"models"})
+    arrow = re.compile(rf"`?\b({names})/?`?\s*(<-|->|←|→)\s*`?({names})\b")
+    docs = [os.path.join(ROOT, "README.md")] + glob.glob(os.path.join(ROOT, "docs", "*.md"))
+    for path in docs:
+        assert not arrow.search(open(path).read()), f"{path} states the folders' dependencies: see explorer.IMPORTS"
+
+
+def test_the_statement_check_can_fail():
+    graph = {"explorer.core.engine": {"explorer.page.ui"}, "explorer.page.ui": {"explorer.core.engine"}}
+    assert imports_against_the_statement(graph, explorer.IMPORTS) == [("explorer.core.engine", "explorer.page.ui")]
 
 
 def test_the_cycle_check_can_fail():
@@ -157,10 +192,11 @@ def test_a_method_is_one_function_and_one_line(tiny, monkeypatch):
 
 
 def test_the_page_api_is_defined_once():
-    """The Compare handler and service.prepare take the API's arguments in api.py's order."""
+    """The Compare handler and service.prepare take the API's arguments as one mapping (api.py's names)."""
     names = list(api.COMPARE_ARGUMENTS)
-    assert list(inspect.signature(events.compare_click).parameters)[:len(names)] == names
-    assert list(inspect.signature(service.prepare).parameters) == names
+    last = list(inspect.signature(events.compare_click).parameters.values())[-1]
+    assert last.kind == inspect.Parameter.VAR_KEYWORD
+    assert list(inspect.signature(service.prepare).parameters) == ["arguments"]
     assert api.compare_arguments(question="q", keep=3)[names.index("keep")] == 3
     with pytest.raises(TypeError, match="no argument"):
         api.compare_arguments(frames=4)

@@ -8,10 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from explorer.eval import report as reports
 from explorer.eval import shipped
 from explorer.methods.registry import METHODS
-from explorer.page import events, lesson, service
+from explorer.page import events, lesson, reports, service
 
 HUB = "llava-hf/llava-1.5-7b-hf"
 
@@ -102,7 +101,7 @@ def test_on_a_hub_model_the_sweep_is_skipped_and_said_so():
     # the page's handlers: the step sets nothing and runs nothing, the panels keep what they show
     *inputs, note, tabs = events.lesson_start(3, HUB)
     assert all(value == {"__type__": "update"} for value in inputs) and "Skipped" in note
-    outputs = list(events.lesson_compare(3, None, None, "", "clse", "fastv", 28, model_id=HUB))
+    outputs = list(events.lesson_compare(3, question="", keep=28, model_id=HUB))
     assert len(outputs) == 1 and len(outputs[0]) == len(events.COMPARE_OUTPUTS)
 
 
@@ -117,7 +116,7 @@ def test_the_shipped_report_is_there_small_and_drawn_in_the_methods_colours():
     assert report is not None and report["about"]["command"].startswith("python -m explorer.eval.shipped")
     with open(lesson.REPORT) as f:
         assert len(f.read()) < 100_000
-    figures = service.check_report(report)  # what the page checks of an uploaded one
+    figures = reports.check_report(report)  # what the page checks of an uploaded one
     accuracy = figures["accuracy:shapes"]
     by_name = {trace.name: trace for trace in accuracy.data}
     assert by_name["fastv"].line.color == METHODS["fastv"].color

@@ -15,7 +15,9 @@ from explorer.core import compare as engine
 from explorer.media import read as media
 from explorer.eval.lmms_eval import PruningExplorer, cut_at_stop, launcher_args  # needs tests/requirements-lmms.txt
 from explorer.analysis.stats import rank_correlation as spearman
-from explorer.eval.report import density, load_report, main as report_main, report_figures
+from explorer.analysis.report import density, load_report
+from explorer.eval.report import main as report_main
+from explorer.page.reports import report_figures
 from explorer.core.settings import check_settings
 from explorer.eval.tasks.shapes import make
 
@@ -203,19 +205,19 @@ def test_spearman_and_density_by_hand():
 
 
 def test_the_pages_benchmark_tab_reads_an_uploaded_report_and_the_servers_runs(runs, tmp_path, monkeypatch):
-    from explorer.page import service
+    from explorer.page import reports
     from models.base import BadInput
 
     assert report_main([str(runs), "--json", str(tmp_path / "report.json")]) == 0
-    uploaded = service.load_benchmark(str(tmp_path / "report.json"))
-    figures = service.benchmark_figures(uploaded)
+    uploaded = reports.load_benchmark(str(tmp_path / "report.json"))
+    figures = reports.benchmark_figures(uploaded)
     assert any(name.startswith("accuracy:") for name in figures) and any(n.startswith("density:") for n in figures)
     monkeypatch.setenv("EXPLORER_RUNS_DIR", str(runs))
-    names = service.benchmark_runs()
-    assert names and service.load_benchmark(None, names[:1])["runs"]
+    names = reports.benchmark_runs()
+    assert names and reports.load_benchmark(None, names[:1])["runs"]
     for bad, message in [(tmp_path / "not.json", "not a report"), (tmp_path / "other.json", "not a report of")]:
         bad.write_text("{oops" if bad.name == "not.json" else '{"a": 1}')
         with pytest.raises(BadInput, match=message):
-            service.load_benchmark(str(bad))
+            reports.load_benchmark(str(bad))
     with pytest.raises(BadInput, match="choose runs from the list"):
-        service.load_benchmark(None, ["../.."])  # nothing outside the configured folder
+        reports.load_benchmark(None, ["../.."])  # nothing outside the configured folder

@@ -44,7 +44,7 @@ def test_console_script_and_entry_point_name_real_objects():
     module, _, name = target.partition(":")
     manifest = getattr(importlib.import_module(module), name)()  # lmms-eval calls a callable payload
     from explorer.eval.lmms_eval import PruningExplorer
-    from explorer.eval.runs import MODEL_NAME
+    from explorer.analysis.runs import MODEL_NAME
 
     assert model_name == manifest.model_id == MODEL_NAME
     module, _, name = manifest.simple_class_path.rpartition(".")

@@ -13,7 +13,7 @@ import pytest
 
 import models
 from explorer.methods.registry import METHODS
-from explorer.page import events, figures, panels, service, ui
+from explorer.page import events, figures, panels, reports, service, ui
 from explorer.page.api import COMPARE_ARGUMENTS
 from explorer.serve import access
 
@@ -58,7 +58,7 @@ def test_the_sliders_count_as_the_figures_count(page):
 
 def test_the_benchmark_tab_shows_the_shipped_report_by_default(page):
     demo, _ = page
-    shipped = service.shipped_report()
+    shipped = reports.shipped_report()
     assert shipped and shipped["runs"]
     states = [block for block in demo.blocks.values() if isinstance(block, gr.State)]
     assert any(state.value == shipped for state in states)  # a new visitor's tab starts with it
@@ -220,7 +220,7 @@ def test_a_colour_on_any_tab_names_one_method(scene):
     time, cost measures and layers take colours no method has."""
     _, view, a = scene
     by_color = {m.color.lower(): name for name, m in METHODS.items()}
-    figs = list(panels.draw(a, view).values()) + list(service.benchmark_figures(service.shipped_report()).values())
+    figs = list(panels.draw(a, view).values()) + list(reports.benchmark_figures(reports.shipped_report()).values())
     for fig in figs:
         for trace in fig.data:
             if not trace.name or trace.showlegend is False:

@@ -42,7 +42,7 @@ from explorer.bench import crafted
 from explorer.bench.memory import memory_mb, reset_peak
 from explorer.media import read as media
 from explorer.media.read import MAX_UPLOAD_MB
-from explorer.page import events, service
+from explorer.page import events, reports, service
 from explorer.page.api import compare_arguments
 from explorer.serve import access, bodies, files, guard, limits
 from explorer.serve.launch import ROOT, free_port, start_page
@@ -563,7 +563,7 @@ def test_reserved_tokens_in_a_question_are_refused(embedded_loaded, question):
 
 def test_results_name_the_embedded_model_by_its_id(embedded_loaded):
     for spelling in (None, models.EMBEDDED_ID, models.EMBEDDED_DIR + "/"):
-        request = service.prepare(SCENE, None, QUESTION, "clse", "fastv", 1 / 9, model_id=spelling)
+        request = service.prepare(dict(image=SCENE, question=QUESTION, keep=1 / 9, model_id=spelling))
         payload = service.answer(request)
         assert payload["model"] == models.EMBEDDED_ID
         assert {r["model"] for r in payload["results"].values()} == {models.EMBEDDED_ID}
@@ -597,15 +597,15 @@ def refused_report(path):
 
 def test_report_size_and_nesting_are_bounded_before_parsing(tmp_path):
     empty = {"runs": [], "tasks": []}
-    padding = service.MAX_REPORT_BYTES - len(json.dumps({**empty, "pad": ""}))
+    padding = reports.MAX_REPORT_BYTES - len(json.dumps({**empty, "pad": ""}))
     at_bound = write_report(tmp_path, {**empty, "pad": "x" * padding}, "at.json")
-    assert os.path.getsize(at_bound) == service.MAX_REPORT_BYTES
+    assert os.path.getsize(at_bound) == reports.MAX_REPORT_BYTES
     assert events.load_benchmark_click(at_bound, [])["tasks"] == []
     over = write_report(tmp_path, {**empty, "pad": "x" * (padding + 1)}, "over.json")
     assert refused_report(over) == "the report is larger than 2 MB"
-    depth = service.MAX_REPORT_DEPTH
+    depth = reports.MAX_REPORT_DEPTH
     nested = json.dumps({**empty, "deep": json.loads("[" * (depth - 1) + "]" * (depth - 1))})
-    assert service.json_depth(nested) == depth and events.load_benchmark_click(write_report(tmp_path, nested), [])
+    assert reports.json_depth(nested) == depth and events.load_benchmark_click(write_report(tmp_path, nested), [])
     deeper = json.dumps({**empty, "deep": json.loads("[" * depth + "]" * depth)})
     sentence = "the file nests deeper than 24 levels: it is not a report"
     assert refused_report(write_report(tmp_path, deeper)) == sentence
@@ -619,9 +619,9 @@ def test_report_contents_are_bounded_and_checked_when_loaded(tmp_path):
     assert refused_report(write_report(tmp_path, huge)).startswith("the file is not a report: write one with")
     assert refused_report(write_report(tmp_path, "[1, 2]")) == (
         "the file is JSON but not a report of `python -m explorer.eval.report --json`")
-    twelve = {"runs": [], "tasks": [f"task{i}" for i in range(service.MAX_REPORT_TASKS)]}
-    assert len(service.benchmark_figures(events.load_benchmark_click(write_report(tmp_path, twelve), []))) == 36
-    thirteen = {"runs": [], "tasks": [f"task{i}" for i in range(service.MAX_REPORT_TASKS + 1)]}
+    twelve = {"runs": [], "tasks": [f"task{i}" for i in range(reports.MAX_REPORT_TASKS)]}
+    assert len(reports.benchmark_figures(events.load_benchmark_click(write_report(tmp_path, twelve), []))) == 36
+    thirteen = {"runs": [], "tasks": [f"task{i}" for i in range(reports.MAX_REPORT_TASKS + 1)]}
     assert refused_report(write_report(tmp_path, thirteen)) == (
         "the report has 13 tasks and 0 runs; the page draws at most 12 tasks and 300 runs: split it")
     assert events.load_benchmark_click(write_report(tmp_path, {"runs": [{}] * 300, "tasks": []}), [])
@@ -632,7 +632,7 @@ def test_report_contents_are_bounded_and_checked_when_loaded(tmp_path):
         "the report's runs lack what its figures need (KeyError")
     # one task draws 3 figures and one density map per run: 77 runs draw 80, 78 runs 81
     fits = {"runs": [run_entry("t", i) for i in range(77)], "tasks": ["t"]}
-    assert len(service.benchmark_figures(events.load_benchmark_click(write_report(tmp_path, fits), []))) == 80
+    assert len(reports.benchmark_figures(events.load_benchmark_click(write_report(tmp_path, fits), []))) == 80
     too_many = {"runs": [run_entry("t", i) for i in range(78)], "tasks": ["t"]}
     assert refused_report(write_report(tmp_path, too_many)) == (
         "the report would draw 81 figures; the page draws at most 80: split it")

@@ -9,7 +9,8 @@ import pytest
 
 from explorer.analysis.stats import (difference_text, interval_text, mcnemar_exact, paired_difference,
                                      wilson_interval)
-from explorer.eval import embedded, report
+from explorer.analysis import report
+from explorer.eval import embedded
 
 Z = 1.959963984540054  # the 0.975 quantile of the standard normal
 

@@ -97,14 +97,14 @@ def test_the_page_runs_its_model_work_in_forked_gpu_calls(on_zerogpu, page_model
     service, durations = on_zerogpu
     path = tmp_path / "image.png"
     random_image(40).save(path)
-    request = service.prepare(str(path), None, "what color is the circle ?", "clse", "fastv", 9, model_id=page_model,
-                              follow_ups="what color is the square ?")
+    request = service.prepare(dict(image=str(path), question="what color is the circle ?", keep=9, model_id=page_model,
+                                   follow_ups="what color is the square ?"))
     payload = service.run_answer(request)  # a GPU worker: the preloaded model, nothing loaded there
     assert set(payload["results"]) == {"none", "clse", "fastv"}
     assert payload["model"] == payload["results"]["clse"]["model"] == access.display_name(page_model)
     assert page_model not in str(payload)  # the server's path never reaches a result
-    analysis, view = service.run_diagnose(request, payload)
-    assert payload["flip_test"] and len(view) == 1 and analysis.flip
+    result, analysis, view = service.run_diagnose(request, payload)
+    assert result["flip_test"] and len(view) == 1 and analysis.flip and "flip_test" not in payload
     assert durations == [zerogpu.request_seconds(request.settings, 1)] * 2
     assert access.loaded_models() == [access.canonical_model(page_model)]
 
@@ -113,8 +113,8 @@ def test_the_stand_in_fails_what_zerogpu_would_fail(on_zerogpu, tmp_path):
     service, _ = on_zerogpu
     path = tmp_path / "image.png"
     random_image(41).save(path)
-    request = service.prepare(str(path), None, "what color is the circle ?", "clse", "fastv", 9,
-                              model_id="shapes-llava")  # offered, but not the deployment's preloaded default
+    request = service.prepare(dict(image=str(path), question="what color is the circle ?", keep=9,
+                                   model_id="shapes-llava"))  # offered, but not the deployment's preloaded default
     with pytest.raises(RuntimeError, match="only the models loaded at its start"):
         service.run_answer(request)  # the embedded model was not preloaded: refused, never loaded in the call
     with pytest.raises((pickle.PicklingError, TypeError, AttributeError)):

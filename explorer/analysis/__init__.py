@@ -1,2 +1,3 @@
-"""Records -> numbers: one comparison's analysis (comparison.py) and the statistics it shares with the benchmark
-report (stats.py)."""
+"""Records -> numbers: one comparison's analysis (comparison.py), the embedded model's object sweep (sweep.py:
+it runs the engine on known scenes), the benchmark runs' records (runs.py) and report (report.py), and the
+statistics they share (stats.py)."""

@@ -12,9 +12,9 @@ Conventions used throughout:
   because raw CLSE scores (0..1 sigmoids) and attention weights live on unrelated scales;
 - "rank" is 1 for the highest score, ties going to the earlier token, exactly as the selection does.
 
-`Analysis` computes each number on first use and keeps it (functools.cached_property): the page builds one
-per request, draws the answers from it as soon as they exist, and the frame slider redraws from the same
-object without computing anything again.
+`Analysis` reads its payload and never writes to it; it computes each number on first use and keeps it
+(functools.cached_property): the page builds one per request, draws the answers from it as soon as they exist,
+and the frame slider redraws from the same object without computing anything again.
 """
 
 import functools
@@ -172,6 +172,13 @@ def how_it_ran(record):
 
 def _none_if_nan(value):
     return None if value is None or np.isnan(value) else float(value)
+
+
+def with_numbers(result, pair=None):
+    """A complete result (the comparison and its diagnostics) with what its analysis adds to the JSON:
+    "flip_test" and "positional_bias" (of the first group). A new mapping: the given one is not changed."""
+    numbers = Analysis(result, pair=pair)
+    return {**result, "flip_test": numbers.flip_numbers(), "positional_bias": numbers.bias_summary()}
 
 
 class Analysis:

@@ -1,5 +1,5 @@
 """Statistics shared by one comparison's analysis (comparison.py), the embedded model's evaluation
-(eval/embedded.py) and the benchmark report (eval/report.py): ranks, percentiles, Spearman's rank correlation,
+(eval/embedded.py) and the benchmark report (analysis/report.py): ranks, percentiles, Spearman's rank correlation,
 the third of the image a place falls in, and for accuracies compared on the same questions a 95% Wilson interval
 of a proportion, the exact McNemar test and Newcombe's interval of a paired difference. numpy and the standard
 library only."""

@@ -1,5 +1,9 @@
-"""Every setting's choices, bounds and default (Settings), and the checks of a raw value that need no model:
-without torch, so that the command line answers --help and refuses a bad argument before it imports torch.
+"""Every setting, once: a field of Settings with its default and its spec (help, choices, bounds, its page
+argument, its flag: SPEC), and the checks of a raw value that need no model, driven by the spec. Without torch,
+so that the command line answers --help and refuses a bad argument before it imports torch. The command line's
+flags (add_arguments), the page's components and /compare API (explorer/page/api.py, ui.py), lmms-eval's model
+arguments (explorer/analysis/runs.py) and docs/settings.md (`python -m explorer.core.options --markdown`) are
+generated from it: adding a setting is adding its field (and reading it where it is used).
 
 The checks raise InvalidSetting; explorer.core.settings, which everything else calls, raises them as the
 project's one error type for what the user can fix (models.base.BadInput, whose package imports torch). Method
@@ -12,7 +16,7 @@ import functools
 import math
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 
 REGISTRY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "methods", "registry.py")
 
@@ -36,30 +40,93 @@ MAX_QUESTION_CHARS = 500
 FOLLOW_UP_MODES = ("keep", "reprune")  # continue the pruned cache, or prune again for each question
 
 
+BOTH_MODES = "both"  # the page's follow-up mode: each follow-up asked in keep and in reprune mode, side by side
+AUTO = "the family's official setting"  # what None means for a setting that is `optional`
+
+
+def setting(default, help, **spec):
+    """A Settings field: its default and its spec, plain data every front end reads (see SPEC)."""
+    return field(default=default, metadata={"help": help, **spec})
+
+
+SPEC = {  # what a field's metadata may hold; only `help` is required
+    "help": "one text: the command line's --help, the page's info line, docs/settings.md",
+    "label": "the page's label (default: the name)",
+    "said": "how an error sentence names it (default: the name, spaces for underscores)",
+    "choices": "the values allowed", "low": "the least value allowed", "high": "the largest value allowed",
+    "optional": "None allowed (also written auto or default): the family's official setting",
+    "kind": "how a raw value is read where its type does not say: keep, methods, questions",
+    "page": "its /compare argument name(s); absent: not on the page (explorer/page/api.py)",
+    "page_default": "the page's default where it differs from the field's",
+    "flag": "the command line's flag (default: --name with dashes; None: no flag)", "metavar": "--help's VALUE",
+    "run": "an lmms-eval model argument (explorer/analysis/runs.py)",
+}
+
+
+# Every setting of a request, in the page's order (its components and the /compare API follow it: a new setting
+# shown on the page goes after the last one shown there, so the API's positions stay), each with its spec.
 @dataclass(frozen=True)
 class Settings:
-    methods: tuple = ("clse", "fastv")  # the unpruned reference "none" is always run as well
-    keep: float = 64  # visual tokens kept per image / video: a whole count >= 1, or a ratio in (0, 1)
-    budget_per: str = "image"  # an image of several grids (base + tiles): one budget over them, or one per grid
-    prune_layer: int = None  # K of a single stage; None: the family's official setting for the input kind
-    ref_layer: int = None  # CLSE's reference layer L; None: the family's official setting
-    schedule: str = "single"  # "single" (controlled: one stage at K), "paper" (CLSE's stages), "official"
-    early_kv: str = None  # "keep" | "prune"; None: as the family's official code
-    invert: bool = False  # the falsification ablation: keep the lowest-ranked tokens instead of the highest
-    frames: int = 4  # video frames sampled
-    max_new_tokens: int = 20
-    seed: int = 0  # random's seed, mixed with the input's pixels: every input its own reproducible subset
-    cutoff: float = 0.1  # CLSE's high-pass cutoff
-    temp: float = 0.1  # CLSE's sigmoid temperature
-    prompt: str = "chat"
-    repeats: int = 1  # timed repeats per method (median reported)
-    follow_ups: tuple = ()  # later questions of the conversation, in order
-    follow_up_mode: str = "keep"  # "keep": on the first question's pruned cache; "reprune": chosen again per question
-    notes: tuple = ()  # what the check changed (an old method name), for the records' notes
+    methods: tuple = setting(("clse", "fastv"), "the pruning methods compared; the unpruned reference none "
+                             "always runs as well", kind="methods", page=("method_a", "method_b"))
+    keep: float = setting(64, "visual tokens kept per image or video: a whole count >= 1, or a ratio < 1",
+                          kind="keep", label="Keep: a count >= 1 or a ratio < 1 per image/video", page="keep",
+                          page_default=round(1 / 9, 4), run=True)  # the paper's "64 of 576" as a share
+    prune_layer: int = setting(None, "K: the decoder layer where a single stage prunes", optional=True, low=0,
+                               high=MAX_LAYER, label="Prune layer K", page="prune_layer", page_default="auto",
+                               metavar="K", run=True)
+    ref_layer: int = setting(None, "L: the layer whose attention CLSE reads as its reference", optional=True,
+                             low=0, high=MAX_LAYER, said="reference layer", label="Reference layer L (CLSE)",
+                             page="ref_layer", page_default="auto", metavar="L", run=True)
+    schedule: str = setting("single", "single: the controlled comparison (every method scores at one K and keeps "
+                            "the same count: isolates the score); paper: CLSE's three stages for every method; "
+                            "official: each method as its authors run it", choices=SCHEDULES, page="schedule",
+                            run=True)
+    frames: int = setting(4, "video frames sampled evenly from a video file", low=1, high=MAX_FRAMES,
+                          said="frame count", label="Video frames", page="num_frames", metavar="N", run=True)
+    early_kv: str = setting(None, "whether the layers before K keep the pruned tokens in their KV cache (decode "
+                            "still sees them there) or drop them too", choices=EARLY_KV, optional=True,
+                            said="early_kv", label="KV cache of the layers before K", page="early_kv",
+                            page_default="auto", run=True)
+    invert: bool = setting(False, "keep the lowest-ranked tokens instead of the highest (the falsification "
+                           "ablation: a score that matters should do worse inverted)", label="Invert", page="invert",
+                           run=True)
+    prompt: str = setting("chat", "the checkpoint's chat template, or the official evaluation prompt where a "
+                          "family has one (LLaVA-1.5: vicuna_v1 with its system prompt)", choices=PROMPTS,
+                          label="Prompt", page="prompt", run=True)
+    repeats: int = setting(1, "each method timed this many times, order rotated (the median reported, with its "
+                           "spread)", low=1, high=MAX_REPEATS, label="Timed repeats", page="repeats", metavar="N")
+    budget_per: str = setting("image", "an image the model sees as several grids (LLaVA-NeXT's base and tiles, "
+                              "InternVL's tiles): one budget over them, split by their sizes, or one per grid",
+                              choices=BUDGET_PER, label="Budget per", page="budget_per", run=True)
+    follow_ups: tuple = setting((), f"later questions of the conversation, in order (up to {MAX_FOLLOW_UPS})",
+                                kind="questions", page="follow_ups", page_default="", flag="--follow-up",
+                                metavar="QUESTION")
+    follow_up_mode: str = setting("keep", "keep: on the first question's pruned cache (what a deployed pruner "
+                                  "does); reprune: every method chooses again for each question",
+                                  choices=FOLLOW_UP_MODES, said="follow-up mode", label="Follow-up on",
+                                  page="follow_up_mode", page_default=BOTH_MODES)
+    max_new_tokens: int = setting(20, "answer length, in tokens", low=1, high=MAX_NEW_TOKENS, metavar="N")
+    seed: int = setting(0, "random's seed, mixed with the input's pixels: every input its own reproducible subset",
+                        low=0, high=2**31 - 1)
+    cutoff: float = setting(0.1, "CLSE's high-pass cutoff", low=1e-3, high=1.0)
+    temp: float = setting(0.1, "CLSE's sigmoid temperature", low=1e-3, high=100.0, said="temperature")
+    notes: tuple = setting((), "what the check changed (an old method name), for the records' notes", flag=None,
+                           kind="internal")
 
     def to_json(self):
         return {**asdict(self), "methods": list(self.methods), "notes": list(self.notes),
             "follow_ups": list(self.follow_ups)}
+
+
+@functools.cache
+def specs():
+    """{name: (default, its spec)} of every setting, in Settings' order."""
+    return {f.name: (f.default, {"type": f.type, **f.metadata}) for f in fields(Settings)}
+
+
+def said(name):
+    return specs()[name][1].get("said", name.replace("_", " "))
 
 
 def _number(name, value, whole=False, low=None, high=None):
@@ -94,18 +161,32 @@ def _keep(value):
     return int(keep)
 
 
-def _optional_layer(name, value):
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto", "default")):
-        return None
-    return _number(name, value, whole=True, low=0, high=MAX_LAYER)
-
-
-def _choice(name, value, choices, optional=False):
-    if optional and value in (None, "", "auto", "default"):
-        return None
+def _choice(name, value, choices):
     if value not in choices:
         raise InvalidSetting(f"{name} must be {' or '.join(repr(c) for c in choices)}, got {value!r}")
     return value
+
+
+def _auto(value):
+    """Whether a raw value asks for the family's official setting (None, "", "auto" or "default")."""
+    return value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto", "default"))
+
+
+def check_value(name, value):
+    """One raw value read as its spec says (kind, optional, choices, type and bounds): the value Settings holds,
+    or InvalidSetting with the sentence the user sees."""
+    spec = specs()[name][1]
+    if spec.get("kind") == "keep":
+        return _keep(value)
+    if spec.get("kind") == "questions":
+        return follow_ups(value)
+    if spec.get("optional") and _auto(value):
+        return None
+    if "choices" in spec:
+        return _choice(said(name), value, spec["choices"])
+    if spec["type"] is bool:
+        return bool(value)
+    return _number(said(name), value, whole=spec["type"] is int, low=spec.get("low"), high=spec.get("high"))
 
 
 def check_question(question, what="the question"):
@@ -141,27 +222,88 @@ def follow_ups(value):
 def check_values(**raw):
     """Every setting but the methods, checked: {name: value} for Settings; every missing value takes its
     default. Raises InvalidSetting with the sentence the user sees."""
-    d = Settings()
-    get = raw.get
-    return dict(
-        keep=_keep(get("keep", d.keep)),
-        budget_per=_choice("budget per", get("budget_per", d.budget_per), BUDGET_PER),
-        prune_layer=_optional_layer("prune layer", get("prune_layer")),
-        ref_layer=_optional_layer("reference layer", get("ref_layer")),
-        schedule=_choice("schedule", get("schedule", d.schedule), SCHEDULES),
-        early_kv=_choice("early_kv", get("early_kv"), EARLY_KV, optional=True),
-        invert=bool(get("invert", d.invert)),
-        frames=_number("frame count", get("frames", d.frames), whole=True, low=1, high=MAX_FRAMES),
-        max_new_tokens=_number("max new tokens", get("max_new_tokens", d.max_new_tokens), whole=True, low=1,
-                               high=MAX_NEW_TOKENS),
-        seed=_number("seed", get("seed", d.seed), whole=True, low=0, high=2**31 - 1),
-        cutoff=_number("cutoff", get("cutoff", d.cutoff), low=1e-3, high=1.0),
-        temp=_number("temperature", get("temp", d.temp), low=1e-3, high=100.0),
-        prompt=_choice("prompt", get("prompt", d.prompt), PROMPTS),
-        repeats=_number("repeats", get("repeats", d.repeats), whole=True, low=1, high=MAX_REPEATS),
-        follow_ups=follow_ups(get("follow_ups", d.follow_ups)),
-        follow_up_mode=_choice("follow-up mode", get("follow_up_mode", d.follow_up_mode), FOLLOW_UP_MODES),
-    )
+    return {name: check_value(name, raw.get(name, default)) for name, (default, spec) in specs().items()
+            if spec.get("kind") not in ("methods", "internal")}
+
+
+# ------------------------------------------------------------------ the front ends' texts, from the spec
+
+
+def flag(name):
+    """The setting's command-line flag, or None."""
+    return specs()[name][1].get("flag", "--" + name.replace("_", "-"))
+
+
+def shown_default(name):
+    """The default as --help and docs/settings.md write it."""
+    default, spec = specs()[name]
+    if default is None and spec.get("optional"):
+        return AUTO
+    if isinstance(default, tuple):
+        return ",".join(default) or "none"
+    return str(default).lower() if isinstance(default, bool) else str(default)
+
+
+def allowed(name):
+    """The values a setting allows, in words."""
+    default, spec = specs()[name]
+    words = {"keep": "a whole count >= 1, or a ratio in (0, 1)", "methods": "method names, comma-separated",
+             "questions": f"up to {MAX_FOLLOW_UPS} questions", "internal": "(set by the check)"}.get(spec.get("kind"))
+    if words is None and "choices" in spec:
+        words = ", ".join(spec["choices"])
+    elif words is None and spec["type"] is bool:
+        words = "true, false"
+    elif words is None:
+        whole = spec["type"] is int
+        words = f"{'a whole number' if whole else 'a number'} from {spec['low']:{'d' if whole else 'g'}} to " \
+                f"{spec['high']:{'d' if whole else 'g'}}"
+    return f"auto, or {words}" if spec.get("optional") else words
+
+
+def add_arguments(parser):
+    """Every setting with a flag added to an argparse parser, in Settings' order: help, default, choices and
+    metavar from the spec (the values stay text: check_values reads them). The destination is the setting's
+    name."""
+    known = registered_methods()
+    for name, (default, spec) in specs().items():
+        if flag(name) is None:
+            continue
+        extra = f"; from {', '.join(known[0])}" if spec.get("kind") == "methods" and known else ""
+        options = dict(dest=name, help=f"{spec['help']}{extra} (default: {shown_default(name)})".replace("%", "%%"))
+        if spec["type"] is bool:
+            options.update(action="store_true")
+        elif spec.get("kind") == "questions":
+            options.update(action="append", default=[], metavar=spec.get("metavar"))
+        else:
+            default = ",".join(default) if isinstance(default, tuple) else default
+            options.update(default=default, choices=spec.get("choices"), metavar=spec.get("metavar"))
+        parser.add_argument(flag(name), **options)
+
+
+def raw_from(namespace):
+    """{setting: raw value} from what add_arguments parsed."""
+    return {name: getattr(namespace, name) for name in specs() if flag(name) and hasattr(namespace, name)}
+
+
+def markdown():
+    """docs/settings.md: every setting as each front end names it, its default, what it allows and does."""
+    rows = ["# Settings", "", "Generated from `explorer/core/options.py` (`Settings`, each field's spec) by "
+            "`python -m explorer.core.options --markdown > docs/settings.md`; a test keeps it equal. The command "
+            "line, the page (its `/compare` API arguments), the Python API (`explorer.compare(..., name=value)`) "
+            "and lmms-eval's `--model_args` take these.", "",
+            "| setting | command line | page (`/compare`) | lmms-eval | default | allowed | what it does |",
+            "|---|---|---|---|---|---|---|"]
+    for name, (default, spec) in specs().items():
+        if spec.get("kind") == "internal":
+            continue
+        page = spec.get("page")
+        page = ", ".join(page) if isinstance(page, tuple) else page
+        cells = [f"`{name}`", f"`{flag(name)}`" if flag(name) else "", f"`{page}`" if page else "",
+                 f"`{name}`" if spec.get("run") else "", shown_default(name), allowed(name), spec["help"]]
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    rows += ["", "lmms-eval's model also takes `method` (one name), `max_new_tokens` (default: the task's), "
+             "`pretrained`, `dtype`, `device`, `device_map` and `records_dir` (explorer/eval/lmms_eval.py)."]
+    return "\n".join(rows) + "\n"
 
 
 @functools.cache
@@ -203,3 +345,9 @@ def check_method_names(methods):
     for name in methods:
         if name not in names and name not in aliases:
             raise InvalidSetting(f"unknown method {name!r}; choose from {', '.join(names)}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m explorer.core.options --markdown > docs/settings.md")
+    sys.stdout.write(markdown())

@@ -2,10 +2,11 @@
 all pass a Settings; `check_settings` turns raw values (Gradio numbers, command-line strings, None) into one,
 or raises BadInput with the sentence the user sees.
 
-The choices, bounds and defaults, and the checks that need no model, are in explorer/core/options.py (torch-free,
-for the command line); those the page and the harness read are importable from here too. Settings that depend
-on the model (a layer inside the decoder, a budget below the token count) are checked against it by the engine's
-plan, with the same error type.
+Every setting is one field of Settings in explorer/core/options.py (torch-free, for the command line) with its
+spec: help, choices, bounds, default, its page argument and flag; the checks of a raw value follow the spec, and
+the command line, the page, its API, lmms-eval's model arguments and docs/settings.md are generated from it.
+Settings that depend on the model (a layer inside the decoder, a budget below the token count) are checked
+against it by the engine's plan, with the same error type.
 """
 
 import contextlib

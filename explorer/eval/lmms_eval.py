@@ -14,11 +14,11 @@ Space) the launcher registers the same manifest itself. The launcher also adds `
 explorer/eval/tasks` (the offline tasks `shapes` and `shapes_motion`) and, when `--output_path` is given,
 `records_dir=<output_path>` to the model args. Everything else is lmms-eval's own command line, unchanged.
 
-model_args (lmms-eval's `key=value,key=value`): the run settings in explorer.eval.runs.RUN_DEFAULTS (pretrained:
+model_args (lmms-eval's `key=value,key=value`): the run settings in explorer.analysis.runs.RUN_DEFAULTS (pretrained:
 hub id or directory, default the embedded `shapes-llava`; method: one METHODS name, `none` for the unpruned
-model; keep: count or ratio; prune_layer, ref_layer: whole numbers or `auto`; schedule; early_kv; invert;
-prompt; frames; dtype; max_new_tokens: overrides the task's) and device (cpu, cuda, cuda:N, auto), device_map
-(e.g. `auto`: one process spanning every visible GPU), records_dir.
+model; every setting whose spec says `run`, as docs/settings.md lists them; dtype; max_new_tokens: overrides the
+task's) and device (cpu, cuda, cuda:N, auto), device_map (e.g. `auto`: one process spanning every visible GPU),
+records_dir.
 
 Every answer is the engine's: compare.encode_input -> engine.run(method), the same calls that compare.compare
 makes for the page (which adds the unpruned reference and the diagnostics around them).
@@ -30,7 +30,7 @@ process writes its own JSONL, `<records_dir>/records/<run tag>_rank<R>.jsonl`, o
 task, split and doc_id (doc_id is the sample log's key): the record of what the page shows (kept indices per
 stage with the stage scores, grid, token counts per layer, budget with the real average kept, timings, notes),
 the response, and the document's ground truth where it has some (target_tokens). The run tag
-(explorer.eval.runs.run_tag) is computed from the model args, so explorer.eval.report finds the records of each
+(explorer.analysis.runs.run_tag) is computed from the model args, so explorer.eval.report finds the records of each
 `*_results.json`. A request answered from lmms-eval's response cache (`--use_cache`) never reaches the model
 and has no record.
 """
@@ -53,7 +53,7 @@ from explorer.core.devices import device_of
 from explorer.core.engine import run
 from explorer.core.settings import MAX_NEW_TOKENS, check_settings
 from explorer.eval import plugin
-from explorer.eval.runs import GROUND_TRUTH_FIELDS, MODEL_NAME, RUN_DEFAULTS, RUN_SETTINGS, record_line, run_tag
+from explorer.analysis.runs import GROUND_TRUTH_FIELDS, MODEL_NAME, RUN_DEFAULTS, RUN_SETTINGS, record_line, run_tag
 from explorer.media import read as media
 from models.base import BadInput
 

@@ -13,9 +13,9 @@ MODEL_CLASS = "explorer.eval.lmms_eval.PruningExplorer"
 
 
 def manifest():
-    """The ModelManifest of `pruning_explorer` (explorer.eval.runs.MODEL_NAME)."""
+    """The ModelManifest of `pruning_explorer` (explorer.analysis.runs.MODEL_NAME)."""
     from lmms_eval.models.registry_v2 import ModelManifest
 
-    from explorer.eval.runs import MODEL_NAME
+    from explorer.analysis.runs import MODEL_NAME
 
     return ModelManifest(model_id=MODEL_NAME, simple_class_path=MODEL_CLASS)

@@ -10,7 +10,7 @@ per run its numbers and the 16 x 16 share of samples keeping each cell, no per-s
 the records come from the engine directly (each scene encoded once, every method and budget run on it in the
 controlled comparison: one stage at the family's K, the same count for every method), answers scored on the
 first generated word (every answer of the embedded model is one word), the same per-sample maths as the report
-of lmms-eval runs (explorer/eval/report.py: target recall, density, score-position correlation, intervals), each
+of lmms-eval runs (explorer/analysis/report.py: target recall, density, score-position correlation, intervals), each
 run compared with the first method at the same budget (paired, exact McNemar).
 """
 
@@ -26,8 +26,8 @@ import torch
 import models
 from explorer.core.engine import encode_input, run
 from explorer.core.settings import check_settings
-from explorer.eval import report as reports
-from explorer.eval.runs import record_line
+from explorer.analysis import report as reports
+from explorer.analysis.runs import record_line
 from models.shapes_llava import scenes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

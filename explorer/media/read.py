@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from explorer.core import interrupt
-from explorer.core.settings import MAX_FRAMES
+from explorer.core.options import MAX_FRAMES  # torch-free: the frame bound of Settings
 from models.base import BadInput  # the one error type for anything the user can fix
 
 MAX_DECODE_PIXELS = 16_000_000  # e.g. 4000 x 4000: at most 64 MB decoded (RGBA), whatever the file's size

@@ -1,4 +1,4 @@
-"""The Benchmark tab's own components (Gradio wiring only): a report of benchmark runs (explorer/eval/report.py),
+"""The Benchmark tab's own components (Gradio wiring only): a report of benchmark runs (explorer/page/reports.py),
 the one shipped with the app by default (assets/report_shapes.json, written by python -m explorer.eval.shipped),
 or one uploaded or read from the runs under EXPLORER_RUNS_DIR, drawn with Plotly."""
 
@@ -7,7 +7,7 @@ import re
 
 import gradio as gr
 
-from explorer.page import events, service
+from explorer.page import events, reports
 from explorer.serve import limits
 
 
@@ -27,17 +27,17 @@ def element_id(name):
 @functools.lru_cache(maxsize=1)
 def shipped_figures():
     """The shipped report's figures, drawn once (every new visitor's tab starts with them)."""
-    return service.benchmark_figures(service.shipped_report())
+    return reports.benchmark_figures(reports.shipped_report())
 
 
 def build():
     """The Benchmark tab's own content: a report (the shipped one by default; uploaded, or runs of
     EXPLORER_RUNS_DIR) drawn with Plotly."""
-    shipped = service.shipped_report()
+    shipped = reports.shipped_report()
     with gr.Row():
         upload = gr.File(label="A report: python -m explorer.eval.report RUNS --json report.json",
                          file_types=[".json"], type="filepath")
-        runs = gr.Dropdown(service.benchmark_runs(), multiselect=True, label="or runs on this server",
+        runs = gr.Dropdown(reports.benchmark_runs(), multiselect=True, label="or runs on this server",
                            info="folders of lmms-eval runs under EXPLORER_RUNS_DIR")
     with gr.Row():
         show = gr.Button("Show the report")
@@ -51,9 +51,9 @@ def build():
             gr.Markdown("No report loaded yet.")
             return
         gr.Markdown(shipped_note(report))
-        figures = shipped_figures() if report == shipped else service.benchmark_figures(report)
+        figures = shipped_figures() if report == shipped else reports.benchmark_figures(report)
         for name, figure in figures.items():
             gr.Plot(figure, label=name, elem_id=element_id(name))
 
     show.click(events.load_benchmark_click, inputs=[upload, runs], outputs=loaded, api_visibility="private")
-    again.click(lambda: service.shipped_report(), outputs=loaded, api_visibility="private", queue=False)
+    again.click(lambda: reports.shipped_report(), outputs=loaded, api_visibility="private", queue=False)

@@ -13,7 +13,7 @@ from explorer.core import interrupt
 from explorer.media import read as media
 from explorer.methods.registry import METHODS
 from explorer.analysis.comparison import Analysis
-from explorer.page import lesson, panels, service
+from explorer.page import lesson, panels, reports, service
 from explorer.page.api import COMPARE_ARGUMENTS
 from explorer.serve import access, files, guard, limits
 from models.base import BadInput
@@ -49,25 +49,21 @@ class StageProgress:
         self.done += 1
 
 
-def compare_click(image, video, question, method_a, method_b, keep, prune_layer="auto", ref_layer="auto",
-                  schedule="single", model_id=None, num_frames=4, early_kv="auto", invert=False, prompt="chat",
-                  repeats=1, budget_per="image", follow_ups="", follow_up_mode="keep", progress=gr.Progress(),
-                  visitor: gr.Request = None):
-    """The Compare event (its parameters are explorer.page.api.COMPARE_ARGUMENTS, in that order; a test checks
-    it): the answers as soon as the comparison ran, then every panel. The last output set (what
-    gradio_client's predict returns) holds everything."""
+def compare_click(progress=gr.Progress(), visitor: gr.Request = None, **request):
+    """The Compare event: `request` is the compare API's arguments by name (explorer.page.api.COMPARE_ARGUMENTS;
+    ui.py passes the components as inputs_kwargs, so the API keeps their names and order). The answers as soon
+    as the comparison ran, then every panel. The last output set (what gradio_client's predict returns) holds
+    everything."""
     if limits.stopping():  # a request that waited while the server began to stop
         raise gr.Error(limits.SERVER_STOPPING, print_exception=False)
     try:
         gone = functools.partial(unwanted, visitor)  # the visitor left, or the server stops: within one layer
         with interrupt.stop_when(gone):  # (never across a yield: the next part may run in another thread)
             progress(0, desc="reading the media")  # a video's reading stops too when its visitor leaves
-            request = service.prepare(image, video, question, method_a, method_b, keep, prune_layer, ref_layer,
-                                      schedule, model_id, num_frames, early_kv, invert, prompt, repeats, budget_per,
-                                      follow_ups, follow_up_mode)
-            say = StageProgress(progress, service.expected_stages(request))
-            payload = service.run_answer(request, say)
-        first = panels.draw(Analysis(payload, pair=request.pair), panels=panels.FIRST)  # the answers alone
+            checked = service.prepare(request)
+            say = StageProgress(progress, service.expected_stages(checked))
+            payload = service.run_answer(checked, say)
+        first = panels.draw(Analysis(payload, pair=checked.pair), panels=panels.FIRST)  # the answers alone
         # the result's own outputs get a plain None here, not a skip: Gradio 6 replaces a component that received
         # an update (a skip is one) by a new one in the session and keeps the next value under the new one's id,
         # so a skip then a value would leave one more copy of the result in the session at every request
@@ -75,7 +71,7 @@ def compare_click(image, video, question, method_a, method_b, keep, prune_layer=
                        COMPARE_OUTPUTS)
         with interrupt.stop_when(gone):
             say("the diagnostics")
-            analysis, view = service.run_diagnose(request, payload, say)
+            result, analysis, view = service.run_diagnose(checked, payload, say)
             say("drawing")
     except BadInput as error:
         raise page_error(error) from None
@@ -89,7 +85,7 @@ def compare_click(image, video, question, method_a, method_b, keep, prune_layer=
     limits.release_memory()  # else the server's memory creeps (explorer/serve/limits.py)
     if limits.stopping():  # the SIGTERM came while the answers were drawn: the result is sent before the exit
         log.info("request answered while the server is stopping: its result sent")
-    yield in_order({**panels.draw(analysis, view), "result_json": payload, "download": saved_result(payload),
+    yield in_order({**panels.draw(analysis, view), "result_json": result, "download": saved_result(result),
                     "state": {"analyses": {(0, 0): analysis}, "view": view},
                     "frame": frame_slider(frames)}, COMPARE_OUTPUTS)
 
@@ -205,17 +201,12 @@ def lesson_start(step, model_id):
     return [*inputs, lesson.intro(step, model_id), gr.Tabs(selected=lesson.STEPS[step].tab)]
 
 
-def lesson_compare(step, image, video, question, method_a, method_b, keep, prune_layer="auto", ref_layer="auto",
-                   schedule="single", model_id=None, num_frames=4, early_kv="auto", invert=False, prompt="chat",
-                   repeats=1, budget_per="image", follow_ups="", follow_up_mode="keep", progress=gr.Progress(),
-                   visitor: gr.Request = None):
+def lesson_compare(step, progress=gr.Progress(), visitor: gr.Request = None, **request):
     """The Compare event for a lesson step that runs one on this model; nothing for the others."""
-    if not lesson.runs(step, model_id):
+    if not lesson.runs(step, request.get("model_id")):
         yield [gr.skip()] * len(COMPARE_OUTPUTS)  # the panels keep what they show (no yield would empty them)
         return
-    yield from compare_click(image, video, question, method_a, method_b, keep, prune_layer, ref_layer, schedule,
-                             model_id, num_frames, early_kv, invert, prompt, repeats, budget_per, follow_ups,
-                             follow_up_mode, progress=progress, visitor=visitor)
+    yield from compare_click(progress=progress, visitor=visitor, **request)
 
 
 def lesson_findings(step, state, model_id):
@@ -249,7 +240,7 @@ def method_info(name):
 
 def load_benchmark_click(upload, runs):
     try:
-        return service.load_benchmark(upload, runs)
+        return reports.load_benchmark(upload, runs)
     except BadInput as error:
         raise page_error(error) from None
 

@@ -15,15 +15,15 @@ import numpy as np
 import models
 from explorer.analysis.stats import rank_correlation
 from explorer.page.api import COMPARE_ARGUMENTS
-from explorer.page import service
-from explorer.page.service import ASSETS
+from explorer.page import reports
+from explorer.page.reports import ASSETS
 
 SCENE = os.path.join(ASSETS, "scene_205.png")  # two circles, one low and one high: vivid for steps 1-3
 SCENE_QUESTION = "where is the red circle ?"
 COUNT_SCENE = os.path.join(ASSETS, "scene_333.png")  # the sweep counts circles: a counting example beside it
 COUNT_QUESTION = "how many circles are there ?"
-REPORT = service.SHIPPED_REPORT  # python -m explorer.eval.shipped
-shipped_report = service.shipped_report
+REPORT = reports.SHIPPED_REPORT  # python -m explorer.eval.shipped
+shipped_report = reports.shipped_report
 KEEP = COMPARE_ARGUMENTS["keep"]  # the page's default budget: 28 of the embedded model's 256 tokens
 
 

@@ -14,7 +14,6 @@ never on the user's input.
 import copy
 import dataclasses
 import functools
-import json
 import os
 import re
 import time
@@ -23,17 +22,16 @@ import numpy as np
 from PIL import ImageOps
 
 import models
-from explorer.analysis.comparison import Analysis
+from explorer.analysis.comparison import Analysis, with_numbers
 from explorer.core.compare import compare
 from explorer.core.settings import check_question, check_settings
-from explorer.eval.sweep import positional_sweep
+from explorer.analysis.sweep import positional_sweep
 from explorer.media import read as media
-from explorer.page.api import BOTH_MODES
+from explorer.page import api
+from explorer.page.reports import ASSETS
 from explorer.serve import access, zerogpu
-from models.base import BadInput
 from models.shapes_llava import scenes
 
-ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "assets")
 
 BUDGET_PRESETS = {  # the paper's LLaVA-1.5 budgets (192, 128, 64 tokens) as ratios, so they scale to any grid
     "1/3 (the paper's 192)": 1 / 3,
@@ -94,27 +92,25 @@ def americanised(text, model_id):
     return pattern.sub(replace, text), tuple(dict.fromkeys(notes))
 
 
-def prepare(image, video, question, method_a, method_b, keep, prune_layer="auto", ref_layer="auto",
-            schedule="single", model_id=None, num_frames=4, early_kv="auto", invert=False, prompt="chat", repeats=1,
-            budget_per="image", follow_ups="", follow_up_mode="keep"):
-    """The page's raw inputs (explorer.page.api.COMPARE_ARGUMENTS, by name) checked once: a Request, or
-    BadInput with the sentence the user sees. follow_up_mode may also be "both" (the page's own: every
-    follow-up asked in keep and in reprune mode, answered side by side)."""
-    question = check_question(question)
-    model_id = access.canonical_model(model_id)  # refused before any media is decoded
+def prepare(arguments):
+    """The page's raw inputs (explorer.page.api.COMPARE_ARGUMENTS by name, one mapping; a missing one takes the
+    page's default) checked once: a Request, or BadInput with the sentence the user sees. follow_up_mode may
+    also be "both" (the page's own: every follow-up asked in keep and in reprune mode, answered side by side)."""
+    arguments = api.complete(arguments)
+    question = check_question(arguments["question"])
+    model_id = access.canonical_model(arguments["model_id"])  # refused before any media is decoded
     question, notes = americanised(question, model_id)
-    follow_ups, follow_notes = americanised(follow_ups, model_id) if isinstance(follow_ups, str) else (follow_ups, ())
-    both = follow_up_mode == BOTH_MODES
-    settings = check_settings(methods=[method_a, method_b], keep=keep, prune_layer=prune_layer,
-                              ref_layer=ref_layer, schedule=schedule, early_kv=early_kv, invert=bool(invert),
-                              frames=num_frames, prompt=prompt, repeats=repeats, budget_per=budget_per,
-                              follow_ups=follow_ups, follow_up_mode="keep" if both else follow_up_mode)
+    raw = api.raw_settings(arguments)
+    if isinstance(raw["follow_ups"], str):
+        raw["follow_ups"], follow_notes = americanised(raw["follow_ups"], model_id)
+        notes += follow_notes
+    both = raw["follow_up_mode"] == api.BOTH_MODES
+    settings = check_settings(**{**raw, "follow_up_mode": "keep" if both else raw["follow_up_mode"]})
     start = time.perf_counter()
-    images, kind = media.read_media(image, video, settings.frames)  # bounded work (in time too, for a video)
+    images, kind = media.read_media(arguments["image"], arguments["video"], settings.frames)  # bounded work
     methods = settings.methods  # aliases already renamed (the records carry the note)
     return Request(images, kind, question, settings, model_id, (methods[0], methods[-1]),
-                   (time.perf_counter() - start) * 1e3, tuple(dict.fromkeys(notes + follow_notes)),
-                   both and bool(settings.follow_ups))
+                   (time.perf_counter() - start) * 1e3, tuple(dict.fromkeys(notes)), both and bool(settings.follow_ups))
 
 
 def expected_stages(request):
@@ -206,15 +202,6 @@ def diagnostic_runs(model, processor, family, images, question, settings, kind="
     return added, view
 
 
-def analyse(payload, pair=None):
-    """The analysis of a payload that has its diagnostics, whose flip test and positional bias numbers it adds
-    to the payload."""
-    analysis = Analysis(payload, pair=pair)
-    payload["flip_test"] = analysis.flip_numbers()
-    payload["positional_bias"] = analysis.bias_summary()
-    return analysis
-
-
 gpu_answer = zerogpu.gpu(duration=gpu_seconds)(answer)
 gpu_diagnose = zerogpu.gpu(duration=gpu_seconds)(diagnose)
 
@@ -225,11 +212,12 @@ def run_answer(request, say=None):
 
 
 def run_diagnose(request, payload, say=None):
-    """The diagnostics, added to the payload; with the analysis's numbers of them (flip test, positional
-    bias). Returns (the analysis of the whole payload, the images the model saw)."""
+    """The diagnostics on top of the comparison: (the request's complete result, a new mapping: the comparison's
+    payload, the diagnostics and their numbers (explorer.analysis.comparison.with_numbers); its analysis, which
+    only reads it; the images the model saw). The payload given is not changed."""
     added, view = gpu_diagnose(request, payload) if zerogpu.active() else diagnose(request, payload, say)
-    payload.update(added)
-    return analyse(payload, request.pair), view
+    result = with_numbers({**payload, **added}, request.pair)
+    return result, Analysis(result, pair=request.pair), view
 
 
 def object_sweep(model, processor, family, settings):
@@ -244,11 +232,10 @@ def object_sweep(model, processor, family, settings):
 
 def run_comparison(say=None, **arguments):
     """The whole request in one call (scripts, the page benchmark), the compare API's arguments by name:
-    (payload, view, analysis)."""
-    request = prepare(**arguments)
-    payload = run_answer(request, say)
-    analysis, view = run_diagnose(request, payload, say)
-    return payload, view, analysis
+    (the complete result, the images the model saw, its analysis)."""
+    request = prepare(arguments)
+    result, analysis, view = run_diagnose(request, run_answer(request, say), say)
+    return result, view, analysis
 
 
 # ------------------------------------------------------------------------------------------- ground truth
@@ -304,130 +291,6 @@ def ground_truth(request):
                         for i, o in enumerate(scene.objects)],
             "answer": question.answer if question is not None else None,
             "target_tokens": target, "grid": [side, side], "image_size": scenes.IMAGE_SIZE, "group": 0}
-
-
-# ------------------------------------------------------------------------------------------- benchmark tab
-# A report the page draws (uploaded, or read from the server's runs): bounded in size, shape and drawing, so a
-# visitor's file can hold neither the memory nor the server's time (explorer/eval/report.py writes them small:
-# a few kB a run).
-MAX_REPORT_BYTES = 2 * 2**20
-MAX_REPORT_DEPTH = 24  # nesting of JSON arrays and objects
-MAX_REPORT_TASKS = 12
-MAX_REPORT_RUNS = 300
-MAX_REPORT_FIGURES = 80
-
-
-def json_depth(text):
-    """The deepest nesting of arrays and objects in a JSON text (strings skipped), without parsing it."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
-
-
-def check_report(loaded):
-    """BadInput unless a report has the shape report.py writes and stays within the page's bounds; returns
-    its figures (so a report that cannot be drawn is refused when it is loaded, not when it is shown)."""
-    from explorer.eval import report  # noqa: PLC0415  (drawn only when the Benchmark tab asks)
-
-    if not isinstance(loaded, dict) or not isinstance(loaded.get("runs"), list) or \
-            not isinstance(loaded.get("tasks"), list):
-        raise BadInput("the file is JSON but not a report of `python -m explorer.eval.report --json`")
-    if len(loaded["tasks"]) > MAX_REPORT_TASKS or len(loaded["runs"]) > MAX_REPORT_RUNS:
-        raise BadInput(f"the report has {len(loaded['tasks'])} tasks and {len(loaded['runs'])} runs; the page draws "
-                       f"at most {MAX_REPORT_TASKS} tasks and {MAX_REPORT_RUNS} runs: split it")
-    try:
-        figures = report.report_figures(loaded)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
-        raise BadInput(f"the report's runs lack what its figures need ({type(error).__name__}: "
-                       f"{str(error)[:80]}): write it with `python -m explorer.eval.report RUNS --json`") from None
-    if len(figures) > MAX_REPORT_FIGURES:
-        raise BadInput(f"the report would draw {len(figures)} figures; the page draws at most {MAX_REPORT_FIGURES}: "
-                       "split it")
-    return figures
-
-
-def runs_root():
-    """The folder of benchmark runs the page offers (EXPLORER_RUNS_DIR), or None."""
-    root = os.environ.get("EXPLORER_RUNS_DIR")
-    return os.path.realpath(root) if root and os.path.isdir(root) else None
-
-
-def benchmark_runs():
-    """The run folders under EXPLORER_RUNS_DIR (names relative to it)."""
-    root = runs_root()
-    return sorted(name for name in os.listdir(root) if os.path.isdir(os.path.join(root, name))) if root else []
-
-
-def load_benchmark(report_path=None, run_names=()):
-    """A benchmark report: an uploaded `python -m explorer.eval.report ... --json` file, or the chosen runs of
-    EXPLORER_RUNS_DIR read by explorer.eval.report. Raises BadInput with the sentence the page shows."""
-    from explorer.eval import report  # noqa: PLC0415  (drawn only when the Benchmark tab asks)
-
-    if report_path:
-        try:
-            size = os.path.getsize(report_path)
-        except OSError:  # uploads are deleted some minutes after they came (explorer/serve/limits.py)
-            raise BadInput("the uploaded report is no longer on the server (uploads are kept 10 minutes): upload "
-                           "it again") from None
-        if size > MAX_REPORT_BYTES:
-            raise BadInput(f"the report is larger than {MAX_REPORT_BYTES // 2**20} MB")
-        try:
-            with open(report_path) as f:
-                text = f.read()
-            if json_depth(text) > MAX_REPORT_DEPTH:
-                raise BadInput(f"the file nests deeper than {MAX_REPORT_DEPTH} levels: it is not a report")
-            loaded = json.loads(text)
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # ValueError: a 5,000-digit int
-            if isinstance(error, BadInput):
-                raise
-            raise BadInput("the file is not a report: write one with `python -m explorer.eval.report RUNS --json "
-                           "report.json`") from None
-        check_report(loaded)
-        return loaded
-    root = runs_root()
-    chosen = [os.path.realpath(os.path.join(root, name)) for name in run_names or ()] if root else []
-    if not chosen or any(os.path.dirname(path) != root for path in chosen):
-        raise BadInput("upload a report, or choose runs from the list")
-    try:
-        loaded = report.load_report(chosen)
-    except (FileNotFoundError, ValueError, KeyError) as error:
-        raise BadInput(f"these runs cannot be read as a report ({error})") from None
-    check_report(loaded)
-    return loaded
-
-
-SHIPPED_REPORT = os.path.join(ASSETS, "report_shapes.json")  # python -m explorer.eval.shipped writes it
-
-
-@functools.lru_cache(maxsize=1)
-def shipped_report():
-    """The report shipped with the app (the embedded model on held-out scenes), or None where it is missing: the
-    Benchmark tab's default and the lesson's last step."""
-    if not os.path.exists(SHIPPED_REPORT):
-        return None
-    with open(SHIPPED_REPORT) as f:
-        return json.load(f)
-
-
-def benchmark_figures(loaded):
-    from explorer.eval import report  # noqa: PLC0415
-
-    return report.report_figures(loaded)
 
 
 # ------------------------------------------------------------------------------------- texts and examples

@@ -7,16 +7,14 @@ import functools
 
 import gradio as gr
 
-from explorer.core.settings import BUDGET_PER, EARLY_KV, FOLLOW_UP_MODES, MAX_FRAMES, MAX_REPEATS, PROMPTS, SCHEDULES
-from explorer.methods.registry import METHODS, groups
 import models
-from explorer.core.settings import Settings
+from explorer.core.options import Settings, specs
+from explorer.methods.registry import METHODS, groups
 from explorer.page import benchmark_tab, events, figures, lesson, panels, service
-from explorer.page.api import COMPARE_ARGUMENTS
+from explorer.page.api import BOTH_MODES, COMPARE_ARGUMENTS, page_settings
 from explorer.serve import access, limits
 from models.shapes_llava import scenes
 
-LAYER_CHOICES = ["auto"] + [str(i) for i in range(0, 41)]
 RESIZE_PLOTS = "() => { setTimeout(() => window.dispatchEvent(new Event('resize')), 50); }"
 
 
@@ -80,6 +78,61 @@ def method_dropdown(label, value):
                        allow_custom_value=True)
 
 
+# Where the page lays out its settings: these rows under the model, the conversation's two in the follow-up
+# box (its mode) and hidden (the questions asked); every other setting on the page (explorer/page/api.py) goes
+# under "More settings", in Settings' order, with the component its spec asks for (setting_component).
+MAIN_ROWS = (("method_a", "method_b"), ("keep",), ("prune_layer", "ref_layer"), ("schedule", "num_frames"))
+CONVERSATION = ("follow_ups", "follow_up_mode")
+SETTING_OF = {argument: name for argument, name, _ in page_settings()}
+EXTRA_INFO = {  # what the page adds to a setting's help
+    "keep": f"; the page's default, {DEFAULT['keep']:g} of the visual tokens, is 28 of the embedded model's 256; the "
+            f"command line's default is {Settings().keep:g} tokens (--keep)",
+    "follow_up_mode": f"; {BOTH_MODES}: the two answers side by side (runs the comparison twice)",
+}
+
+
+def setting_component(argument, **layout):
+    """The component of one page setting, from its spec: label, info (its help; "auto" explained from the
+    family files), choices, bounds and the page's default."""
+    name = SETTING_OF[argument]
+    spec = specs()[name][1]
+    value, label = DEFAULT[argument], spec.get("label", name.replace("_", " ").capitalize())
+    info = spec["help"] + EXTRA_INFO.get(argument, "")
+    if spec.get("optional") and name in models.FAMILIES[0].DEFAULTS["image"]:
+        info += "; " + service.default_layers_help(name)
+    auto = ["auto"] if spec.get("optional") else []
+    if "choices" in spec:  # the follow-up mode's page default, both, is the page's own choice
+        extra = [BOTH_MODES] if value == BOTH_MODES else []
+        return gr.Radio([*extra, *auto, *spec["choices"]], value=value, label=label, info=info, **layout)
+    if spec["type"] is bool:
+        return gr.Checkbox(value, label=label, info=info, **layout)
+    if spec.get("optional"):  # a layer: auto, the first 41 listed, any other typed (the plan checks it)
+        return gr.Dropdown(auto + [str(i) for i in range(spec["low"], 41)], value=value, allow_custom_value=True,
+                           label=label, info=info, **layout)
+    if spec["type"] is int and spec["high"] - spec["low"] <= 100:
+        return gr.Slider(spec["low"], spec["high"], value=value, step=1, label=label, info=info, **layout)
+    return gr.Number(value, label=label, info=info, precision=0 if spec["type"] is int else None, **layout)
+
+
+def build_settings(c):
+    """The page's settings: MAIN_ROWS, then the others but the conversation's under "More settings"."""
+    for row in MAIN_ROWS:
+        if row == ("keep",):
+            c["preset"] = gr.Radio(list(service.BUDGET_PRESETS),
+                                   label="Budget preset (a share of the model's visual tokens)")
+        with gr.Row():
+            for argument in row:
+                c[argument] = method_dropdown(f"Method {argument[-1].upper()}", DEFAULT[argument]) \
+                    if SETTING_OF[argument] == "methods" else setting_component(argument)
+    placed = {argument for row in MAIN_ROWS for argument in row} | set(CONVERSATION)
+    with gr.Accordion("More settings", open=False):
+        for argument in SETTING_OF:
+            if argument not in placed:
+                c[argument] = setting_component(argument)
+    # the conversation's later questions, one per line: filled by the follow-up box, emptied by Compare
+    c["follow_ups"] = gr.Textbox(value=DEFAULT["follow_ups"], visible=False)
+
+
 def build_inputs():
     """The request's components by name (COMPARE_ARGUMENTS' names) and the budget preset."""
     c = {}
@@ -94,47 +147,8 @@ def build_inputs():
                                     value=access.default_choice(),
                                     info="the embedded model, a hub id (needs the hub) or a model folder this "
                                          "deployment serves, by its name")
-        with gr.Row():
-            c["method_a"] = method_dropdown("Method A", DEFAULT["method_a"])
-            c["method_b"] = method_dropdown("Method B", DEFAULT["method_b"])
-        preset = gr.Radio(list(service.BUDGET_PRESETS), label="Budget preset (a share of the model's visual tokens)")
-        c["keep"] = gr.Number(value=DEFAULT["keep"], label="Keep: a count >= 1 or a ratio < 1 per image/video",
-                              info=f"the page's default, {DEFAULT['keep']:g} of the visual tokens, is 28 of the "
-                                   f"embedded model's 256; the command line's default is {Settings().keep:g} tokens "
-                                   "(--keep)")
-        with gr.Row():
-            c["prune_layer"] = gr.Dropdown(LAYER_CHOICES, value=DEFAULT["prune_layer"], allow_custom_value=True,
-                                           label="Prune layer K", info=service.default_layers_help("prune_layer"))
-            c["ref_layer"] = gr.Dropdown(LAYER_CHOICES, value=DEFAULT["ref_layer"], allow_custom_value=True,
-                                         label="Reference layer L (CLSE)",
-                                         info=service.default_layers_help("ref_layer"))
-        with gr.Row():
-            c["schedule"] = gr.Radio(list(SCHEDULES), value=DEFAULT["schedule"], label="Schedule",
-                                     info="single: the controlled comparison (every method scores at one K and "
-                                          "keeps the same count: isolates the score); paper: CLSE's three stages "
-                                          "for every method; official: each method as its authors run it")
-            c["num_frames"] = gr.Slider(1, MAX_FRAMES, value=DEFAULT["num_frames"], step=1, label="Video frames")
-        with gr.Accordion("More settings", open=False):
-            c["early_kv"] = gr.Radio(["auto", *EARLY_KV], value=DEFAULT["early_kv"],
-                                     label="KV cache of the layers before K",
-                                     info="whether the layers before K keep the pruned tokens in their KV cache "
-                                          "(decode still sees them there) or drop them too; "
-                                          + service.default_layers_help("early_kv"))
-            c["invert"] = gr.Checkbox(DEFAULT["invert"], label="Invert: keep the lowest-ranked tokens (the "
-                                      "falsification ablation: a score that matters should do worse inverted)")
-            c["prompt"] = gr.Radio(list(PROMPTS), value=DEFAULT["prompt"], label="Prompt",
-                                   info="the model's chat template, or the official evaluation prompt (LLaVA-1.5: "
-                                        "vicuna_v1 with its system prompt)")
-            c["repeats"] = gr.Slider(1, MAX_REPEATS, value=DEFAULT["repeats"], step=1, label="Timed repeats",
-                                     info="each method timed this many times (order rotated): the cost panel shows "
-                                          "the median and the spread")
-            c["budget_per"] = gr.Radio(list(BUDGET_PER), value=DEFAULT["budget_per"], label="Budget per",
-                                       info="an image the model sees as several grids (LLaVA-NeXT's base and tiles, "
-                                            "InternVL's tiles): one budget over them, split by their sizes, or "
-                                            "one budget per grid")
-    # the conversation's later questions, one per line: filled by the follow-up box, emptied by Compare
-    c["follow_ups"] = gr.Textbox(value=DEFAULT["follow_ups"], visible=False)
-    return c, preset
+        build_settings(c)
+    return c, c.pop("preset")
 
 
 def build_follow_up(request):
@@ -142,11 +156,7 @@ def build_follow_up(request):
     with gr.Row():
         ask = gr.Textbox(label="Follow-up question", scale=4, max_lines=2,
                          placeholder="ask another question about the same image or video")
-        request["follow_up_mode"] = gr.Radio([service.BOTH_MODES, *FOLLOW_UP_MODES], value=DEFAULT["follow_up_mode"],
-                                             scale=2, label="Follow-up on",
-                                             info="keep: the first question's pruned cache, as a deployed pruner "
-                                                  "answers; reprune: every method chooses again for each question; "
-                                                  "both: the two answers side by side (runs the comparison twice)")
+        request["follow_up_mode"] = setting_component("follow_up_mode", scale=2)
         button = gr.Button("Ask a follow-up", scale=1)
     return ask, button
 
@@ -239,8 +249,8 @@ def build_app():
         status = gr.Markdown("*A request's progress shows here.*", min_height=60, container=True)
         # the visitor's last result (for the grid, turn and frame controls) expires, API sessions' too
         out = {**build_results(request), "state": gr.State(time_to_live=limits.STATE_TTL_S)}
-        inputs = [request[name] for name in COMPARE_ARGUMENTS]
-        event = dict(fn=events.compare_click, inputs=inputs, outputs=[out[n] for n in events.COMPARE_OUTPUTS],
+        inputs = {name: request[name] for name in COMPARE_ARGUMENTS}  # the handlers get them as one mapping
+        event = dict(fn=events.compare_click, inputs_kwargs=inputs, outputs=[out[n] for n in events.COMPARE_OUTPUTS],
                      concurrency_id=limits.LIMITED_CONCURRENCY_ID, show_progress_on=status)
         new_conversation = dict(fn=lambda: "", outputs=request["follow_ups"], api_visibility="private", queue=False)
         controls = dict(fn=events.view_controls, inputs=out["state"], outputs=[out["grid"], out["turn"]],

@@ -141,13 +141,16 @@ def value_refusal(component, name, value, changing):
 
 
 def input_names(fn):
-    """The API's name of each input of a Gradio BlockFunction: its handler's parameters, in order."""
-    try:
-        parameters = list(inspect.signature(fn.fn).parameters)
-    except (TypeError, ValueError):
-        parameters = []
-    return [parameters[i] if i < len(parameters) else getattr(block, "label", None) or f"input {i + 1}"
-            for i, block in enumerate(fn.inputs)]
+    """The API's name of each input of a Gradio BlockFunction, in order: Gradio's own (the handler's parameters, and
+    the names of inputs passed by keyword, inputs_kwargs), else the handler's parameters."""
+    parameters = list(getattr(fn, "input_parameter_names", None) or [])
+    if not parameters:
+        try:
+            parameters = list(inspect.signature(fn.fn).parameters)
+        except (TypeError, ValueError):
+            parameters = []
+    return [parameters[i] if i < len(parameters) and parameters[i] else getattr(block, "label", None)
+            or f"input {i + 1}" for i, block in enumerate(fn.inputs)]
 
 
 def changing_components(fns):
