@@ -15,8 +15,8 @@ import os
 import sys
 
 from explorer.core import hub, options
-from explorer.core.options import (BUDGET_PER, EARLY_KV, FOLLOW_UP_MODES, MAX_FOLLOW_UPS, MAX_FRAMES, PROMPTS,
-                                   SCHEDULES, InvalidSetting, Settings)
+from explorer.core.options import (BUDGET_PER, EARLY_KV, FOLLOW_UP_MODES, MAX_FOLLOW_UPS, MAX_FRAMES, POSITIONS,
+                                   PROMPTS, RANKS, SCHEDULES, SCORING_POINTS, InvalidSetting, Settings)
 
 DEFAULTS = Settings()
 DTYPES = ("auto", "float32", "bfloat16", "float16")  # auto and models.DTYPES (tests/test_cli.py checks them)
@@ -61,6 +61,18 @@ def build_parser(prog="explorer"):
     parser.add_argument("--budget-per", choices=BUDGET_PER, default=DEFAULTS.budget_per,
                         help="an image of several grids (base + tiles): one budget over them, or one per grid "
                              "(default: %(default)s)")
+    parser.add_argument("--positions", choices=POSITIONS, default=None,
+                        help="original: kept tokens keep their position ids (gaps); renumber: the shortened sequence "
+                             "is numbered 0.. again after each stage, as official DivPrune / VisionZip / PyramidDrop "
+                             "/ SparseVLM do (1-D rotary positions only) (default: original; official: each "
+                             "method's own)")
+    parser.add_argument("--rank", choices=RANKS, default=None,
+                        help="an image of several grids: per_grid, each grid keeps its quota; joint, one budget "
+                             "ranked over all of them by the method's score (default: per_grid; official: each "
+                             "method's own)")
+    parser.add_argument("--scoring-point", choices=SCORING_POINTS, default=DEFAULTS.scoring_point,
+                        help="Qwen3-VL: score the states entering K after (stock order) or before layer K-1's "
+                             "DeepStack injection (PriorTR's port) (default: %(default)s)")
     parser.add_argument("--early-kv", choices=EARLY_KV, default=None,
                         help="layers before a stage keep or drop pruned tokens in their KV cache "
                              "(default: as the family's official code)")
@@ -87,7 +99,8 @@ def raw_settings(args):
     return dict(methods=args.methods, keep=args.keep, prune_layer=args.prune_layer, ref_layer=args.ref_layer,
                 schedule=args.schedule, early_kv=args.early_kv, invert=args.invert, prompt=args.prompt,
                 max_new_tokens=args.max_new_tokens, seed=args.seed, repeats=args.repeats, frames=args.frames,
-                follow_ups=args.follow_up, follow_up_mode=args.follow_up_mode, budget_per=args.budget_per)
+                follow_ups=args.follow_up, follow_up_mode=args.follow_up_mode, budget_per=args.budget_per,
+                positions=args.positions, rank=args.rank, scoring_point=args.scoring_point)
 
 
 def check_arguments(args):

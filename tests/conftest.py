@@ -143,11 +143,11 @@ def page_model(tmp_path_factory):
 # ------------------------------------------------------------------------------------------------ oracles
 
 
-def no_cache_logits(t, encoded, kept_positions, prune_layer, tokens, early_kv="keep"):
+def no_cache_logits(t, encoded, kept_positions, prune_layer, tokens, early_kv="keep", renumber=False):
     """Reference: recompute everything without a cache. Layers < K see every prompt token (early_kv "keep":
     the generated tokens see them too; "prune": the generated tokens do not see the dropped visual tokens),
-    layers >= K only the text, the kept visual tokens and the generated tokens; returns the logits after each
-    prefix."""
+    layers >= K only the text, the kept visual tokens and the generated tokens (numbered 0.. again where
+    `renumber`); returns the logits after each prefix."""
     lm = t.model.model.language_model
     outputs = []
     prompt = encoded.inputs_embeds.shape[1]
@@ -167,6 +167,8 @@ def no_cache_logits(t, encoded, kept_positions, prune_layer, tokens, early_kv="k
         for i, layer in enumerate(lm.layers):
             if i == prune_layer:
                 hidden, positions = hidden[:, keep], positions[:, keep]
+                if renumber:
+                    positions = torch.arange(hidden.shape[1]).unsqueeze(0)
             cos, sin = lm.rotary_emb(hidden, positions)
             n = hidden.shape[1]
             mask = early if i < prune_layer else torch.full((n, n), float("-inf")).triu(1)

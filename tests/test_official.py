@@ -151,6 +151,67 @@ def test_official_mode_runs_every_method_at_one_real_cost_on_the_embedded_model(
         assert len(counts) >= 3 and all(a > b for a, b in zip(counts, counts[1:]))
 
 
+# ------------------------------------------------------------------------------------------ renumbered positions
+
+
+def test_renumbered_positions_equal_a_stock_forward_of_the_shortened_sequence(tiny):
+    """DivPrune before the decoder with positions renumber: the stock model's own generate on the shortened
+    sequence alone (text and the kept visual tokens, numbered 0.. by the stock model) gives the same tokens and
+    logits at every step; with the original positions (gaps) it does not."""
+    encoded = encode(tiny.model, tiny.family, tiny.family.build_inputs(tiny.processor, [random_image(4)], QUESTION))
+    records = {p: run(tiny.model, tiny.processor, encoded, "divprune", keep=12, prune_layer=0, positions=p,
+                      max_new_tokens=5, keep_logits=True) for p in ("renumber", "original")}
+    record = records["renumber"]
+    assert [s.layer for s in record.stages] == [0] and any("positions renumbered" in n for n in record.notes)
+    is_visual = torch.zeros(encoded.inputs_embeds.shape[1], dtype=torch.bool)
+    is_visual[encoded.groups[0].positions] = True
+    keep = ~is_visual
+    keep[encoded.groups[0].positions[record.kept_indices]] = True
+    with torch.inference_mode():
+        out = tiny.model.generate(inputs_embeds=encoded.inputs_embeds[:, keep], attention_mask=torch.ones(
+            1, int(keep.sum()), dtype=torch.long), max_new_tokens=5, do_sample=False, output_logits=True,
+            return_dict_in_generate=True)
+    stock = [s[0].float() for s in out.logits]
+    assert record.answer_ids == out.sequences[0, -len(stock):].tolist()
+    for ours, theirs in zip(record.step_logits, stock):
+        assert torch.allclose(ours, theirs, atol=1e-5)
+    assert records["original"].kept_indices == record.kept_indices
+    assert not torch.allclose(records["original"].step_logits[0], stock[0], atol=1e-3)  # gaps change the answer
+
+
+@pytest.mark.parametrize("early_kv", ["keep", "prune"])
+def test_renumbered_positions_inside_the_decoder_match_a_no_cache_recompute(tiny, early_kv):
+    """FastV at K = 2 renumbered: layers >= 2 see the shortened sequence numbered 0.., the generated tokens
+    after it (each layer from its own count), layers < 2 the original numbering; against a recompute of every
+    step without a cache."""
+    from tests.conftest import no_cache_logits
+
+    encoded = encode(tiny.model, tiny.family, tiny.family.build_inputs(tiny.processor, [random_image(6)], QUESTION))
+    record = run(tiny.model, tiny.processor, encoded, "fastv", keep=9, prune_layer=2, positions="renumber",
+                 early_kv=early_kv, max_new_tokens=5, keep_logits=True)
+    kept_positions = encoded.groups[0].positions[record.kept_indices]
+    with torch.inference_mode():
+        reference = no_cache_logits(tiny, encoded, kept_positions, 2, record.answer_ids, early_kv, renumber=True)
+        gaps = no_cache_logits(tiny, encoded, kept_positions, 2, record.answer_ids, early_kv)
+    assert len(record.step_logits) == len(reference) >= 2
+    for ours, theirs in zip(record.step_logits, reference):
+        assert torch.allclose(ours, theirs, atol=1e-5)
+    assert not all(torch.allclose(a, b, atol=1e-4) for a, b in zip(reference, gaps))
+
+
+def test_official_mode_uses_each_methods_own_positions_and_says_when_it_overrides(tiny):
+    records = compare(tiny.model, tiny.processor, tiny.family, [random_image(8)], QUESTION, schedule="official",
+                      methods=["divprune", "fastv"], keep=20, positions="original", max_new_tokens=1,
+                      diagnostics=False)
+    assert any("positions renumbered" in n for n in records["divprune"].notes)
+    assert any("the position ids after a drop is renumber as its authors run it, not the original you chose" in n
+               for n in records["divprune"].notes)
+    assert not any("renumbered" in n for n in records["fastv"].notes)
+    assert METHODS["divprune"].official.positions == METHODS["visionzip"].official.positions == "renumber"
+    assert METHODS["pyramiddrop"].official.positions == METHODS["sparsevlm"].official.positions == "renumber"
+    assert METHODS["clse"].official.positions == METHODS["dart"].official.positions == "original"
+
+
 # ------------------------------------------------------------------------------------------ DART's order
 
 
@@ -247,11 +308,12 @@ def test_sparsevlm_recycled_token_is_the_mean_of_the_originals_it_absorbed(monke
         assert int(centre) in absorbed and len(absorbed) >= 1
 
 
-def no_cache_with_merges(t, encoded, stages, answer_ids, early_kv):
+def no_cache_with_merges(t, encoded, stages, answer_ids, early_kv, renumber=False):
     """Reference without a cache, for any number of stages: entering a stage's layer the merged tokens' rows are
     replaced by their vectors and the rest pruned; prompt rows see the rows alive at each layer (causal), the
     generated tokens those too (early_kv "keep") or only the finally kept ones ("prune": the early layers'
-    caches were trimmed). stages: [(layer, kept visual indices after it, {visual index: merged vector})]."""
+    caches were trimmed); from the first stage on the rows are numbered 0.. where `renumber`. stages: [(layer,
+    kept visual indices after it, {visual index: merged vector})]."""
     lm = t.model.model.language_model
     seq = encoded.inputs_embeds.shape[1]
     positions_of = encoded.groups[0].positions
@@ -279,7 +341,8 @@ def no_cache_with_merges(t, encoded, stages, answer_ids, early_kv):
                 decode = rows >= seq
                 hidden_from = (rows < seq) & ~final[rows.clamp(max=seq - 1)]
                 mask[decode[:, None] & hidden_from[None, :]] = float("-inf")
-            cos, sin = lm.rotary_emb(hidden, rows[None])
+            numbers = torch.arange(n_rows) if renumber and i >= stages[0][0] else rows
+            cos, sin = lm.rotary_emb(hidden, numbers[None])
             hidden = layer(hidden, attention_mask=mask[None, None], position_embeddings=(cos, sin))
         outputs.append(t.model.lm_head(lm.norm(hidden[:, -1]))[0].float())
     return outputs
@@ -306,7 +369,8 @@ def test_cached_decode_with_merged_tokens_equals_a_no_cache_recompute(method, mo
     assert any(vectors) and record.merged
     stages = [(s.layer, s.keep_indices, v) for s, v in zip(record.stages, vectors)]
     with torch.inference_mode():
-        reference = no_cache_with_merges(t, encoded, stages, record.answer_ids, record.early_kv)
+        reference = no_cache_with_merges(t, encoded, stages, record.answer_ids, record.early_kv,
+                                         renumber=spec.official.positions == "renumber")
     assert len(reference) == len(record.step_logits) >= 2
     for ours, theirs in zip(record.step_logits, reference):
         assert torch.allclose(ours, theirs, atol=1e-5)

@@ -14,7 +14,10 @@ one floor up. Attention stays SDPA (or whatever the model was loaded with). The 
 calls the contract of models/base.py (models.base.Family), whose defaults serve any model.
 
 Choices (see README): batch size 1; kept tokens keep their original position ids, so RoPE sees gaps, as in the
-paper; layers before a stage keep (early_kv="keep") or drop ("prune") the pruned tokens in their KV cache.
+paper, or (positions="renumber", what official DivPrune, VisionZip, PyramidDrop and SparseVLM do) the shortened
+sequence is numbered 0.. again after each stage, its rotary inputs those of the new numbers (1-D rotary
+positions only); layers before a stage keep (early_kv="keep") or drop ("prune") the pruned tokens in their KV
+cache.
 Every tensor the engine makes names its device: the model's for anything that meets the model, the CPU for
 bookkeeping. Scores are computed in float32 and ranked in float64 whatever the model's dtype.
 """
@@ -374,10 +377,13 @@ def prefill(model, encoded, method, settings, the_plan, record, capture=None):
     last_layer = len(lm.layers) - 1
 
     memo = {}  # the decoder hands every layer of a kind the same tensors: restrict each once per stage
+    renumber = the_plan.positions == "renumber" and bool(stage_at)
 
     def restricted(name, value, kept):
         if kept is None or value is None:
             return value
+        if renumber and name.startswith("position"):  # numbered 0..n-1: the rows of positions 0..n-1 (the
+            kept = torch.arange(len(kept), device="cpu")  # decoder's positions are 0..S-1, method_plan checks)
         key = (name, id(value), len(kept))
         if key not in memo:
             memo[key] = (value, restrict(name, value, kept, length))  # the value held: its id stays its own
@@ -460,13 +466,16 @@ def fit_mask(mask, kv_length):
     return torch.cat([pad, mask], dim=-1)
 
 
-def extend(model, encoded, cache, ids, start_position):
+def extend(model, encoded, cache, ids, start_position, shifts=None):
     """Text tokens through the stock decoder on top of a (pruned) cache, at positions start_position.. (every
     row of multimodal position ids alike, as the stock model numbers text); returns the last token's logits
-    (float32). Decoding feeds one token at a time this way; a follow-up question its whole turn."""
+    (float32). Decoding feeds one token at a time this way; a follow-up question its whole turn. shifts: per
+    layer, how many positions a renumbered prefill took off that layer's sequence (positions="renumber"): the
+    layer then numbers the new tokens start_position - shift.., its rotary inputs recomputed for them."""
     lm = encoded.family.text_model(model)
     shape = (*encoded.position_ids.shape[:-1], len(ids))
     position = torch.arange(start_position, start_position + len(ids), device=encoded.position_ids.device)
+    ropes = {}
 
     def enter(i):
         def hook(module, args, kwargs):
@@ -474,6 +483,14 @@ def extend(model, encoded, cache, ids, start_position):
             mask, layer = kwargs.get("attention_mask"), cache.layers[i] if i < len(cache.layers) else None
             if torch.is_tensor(mask) and mask.dim() == 4 and hasattr(layer, "get_mask_sizes"):
                 kwargs["attention_mask"] = fit_mask(mask, layer.get_mask_sizes(len(ids))[0])
+            shift = shifts[i] if shifts else 0
+            if shift:
+                shifted = (position - shift).expand(shape)
+                if shift not in ropes:
+                    ropes[shift] = lm.rotary_emb(_hidden_of(args, kwargs), shifted)
+                kwargs["position_embeddings"] = ropes[shift]
+                if "position_ids" in kwargs:
+                    kwargs["position_ids"] = shifted
             return args, kwargs
         return hook
 
@@ -483,15 +500,17 @@ def extend(model, encoded, cache, ids, start_position):
     return logits_of(model, out.last_hidden_state[:, -1:])[0, -1].float()
 
 
-def decode(model, encoded, cache, first_logits, stop_ids, max_new_tokens, keep_logits=False, start_position=None):
+def decode(model, encoded, cache, first_logits, stop_ids, max_new_tokens, keep_logits=False, start_position=None,
+           shifts=None):
     """Greedy decoding from the (pruned) cache; positions continue after the original sequence (or from
-    start_position). Returns (token ids, the logits of every step as float32 CPU tensors when keep_logits, else
-    [], the position id the next token would take)."""
+    start_position; each layer less its shift where the prefill renumbered, see extend). Returns (token ids,
+    the logits of every step as float32 CPU tensors when keep_logits, else [], the position id the next token
+    would take)."""
     step_logits = [first_logits.cpu()] if keep_logits else []
     tokens = [int(first_logits.argmax())]
     next_position = int(encoded.position_ids.max()) + 1 if start_position is None else start_position
     while tokens[-1] not in stop_ids and len(tokens) < max_new_tokens:
-        logits = extend(model, encoded, cache, [tokens[-1]], next_position)
+        logits = extend(model, encoded, cache, [tokens[-1]], next_position, shifts)
         next_position += 1
         tokens.append(int(logits.argmax()))
         if keep_logits:
@@ -507,6 +526,7 @@ class Continuation:
     cache: object
     ids: list
     next_position: int
+    shifts: list = None  # per layer, the positions a renumbered prefill took off (extend)
 
 
 def decoder_notes(encoded, method, the_plan, num_layers):
@@ -614,9 +634,15 @@ def run(model, processor, encoded, method, settings=None, capture=False, questio
         prefill_ms = (clock(device) - start) * 1e3
         record.kv_cache_bytes_prefill = cache_bytes(cache)
         record.notes += the_plan.notes
+        shifts = None
+        if the_plan.positions == "renumber" and METHODS[method].prunes:
+            shifts = [encoded.inputs_embeds.shape[1] - n for n in record.tokens_per_layer]
+            record.notes.append("positions renumbered: after each stage the shortened sequence is numbered 0.. "
+                                f"again (the last layer's {record.tokens_per_layer[-1]} tokens 0.."
+                                f"{record.tokens_per_layer[-1] - 1}); decoding goes on from each layer's own count")
         start = clock(device)
         tokens, step_logits, next_position = decode(model, encoded, cache, first_logits, eos_ids(model, processor),
-                                                    settings.max_new_tokens, keep_logits)
+                                                    settings.max_new_tokens, keep_logits, shifts=shifts)
         decode_ms = (clock(device) - start) * 1e3
     finish_record(record, model, processor, cache, tokens, prefill_ms, decode_ms, encoded.vision_ms)
     record.peak_memory_bytes, record.peak_memory_kind = peak_memory(device, record, model)
@@ -624,5 +650,5 @@ def run(model, processor, encoded, method, settings=None, capture=False, questio
     if keep_logits:
         record.step_logits = step_logits
     if keep_state:
-        record.state = Continuation(cache, encoded.input_ids[0].tolist() + tokens[:-1], next_position)
+        record.state = Continuation(cache, encoded.input_ids[0].tolist() + tokens[:-1], next_position, shifts)
     return record

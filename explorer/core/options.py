@@ -26,6 +26,9 @@ class InvalidSetting(ValueError):
 SCHEDULES = ("single", "paper", "official")  # controlled (one K, one count), CLSE's paper, each as its authors
 EARLY_KV = ("keep", "prune")  # layers before a pruning stage keep / drop the pruned tokens in their KV cache
 BUDGET_PER = ("image", "grid")  # one budget per image over its grids (split by size), or each grid its own
+POSITIONS = ("original", "renumber")  # kept tokens keep their position ids (gaps), or are numbered 0.. again
+RANKS = ("per_grid", "joint")  # an image's grids keep fixed quotas each, or one budget ranked over all of them
+SCORING_POINTS = ("after", "before")  # Qwen3-VL: score the states entering K after / before layer K-1's DeepStack
 PROMPTS = ("chat", "official")  # the hub chat template, or the official evaluation prompt where a family has one
 MAX_FRAMES = 16  # video frames sampled, at most
 MAX_NEW_TOKENS = 256
@@ -55,6 +58,9 @@ class Settings:
     repeats: int = 1  # timed repeats per method (median reported)
     follow_ups: tuple = ()  # later questions of the conversation, in order
     follow_up_mode: str = "keep"  # "keep": on the first question's pruned cache; "reprune": chosen again per question
+    positions: str = None  # "original" | "renumber"; None: "original" (controlled), each method's own (official)
+    rank: str = None  # "per_grid" | "joint"; None: "per_grid" (controlled), each method's own (official)
+    scoring_point: str = "after"  # Qwen3-VL: the states entering K after (stock) or before layer K-1's DeepStack
     notes: tuple = ()  # what the check changed (an old method name), for the records' notes
 
     def to_json(self):
@@ -161,6 +167,9 @@ def check_values(**raw):
         repeats=_number("repeats", get("repeats", d.repeats), whole=True, low=1, high=MAX_REPEATS),
         follow_ups=follow_ups(get("follow_ups", d.follow_ups)),
         follow_up_mode=_choice("follow-up mode", get("follow_up_mode", d.follow_up_mode), FOLLOW_UP_MODES),
+        positions=_choice("positions", get("positions"), POSITIONS, optional=True),
+        rank=_choice("rank", get("rank"), RANKS, optional=True),
+        scoring_point=_choice("scoring point", get("scoring_point", d.scoring_point), SCORING_POINTS),
     )
 
 

@@ -11,8 +11,8 @@ import contextlib
 
 from explorer.core import options
 from explorer.core.options import (BUDGET_PER, EARLY_KV, FOLLOW_UP_MODES, MAX_FOLLOW_UPS, MAX_FRAMES,  # noqa: F401
-                                   MAX_LAYER, MAX_NEW_TOKENS, MAX_QUESTION_CHARS, MAX_REPEATS, PROMPTS, SCHEDULES,
-                                   Settings)
+                                   MAX_LAYER, MAX_NEW_TOKENS, MAX_QUESTION_CHARS, MAX_REPEATS, POSITIONS, PROMPTS,
+                                   RANKS, SCHEDULES, SCORING_POINTS, Settings)
 from explorer.methods.registry import ALIASES, check_method
 from models.base import BadInput
 

@@ -258,7 +258,9 @@ METHODS = {
                     official=Official(schedules.one_stage(2, name="FastV"), early_kv="keep", about="one stage at "
                                       "K = 2 (its paper and inference scripts), earlier layers keep their KV cache; "
                                       "free parameter: the count after K, solved to the budget's real average (K "
-                                      "moved earlier only where K = 2 cannot reach it, a shallow decoder)"),
+                                      "moved earlier only where K = 2 cannot reach it, a shallow decoder); original "
+                                      "position ids; one ranking over the image's whole span (joint)",
+                                      rank="joint"),
                     description="FastV: the last prompt token's head-mean attention at layer K-1"),
     "pyramiddrop": Method(pyramiddrop, group="attention", label="PyramidDrop", color="#d62728",
                           needs=("attention", "attention_at_k"),
@@ -266,7 +268,9 @@ METHODS = {
                                             "24 of 32 (depth-scaled), int(N x lambda^s) kept; free parameter: "
                                             "lambda, solved so that the real average matches the budget; where 8 / "
                                             "16 / 24 cannot, 2 / 8 / 16, then 2 / 4 / 6 / 8 (its author's rule, issue "
-                                            "#29); else refused"),
+                                            "#29); else refused; the shortened sequence renumbered after each drop; "
+                                            "one ranking over the image's whole span (joint)",
+                                            positions="renumber", rank="joint"),
                           description="PyramidDrop: the last prompt token's head-mean attention at the pruning "
                                       "layer K itself (from the states entering K)"),
     "sparsevlm": Method(sparsevlm, group="attention", label="SparseVLM", color="#393b79", needs=("attention",),
@@ -275,13 +279,16 @@ METHODS = {
                                           "7 / 16 of 32 (after 2 / 6 / 15; depth-scaled), its keep list, pruned "
                                           "tokens recycled into merged ones; free parameter: one factor scaling the "
                                           "nearest keep list, solved to the budget's real average (its lists at "
-                                          "192 / 128 / 96 / 64 of 576 on 32 layers reach it as published)"),
+                                          "192 / 128 / 96 / 64 of 576 on 32 layers reach it as published); the "
+                                          "shortened sequence renumbered after each drop; one ranking over the "
+                                          "image's whole span (joint)", positions="renumber", rank="joint"),
                         description="SparseVLM: the attention of the question's rater tokens (those most relevant "
                                     "to the image) at layer K-1, averaged over heads and raters"),
     "divprune": Method(divprune, group="diversity", label="DivPrune", color="#e377c2", later="fastv",
                        official=Official(schedules.before_decoder, about="before the decoder (K = 0), on the "
                                          "projected visual features; free parameter: the count, the budget itself "
-                                         "(every layer sees the kept tokens)"),
+                                         "(every layer sees the kept tokens); the shorter sequence numbered 0.. "
+                                         "(its llava_arch.py); each grid its quota", positions="renumber"),
                        description="DivPrune: a max-min diverse subset of the visual tokens' features (cosine "
                                    "distance), greedy"),
     "dart": Method(dart, group="diversity", label="DART", color="#bcbd22", later="fastv", needs=("attention",),
@@ -289,14 +296,18 @@ METHODS = {
                                      about="K = 2, 4 + 8 (k // 8) tokens kept, pivots visited in its Python-set "
                                            "order, earlier layers keep their KV cache; free parameter: k, solved "
                                            "so that the real average is the budget to its 8-token blocks (K moved "
-                                           "earlier only where K = 2 cannot reach it)"),
+                                           "earlier only where K = 2 cannot reach it); original position ids; one "
+                                           "ranking over the image's whole span, base and tiles together "
+                                           "(modeling_llama_self.py: joint)", rank="joint"),
                    description="DART: pivot tokens (largest key norms) and the tokens least duplicated with them "
                                "(cosine)"),
     "visionzip": Method(visionzip, group="vision", label="VisionZip", color="#17becf", later="fastv",
                         needs=("vision",), merge=visionzip_merge,
                         official=Official(schedules.before_decoder, about="before the decoder (K = 0): dominant "
                                           "patches by the [CLS] attention plus contextual merged tokens (10 of 64); "
-                                          "free parameter: the count (dominant + contextual), the budget itself"),
+                                          "free parameter: the count (dominant + contextual), the budget itself; "
+                                          "the shorter sequence numbered 0.. (its llava_arch.py); each crop its "
+                                          "quota (it prunes inside the vision tower)", positions="renumber"),
                         description="VisionZip (dominant tokens): the vision encoder's [CLS] attention to each "
                                     "patch, before the decoder"),
     "vispruner": Method(vispruner, group="vision", label="VisPruner", color="#ce6dbd", later="fastv",
@@ -305,7 +316,9 @@ METHODS = {
                                           "important patches by the [CLS] attention of the tower's feature layer, "
                                           "then k - int(k / 2) diverse ones from the rest, near-duplicates (cosine "
                                           "of that layer's features) removed 8 at a time; important ratio 0.5, its "
-                                          "loader's default; free parameter: the count k, the budget itself"),
+                                          "loader's default; free parameter: the count k, the budget itself; the "
+                                          "shorter sequence numbered 0.. (its LLaVA fork hands the decoder fewer "
+                                          "image features); each crop its quota", positions="renumber"),
                         description="VisPruner: the vision encoder's [CLS] attention for half the budget, the rest "
                                     "diverse tokens (near-duplicates removed by cosine similarity)"),
     "evs": Method(evs, group="diversity", label="EVS", color="#843c39", later="fastv",

@@ -39,8 +39,10 @@ class Official:
     """How a method's authors run it: its stages (a function of the Layout -> (stages, notes)), the KV policy of
     the layers before a stage ("keep", "prune", or None: the family's), its reference layer where it has one
     (None: the family's), what the official code does that the schedule alone does not say (`about`, for
-    the README and the page), and the inputs it applies to (`inputs`; the planner refuses any other kind, in
-    every schedule, with `refusal`)."""
+    the README and the page), the inputs it applies to (`inputs`; the planner refuses any other kind, in
+    every schedule, with `refusal`), the position ids its code gives the shortened sequence (`positions`:
+    "original", the kept tokens keep theirs; "renumber", numbered 0.. again after each drop) and how its code
+    ranks an image of several grids (`rank`: "per_grid", fixed quotas; "joint", one budget over them all)."""
 
     stages: Callable
     early_kv: str = None
@@ -48,6 +50,8 @@ class Official:
     about: str = ""
     inputs: tuple = ("image", "video")
     refusal: str = ""
+    positions: str = "original"
+    rank: str = "per_grid"
 
 
 # ------------------------------------------------------------------------------------------ building blocks
