@@ -199,6 +199,20 @@ def test_renumbered_positions_inside_the_decoder_match_a_no_cache_recompute(tiny
     assert not all(torch.allclose(a, b, atol=1e-4) for a, b in zip(reference, gaps))
 
 
+def test_renumbering_is_refused_on_multimodal_rotary_positions():
+    """Qwen2-VL numbers visual tokens by time, height and width (M-RoPE): renumber is refused in the controlled
+    mode; official DivPrune keeps the original positions there and says so."""
+    from tests.conftest import TinyQwen
+
+    q = TinyQwen("2")
+    encoded = encode(q.model, q.family, q.family.build_inputs(q.processor, [random_image(2)], QUESTION))
+    with pytest.raises(BadInput, match="M-RoPE"):
+        run(q.model, q.processor, encoded, "divprune", keep=4, prune_layer=0, positions="renumber", max_new_tokens=1)
+    record = run(q.model, q.processor, encoded, "divprune", keep=4, schedule="official", max_new_tokens=1)
+    assert any("positions kept original" in n for n in record.notes)
+    assert not any("positions renumbered" in n for n in record.notes)
+
+
 def test_official_mode_uses_each_methods_own_positions_and_says_when_it_overrides(tiny):
     records = compare(tiny.model, tiny.processor, tiny.family, [random_image(8)], QUESTION, schedule="official",
                       methods=["divprune", "fastv"], keep=20, positions="original", max_new_tokens=1,
