@@ -226,6 +226,44 @@ def test_official_mode_uses_each_methods_own_positions_and_says_when_it_override
     assert METHODS["clse"].official.positions == METHODS["dart"].official.positions == "original"
 
 
+# ------------------------------------------------------------------------------------------ joint ranking
+
+
+def test_joint_counts_by_hand():
+    """Grids 0 and 1 are one image (unit 0), grid 2 an image of its own. Quotas 1 / 2 / 1: the unit's 3 tokens go
+    to its 3 highest scores, 5 (grid 0), 4 and 3 (grid 1); grid 2 keeps its quota. Quotas 2 / 1: 3 and 2 (grid 1)
+    and 1 (grid 0). Equal scores: the earlier grid first. A grid the ranking leaves empty keeps one token."""
+    from types import SimpleNamespace
+
+    from explorer.core.engine import joint_counts
+
+    groups = [SimpleNamespace(unit=0), SimpleNamespace(unit=0), SimpleNamespace(unit=None)]
+    t = torch.tensor
+    assert joint_counts(groups, [t([5.0, 1, 0]), t([4.0, 3, 2]), t([9.0, 8])], [1, 2, 1]) == [1, 2, 1]
+    assert joint_counts(groups[:2], [t([1.0, 0.5]), t([3.0, 2, 0.2])], [2, 1]) == [1, 2]
+    assert joint_counts(groups[:2], [t([7.0, 7.0, 0]), t([7.0, 7.0])], [1, 2]) == [2, 1]  # ties: grid 0 first
+    assert joint_counts(groups[:2], [t([0.1, 0.1]), t([5.0, 4, 3])], [1, 2]) == [1, 2]  # not [0, 3]
+
+
+def test_joint_ranking_keeps_the_images_top_scores_over_its_grids():
+    """LLaVA-NeXT, one wide image (base 6 x 6 + tiles 10 x 12): FastV with rank joint keeps the 20 highest
+    attention scores of the whole image, whatever grid they lie in; per_grid keeps its quotas 5 + 15."""
+    from tests.tiny_llava_next import TinyNext
+
+    t = TinyNext()
+    image = [random_image(7, (200, 150))]
+    runs = {rank: compare(t.model, t.processor, t.family, image, QUESTION, methods=["fastv"], keep=20, prune_layer=1,
+                          rank=rank, max_new_tokens=1, diagnostics=False)["fastv"] for rank in ("joint", "per_grid")}
+    scores = torch.tensor(runs["joint"].stages[0].scores)
+    assert runs["joint"].kept_indices == sorted(torch.sort(scores, descending=True, stable=True).indices[:20].tolist())
+    assert runs["per_grid"].stages[0].keep_counts == [5, 15]
+    assert sum(runs["joint"].stages[0].keep_counts) == 20
+    assert runs["joint"].stages[0].keep_counts != [5, 15]  # 9 / 11 with these weights: the ranking moved tokens
+    assert any("ranked jointly" in n for n in runs["joint"].notes)
+    assert METHODS["fastv"].official.rank == METHODS["pyramiddrop"].official.rank == "joint"
+    assert METHODS["visionzip"].official.rank == METHODS["clse"].official.rank == "per_grid"
+
+
 # ------------------------------------------------------------------------------------------ DART's order
 
 

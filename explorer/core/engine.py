@@ -24,7 +24,7 @@ bookkeeping. Scores are computed in float32 and ranked in float64 whatever the m
 
 import hashlib
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -228,20 +228,55 @@ def tie_note(scores, k):
 # ------------------------------------------------------------------------------------------------ the run
 
 
-def prune_stage(view, counts, method, settings, index, z_ref, encoded, record):
-    """Score every group's alive tokens, keep counts[g] of each (in the official schedule a method that merges
-    also keeps merged tokens: its merge decides); returns (the current rows to keep, the merged tokens as
-    [(their current row, decoder input)])."""
+def joint_counts(groups, ranked, counts):
+    """rank="joint": per group, how many of its tokens one ranking over each image's grids keeps (groups sharing
+    a unit: LLaVA-NeXT's base and tiles, InternVL's tiles and thumbnail): the unit's budget (its groups' counts
+    summed) filled by the highest scores of all its grids together, ties to the earlier token (the earlier
+    grid), at least one a grid; a group of its own keeps its count. Each group then keeps its share by its own
+    ranking (select_top), which is the joint selection restricted to it."""
+    units = {}
+    for gi, group in enumerate(groups):
+        unit = getattr(group, "unit", None)
+        units.setdefault(("unit", unit) if unit is not None else ("own", gi), []).append(gi)
+    out = list(counts)
+    for members in units.values():
+        if len(members) < 2:
+            continue
+        scores = torch.cat([ranked[gi] for gi in members])
+        owner = torch.cat([torch.full((len(ranked[gi]),), gi, dtype=torch.long) for gi in members])
+        total = min(sum(counts[gi] for gi in members), len(scores))
+        chosen = owner[torch.sort(scores, descending=True, stable=True).indices[:total]]
+        for gi in members:
+            out[gi] = int((chosen == gi).sum())
+        for gi in members:  # every grid keeps a token (a later stage scores each grid's alive tokens)
+            if out[gi] == 0:
+                out[max(members, key=lambda g: out[g])] -= 1
+                out[gi] = 1
+    return out
+
+
+def prune_stage(view, counts, method, settings, index, z_ref, encoded, record, rank="per_grid"):
+    """Score every group's alive tokens, keep counts[g] of each (rank "joint": the counts an image's grids ranked
+    together give them, joint_counts; in the official schedule a method that merges also keeps merged tokens:
+    its merge decides); returns (the current rows to keep, the merged tokens as [(their current row, decoder
+    input)])."""
     stage_index = len(record.stages)
     scorer = method if stage_index == 0 else (METHODS[method].later or method)
     spec = METHODS[scorer]
     scores_all = torch.full((sum(g.count for g in index.groups),), float("nan"), dtype=torch.float64, device="cpu")
-    picks, merges = [], []
+    picks, merges, scored = [], [], []
     for gi in range(len(index.groups)):
         inputs = stage_inputs(gi, stage_index, counts[gi], index, z_ref, view, encoded, settings)
         scores = spec.score(inputs).float().cpu().double()  # ranked in float64 on the host
         scores_all[index.offsets[gi] + index.alive[gi]] = scores
-        ranked = -scores if settings.invert else scores
+        scored.append((inputs, -scores if settings.invert else scores))
+    if rank == "joint" and len(index.groups) > 1:
+        planned, counts = counts, joint_counts(index.groups, [r for _, r in scored], counts)
+        if counts != list(planned):
+            record.notes.append(f"layer {view.k}: the grids ranked jointly kept {'/'.join(map(str, counts))} "
+                                f"(fixed quotas per grid: {'/'.join(map(str, planned))})")
+    for gi, (inputs, ranked) in enumerate(scored):
+        inputs = replace(inputs, k=counts[gi])
         note = tie_note(ranked, counts[gi])
         if note:
             record.notes.append(f"{scorer}, layer {view.k}, group {gi}: {note}")
@@ -406,7 +441,7 @@ def prefill(model, encoded, method, settings, the_plan, record, capture=None):
             if i in stage_at:
                 start = clock(hidden.device)
                 rows, merged = prune_stage(view, stage_at[i], method, settings, index, state["z_ref"], encoded,
-                                           record)
+                                           record, the_plan.rank)
                 hidden = hidden[:, rows.to(hidden.device)]
                 for row, vector in merged:  # a merged token takes its centre's slot and position id
                     hidden[0, row] = vector.to(hidden.device, hidden.dtype)

@@ -296,9 +296,11 @@ METHODS = {
                                      about="K = 2, 4 + 8 (k // 8) tokens kept, pivots visited in its Python-set "
                                            "order, earlier layers keep their KV cache; free parameter: k, solved "
                                            "so that the real average is the budget to its 8-token blocks (K moved "
-                                           "earlier only where K = 2 cannot reach it); original position ids; one "
-                                           "ranking over the image's whole span, base and tiles together "
-                                           "(modeling_llama_self.py: joint)", rank="joint"),
+                                           "earlier only where K = 2 cannot reach it); original position ids; its "
+                                           "LLaVA-NeXT code runs one pass over the image's whole span, base and "
+                                           "tiles together (modeling_llama_self.py); ours runs its pivots per grid "
+                                           "(per_grid: its scores are an order within one pass, not comparable "
+                                           "across grids; a departure)"),
                    description="DART: pivot tokens (largest key norms) and the tokens least duplicated with them "
                                "(cosine)"),
     "visionzip": Method(visionzip, group="vision", label="VisionZip", color="#17becf", later="fastv",
