@@ -27,6 +27,9 @@ COMPARE_ARGUMENTS = {  # name -> the page's default
     # the page asks each follow-up in both modes ("keep" and "reprune", answered side by side; the command line's
     # default is keep alone): "keep" or "reprune" runs one
     "follow_up_mode": BOTH_MODES,
+    "positions": "auto",  # original (controlled) / each method's own (official); or original, renumber
+    "rank": "auto",  # per_grid (controlled) / each method's own (official); or per_grid, joint
+    "scoring_point": _DEFAULTS.scoring_point,  # Qwen3-VL: after / before layer K-1's DeepStack injection
 }
 
 

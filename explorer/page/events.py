@@ -51,8 +51,8 @@ class StageProgress:
 
 def compare_click(image, video, question, method_a, method_b, keep, prune_layer="auto", ref_layer="auto",
                   schedule="single", model_id=None, num_frames=4, early_kv="auto", invert=False, prompt="chat",
-                  repeats=1, budget_per="image", follow_ups="", follow_up_mode="keep", progress=gr.Progress(),
-                  visitor: gr.Request = None):
+                  repeats=1, budget_per="image", follow_ups="", follow_up_mode="keep", positions="auto", rank="auto",
+                  scoring_point="after", progress=gr.Progress(), visitor: gr.Request = None):
     """The Compare event (its parameters are explorer.page.api.COMPARE_ARGUMENTS, in that order; a test checks
     it): the answers as soon as the comparison ran, then every panel. The last output set (what
     gradio_client's predict returns) holds everything."""
@@ -64,7 +64,7 @@ def compare_click(image, video, question, method_a, method_b, keep, prune_layer=
             progress(0, desc="reading the media")  # a video's reading stops too when its visitor leaves
             request = service.prepare(image, video, question, method_a, method_b, keep, prune_layer, ref_layer,
                                       schedule, model_id, num_frames, early_kv, invert, prompt, repeats, budget_per,
-                                      follow_ups, follow_up_mode)
+                                      follow_ups, follow_up_mode, positions, rank, scoring_point)
             say = StageProgress(progress, service.expected_stages(request))
             payload = service.run_answer(request, say)
         first = panels.draw(Analysis(payload, pair=request.pair), panels=panels.FIRST)  # the answers alone
@@ -205,15 +205,15 @@ def lesson_start(step, model_id):
 
 def lesson_compare(step, image, video, question, method_a, method_b, keep, prune_layer="auto", ref_layer="auto",
                    schedule="single", model_id=None, num_frames=4, early_kv="auto", invert=False, prompt="chat",
-                   repeats=1, budget_per="image", follow_ups="", follow_up_mode="keep", progress=gr.Progress(),
-                   visitor: gr.Request = None):
+                   repeats=1, budget_per="image", follow_ups="", follow_up_mode="keep", positions="auto", rank="auto",
+                   scoring_point="after", progress=gr.Progress(), visitor: gr.Request = None):
     """The Compare event for a lesson step that runs one on this model; nothing for the others."""
     if not lesson.runs(step, model_id):
         yield [gr.skip()] * len(COMPARE_OUTPUTS)  # the panels keep what they show (no yield would empty them)
         return
     yield from compare_click(image, video, question, method_a, method_b, keep, prune_layer, ref_layer, schedule,
                              model_id, num_frames, early_kv, invert, prompt, repeats, budget_per, follow_ups,
-                             follow_up_mode, progress=progress, visitor=visitor)
+                             follow_up_mode, positions, rank, scoring_point, progress=progress, visitor=visitor)
 
 
 def lesson_findings(step, state, model_id):

@@ -96,7 +96,8 @@ def americanised(text, model_id):
 
 def prepare(image, video, question, method_a, method_b, keep, prune_layer="auto", ref_layer="auto",
             schedule="single", model_id=None, num_frames=4, early_kv="auto", invert=False, prompt="chat", repeats=1,
-            budget_per="image", follow_ups="", follow_up_mode="keep"):
+            budget_per="image", follow_ups="", follow_up_mode="keep", positions="auto", rank="auto",
+            scoring_point="after"):
     """The page's raw inputs (explorer.page.api.COMPARE_ARGUMENTS, by name) checked once: a Request, or
     BadInput with the sentence the user sees. follow_up_mode may also be "both" (the page's own: every
     follow-up asked in keep and in reprune mode, answered side by side)."""
@@ -108,7 +109,8 @@ def prepare(image, video, question, method_a, method_b, keep, prune_layer="auto"
     settings = check_settings(methods=[method_a, method_b], keep=keep, prune_layer=prune_layer,
                               ref_layer=ref_layer, schedule=schedule, early_kv=early_kv, invert=bool(invert),
                               frames=num_frames, prompt=prompt, repeats=repeats, budget_per=budget_per,
-                              follow_ups=follow_ups, follow_up_mode="keep" if both else follow_up_mode)
+                              follow_ups=follow_ups, follow_up_mode="keep" if both else follow_up_mode,
+                              positions=positions, rank=rank, scoring_point=scoring_point)
     start = time.perf_counter()
     images, kind = media.read_media(image, video, settings.frames)  # bounded work (in time too, for a video)
     methods = settings.methods  # aliases already renamed (the records carry the note)

@@ -7,7 +7,8 @@ import functools
 
 import gradio as gr
 
-from explorer.core.settings import BUDGET_PER, EARLY_KV, FOLLOW_UP_MODES, MAX_FRAMES, MAX_REPEATS, PROMPTS, SCHEDULES
+from explorer.core.settings import (BUDGET_PER, EARLY_KV, FOLLOW_UP_MODES, MAX_FRAMES, MAX_REPEATS, POSITIONS,  # noqa: I001
+                                    PROMPTS, RANKS, SCHEDULES, SCORING_POINTS)
 from explorer.methods.registry import METHODS, groups
 import models
 from explorer.core.settings import Settings
@@ -132,6 +133,19 @@ def build_inputs():
                                        info="an image the model sees as several grids (LLaVA-NeXT's base and tiles, "
                                             "InternVL's tiles): one budget over them, split by their sizes, or "
                                             "one budget per grid")
+            c["rank"] = gr.Radio(["auto", *RANKS], value=DEFAULT["rank"], label="Ranking over an image's grids",
+                                 info="per_grid: each grid keeps its share by its own ranking; joint: the image's "
+                                      "budget goes to the highest scores of all its grids together; auto: per_grid "
+                                      "(official: each method's own)")
+            c["positions"] = gr.Radio(["auto", *POSITIONS], value=DEFAULT["positions"], label="Positions after a drop",
+                                      info="original: the kept tokens keep their position ids (gaps); renumber: the "
+                                           "shortened sequence is numbered 0.. again, as official DivPrune, "
+                                           "VisionZip, PyramidDrop and SparseVLM do (1-D rotary positions only); "
+                                           "auto: original (official: each method's own)")
+            c["scoring_point"] = gr.Radio(list(SCORING_POINTS), value=DEFAULT["scoring_point"],
+                                          label="Qwen3-VL scoring point",
+                                          info="score the states entering K after layer K-1's DeepStack injection "
+                                               "(the stock order, default) or before it (PriorTR's port)")
     # the conversation's later questions, one per line: filled by the follow-up box, emptied by Compare
     c["follow_ups"] = gr.Textbox(value=DEFAULT["follow_ups"], visible=False)
     return c, preset
