@@ -11,6 +11,7 @@ import torch
 from explorer.core.compare import compare
 from explorer.core.engine import encode, run
 from explorer.core.stage import raters
+from explorer.core.options import Settings
 from explorer.methods import baselines, schedules
 from explorer.methods.registry import METHODS, applies_to, pruning_methods
 from models.base import BadInput
@@ -262,6 +263,42 @@ def test_joint_ranking_keeps_the_images_top_scores_over_its_grids():
     assert any("ranked jointly" in n for n in runs["joint"].notes)
     assert METHODS["fastv"].official.rank == METHODS["pyramiddrop"].official.rank == "joint"
     assert METHODS["visionzip"].official.rank == METHODS["clse"].official.rank == "per_grid"
+
+
+# ------------------------------------------------------------------------------------------ Qwen3-VL's scoring point
+
+
+def test_qwen3_vl_scoring_point_before_or_after_layer_k_minus_ones_deepstack(monkeypatch):
+    """DivPrune at K = 1 on a tiny Qwen3-VL (DeepStack after layers 0, 1, 2): scoring point "after" (the default)
+    scores the states entering layer 1 as the decoder has them, layer 0's DeepStack features added; "before"
+    scores the states layer 0 put out before they were added (what the engine's inject received); the scores
+    differ, and the record says which."""
+    from explorer.core import engine
+    from tests.tiny_qwen3_internvl import TinyQwen3
+
+    q = TinyQwen3()
+    encoded = encode(q.model, q.family, q.family.build_inputs(q.processor, [random_image(3, (112, 112))], QUESTION))
+    seen = {}
+    inject = engine.inject
+
+    def recording(hidden, injections, layer_idx, index):
+        out = inject(hidden, injections, layer_idx, index)
+        if layer_idx == 0:
+            seen["before"], seen["after"] = hidden.clone(), out.clone()
+        return out
+
+    monkeypatch.setattr(engine, "inject", recording)
+    rows = encoded.groups[0].positions
+    scores = {}
+    for point in ("after", "before"):
+        record = run(q.model, q.processor, encoded, "divprune", keep=3, prune_layer=1, scoring_point=point,
+                     max_new_tokens=1)
+        scores[point] = torch.tensor(record.stages[0].scores)
+        assert any(f"scoring point {point}" in n for n in record.notes)
+        expected = baselines.divprune_scores(seen[point][0, rows].float()).double()
+        assert torch.equal(scores[point], expected)
+    assert not torch.equal(scores["after"], scores["before"])
+    assert Settings().scoring_point == "after"
 
 
 # ------------------------------------------------------------------------------------------ DART's order

@@ -408,7 +408,7 @@ def prefill(model, encoded, method, settings, the_plan, record, capture=None):
     index = TokenIndex(length, encoded.groups)
     stage_at = dict(the_plan.stages) if METHODS[method].prunes else {}
     readable = set(encoded.attention_layers)
-    state = {"z_ref": None, "pruned": False, "before": None}
+    state = {"z_ref": None, "pruned": False, "before": None, "pre_injection": None}
     last_layer = len(lm.layers) - 1
 
     memo = {}  # the decoder hands every layer of a kind the same tensors: restrict each once per stage
@@ -437,7 +437,10 @@ def prefill(model, encoded, method, settings, the_plan, record, capture=None):
             if before is not None and before.keys is None:  # the scoring layer has run: its keys are cached
                 before.keys = cache.layers[before.layer].keys
             if i in stage_at or (capture is not None and i == the_plan.prune_layer):
-                view = LayerView(model, encoded.family, i, hidden, rope, index.positions.clone(), before)
+                scored = hidden  # the states entering i; scoring_point "before": without layer i-1's DeepStack
+                if state["pre_injection"] is not None and state["pre_injection"][0] == i:
+                    scored = state["pre_injection"][1]
+                view = LayerView(model, encoded.family, i, scored, rope, index.positions.clone(), before)
             if i in stage_at:
                 start = clock(hidden.device)
                 rows, merged = prune_stage(view, stage_at[i], method, settings, index, state["z_ref"], encoded,
@@ -473,7 +476,15 @@ def prefill(model, encoded, method, settings, the_plan, record, capture=None):
     def leave(i):
         def hook(module, args, kwargs, output):
             hidden = output[0] if isinstance(output, tuple) else output
+            entering = hidden
             hidden = inject(hidden, encoded.injections, i, index)
+            if hidden is not entering and i + 1 in stage_at:
+                if settings.scoring_point == "before":
+                    state["pre_injection"] = (i + 1, entering)
+                record.notes.append(f"the stage at layer {i + 1} scored the states entering it "
+                                    + (f"before layer {i}'s DeepStack injection (scoring point before, as PriorTR's "
+                                       "port)" if settings.scoring_point == "before" else
+                                       f"after layer {i}'s DeepStack injection (scoring point after, the stock order)"))
             if capture is not None and i == last_layer:
                 capture["visual"].append(visual_rows(hidden))
             return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
