@@ -243,7 +243,7 @@ def joint_counts(groups, ranked, counts):
         if len(members) < 2:
             continue
         scores = torch.cat([ranked[gi] for gi in members])
-        owner = torch.cat([torch.full((len(ranked[gi]),), gi, dtype=torch.long) for gi in members])
+        owner = torch.cat([torch.full((len(ranked[gi]),), gi, dtype=torch.long, device="cpu") for gi in members])
         total = min(sum(counts[gi] for gi in members), len(scores))
         chosen = owner[torch.sort(scores, descending=True, stable=True).indices[:total]]
         for gi in members:
