@@ -86,6 +86,8 @@ def test_the_one_stage_solver_by_hand():
     stages, notes = fastv(layout(num_layers=6, count=256, budget=84))
     assert stages == [(1, [50])] and "K moved to 1" in notes[0] and "84.33" in notes[0]
     assert fastv(layout(num_layers=6, count=256, budget=128))[0] == [(2, [64])]
+    # at 85 K = 2 with 1 token averages 86, near the budget but a degenerate FastV: K = 1, (256 + 5 x 51) / 6 = 85.2
+    assert fastv(layout(num_layers=6, count=256, budget=85))[0] == [(1, [51])]
     with pytest.raises(BadInput, match=r"FastV's official schedule cannot average 28 .* at least 43\.5"):
         fastv(layout(num_layers=6, count=256, budget=28))
     # DART's 4 + 8 (k // 8) at K = 2 of 32: 64 -> n = 29.9; 28 averages 62.25, 36 averages 69.75: 28

@@ -124,11 +124,15 @@ def one_stage(layer=None, count=None, name="this method", lowest=1):
         def least(at, n):
             return one_stage_average(at, layout.num_layers, n, min(fewest, n))
 
-        for at in range(official, lowest - 1, -1):  # the latest K whose fewest tokens reach every budget
-            if all(least(at, n) <= b + max(1.0, 0.02 * b) for n, b in zip(layout.counts, layout.nominal)):
-                solved = [nearest_kept(at, layout.num_layers, n, b, count)
-                          for n, b in zip(layout.counts, layout.nominal)]
-                break
+        # the latest K whose fewest tokens average at most every budget (a K that only comes near it by keeping
+        # its fewest tokens would run a degenerate method: FastV keeping 1 token); at the lowest K, near is enough
+        fits = [at for at in range(official, lowest - 1, -1)
+                if all(least(at, n) <= b for n, b in zip(layout.counts, layout.nominal))]
+        if not fits and all(least(lowest, n) <= b + max(1.0, 0.02 * b) for n, b in zip(layout.counts, layout.nominal)):
+            fits = [lowest]
+        if fits:
+            at = fits[0]
+            solved = [nearest_kept(at, layout.num_layers, n, b, count) for n, b in zip(layout.counts, layout.nominal)]
         else:
             gi = max(range(len(layout.counts)), key=lambda g: least(lowest, layout.counts[g]) - layout.nominal[g])
             raise BadInput(f"{name}'s official schedule cannot average {layout.nominal[gi]} visual tokens per layer "
