@@ -12,7 +12,8 @@
   video=True the frames of one clip, one budget);
 - methods, keep and every other setting of the command line and the page, by name (explorer.core.options.
   Settings: prune_layer, ref_layer, schedule, early_kv, budget_per, invert, prompt, frames, max_new_tokens,
-  seed, repeats, follow_ups, follow_up_mode); a bad one raises models.base.BadInput with the page's sentence;
+  seed, repeats, follow_ups, follow_up_mode, positions, rank, scoring_point); a bad one raises
+  models.base.BadInput with the page's sentence;
 - model: None (the embedded model, shapes-llava), a hub id or a local directory (loaded once and kept for the
   next call naming it; one model is kept), or what `explorer.load` returned;
 - diagnostics=True also runs what the page's panels need (per-layer spectra, every method's scores, the flip
