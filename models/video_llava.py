@@ -15,8 +15,9 @@ Where the visual tokens are (transformers 5.23, models/video_llava/):
 
 Pruning settings (method.md): the official CLSE Video-LLaVA code prunes once, L = 2, K = 3, and keeps the KV
 cache of the layers before K (DEFAULTS["video"]); its README runs it keeping 194 of the 8 x 256 = 2048 video
-tokens (VIDEO_PAPER_BUDGET). Ask for the paper's video setting with kind "video" and keep=194 (command line:
---video-file CLIP --frames 8 --keep 194 --schedule official; the official schedule of clse is that one stage).
+tokens (VIDEO_PAPER_BUDGET). Ask for the paper's video setting with kind "video", keep=194, K = 3, L = 2 (command
+line: --video-file CLIP --frames 8 --keep 194 --prune-layer 3 --ref-layer 2); the official schedule of clse is
+that one stage at one real cost: --keep is then the average per layer (194 kept after K = 3 averages 367.8).
 Images have no official CLSE Video-LLaVA run: they get LLaVA's settings (L = 0, K = 1, early cache trimmed) and
 LLaVA-1.5's staged schedule (the same 32-layer Vicuna decoder).
 

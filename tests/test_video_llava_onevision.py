@@ -284,7 +284,11 @@ def test_defaults_and_the_papers_video_budget():
     video = [SimpleNamespace(count=video_llava.VIDEO_PAPER_TOKENS, unit=None)]
     settings = check_settings(methods=["clse"], keep=video_llava.VIDEO_PAPER_BUDGET, schedule="official")
     the_plan = plan(video, settings, 32, video_llava, "video", official=METHODS["clse"].official)
-    assert the_plan.stages == [(3, [194])] and the_plan.ref_layer == 2 and the_plan.early_kv == "keep"
+    # at one real cost: 3 layers of 2048 tokens alone average 192 over 32, so 2 kept tokens average 193.8
+    assert the_plan.stages == [(3, [2])] and the_plan.ref_layer == 2 and the_plan.early_kv == "keep"
+    the_paper = plan(video, check_settings(methods=["clse"], keep=video_llava.VIDEO_PAPER_BUDGET, prune_layer=3),
+                     32, video_llava, "video")
+    assert the_paper.stages == [(3, [194])]  # the paper's count kept after K: the controlled schedule
     assert llava_onevision.vision_attention(None) is None
 
 

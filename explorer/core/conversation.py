@@ -83,12 +83,12 @@ def continue_keep(model, processor, encoded, record, images, question, settings,
     device = device_of(family.text_model(model))
     with torch.inference_mode():
         begin = clock(device)
-        logits = engine.extend(model, encoded, state.cache, full[shared:], start)
+        logits = engine.extend(model, encoded, state.cache, full[shared:], start, state.shifts)
         prefill_ms = (clock(device) - begin) * 1e3
         begin = clock(device)
         tokens, step_logits, next_position = engine.decode(
             model, encoded, state.cache, logits, engine.eos_ids(model, processor), settings.max_new_tokens,
-            keep_logits, start_position=start + len(full) - shared)
+            keep_logits, start_position=start + len(full) - shared, shifts=state.shifts)
         decode_ms = (clock(device) - begin) * 1e3
     state.ids, state.next_position = full + tokens[:-1], next_position
     turn = {"question": question, "answer": processor.tokenizer.decode(tokens, skip_special_tokens=True).strip(),

@@ -14,7 +14,10 @@ one floor up. Attention stays SDPA (or whatever the model was loaded with). The 
 calls the contract of models/base.py (models.base.Family), whose defaults serve any model.
 
 Choices (docs/methods.md): batch size 1; kept tokens keep their original position ids, so RoPE sees gaps, as in the
-paper; layers before a stage keep (early_kv="keep") or drop ("prune") the pruned tokens in their KV cache.
+paper, or (positions="renumber", what official DivPrune, VisionZip, PyramidDrop and SparseVLM do) the shortened
+sequence is numbered 0.. again after each stage, its rotary inputs those of the new numbers (1-D rotary
+positions only); layers before a stage keep (early_kv="keep") or drop ("prune") the pruned tokens in their KV
+cache.
 Every tensor the engine makes names its device: the model's for anything that meets the model, the CPU for
 bookkeeping. Scores are computed in float32 and ranked in float64 whatever the model's dtype.
 """
@@ -224,22 +227,57 @@ def tie_note(scores, k):
 # ------------------------------------------------------------------------------------------------ the run
 
 
+def joint_counts(groups, ranked, counts):
+    """rank="joint": per group, how many of its tokens one ranking over each image's grids keeps (groups sharing
+    a unit: LLaVA-NeXT's base and tiles, InternVL's tiles and thumbnail): the unit's budget (its groups' counts
+    summed) filled by the highest scores of all its grids together, ties to the earlier token (the earlier
+    grid), at least one a grid; a group of its own keeps its count. Each group then keeps its share by its own
+    ranking (select_top), which is the joint selection restricted to it."""
+    units = {}
+    for gi, group in enumerate(groups):
+        unit = getattr(group, "unit", None)
+        units.setdefault(("unit", unit) if unit is not None else ("own", gi), []).append(gi)
+    out = list(counts)
+    for members in units.values():
+        if len(members) < 2:
+            continue
+        scores = torch.cat([ranked[gi] for gi in members])
+        owner = torch.cat([torch.full((len(ranked[gi]),), gi, dtype=torch.long, device="cpu") for gi in members])
+        total = min(sum(counts[gi] for gi in members), len(scores))
+        chosen = owner[torch.sort(scores, descending=True, stable=True).indices[:total]]
+        for gi in members:
+            out[gi] = int((chosen == gi).sum())
+        for gi in members:  # every grid keeps a token (a later stage scores each grid's alive tokens)
+            if out[gi] == 0:
+                out[max(members, key=lambda g: out[g])] -= 1
+                out[gi] = 1
+    return out
+
+
 def prune_stage(state, view, counts):
-    """Score every group's alive tokens, keep counts[g] of each (in the official schedule a method that merges
-    also keeps merged tokens: its merge decides); returns (the current rows to keep, the merged tokens as
-    [(their current row, decoder input)])."""
+    """Score every group's alive tokens, keep counts[g] of each (rank "joint": the counts an image's grids ranked
+    together give them, joint_counts; in the official schedule a method that merges also keeps merged tokens:
+    its merge decides); returns (the current rows to keep, the merged tokens as [(their current row, decoder
+    input)])."""
     index, settings, record = state.index, state.settings, state.record
     stage_index = len(record.stages)
     scorer = state.method if stage_index == 0 else (METHODS[state.method].later or state.method)
     spec = METHODS[scorer]
     scores_all = torch.full((sum(g.count for g in index.groups),), float("nan"), dtype=torch.float64, device="cpu")
-    picks, merges = [], []
+    picks, merges, scored = [], [], []
     for gi in range(len(index.groups)):
         inputs = stage_inputs(scorer, At(gi, view, index, state.encoded, state.z_ref), stage_index, counts[gi],
                               settings)
         scores = spec.score(inputs).float().cpu().double()  # ranked in float64 on the host
         scores_all[index.offsets[gi] + index.alive[gi]] = scores
-        ranked = -scores if settings.invert else scores
+        scored.append((inputs, -scores if settings.invert else scores))
+    if state.plan.rank == "joint" and len(index.groups) > 1:
+        planned, counts = counts, joint_counts(index.groups, [r for _, r in scored], counts)
+        if counts != list(planned):
+            record.notes.append(f"layer {view.k}: the grids ranked jointly kept {'/'.join(map(str, counts))} "
+                                f"(fixed quotas per grid: {'/'.join(map(str, planned))})")
+    for gi, (inputs, ranked) in enumerate(scored):
+        inputs.k = counts[gi]  # the joint ranking's count (the inputs were made with the planned one)
         note = tie_note(ranked, counts[gi])
         if note:
             record.notes.append(f"{scorer}, layer {view.k}, group {gi}: {note}")
@@ -376,6 +414,7 @@ class RunState:
     z_ref: list = None
     before: Before = None
     pruned: bool = False
+    pre_injection: tuple = None  # (K, the states entering K before layer K-1's DeepStack injection): scoring_point
 
 
 def prefill(state):
@@ -394,10 +433,13 @@ def prefill(state):
     last_layer = len(lm.layers) - 1
 
     memo = {}  # the decoder hands every layer of a kind the same tensors: restrict each once per stage
+    renumber = the_plan.positions == "renumber" and bool(stage_at)
 
     def restricted(name, value, kept):
         if kept is None or value is None:
             return value
+        if renumber and name.startswith("position"):  # numbered 0..n-1: the rows of positions 0..n-1 (the
+            kept = torch.arange(len(kept), device="cpu")  # decoder's positions are 0..S-1, method_plan checks)
         key = (name, id(value), len(kept))
         if key not in memo:
             memo[key] = (value, restrict(name, value, kept, length))  # the value held: its id stays its own
@@ -416,7 +458,10 @@ def prefill(state):
             if before is not None and before.keys is None:  # the scoring layer has run: its keys are cached
                 before.keys = cache.layers[before.layer].keys
             if i in stage_at or (capture is not None and i == the_plan.prune_layer):
-                view = LayerView(model, encoded.family, i, hidden, rope, index.positions.clone(), before)
+                scored = hidden  # the states entering i; scoring_point "before": without layer i-1's DeepStack
+                if state.pre_injection is not None and state.pre_injection[0] == i:
+                    scored = state.pre_injection[1]
+                view = LayerView(model, encoded.family, i, scored, rope, index.positions.clone(), before)
             if i in stage_at:
                 start = clock(hidden.device)
                 rows, merged = prune_stage(state, view, stage_at[i])
@@ -451,7 +496,15 @@ def prefill(state):
     def leave(i):
         def hook(module, args, kwargs, output):
             hidden = output[0] if isinstance(output, tuple) else output
+            entering = hidden
             hidden = inject(hidden, encoded.injections, i, index)
+            if hidden is not entering and i + 1 in stage_at:
+                if state.settings.scoring_point == "before":
+                    state.pre_injection = (i + 1, entering)
+                record.notes.append(f"the stage at layer {i + 1} scored the states entering it "
+                                    + (f"before layer {i}'s DeepStack injection (scoring point before, as PriorTR's "
+                                       "port)" if state.settings.scoring_point == "before" else
+                                       f"after layer {i}'s DeepStack injection (scoring point after, the stock order)"))
             if capture is not None and i == last_layer:
                 capture["visual"].append(visual_rows(hidden))
             return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
@@ -479,13 +532,16 @@ def fit_mask(mask, kv_length):
     return torch.cat([pad, mask], dim=-1)
 
 
-def extend(model, encoded, cache, ids, start_position):
+def extend(model, encoded, cache, ids, start_position, shifts=None):
     """Text tokens through the stock decoder on top of a (pruned) cache, at positions start_position.. (every
     row of multimodal position ids alike, as the stock model numbers text); returns the last token's logits
-    (float32). Decoding feeds one token at a time this way; a follow-up question its whole turn."""
+    (float32). Decoding feeds one token at a time this way; a follow-up question its whole turn. shifts: per
+    layer, how many positions a renumbered prefill took off that layer's sequence (positions="renumber"): the
+    layer then numbers the new tokens start_position - shift.., its rotary inputs recomputed for them."""
     lm = encoded.family.text_model(model)
     shape = (*encoded.position_ids.shape[:-1], len(ids))
     position = torch.arange(start_position, start_position + len(ids), device=encoded.position_ids.device)
+    ropes = {}
 
     def enter(i):
         def hook(module, args, kwargs):
@@ -493,6 +549,14 @@ def extend(model, encoded, cache, ids, start_position):
             mask, layer = kwargs.get("attention_mask"), cache.layers[i] if i < len(cache.layers) else None
             if torch.is_tensor(mask) and mask.dim() == 4 and hasattr(layer, "get_mask_sizes"):
                 kwargs["attention_mask"] = fit_mask(mask, layer.get_mask_sizes(len(ids))[0])
+            shift = shifts[i] if shifts else 0
+            if shift:
+                shifted = (position - shift).expand(shape)
+                if shift not in ropes:
+                    ropes[shift] = lm.rotary_emb(_hidden_of(args, kwargs), shifted)
+                kwargs["position_embeddings"] = ropes[shift]
+                if "position_ids" in kwargs:
+                    kwargs["position_ids"] = shifted
             return args, kwargs
         return hook
 
@@ -502,15 +566,17 @@ def extend(model, encoded, cache, ids, start_position):
     return logits_of(model, out.last_hidden_state[:, -1:])[0, -1].float()
 
 
-def decode(model, encoded, cache, first_logits, stop_ids, max_new_tokens, keep_logits=False, start_position=None):
+def decode(model, encoded, cache, first_logits, stop_ids, max_new_tokens, keep_logits=False, start_position=None,
+           shifts=None):
     """Greedy decoding from the (pruned) cache; positions continue after the original sequence (or from
-    start_position). Returns (token ids, the logits of every step as float32 CPU tensors when keep_logits, else
-    [], the position id the next token would take)."""
+    start_position; each layer less its shift where the prefill renumbered, see extend). Returns (token ids,
+    the logits of every step as float32 CPU tensors when keep_logits, else [], the position id the next token
+    would take)."""
     step_logits = [first_logits.cpu()] if keep_logits else []
     tokens = [int(first_logits.argmax())]
     next_position = int(encoded.position_ids.max()) + 1 if start_position is None else start_position
     while tokens[-1] not in stop_ids and len(tokens) < max_new_tokens:
-        logits = extend(model, encoded, cache, [tokens[-1]], next_position)
+        logits = extend(model, encoded, cache, [tokens[-1]], next_position, shifts)
         next_position += 1
         tokens.append(int(logits.argmax()))
         if keep_logits:
@@ -526,6 +592,7 @@ class Continuation:
     cache: object
     ids: list
     next_position: int
+    shifts: list = None  # per layer, the positions a renumbered prefill took off (extend)
 
 
 def decoder_notes(encoded, method, the_plan, num_layers):
@@ -627,9 +694,15 @@ def run(model, processor, encoded, method, settings=None, capture=False, questio
         prefill_ms = (clock(device) - start) * 1e3
         record.kv_cache_bytes_prefill = cache_bytes(cache)
         record.notes += the_plan.notes
+        shifts = None
+        if the_plan.positions == "renumber" and METHODS[method].prunes:
+            shifts = [encoded.inputs_embeds.shape[1] - n for n in record.tokens_per_layer]
+            record.notes.append("positions renumbered: after each stage the shortened sequence is numbered 0.. "
+                                f"again (the last layer's {record.tokens_per_layer[-1]} tokens 0.."
+                                f"{record.tokens_per_layer[-1] - 1}); decoding goes on from each layer's own count")
         start = clock(device)
         tokens, step_logits, next_position = decode(model, encoded, cache, first_logits, eos_ids(model, processor),
-                                                    settings.max_new_tokens, keep_logits)
+                                                    settings.max_new_tokens, keep_logits, shifts=shifts)
         decode_ms = (clock(device) - start) * 1e3
     finish_record(record, model, processor, cache, tokens, prefill_ms, decode_ms, encoded.vision_ms)
     record.peak_memory_bytes, record.peak_memory_kind = peak_memory(device, record, model)
@@ -637,5 +710,5 @@ def run(model, processor, encoded, method, settings=None, capture=False, questio
     if keep_logits:
         record.step_logits = step_logits
     if keep_state:
-        record.state = Continuation(cache, encoded.input_ids[0].tolist() + tokens[:-1], next_position)
+        record.state = Continuation(cache, encoded.input_ids[0].tolist() + tokens[:-1], next_position, shifts)
     return record

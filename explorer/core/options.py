@@ -38,6 +38,9 @@ MAX_LAYER = 10_000  # a layer index beyond any decoder (the plan checks it again
 MAX_FOLLOW_UPS = 4  # follow-up questions of one conversation
 MAX_QUESTION_CHARS = 500
 FOLLOW_UP_MODES = ("keep", "reprune")  # continue the pruned cache, or prune again for each question
+POSITIONS = ("original", "renumber")  # kept tokens keep their position ids (gaps), or are numbered 0.. again
+RANKS = ("per_grid", "joint")  # an image's grids keep fixed quotas each, or one budget ranked over all of them
+SCORING_POINTS = ("after", "before")  # Qwen3-VL: score the states entering K after / before layer K-1's DeepStack
 
 
 BOTH_MODES = "both"  # the page's follow-up mode: each follow-up asked in keep and in reprune mode, side by side
@@ -106,6 +109,19 @@ class Settings:
                                   "does); reprune: every method chooses again for each question",
                                   choices=FOLLOW_UP_MODES, said="follow-up mode", label="Follow-up on",
                                   page="follow_up_mode", page_default=BOTH_MODES)
+    positions: str = setting(None, "original: the kept tokens keep their position ids (gaps); renumber: the "
+                             "shortened sequence is numbered 0.. again after each stage, as official DivPrune, "
+                             "VisionZip, VisPruner, PyramidDrop and SparseVLM do (1-D rotary positions only); auto: "
+                             "original (official: each method's own)", choices=POSITIONS, optional=True,
+                             label="Positions after a drop", page="positions", page_default="auto", run=True)
+    rank: str = setting(None, "an image the model sees as several grids: per_grid, each grid keeps its share by "
+                        "its own ranking; joint, the image's budget goes to the highest scores of all its grids "
+                        "together; auto: per_grid (official: each method's own)", choices=RANKS, optional=True,
+                        label="Ranking over an image's grids", page="rank", page_default="auto", run=True)
+    scoring_point: str = setting("after", "Qwen3-VL: score the states entering K after layer K-1's DeepStack "
+                                 "injection (the stock order) or before it (PriorTR's port)", choices=SCORING_POINTS,
+                                 said="scoring point", label="Qwen3-VL scoring point", page="scoring_point",
+                                 run=True)
     max_new_tokens: int = setting(20, "answer length, in tokens", low=1, high=MAX_NEW_TOKENS, metavar="N")
     seed: int = setting(0, "random's seed, mixed with the input's pixels: every input its own reproducible subset",
                         low=0, high=2**31 - 1)

@@ -23,6 +23,8 @@ class Plan:
     ref_layer: int  # CLSE's reference layer L
     early_kv: str  # "keep" | "prune"
     notes: list = field(default_factory=list)  # what the schedule says about itself (e.g. an unreachable budget)
+    positions: str = "original"  # "original": kept tokens keep their position ids; "renumber": 0.. again
+    rank: str = "per_grid"  # "per_grid": each grid its quota; "joint": an image's grids ranked together
 
 
 def budget_for(group_count, keep):
@@ -95,14 +97,18 @@ def plan(groups, settings, num_layers, family, kind="image", first_layer_min=1, 
     if first > 0 and not 0 <= ref_layer < first:
         raise BadInput(f"reference layer must be between 0 and {first - 1} (before the pruning layer {first}), "
                        f"got {ref_layer}")
+    positions, rank = settings.positions or "original", settings.rank or "per_grid"
     if settings.schedule == "official":
-        notes = notes + overridden(settings, first, ref_layer, early_kv)
-    return Plan(stages, nominal, first, ref_layer, early_kv, notes)
+        positions, rank = official.positions, official.rank
+        notes = notes + overridden(settings, first, ref_layer, early_kv, positions, rank)
+    return Plan(stages, nominal, first, ref_layer, early_kv, notes, positions, rank)
 
 
-def overridden(settings, prune_layer, ref_layer, early_kv):
+def overridden(settings, prune_layer, ref_layer, early_kv, positions=None, rank=None):
     """A note for each setting the user chose that the official schedule replaces with its authors' own."""
     chosen = {"the pruning layer K": (settings.prune_layer, prune_layer), "the reference layer L":
-              (settings.ref_layer, ref_layer), "the early layers' KV policy": (settings.early_kv, early_kv)}
+              (settings.ref_layer, ref_layer), "the early layers' KV policy": (settings.early_kv, early_kv),
+              "the position ids after a drop": (settings.positions, positions),
+              "the ranking over an image's grids": (settings.rank, rank)}
     return [f"official schedule: {name} is {used} as its authors run it, not the {asked} you chose"
             for name, (asked, used) in chosen.items() if asked is not None and asked != used]

@@ -70,9 +70,25 @@ def method_plan(encoded, settings, num_layers, method):
             why = unmet_need(method if layer == the_plan.prune_layer else (spec.later or method), encoded, layer)
             if why:
                 raise BadInput(why)
+    if spec.prunes and the_plan.positions == "renumber" and not plain_positions(encoded):
+        why = ("renumbered positions are what the LLaVA-based official code does to a sequence numbered 0, 1, 2, "
+               "...; this model numbers its tokens otherwise (multimodal rotary positions, M-RoPE: time, height "
+               "and width per visual token), where numbering the kept tokens again has no one meaning")
+        if settings.schedule != "official":
+            raise BadInput(why + "; use positions original")
+        the_plan.positions = "original"
+        the_plan.notes.append(f"official schedule: positions kept original: {why}")
     if note:
         the_plan.notes.append(note)
     return the_plan
+
+
+def plain_positions(encoded):
+    """Whether the decoder numbers the prompt 0..S-1 along one axis (LLaVA's 1-D rotary positions), where a
+    renumbered shortened sequence takes the rotary inputs of positions 0..n-1."""
+    ids = encoded.position_ids
+    return ids.dim() == 2 and ids.shape[0] == 1 and torch.equal(
+        ids[0].cpu(), torch.arange(ids.shape[1], device="cpu", dtype=ids.dtype))
 
 
 # ------------------------------------------------------------------------------------------ rows and views

@@ -202,7 +202,8 @@ class Method:
     later: str = None  # the method scoring the stages after the first (None: itself)
     needs: tuple = ()  # the inputs its score and merge read, by name (explorer/methods/inputs.py's INPUTS): the
     # engine computes those only, and refuses a model or layer that cannot give one
-    official: Official = Official(schedules.single(), about="ours: no official code; one stage at the family's K")
+    official: Official = Official(schedules.one_stage(), about="ours: no official code; one stage at the family's "
+                                  "K, its count solved to the budget's real average")
     merge: Callable = None  # official mode: keep some pruned tokens as merged ones (see the merges above)
 
     def __post_init__(self):
@@ -215,56 +216,81 @@ class Method:
 
 # Adding a method is one function above and one line here.
 METHODS = {
-    "none": Method(group="reference", label="unpruned", description="unpruned reference", color="#7f7f7f"),
+    "none": Method(group="reference", label="unpruned", description="unpruned reference", color="#7f7f7f",
+                   official=Official(schedules.single(), about="unpruned: every token at every layer")),
     "clse": Method(clse, group="spectral", label="CLSE", color="#9467bd", later="fastv",
                    needs=("z_ref", "z_cur", "attention"),
                    official=Official(schedules.paper_for_images, about="images: the paper's three stages (its keep "
                                      "table), spectral x attention at the first, attention after; video: one stage, "
                                      "L = 2, K = 3; the KV policy of its code per family (LLaVA images trim the "
-                                     "early layers' cache)"),
+                                     "early layers' cache); free parameter: one factor scaling the table's counts "
+                                     "(video: the count after K), solved to the budget's real average"),
                    description="CLSE (published): spectral evolution of each token between layers L and K x the "
                                "last prompt token's attention at K-1; attention at later stages"),
     "clse_spectral": Method(clse_spectral, group="spectral", label="CLSE spectral", color="#1f77b4", later="fastv",
                             needs=("z_ref", "z_cur"), official=Official(schedules.paper_for_images, about="the paper's "
-                                                                   "ablation, in CLSE's schedule"),
+                                                                   "ablation, in CLSE's schedule (its table "
+                                                                   "scaled to the budget's real average)"),
                             description="CLSE's spectral evolution alone (the paper's ablation; not "
                                         "question-aware); attention at later stages"),
     "fastv": Method(fastv, group="attention", label="FastV", color="#ff7f0e", needs=("attention",),
-                    official=Official(schedules.single(2), early_kv="keep", about="one stage at K = 2 (its paper "
-                                      "and inference scripts), earlier layers keep their KV cache"),
+                    official=Official(schedules.one_stage(2, name="FastV"), early_kv="keep", about="one stage at "
+                                      "K = 2 (its paper and inference scripts), earlier layers keep their KV cache; "
+                                      "free parameter: the count after K, solved to the budget's real average (K "
+                                      "moved earlier only where K = 2 cannot reach it, a shallow decoder); original "
+                                      "position ids; one ranking over the image's whole span (joint)",
+                                      rank="joint"),
                     description="FastV: the last prompt token's head-mean attention at layer K-1"),
     "pyramiddrop": Method(pyramiddrop, group="attention", label="PyramidDrop", color="#d62728",
                           needs=("attention", "attention_at_k"),  # attention: refused as FastV is (K >= 1 and
                           # a full-attention layer before K), though its score reads layer K's row alone
                           official=Official(schedules.pyramid, early_kv="keep", about="stages entering layers 8 / 16 / "
-                                            "24 of 32 (depth-scaled), int(N x lambda^s) kept, lambda solved so that "
-                                            "the real average matches the budget; where 8 / 16 / 24 cannot, 2 / 8 / "
-                                            "16, then 2 / 4 / 6 / 8 (its author's rule, issue #29); else refused"),
+                                            "24 of 32 (depth-scaled), int(N x lambda^s) kept; free parameter: "
+                                            "lambda, solved so that the real average matches the budget; where 8 / "
+                                            "16 / 24 cannot, 2 / 8 / 16, then 2 / 4 / 6 / 8 (its author's rule, issue "
+                                            "#29); else refused; the shortened sequence renumbered after each drop; "
+                                            "one ranking over the image's whole span (joint)",
+                                            positions="renumber", rank="joint"),
                           description="PyramidDrop: the last prompt token's head-mean attention at the pruning "
                                       "layer K itself (from the states entering K)"),
     "sparsevlm": Method(sparsevlm, group="attention", label="SparseVLM", color="#393b79", needs=("raters", "z_cur"),
                         merge=sparsevlm_merge,
                         official=Official(schedules.sparsevlm, early_kv="keep", about="stages entering layers 3 / "
                                           "7 / 16 of 32 (after 2 / 6 / 15; depth-scaled), its keep list, pruned "
-                                          "tokens recycled into merged ones"),
+                                          "tokens recycled into merged ones; free parameter: one factor scaling the "
+                                          "nearest keep list, solved to the budget's real average (its lists at "
+                                          "192 / 128 / 96 / 64 of 576 on 32 layers reach it as published); the "
+                                          "shortened sequence renumbered after each drop; one ranking over the "
+                                          "image's whole span (joint)", positions="renumber", rank="joint"),
                         description="SparseVLM: the attention of the question's rater tokens (those most relevant "
                                     "to the image) at layer K-1, averaged over heads and raters"),
     "divprune": Method(divprune, group="diversity", label="DivPrune", color="#e377c2", later="fastv", needs=("z_cur",),
                        official=Official(schedules.before_decoder, about="before the decoder (K = 0), on the "
-                                         "projected visual features"),
+                                         "projected visual features; free parameter: the count, the budget itself "
+                                         "(every layer sees the kept tokens); the shorter sequence numbered 0.. "
+                                         "(its llava_arch.py); each grid its quota", positions="renumber"),
                        description="DivPrune: a max-min diverse subset of the visual tokens' features (cosine "
                                    "distance), greedy"),
     "dart": Method(dart, group="diversity", label="DART", color="#bcbd22", later="fastv",
                    needs=("duplication", "text_positions"),
-                   official=Official(schedules.single(2, count=schedules.dart_count), early_kv="keep",
+                   official=Official(schedules.one_stage(2, count=schedules.dart_count, name="DART"), early_kv="keep",
                                      about="K = 2, 4 + 8 (k // 8) tokens kept, pivots visited in its Python-set "
-                                           "order, earlier layers keep their KV cache"),
+                                           "order, earlier layers keep their KV cache; free parameter: k, solved "
+                                           "so that the real average is the budget to its 8-token blocks (K moved "
+                                           "earlier only where K = 2 cannot reach it); original position ids; its "
+                                           "LLaVA-NeXT code runs one pass over the image's whole span, base and "
+                                           "tiles together (modeling_llama_self.py); ours runs its pivots per grid "
+                                           "(per_grid: its scores are an order within one pass, not comparable "
+                                           "across grids; a departure)"),
                    description="DART: pivot tokens (largest key norms) and the tokens least duplicated with them "
                                "(cosine)"),
     "visionzip": Method(visionzip, group="vision", label="VisionZip", color="#17becf", later="fastv",
                         needs=("vision", "vision_keys", "vision_features", "project"), merge=visionzip_merge,
                         official=Official(schedules.before_decoder, about="before the decoder (K = 0): dominant "
-                                          "patches by the [CLS] attention plus contextual merged tokens (10 of 64)"),
+                                          "patches by the [CLS] attention plus contextual merged tokens (10 of 64); "
+                                          "free parameter: the count (dominant + contextual), the budget itself; "
+                                          "the shorter sequence numbered 0.. (its llava_arch.py); each crop its "
+                                          "quota (it prunes inside the vision tower)", positions="renumber"),
                         description="VisionZip (dominant tokens): the vision encoder's [CLS] attention to each "
                                     "patch, before the decoder"),
     "vispruner": Method(vispruner, group="vision", label="VisPruner", color="#ce6dbd", later="fastv",
@@ -273,14 +299,18 @@ METHODS = {
                                           "important patches by the [CLS] attention of the tower's feature layer, "
                                           "then k - int(k / 2) diverse ones from the rest, near-duplicates (cosine "
                                           "of that layer's features) removed 8 at a time; important ratio 0.5, its "
-                                          "loader's default"),
+                                          "loader's default; free parameter: the count k, the budget itself; the "
+                                          "shorter sequence numbered 0.. (its LLaVA fork hands the decoder fewer "
+                                          "image features); each crop its quota", positions="renumber"),
                         description="VisPruner: the vision encoder's [CLS] attention for half the budget, the rest "
                                     "diverse tokens (near-duplicates removed by cosine similarity)"),
     "evs": Method(evs, group="diversity", label="EVS", color="#843c39", later="fastv", needs=("z_cur",),
                   official=Official(schedules.evs, inputs=("video",), about="vLLM's Efficient Video Sampling "
                                     "(vllm/multimodal/evs.py), before the decoder (K = 0): frame 0 whole, then the "
                                     "tokens least like the same place in the previous frame, max(tokens per frame, "
-                                    "int(total x (1 - q))) kept, q printed as vLLM's --video-pruning-rate; video only",
+                                    "int(total x (1 - q))) kept, q printed as vLLM's --video-pruning-rate; free "
+                                    "parameter: q, from the budget (more where the first frame alone is more); "
+                                    "video only",
                                     refusal="evs (vLLM's Efficient Video Sampling) prunes video only: it compares "
                                             "each token with the same place in the previous frame, and an image has "
                                             "no previous frame; give a video, or choose another method"),
@@ -290,7 +320,9 @@ METHODS = {
                          merge=downsample_merge,
                          official=Official(schedules.downsample, about="before the decoder (K = 0): each frame's "
                                            "grid average-pooled to the budget (adaptive where the sizes do not "
-                                           "divide), each pooled token the mean of its block at the block's centre"),
+                                           "divide), each pooled token the mean of its block at the block's centre; "
+                                           "free parameter: the pooled grid, the largest of the frame's aspect within "
+                                           "the budget"),
                          description="downsample: average pooling of each frame's grid to the budget (controlled: "
                                      "the pooled blocks' centres, nothing pooled)"),
     "random": Method(random_scores, label="random", color="#2ca02c", description="random tokens (seeded)"),

@@ -39,8 +39,10 @@ class Official:
     """How a method's authors run it: its stages (a function of the Layout -> (stages, notes)), the KV policy of
     the layers before a stage ("keep", "prune", or None: the family's), its reference layer where it has one
     (None: the family's), what the official code does that the schedule alone does not say (`about`, for
-    docs/methods.md and the page), and the inputs it applies to (`inputs`; the planner refuses any other kind, in
-    every schedule, with `refusal`)."""
+    docs/methods.md and the page), the inputs it applies to (`inputs`; the planner refuses any other kind, in
+    every schedule, with `refusal`), the position ids its code gives the shortened sequence (`positions`:
+    "original", the kept tokens keep theirs; "renumber", numbered 0.. again after each drop) and how its code
+    ranks an image of several grids (`rank`: "per_grid", fixed quotas; "joint", one budget over them all)."""
 
     stages: Callable
     early_kv: str = None
@@ -48,6 +50,8 @@ class Official:
     about: str = ""
     inputs: tuple = ("image", "video")
     refusal: str = ""
+    positions: str = "original"
+    rank: str = "per_grid"
 
 
 # ------------------------------------------------------------------------------------------ building blocks
@@ -81,6 +85,99 @@ def single(layer=None, count=None):
         kept = [count(n) if count else n for n in layout.nominal]
         return clamp_counts([(at, kept)], layout.counts), []
     return stages
+
+
+# ------------------------------------------------------------------------------------------ one real cost
+# The official schedules solve each method's free parameter so that its real average of visual tokens over all
+# decoder layers (average_kept) is the budget: papers compare methods at one such average (FastV's convention,
+# SparseVLMs issue #12); a budget that means another cost per method is no comparison.
+
+
+def one_stage_average(layer, num_layers, count, kept):
+    """The real average of one stage at `layer` keeping `kept` of `count` tokens: (K N + (L - K) n) / L."""
+    return (layer * count + (num_layers - layer) * kept) / num_layers
+
+
+def nearest_kept(layer, num_layers, count, budget, rule=None):
+    """(the real count n, its average) of one stage at `layer` whose average is nearest the budget, n in 1..count;
+    rule maps a requested count to the count the method really keeps (DART's 4 + 8 (k // 8): its granularity)."""
+    exact = (budget * num_layers - layer * count) / max(num_layers - layer, 1)
+    wanted = {max(1, min(count, n)) for n in (math.floor(exact), math.ceil(exact))}
+    if rule is not None:  # the rule's counts around the exact one (it is non-decreasing in k)
+        wanted = {max(1, min(count, rule(k))) for k in range(1, count + 1)}
+    best = min(sorted(wanted), key=lambda n: abs(one_stage_average(layer, num_layers, count, n) - budget))
+    return best, one_stage_average(layer, num_layers, count, best)
+
+
+def one_stage(layer=None, count=None, name="this method", lowest=1):
+    """An official one-stage schedule at one real cost: its free parameter is the count kept after its layer K
+    (`layer`; None: the family's K for the input kind), solved so that (K N + (L - K) n) / L is the budget, the
+    nearest its count rule allows (`count`: DART's 4 + 8 (k // 8)). Where its K keeps too many tokens before it
+    to reach the budget with one token kept after (a shallow decoder), K moves earlier, one layer at a time down
+    to `lowest` (the first layer with a layer before it to read), the latest that reaches it, and the note says
+    so; where none reaches it: BadInput saying how low it can go."""
+    def stages(layout):
+        official = layout.defaults["prune_layer"] if layer is None else layer
+        official = min(official, layout.num_layers - 1)
+        fewest = count(1) if count else 1  # the fewest tokens the method keeps after K
+
+        def least(at, n):
+            return one_stage_average(at, layout.num_layers, n, min(fewest, n))
+
+        # the latest K whose fewest tokens average at most every budget (a K that only comes near it by keeping
+        # its fewest tokens would run a degenerate method: FastV keeping 1 token); at the lowest K, near is enough
+        fits = [at for at in range(official, lowest - 1, -1)
+                if all(least(at, n) <= b for n, b in zip(layout.counts, layout.nominal))]
+        if not fits and all(least(lowest, n) <= b + max(1.0, 0.02 * b) for n, b in zip(layout.counts, layout.nominal)):
+            fits = [lowest]
+        if fits:
+            at = fits[0]
+            solved = [nearest_kept(at, layout.num_layers, n, b, count) for n, b in zip(layout.counts, layout.nominal)]
+        else:
+            gi = max(range(len(layout.counts)), key=lambda g: least(lowest, layout.counts[g]) - layout.nominal[g])
+            raise BadInput(f"{name}'s official schedule cannot average {layout.nominal[gi]} visual tokens per layer "
+                           f"on this {layout.num_layers}-layer decoder ({layout.counts[gi]} tokens): it keeps every "
+                           f"token until its pruning layer (at best layer {lowest}), so it averages at least "
+                           f"{least(lowest, layout.counts[gi]):.1f}; ask for at least "
+                           f"{math.ceil(least(lowest, layout.counts[gi]) - 1.0)}, or use the controlled schedule")
+        notes = []
+        for gi, ((kept, average), b) in enumerate(zip(solved, layout.nominal)):
+            moved = (f" (its K = {official} keeps every token until layer {official}, which alone averages more "
+                     f"than {b} on this {layout.num_layers}-layer decoder: K moved to {at}, the latest layer that "
+                     "reaches it)" if at != official else "")
+            coarse = ""
+            if count and abs(average - b) > 1:
+                step = (count(kept + 8) - count(kept)) * (layout.num_layers - at) / layout.num_layers
+                coarse = (f"; the nearest its count rule allows, {abs(average - b) / b:.1%} off: one step of its "
+                          f"count moves the average by {step:.1f}")
+            notes.append(f"group {gi}: {name} keeps {kept} of {layout.counts[gi]} tokens from layer {at} of "
+                         f"{layout.num_layers}: {average:.2f} visual tokens per layer on average for the budget "
+                         f"{b} (its free parameter, the count after K, solved to the budget{coarse}){moved}")
+        return clamp_counts([(at, [k for k, _ in solved])], layout.counts), notes
+    return stages
+
+
+def scaled_average(layers, num_layers, count, row, scale):
+    """(counts, real average) of a staged schedule whose counts are int(scale x row), non-increasing, >= 1."""
+    counts, previous = [], count
+    for c in row:
+        previous = max(1, min(previous, int(scale * c)))
+        counts.append(previous)
+    return counts, average_kept(list(zip(layers, counts)), num_layers, count)
+
+
+def solve_scale(layers, num_layers, count, row, budget):
+    """(scale, counts, average) of a staged row scaled so that its real average is nearest the budget (the
+    average is non-decreasing in the scale: bisection)."""
+    low, high = 0.0, count / max(min(row), 1e-9)
+    for _ in range(60):
+        middle = (low + high) / 2
+        if scaled_average(layers, num_layers, count, row, middle)[1] < budget:
+            low = middle
+        else:
+            high = middle
+    options = [(scale, *scaled_average(layers, num_layers, count, row, scale)) for scale in (low, high)]
+    return min(options, key=lambda o: abs(o[2] - budget))
 
 
 def paper_layers(num_layers, paper):
@@ -124,9 +221,33 @@ def paper(layout):
 
 
 def paper_for_images(layout):
-    """CLSE as published: the staged schedule for images, one stage at the family's video K for video (the
-    official Video-LLaVA code: L = 2, K = 3)."""
-    return paper(layout) if layout.kind == "image" else single()(layout)
+    """CLSE as published, at one real cost: for images the paper's stages with its keep table (paper_counts), the
+    table's counts scaled by the one factor (its free parameter) whose real average over all layers is the
+    budget (the table's own rows average more: 330 / 210 / 62 at "192" of 576 averages 233 on 32 layers); for
+    video one stage at the family's video K (the official Video-LLaVA code: L = 2, K = 3), its count solved to
+    the budget. Where even one token a stage cannot reach the budget (every token is kept until its first
+    stage): BadInput."""
+    if layout.kind != "image":
+        return one_stage(name="CLSE")(layout)
+    layers = paper_layers(layout.num_layers, layout.paper)
+    per_group, notes = [], []
+    for gi, (count, budget) in enumerate(zip(layout.counts, layout.nominal)):
+        row = paper_counts(count, layout.keep, budget, layout.paper)[:len(layers)]
+        table_counts, table_average = scaled_average(layers, layout.num_layers, count, row, 1.0)
+        scale, counts, average = solve_scale(layers, layout.num_layers, count, row, budget)
+        if not reaches(average, budget):
+            least = scaled_average(layers, layout.num_layers, count, row, 0.0)[1]
+            raise BadInput(f"CLSE's official schedule cannot average {budget} visual tokens per layer on this "
+                           f"{layout.num_layers}-layer decoder ({count} tokens): it keeps every token until its "
+                           f"first stage (layer {layers[0]}), so it averages at least {least:.1f}; ask for at least "
+                           f"{math.ceil(least - 1.0)}, or use the controlled schedule")
+        per_group.append(counts)
+        notes.append(f"group {gi}: CLSE's keep table for this budget ({'/'.join(map(str, table_counts))} tokens "
+                     f"entering layers {'/'.join(map(str, layers))}) averages {table_average:.1f} visual tokens per "
+                     f"layer; its counts scaled by {scale:.3g} (its free parameter) to "
+                     f"{'/'.join(map(str, counts))}: {average:.2f} on average for the budget {budget}")
+    return clamp_counts([(layer, [c[s] for c in per_group]) for s, layer in enumerate(layers)],
+                        layout.counts), notes
 
 
 # ------------------------------------------------------------------------------------------ PyramidDrop
@@ -281,13 +402,14 @@ def sparsevlm_table_row(count, budget):
 
 
 def sparsevlm(layout):
-    """SparseVLM as published: its layers (depth-scaled off LLaVA-1.5's 32) and its keep list used literally for
-    576 tokens on 32 layers at 192 / 128 / 96 / 64; otherwise the nearest list scaled by the factor whose real
-    average (recycled tokens included) matches the budget. Video: one stage entering layer 2 (the official
-    Video-LLaVA branch prunes once, after layer 1), keeping the budget. The counts are the tokens each stage
-    keeps by score; recycling adds its merged tokens on top (recycled_count)."""
+    """SparseVLM as published, at one real cost: its layers (depth-scaled off LLaVA-1.5's 32) and its keep list
+    used literally for 576 tokens on 32 layers at 192 / 128 / 96 / 64 (they average the budget); otherwise the
+    nearest list scaled by the factor (its free parameter) whose real average (recycled tokens included) is
+    the budget. Video: one stage entering layer 2 (the official Video-LLaVA branch prunes once, after layer
+    1), its count solved to the budget. The counts are the tokens each stage keeps by score; recycling adds its
+    merged tokens on top (recycled_count). Where even the smallest lists cannot reach the budget: BadInput."""
     if layout.kind == "video":
-        return single(2)(layout)
+        return one_stage(2, name="SparseVLM")(layout)
     layers = depth_scaled(SPARSEVLM["layers"], SPARSEVLM["depth"], layout.num_layers)
     per_group, notes = [], []
     for gi, (count, budget) in enumerate(zip(layout.counts, layout.nominal)):
@@ -301,18 +423,23 @@ def sparsevlm(layout):
             return average_kept(list(zip(layers, [a for _, a in alive])), layout.num_layers, count)
 
         scale = 1.0
+        literal = literal and reaches(average(1.0), budget)
         if not literal:  # solve the scale so that the real average matches the budget (bisection, monotone)
             low, high = 0.0, count / max(min(row), 1e-9)
             for _ in range(60):
                 middle = (low + high) / 2
                 low, high = (middle, high) if average(middle) < budget else (low, middle)
-            scale = high
+            scale = min((low, high), key=lambda x: abs(average(x) - budget))
         keeps = [max(1, int(k * scale)) for k in row]
         per_group.append(keeps)
         reached = average(scale)
-        how = ("its official keep list" if literal else "its keep list scaled to this budget"
-               if abs(reached - budget) <= max(1.0, 0.02 * budget) else
-               f"the closest it reaches: it cannot average {budget} (every token until layer {layers[0]})")
+        if not reaches(reached, budget):
+            least = average(0.0)
+            raise BadInput(f"SparseVLM's official schedule cannot average {budget} visual tokens per layer on this "
+                           f"{layout.num_layers}-layer decoder ({count} tokens): it keeps every token until its "
+                           f"first stage (layer {layers[0]}), so it averages at least {least:.1f}; ask for at least "
+                           f"{math.ceil(least - 1.0)}, or use the controlled schedule")
+        how = "its official keep list" if literal else f"its keep list scaled by {scale:.3g} (its free parameter)"
         notes.append(f"group {gi}: SparseVLM keeps {'/'.join(map(str, keeps))} tokens by score entering layers "
                      f"{'/'.join(map(str, layers))}, plus its recycled tokens: {reached:.1f} visual tokens per "
                      f"layer on average for the budget {budget} ({how})")
@@ -348,9 +475,14 @@ def downsample(layout):
         counts.append(t * oh * ow)
         per_frame = f"each of its {t} frames' " if t > 1 else "its "
         overlap = "" if h % oh == 0 and w % ow == 0 else ", overlapping blocks where the sizes do not divide"
+        coarse = ""
+        if budget - t * oh * ow > 1:
+            coarse = (f"; {(budget - t * oh * ow) / budget:.1%} under the budget, the nearest its granularity allows: "
+                      f"its free parameter is the pooled grid, the largest of the frame's aspect within the budget "
+                      f"(one column more holds {t * oh * (ow + 1)})")
         notes.append(f"group {gi}: downsample pools {per_frame}{h} x {w} grid to {oh} x {ow} (adaptive average "
                      f"pooling{overlap}): {t * oh * ow} pooled tokens for the budget {budget}, each the mean of its "
-                     "block's decoder inputs, at its block's centre (slot and position id)")
+                     f"block's decoder inputs, at its block's centre (slot and position id){coarse}")
     return clamp_counts([(0, counts)], layout.counts), notes
 
 
