@@ -90,6 +90,9 @@ def test_the_one_stage_solver_by_hand():
     assert fastv(layout(num_layers=6, count=256, budget=85))[0] == [(1, [51])]
     with pytest.raises(BadInput, match=r"FastV's official schedule cannot average 28 .* at least 43\.5"):
         fastv(layout(num_layers=6, count=256, budget=28))
+    # a method of ours (no official code) gets the same one-stage solver under its own name
+    with pytest.raises(BadInput, match=r"^random's official schedule cannot average 28"):
+        METHODS["random"].official.stages(layout(num_layers=6, count=256, budget=28))
     # DART's 4 + 8 (k // 8) at K = 2 of 32: 64 -> n = 29.9; 28 averages 62.25, 36 averages 69.75: 28
     assert schedules.one_stage(2, count=schedules.dart_count)(layout(budget=64))[0] == [(2, [28])]
 

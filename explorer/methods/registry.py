@@ -202,12 +202,15 @@ class Method:
     later: str = None  # the method scoring the stages after the first (None: itself)
     needs: tuple = ()  # the inputs its score and merge read, by name (explorer/methods/inputs.py's INPUTS): the
     # engine computes those only, and refuses a model or layer that cannot give one
-    official: Official = Official(schedules.one_stage(), about="ours: no official code; one stage at the family's "
-                                  "K, its count solved to the budget's real average")
+    official: Official = None  # None: ours (no official code), one stage at the family's K, its count solved
     merge: Callable = None  # official mode: keep some pruned tokens as merged ones (see the merges above)
 
     def __post_init__(self):
         object.__setattr__(self, "needs", check_needs(self.needs, f"method {self.label or self.description!r}"))
+        if self.official is None:  # its refusals name it
+            object.__setattr__(self, "official", Official(schedules.one_stage(name=self.label or "this method"),
+                                                          about="ours: no official code; one stage at the family's "
+                                                                "K, its count solved to the budget's real average"))
 
     @property
     def prunes(self):
