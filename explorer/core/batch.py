@@ -26,7 +26,7 @@ import torch
 from explorer.core import interrupt
 from explorer.core.devices import clock, device_of
 from explorer.core.engine import (
-    OWN_ARGUMENTS, _Hooks, _hidden_of, _with_hidden, cache_bytes, decoder_notes, eos_ids, finish_record, logits_of,
+    _Hooks, _hidden_of, _with_hidden, cache_bytes, decoder_notes, eos_ids, finish_record, logits_of,
     new_record, peak_memory, prune_stage, run,
 )
 from explorer.core.settings import check_settings
@@ -59,8 +59,9 @@ def batchable(model, encodeds, method, capture=False, follow_ups=()):
     for encoded in encodeds:
         if encoded.injections:
             return "the text model adds features after some layers (DeepStack), not padded here"
-        if set(encoded.arguments) - ARGUMENTS - set(OWN_ARGUMENTS):
-            extra = sorted(set(encoded.arguments) - ARGUMENTS - set(OWN_ARGUMENTS))
+        extra = sorted(name for name, value in encoded.arguments.items() if name not in ARGUMENTS
+                       and (has_tensor(value) or value != encodeds[0].arguments.get(name)))
+        if extra:
             return f"the wrapper hands its decoder {', '.join(extra)}, not padded here"
         mask = encoded.arguments.get("attention_mask")
         if mask is not None and (not torch.is_tensor(mask) or mask.dim() != 2 or not bool(mask.all())):
@@ -68,6 +69,20 @@ def batchable(model, encodeds, method, capture=False, follow_ups=()):
         if encoded.attention_layers != list(range(len(lm.layers))):
             return "not every decoder layer is a full-attention layer over the whole prompt"
     return None
+
+
+def has_tensor(value):
+    if isinstance(value, (tuple, list)):
+        return any(has_tensor(v) for v in value)
+    if isinstance(value, dict):
+        return any(has_tensor(v) for v in value.values())
+    return torch.is_tensor(value) or type(value).__name__ == "BlockMask"
+
+
+def shared_arguments(encoded):
+    """The wrapper's other arguments to its decoder that hold no tensor (flags such as output_router_logits),
+    the same for every sample (batchable checks): passed to the batch's decoder call as they are."""
+    return {name: value for name, value in encoded.arguments.items() if name not in ARGUMENTS}
 
 
 # ---------------------------------------------------------------------------------------------- layouts
@@ -274,7 +289,7 @@ def prefill_batch(model, encodeds, method, settings, plans, records):
 
     with _Hooks(lm.layers, enter):
         out = lm(inputs_embeds=embeds, attention_mask=mask_of(start_layout, length), position_ids=position_ids,
-                 use_cache=True)
+                 use_cache=True, **shared_arguments(encodeds[0]))
     for b, record in enumerate(records):
         record.kept_indices = indexes[b].kept_indices()
         record.merged = {str(n): a for n, a in sorted(indexes[b].absorbed.items())}
