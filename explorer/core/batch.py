@@ -33,7 +33,8 @@ from explorer.core.settings import check_settings
 from explorer.core.stage import Before, LayerView, TokenIndex, method_plan
 from explorer.methods.registry import METHODS, check_method
 
-BATCHED_NOTE = "run in a batch of {n} (left-padded to {length} tokens): its timings are the whole batch's"
+BATCHED_NOTE = ("run in a batch of {n} (left-padded to {length} tokens): its timings (and, on CUDA, its peak "
+                "memory) are the whole batch's")
 ONE_BY_ONE_NOTE = "asked for in a batch of {n}, run alone: {why}"
 ARGUMENTS = {"attention_mask", "position_ids"}  # what a batchable wrapper hands its decoder besides the engine's own
 
