@@ -43,6 +43,8 @@ def stop_on_sigterm(demo):
     removed. Should a request not stop in time, the exit handlers run and the process ends without finalising
     the interpreter under a thread still inside the model (which aborts it: exit -6)."""
     def stop(*_):
+        logging.getLogger("explorer").info("SIGTERM: the server is stopping (new requests refused, running ones "
+                                           "stopped)")
         if limits.stop_serving(demo):
             sys.exit(0)
         logging.getLogger("explorer").warning("a request did not stop within %d s: exiting without it", limits.DRAIN_S)

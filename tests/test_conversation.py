@@ -99,3 +99,28 @@ def test_follow_ups_are_checked_and_carried_in_the_json():
     assert [set(turn) for turn in turns] == [{"question", "answer", "answer_ids", "kept_indices", "timings_ms",
                                               "kv_cache_bytes"}] * 2
     assert turns[0]["question"] == FIRST and turns[1]["question"] == SECOND and records["clse"].state is None
+
+
+def test_roll_back_takes_back_tokens_and_refuses_a_window_that_let_older_ones_go():
+    """roll_back drops an answer's last tokens from a full-attention layer and from a sliding window that still
+    holds everything it saw; once the window has let older tokens go, taking tokens back would leave it short of
+    what it should see (those tokens are gone): BadInput, so the conversation is run again (reprune)."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer, DynamicSlidingWindowLayer
+
+    def cache_after(tokens, window):
+        cache = DynamicCache()
+        cache.layers = [DynamicLayer(), DynamicSlidingWindowLayer(sliding_window=window)]
+        states = torch.arange(tokens, dtype=torch.float32).view(1, 1, tokens, 1)
+        for layer in cache.layers:
+            layer.update(states, states)
+        return cache
+
+    cache = cache_after(6, window=8)  # the window holds all 6 (it keeps window - 1)
+    conversation.roll_back(cache, 2)
+    for layer in cache.layers:
+        assert layer.keys[0, 0, :, 0].tolist() == [0, 1, 2, 3]
+    assert cache.layers[1].cumulative_length == 4
+    cache = cache_after(10, window=8)  # the window let tokens 0-2 go
+    with pytest.raises(BadInput, match="follow-up mode reprune"):
+        conversation.roll_back(cache, 2)
+    assert cache.layers[0].keys.shape[-2] == 10  # nothing taken back from any layer

@@ -16,7 +16,7 @@ EVAL_SEED = 424_242  # below scenes.TRAIN_SEED_START: never seen in training
 # questions, visual tokens dropped at layers 1-3 in the last 40% of the steps) reach on these 100 fresh
 # questions, less a margin. Plain: 0.95 on images, 0.90 on motion (18 of 20 clips; 0.91 on the evaluation's
 # 100), every image kind >= 0.88 (count, exists), 0.94 overall. Typed as people type them: 0.95 / 0.90. On the
-# evaluation's 300 scenes and 100 clips: 0.973 / 0.91, every kind >= 0.93 (README).
+# evaluation's 300 scenes and 100 clips: 0.973 / 0.91, every kind >= 0.93 (docs/evaluation.md).
 IMAGE_BAR, MOTION_BAR, IMAGE_KIND_BAR, ABOVE_PRIOR = 0.90, 0.75, 0.80, 0.30
 TYPED_IMAGE_BAR, TYPED_MOTION_BAR = 0.90, 0.75
 # Follow-ups (the conversation weights, issue 23): on these 34 image and 12 clip dialogues the unpruned model
@@ -137,7 +137,8 @@ def test_target_recall_and_ties_are_measured_per_run(embedded):
 
 def test_evolution_by_row_on_background(embedded):
     """The per-row profile of CLSE's evolution intensity and of the hidden-state change on empty background
-    (the README reads CLSE's positional preference from it): one finite, non-negative value per image row."""
+    (`python -m explorer.eval.embedded --rows`, models/shapes_llava/README.md): one finite, non-negative value
+    per image row."""
     rows = evaluate.evolution_by_row(*embedded, seed=EVAL_SEED, n_scenes=10)
     energy, change = np.array(rows["evolution_intensity"]), np.array(rows["hidden_change"])
     assert energy.shape == change.shape == (16,) and np.isfinite(energy).all() and (energy >= 0).all()

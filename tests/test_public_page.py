@@ -1,5 +1,5 @@
-"""What one visitor of the public page can cost, on real servers (README, "A public page: what one visitor can
-cost"): the per-address limit whatever the session ids, bounded uploads, the server's own temporary folders
+"""What one visitor of the public page can cost, on real servers (docs/public-page.md):
+the per-address limit whatever the session ids, bounded uploads, the server's own temporary folders
 (removed on SIGTERM; the cleaner never touches anyone else's files), progressive JPEGs refused by the memory
 their decode needs, the prompt's reserved tokens refused in a question, results that name models by id, the
 Benchmark tab's report bounds, the examples loader, and the session state Gradio keeps.
@@ -1168,9 +1168,11 @@ def test_real_page_works_in_folders_of_its_own_removed_on_sigterm(real_page, tmp
 
 
 def test_real_page_stops_its_request_and_exits_0_on_sigterm_while_it_runs(real_page, tmp_path):
-    """SIGTERM while a comparison runs: the request stops within one decoder layer, the visitor is told, and the
-    process exits 0 with its folder removed (it used to abort: exit -6, "terminate called without an active
-    exception", the folder left behind)."""
+    """SIGTERM while a comparison runs: the request stops within one decoder layer and its visitor is told, or,
+    when the SIGTERM lands while its answers are drawn (past the model's work), the result is sent before the
+    exit; either way the log says which, and the process exits 0 with its folder removed (it used to abort:
+    exit -6, "terminate called without an active exception", the folder left behind; later, a result drawn in
+    the drain was lost when the process exited before its visitor's stream took it, and nothing was logged)."""
     process, log = real_page.process, real_page.work / "app.log"
     own = real_page.own()
     client = Client(real_page.url, verbose=False)
@@ -1181,16 +1183,19 @@ def test_real_page_stops_its_request_and_exits_0_on_sigterm_while_it_runs(real_p
     # the model's runs report PROGRESS (ITERATING comes once the answers are out, when the panels may already be
     # drawing outside the stop's reach: on a loaded machine the status seen first could be that one)
     assert wait_until(lambda: job.status().code == Status.PROGRESS, 60)
-    time.sleep(0.5)  # well inside its 10 timed repeats of three runs
+    time.sleep(0.5)  # well inside its 10 timed repeats of three runs on a quiet machine
     assert not job.done()
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0
     text = log.read_text()
     assert "terminate called" not in text and "did not stop within" not in text
     assert not own.exists()
-    with pytest.raises(Exception) as told:
-        job.result(timeout=30)
-    assert limits.SERVER_STOPPING in str(told.value) or "connect" in str(told.value).lower()
+    if "request stopped: the server is stopping" in text:
+        with pytest.raises(AppError, match="The server is stopping"):
+            job.result(timeout=30)
+    else:  # the SIGTERM came after the model's work: the drawn result reaches its visitor
+        assert "request answered while the server is stopping: its result sent" in text, text[-2000:]
+        assert {"none", "clse", "fastv"} <= set(payload_of(job.result(timeout=30))["results"])
 
 
 # ------------------------------------------------------------------- the page in this process

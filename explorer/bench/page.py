@@ -64,7 +64,8 @@ def browser_times(url, runs):
                     page.locator("video").first.wait_for(timeout=30_000)
                 else:
                     page.locator("img").first.wait_for(timeout=30_000)
-                page.get_by_label("Question").fill(question)
+                # by its placeholder: the label "Question" also matches the follow-up box's
+                page.get_by_placeholder("e.g. what color is the circle").fill(question)
                 start = time.perf_counter()
                 page.get_by_role("button", name="Compare").click()
                 drawn_answers(page)

@@ -51,6 +51,9 @@ def roll_back(cache, count):
     if any(not torch.is_tensor(getattr(layer, "keys", None)) for layer in cache.layers):
         raise BadInput("this model's linear-attention or convolution layers cannot take back the tokens of an answer "
                        "that its chat template writes differently: use the follow-up mode reprune")
+    if any(getattr(layer, "cumulative_length", 0) > layer.keys.shape[-2] for layer in cache.layers):
+        raise BadInput("this model's sliding-window layers have already let go of the tokens that taking back the "
+                       "answer's last tokens would bring back into their window: use the follow-up mode reprune")
     for layer in cache.layers:
         layer.keys, layer.values = layer.keys[:, :, :-count], layer.values[:, :, :-count]
         if hasattr(layer, "cumulative_length"):  # a sliding window counts what it has seen

@@ -13,7 +13,7 @@ computed after the run from that record; comparing several methods on one input 
 one floor up. Attention stays SDPA (or whatever the model was loaded with). The engine knows no family: it
 calls the contract of models/base.py (models.base.Family), whose defaults serve any model.
 
-Choices (see README): batch size 1; kept tokens keep their original position ids, so RoPE sees gaps, as in the
+Choices (docs/methods.md): batch size 1; kept tokens keep their original position ids, so RoPE sees gaps, as in the
 paper; layers before a stage keep (early_kv="keep") or drop ("prune") the pruned tokens in their KV cache.
 Every tensor the engine makes names its device: the model's for anything that meets the model, the CPU for
 bookkeeping. Scores are computed in float32 and ranked in float64 whatever the model's dtype.

@@ -53,7 +53,7 @@ class Record:
     spectra: list = None  # per group, unpruned run only: {"layers", "highpass", "radial", "highfreq_share"}
     reference_scores: dict = None  # unpruned run only: every method's first-stage scores, for comparisons
     notes: list = field(default_factory=list)
-    schema: int = 2  # 2: clse is the published score, plus the fields below (README, "Result JSON")
+    schema: int = 2  # 2: clse is the published score, plus the fields below (docs/cli.md, "Result JSON")
     device: str = ""  # where the decoder ran, e.g. "cpu", "cuda:0" (the first layer's device)
     dtype: str = ""  # the decoder's dtype, e.g. "float32", "bfloat16"
     early_kv: str = ""  # "keep" | "prune": layers before a stage keep / drop pruned tokens in their KV cache

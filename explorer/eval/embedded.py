@@ -16,7 +16,7 @@ Answers are scored on the first generated word (one prefill per run, no decoding
 with one word. The unpruned run also decodes up to three tokens, and the report gives the share of its
 answers that are exactly that one word, so the first-word scoring can be checked against full answers.
 
-Prints JSON (and with --markdown the README tables):
+Prints JSON (and with --markdown the tables of docs/evaluation.md):
 - unpruned accuracy by question kind on the plain held-out set, on the variant set (the same seeds drawn
   with `variant=True`: other sizes, colours a little off, anti-aliasing, JPEG) and on the plain set's
   questions typed as people type them ("What color is the circle?");
@@ -468,7 +468,7 @@ def prediction_table(predictions):
 
 
 def markdown(result):
-    """Every README table, each after a one-line title."""
+    """Every table of docs/evaluation.md, each after a one-line title."""
     chance = ", ".join(f"{k} {v:.3f}" for k, v in CHANCE.items())
     sections = [
         ("Unpruned accuracy by question kind (plain held-out set, variant set, questions as people type them)",
@@ -549,7 +549,7 @@ def main(argv=None):
                         "slightly differently: sizes, colour jitter, anti-aliasing, JPEG)")
     parser.add_argument("--weights", default=None, help="model directory (default: the embedded model)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--markdown", action="store_true", help="also print the README tables")
+    parser.add_argument("--markdown", action="store_true", help="also print the tables of docs/evaluation.md")
     parser.add_argument("--rows", action="store_true",
                         help="only print CLSE's evolution intensity and the hidden-state change by image row, "
                              "on background tokens (L = 0, K = --prune-layer, default 2)")

@@ -39,7 +39,7 @@ class Official:
     """How a method's authors run it: its stages (a function of the Layout -> (stages, notes)), the KV policy of
     the layers before a stage ("keep", "prune", or None: the family's), its reference layer where it has one
     (None: the family's), what the official code does that the schedule alone does not say (`about`, for
-    the README and the page), and the inputs it applies to (`inputs`; the planner refuses any other kind, in
+    docs/methods.md and the page), and the inputs it applies to (`inputs`; the planner refuses any other kind, in
     every schedule, with `refusal`)."""
 
     stages: Callable

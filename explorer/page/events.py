@@ -87,6 +87,8 @@ def compare_click(image, video, question, method_a, method_b, keep, prune_layer=
         return  # nobody is listening
     frames = analysis.grid[0]
     limits.release_memory()  # else the server's memory creeps (explorer/serve/limits.py)
+    if limits.stopping():  # the SIGTERM came while the answers were drawn: the result is sent before the exit
+        log.info("request answered while the server is stopping: its result sent")
     yield in_order({**panels.draw(analysis, view), "result_json": payload, "download": saved_result(payload),
                     "state": {"analyses": {(0, 0): analysis}, "view": view},
                     "frame": frame_slider(frames)}, COMPARE_OUTPUTS)

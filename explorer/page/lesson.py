@@ -122,7 +122,7 @@ def intro(step, model_id=None):
             "Model menu and click this step again to see it; the other steps run on any model.")
     if step == len(STEPS) - 1 and not embedded(model_id):
         text += (f"\n\nThis report is the embedded model's ({models.EMBEDDED_ID}), not {_name(model_id)}'s: for "
-                 "your model, run a benchmark (README, \"Benchmarks\") and upload its report here.")
+                 "your model, run a benchmark (docs/evaluation.md) and upload its report here.")
     if s.inputs and runs(step, model_id):
         text += "\n\n*Running...*"
     return text

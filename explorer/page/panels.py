@@ -86,7 +86,7 @@ SECTIONS = [
             "settings) the bars are medians and the whiskers span the fastest to the slowest repeat. Peak memory is "
             "the device's peak allocation on a GPU and an estimate on the CPU (the panel's subtitle says which)."),
     Section("benchmark", "Benchmark",
-            "The same comparison over a whole benchmark (lmms-eval, README \"Benchmarks\"): accuracy against the "
+            "The same comparison over a whole benchmark (lmms-eval, docs/evaluation.md): accuracy against the "
             "real average of visual tokens kept per method, the queried object's tokens kept where the data has "
             "ground truth, and positional bias over the dataset (where each method keeps tokens, and the rank "
             "correlation between score and position). Upload a report written by `python -m explorer.report RUNS "

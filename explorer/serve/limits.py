@@ -81,9 +81,26 @@ def stop_serving(demo, timeout=DRAIN_S):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if len(queue) == 0 and not any(job for job in queue.active_jobs if job):
+            _send_last_messages(queue, min(deadline, time.monotonic() + MESSAGES_S))
             return True
         time.sleep(0.05)
     return False
+
+
+MESSAGES_S = 3  # on SIGTERM, how long the page waits for the last messages to reach their visitors
+
+
+def _send_last_messages(queue, deadline):
+    """Wait until the messages the finished requests left for their visitors have been taken by their streams
+    (at most until `deadline`: a visitor who left takes none). A request that finished in the drain (its answer
+    drawn while the SIGTERM came) hands its result to its visitor's stream only after Gradio marks it done;
+    exiting at once lost that result (the visitor saw the connection close)."""
+    def waiting():
+        return any(not messages.empty() for messages in list(queue.pending_messages_per_session.values()))
+
+    while waiting() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # the stream's last write
 
 
 def state_sessions():
@@ -104,7 +121,7 @@ def release_memory():
     long-lived objects, let pile up for dozens of requests. app.py freezes what start-up made (gc.freeze), so
     this costs about 20 ms instead of 0.3 s. Then glibc's free memory is handed back to the system (malloc_trim,
     about 0.2 ms): else the heap keeps the pages a request's peak took and the RSS creeps. Measured with
-    `python -m explorer.bench.stress --creep 100` (README)."""
+    `python -m explorer.bench.stress --creep 100` (docs/public-page.md)."""
     gc.collect()
     if hasattr(_libc, "malloc_trim"):  # glibc only
         _libc.malloc_trim(0)
@@ -125,8 +142,8 @@ def fix_mmap_threshold(kb=None):
     land in the heap beside long-lived blocks, and the heap grew by 10-15 MB over the first 50 requests of a
     fresh page (malloc_trim cannot return pages still partly used). A fixed threshold ends most of that rise and
     lowers the page's resident memory by 9-14 MB, its requests no slower (`python -m explorer.bench.stress
-    --creep 100 --allocators`, README). 1 MB, not 128 KB: each mmap'd block costs page faults when it is used,
-    and at 128 KB the model's work alone (without the page) ran about 1.9 times slower in a probe. Returns
+    --creep 100 --allocators`, docs/public-page.md). 1 MB, not 128 KB: each mmap'd block costs page faults when
+    it is used, and at 128 KB the model's work alone (without the page) ran about 1.9 times slower in a probe. Returns
     whether glibc took it (False elsewhere, or with kb 0)."""
     kb = mmap_threshold_kb() if kb is None else kb
     return bool(kb and hasattr(_libc, "mallopt") and _libc.mallopt(M_MMAP_THRESHOLD, kb * 1024))
@@ -136,10 +153,10 @@ def keep_no_output_values():
     """Gradio keeps, in every session of its store, the last value of each input and output in a copy of the
     page's config (SessionState._update_value_in_config) for one use: the /gradio_api/deep_link route (a
     gr.DeepLinkButton's saved page), which this page does not offer (UploadGuard refuses the route). On this page
-    that copy is about 1.1 MB per session (the figures' JSON, the result's records): most of what the session
-    store holds, measured with `python -m explorer.bench.stress --creep 100 --creep-only` (README). Outputs still
-    reach the visitor, and the visitor's gr.State (the frame and turn controls) is kept as before. Gradio is
-    pinned (requirements.txt); tests/test_public_page.py fails if the method replaced here is gone."""
+    that copy is about 1.1 MB per session (the figures' JSON, the result's records): most of what the session store
+    holds, measured with `python -m explorer.bench.stress --creep 100 --creep-only` (docs/public-page.md). Outputs still
+    reach the visitor, and the visitor's gr.State (the frame and turn controls) is kept as before. Gradio is pinned
+    (requirements.txt); tests/test_public_page.py fails if the method replaced here is gone."""
     from gradio.state_holder import SessionState  # noqa: PLC0415
 
     if not hasattr(SessionState, "_update_value_in_config"):

@@ -13,7 +13,7 @@
 - the duration asked for is sized to the request (request_seconds), checked against the visitor's quota.
 
 `spaces` is imported plainly (requirements.txt): off ZeroGPU its GPU decorator returns the function as it
-is. ZeroGPU exists only in Spaces of the Gradio SDK (README, "Deploy on a GPU Space").
+is. ZeroGPU exists only in Spaces of the Gradio SDK (docs/deployment.md).
 """
 
 import os
