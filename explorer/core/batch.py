@@ -322,7 +322,7 @@ def decode_batch(model, encodeds, cache, layouts, first_logits, stop_ids, max_ne
     dtype = next(lm.parameters()).dtype
     if not dtype.is_floating_point:
         dtype = torch.float32
-    tokens = [[int(first_logits[b].argmax())] for b in range(batch)]
+    tokens = [[t] for t in first_logits.argmax(-1).tolist()]  # one transfer per step for the whole batch
     logits_kept = [[first_logits[b].cpu()] if keep_logits else [] for b in range(batch)]
     next_position = [int(e.position_ids.max()) + 1 for e in encodeds]
     shape = encodeds[0].position_ids.shape[:-2]  # multimodal rows ([3, B, S]) or none ([B, S])
@@ -349,11 +349,12 @@ def decode_batch(model, encodeds, cache, layouts, first_logits, stop_ids, max_ne
             out = lm(input_ids=ids, position_ids=position, attention_mask=grown_dummy(layouts[0], step, device),
                      past_key_values=cache, use_cache=True)
         logits = logits_of(model, out.last_hidden_state[:, -1:])[:, -1].float()
+        picked = logits.argmax(-1).tolist()
         for b in range(batch):
             next_position[b] += 1
             if done[b]:
                 continue
-            tokens[b].append(int(logits[b].argmax()))
+            tokens[b].append(picked[b])
             if keep_logits:
                 logits_kept[b].append(logits[b].cpu())
             done[b] = tokens[b][-1] in stop_ids or len(tokens[b]) >= max_new_tokens[b]
