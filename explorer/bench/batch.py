@@ -13,6 +13,7 @@ order rotated), and the pair gives the ratio (B / t_variant) / (1 / t_unpruned b
 median over --repeats with its spread, or the spread alone, marked unsteady, beyond --tolerance.
 """
 
+import sys
 import time
 
 import numpy as np
@@ -82,7 +83,8 @@ def measure(model, processor, sizes, methods, budgets, args, progress=None):
 
 
 def table(name, model, processor, sizes, methods, budgets, args):
-    ratios, rates, notes = measure(model, processor, sizes, methods, budgets, args)
+    ratios, rates, notes = measure(model, processor, sizes, methods, budgets, args,
+                                   lambda text: print(text, file=sys.stderr, flush=True))
     print(f"\n### {name}: throughput by batch size, {args.new_tokens} new tokens per question\n")
     print("| method | keep | batch | questions / s | throughput ratio to unpruned batch 1 (min-max) |")
     print("|---|---|---|---|---|")
