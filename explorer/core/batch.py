@@ -327,6 +327,8 @@ def decode_batch(model, encodeds, cache, layouts, first_logits, stop_ids, max_ne
     next_position = [int(e.position_ids.max()) + 1 for e in encodeds]
     shape = encodeds[0].position_ids.shape[:-2]  # multimodal rows ([3, B, S]) or none ([B, S])
     done = [t[-1] in stop_ids or len(t) >= max_new_tokens[b] for b, t in enumerate(tokens)]
+    if not all(done):
+        preallocate(cache, max(max_new_tokens) - 1)
     step = 0
     while not all(done):
         step += 1
@@ -359,6 +361,34 @@ def decode_batch(model, encodeds, cache, layouts, first_logits, stop_ids, max_ne
                 logits_kept[b].append(logits[b].cpu())
             done[b] = tokens[b][-1] in stop_ids or len(tokens[b]) >= max_new_tokens[b]
     return tokens, logits_kept
+
+
+def preallocate(cache, steps):
+    """Every cache layer given room for `steps` more tokens: a layer's keys and values become views of a buffer
+    the decoding steps write into, in place of the stock layer's concatenation, which copies the whole cache of
+    the whole batch at every step (the same values either way; what the attention reads is a view). Returns
+    the layers' stock update methods (restore() puts them back)."""
+    stock = []
+    for layer in cache.layers:
+        keys, values = layer.keys, layer.values
+        batch, heads, length, width = keys.shape
+        buffers = [t.new_empty(batch, heads, length + steps, width) for t in (keys, values)]
+        buffers[0][:, :, :length], buffers[1][:, :, :length] = keys, values
+
+        def update(key_states, value_states, *args, layer=layer, buffers=buffers, **kwargs):
+            n, m = layer.keys.shape[-2], key_states.shape[-2]
+            if n + m > buffers[0].shape[-2]:  # beyond the room made: the stock concatenation
+                layer.keys = torch.cat([layer.keys, key_states], dim=-2)
+                layer.values = torch.cat([layer.values, value_states], dim=-2)
+                return layer.keys, layer.values
+            buffers[0][:, :, n:n + m], buffers[1][:, :, n:n + m] = key_states, value_states
+            layer.keys, layer.values = buffers[0][:, :, :n + m], buffers[1][:, :, :n + m]
+            return layer.keys, layer.values
+
+        stock.append(layer.__dict__.get("update"))
+        layer.keys, layer.values = buffers[0][:, :, :length], buffers[1][:, :, :length]
+        layer.update = update
+    return stock
 
 
 def grown_dummy(layout, step, device):
