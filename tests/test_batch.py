@@ -60,7 +60,7 @@ def same_as_alone(alone, batched, batched_note=True):
             assert (x - y).abs().max() < 1e-4 * max(1.0, float(x.abs().max()))  # float rounding
 
 
-def check_every_method(model, processor, encodeds, kind="image", batched=True, **settings):
+def check_every_method(model, processor, encodeds, kind="image", batched=True, prefill="together", **settings):
     """Every method that applies: run_batch against engine.run sample by sample. Returns the methods run."""
     ran = []
     for method in METHODS:
@@ -71,7 +71,7 @@ def check_every_method(model, processor, encodeds, kind="image", batched=True, *
             with pytest.raises(BadInput):
                 run_batch(model, processor, encodeds, method, s)
             continue
-        together = run_batch(model, processor, encodeds, method, s, keep_logits=True)
+        together = run_batch(model, processor, encodeds, method, s, keep_logits=True, prefill=prefill)
         assert len(together) == len(encodeds)
         for a, b in zip(alone, together):
             same_as_alone(a, b, batched)
@@ -94,12 +94,16 @@ def qwen_inputs(t):
     return [encode_input(t.model, t.processor, t.family, im, q) for im, q in zip(images, QUESTIONS)]
 
 
-@pytest.mark.parametrize("early_kv", ["keep", "prune"])
-def test_llava_batch_equals_batch_of_one_for_every_method(tiny, early_kv):
+@pytest.mark.parametrize("early_kv, prefill", [("keep", "together"), ("prune", "together"), ("keep", "each"),
+                                               ("prune", "each")])
+def test_llava_batch_equals_batch_of_one_for_every_method(tiny, early_kv, prefill):
+    """prefill "together": the padded batch through the decoder at once; "each": one prefill per sample, the
+    caches padded into one batch for decoding (the CPU's default)."""
     encodeds = llava_inputs(tiny)
     assert len({e.inputs_embeds.shape[1] for e in encodeds}) == 3  # three prompt lengths: padding is exercised
     assert batchable(tiny.model, encodeds, "clse") is None
-    ran = check_every_method(tiny.model, tiny.processor, encodeds, keep=4, max_new_tokens=5, early_kv=early_kv)
+    ran = check_every_method(tiny.model, tiny.processor, encodeds, keep=4, max_new_tokens=5, early_kv=early_kv,
+                             prefill=prefill)
     assert {"none", "clse", "fastv", "sparsevlm", "dart", "visionzip", "vispruner", "divprune", "downsample",
             "pyramiddrop", "random", "uniform"} <= set(ran)
 
@@ -115,9 +119,9 @@ def test_qwen2_vl_multimodal_positions_with_different_grids_batch(tiny_qwen):
     encodeds = qwen_inputs(tiny_qwen)
     assert len({tuple(g.grid) for e in encodeds for g in e.groups}) >= 3 and encodeds[0].position_ids.dim() == 3
     assert batchable(tiny_qwen.model, encodeds, "clse") is None
-    for early_kv in ("keep", "prune"):
+    for early_kv, prefill in (("keep", "together"), ("prune", "together"), ("keep", "each")):
         ran = check_every_method(tiny_qwen.model, tiny_qwen.processor, encodeds, keep=0.5, max_new_tokens=5,
-                                 early_kv=early_kv)
+                                 early_kv=early_kv, prefill=prefill)
         assert {"none", "clse", "fastv", "dart"} <= set(ran)
 
 
@@ -181,6 +185,22 @@ def test_a_decoder_that_cannot_batch_runs_one_by_one_and_says_why(tiny, monkeypa
     records = run_batch(tiny.model, tiny.processor, encodeds, "fastv", s)
     assert all(r.notes[-1] == ONE_BY_ONE_NOTE.format(n=2, why="a reason") for r in records)
     assert BATCHED_NOTE.split("{")[0] not in " ".join(records[0].notes)
+
+
+def test_eager_attention_batches_with_additive_masks():
+    from tests.conftest import Tiny
+
+    tiny = Tiny()
+    tiny.model.set_attn_implementation("eager")
+    encodeds = llava_inputs(tiny)
+    assert batchable(tiny.model, encodeds, "fastv") is None
+    for prefill in ("together", "each"):
+        for method in ("none", "fastv", "clse"):
+            s = check_settings(methods=[] if method == "none" else [method], keep=4, max_new_tokens=4)
+            alone = [run(tiny.model, tiny.processor, e, method, s, keep_logits=True) for e in encodeds]
+            for a, b in zip(alone, run_batch(tiny.model, tiny.processor, encodeds, method, s, keep_logits=True,
+                                             prefill=prefill)):
+                same_as_alone(a, b)
 
 
 # ------------------------------------------------------------------------------ every family (slow tier)

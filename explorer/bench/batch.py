@@ -96,6 +96,8 @@ def table(name, model, processor, sizes, methods, budgets, args):
     alone = sorted({note for note in notes.values() if note.startswith("asked for in a batch")})
     print(f"\n(batched on the engine's padded batch: {len(batched) > 0}; " +
           (f"run one by one: {alone[0]}" if alone else "none ran one by one") + ")")
+    if batched:
+        print(f"(a batched record's note: {batched[-1]})")
     return ratios
 
 

@@ -33,8 +33,8 @@ from explorer.core.settings import check_settings
 from explorer.core.stage import Before, LayerView, TokenIndex, method_plan
 from explorer.methods.registry import METHODS, check_method
 
-BATCHED_NOTE = ("run in a batch of {n} (left-padded to {length} tokens): its timings (and, on CUDA, its peak "
-                "memory) are the whole batch's")
+BATCHED_NOTE = ("run in a batch of {n} (left-padded to {length} tokens; prefill {mode}): its timings (and, on "
+                "CUDA, its peak memory) are the whole batch's")
 ONE_BY_ONE_NOTE = "asked for in a batch of {n}, run alone: {why}"
 ARGUMENTS = {"attention_mask", "position_ids"}  # what a batchable wrapper hands its decoder besides the engine's own
 
@@ -109,7 +109,10 @@ class Layout:
 
     def mask(self, queries, dtype, device, eager):
         """The [B, 1, queries, length (+ decoded columns)] mask of `queries` rows at the end of this layout:
-        causal, pad columns hidden, every query sees itself."""
+        causal, pad columns hidden, every query sees itself. None (SDPA's own causal attention, which skips the
+        hidden half) where no sample is padded."""
+        if not eager and not any(self.pads):
+            return None
         keys = torch.arange(self.length, device="cpu")
         rows = torch.arange(self.length - queries, self.length, device="cpu")
         pads = torch.tensor(self.pads, device="cpu")
@@ -407,10 +410,39 @@ def sample_cache_bytes(cache, layouts, b, steps):
     return total
 
 
-def run_batch(model, processor, encodeds, method, settings=None, questions=None, keep_logits=False, **raw):
+def merge_prefills(parts):
+    """Single-sample prefills [(last hidden [1, 1, D], cache, layouts)] -> one batch's: each layer's keys and values
+    left-padded (zeros, masked) to the longest sample's and stacked, with the layouts of their rows."""
+    hidden = torch.cat([p[0] for p in parts])
+    cache = parts[0][1]
+    layouts = []
+    for i, layer in enumerate(cache.layers):
+        layout = Layout([p[2][i].counts[0] for p in parts])
+        for name in ("keys", "values"):
+            tensors = [getattr(p[1].layers[i], name) for p in parts]
+            setattr(layer, name, torch.cat([torch.cat([t.new_zeros(*t.shape[:2], layout.length - t.shape[2],
+                                                                    t.shape[3]), t], dim=2) for t in tensors]))
+        layouts.append(layout)
+    return hidden, cache, layouts
+
+
+def prefill_mode(prefill, device):
+    """"together" (the padded batch through the decoder at once) or "each" (every sample's prefill alone, then
+    one padded batch for decoding); "auto": each on a CPU, where a batch's prefill gains nothing (its matrix
+    products are compute-bound already and its larger activations leave the caches: measured slower per
+    question), together elsewhere."""
+    if prefill not in ("auto", "together", "each"):
+        raise ValueError(f"prefill must be auto, together or each, got {prefill!r}")
+    return ("each" if device.type == "cpu" else "together") if prefill == "auto" else prefill
+
+
+def run_batch(model, processor, encodeds, method, settings=None, questions=None, keep_logits=False, prefill="auto",
+              **raw):
     """`method` on every input of `encodeds` (engine.Encoded, one per sample; settings: one Settings for all,
     or one per sample). Returns one Record per sample, in order: batched where `batchable` allows (each record
-    notes the batch), else each sample run alone through engine.run (each record notes why)."""
+    notes the batch), else each sample run alone through engine.run (each record notes why). prefill: "together"
+    (one padded prefill of the whole batch), "each" (one prefill per sample, the decoding batched) or "auto"
+    (prefill_mode); the answers are the same."""
     check_method(method)
     n = len(encodeds)
     if not isinstance(settings, (list, tuple)):
@@ -438,7 +470,12 @@ def run_batch(model, processor, encodeds, method, settings=None, questions=None,
         torch.cuda.reset_peak_memory_stats(device)
     with torch.inference_mode():
         start = clock(device)
-        hidden, cache, layouts = prefill_batch(model, encodeds, method, settings, plans, records)
+        if prefill_mode(prefill, device) == "each":
+            hidden, cache, layouts = merge_prefills([
+                prefill_batch(model, encodeds[b:b + 1], method, settings[b:b + 1], plans[b:b + 1], records[b:b + 1])
+                for b in range(n)])
+        else:
+            hidden, cache, layouts = prefill_batch(model, encodeds, method, settings, plans, records)
         first_logits = logits_of(model, hidden)[:, -1].float()
         prefill_ms = (clock(device) - start) * 1e3
         for b, record in enumerate(records):
@@ -455,7 +492,7 @@ def run_batch(model, processor, encodeds, method, settings=None, questions=None,
         record.kv_cache_bytes = sample_cache_bytes(cache, layouts, b, len(tokens[b]) - 1)
         record.peak_memory_bytes, record.peak_memory_kind = peak_memory(device, record, model)
         record.capture = None
-        record.notes.append(BATCHED_NOTE.format(n=n, length=length))
+        record.notes.append(BATCHED_NOTE.format(n=n, length=length, mode=prefill_mode(prefill, device)))
         if keep_logits:
             record.step_logits = step_logits[b]
     return records
