@@ -12,7 +12,9 @@ stage, each pruning sample is scored by the batch-of-one code (engine.prune_stag
 the batch: its hidden states, rotary inputs and cached keys without the padding), and the batch is gathered to
 the new layout with one index per sample; every argument the stock decoder built for the whole padded prompt
 is gathered the same way from the original layout (the kept rows' original positions). Layers before a stage
-keep their cache (early_kv="keep"), or lose the pruned rows, sample by sample (early_kv="prune").
+keep their cache (early_kv="keep"), or lose the pruned rows, sample by sample (early_kv="prune"). The prefill
+runs the padded batch at once ("together") or every sample alone and pads the caches into one batch for
+decoding ("each": a CPU's default, see prefill_mode); decoding writes into a cache buffer made once.
 
 What batches: decoders of full-attention layers with dynamic caches (no sliding window, chunk, linear attention
 or convolution layers), SDPA or eager attention, whose wrapper hands the decoder nothing but position ids and
