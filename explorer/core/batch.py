@@ -371,9 +371,8 @@ def decode_batch(model, encodeds, cache, layouts, first_logits, stop_ids, max_ne
 def preallocate(cache, steps):
     """Every cache layer given room for `steps` more tokens: a layer's keys and values become views of a buffer
     the decoding steps write into, in place of the stock layer's concatenation, which copies the whole cache of
-    the whole batch at every step (the same values either way; what the attention reads is a view). Returns
-    the layers' stock update methods (restore() puts them back)."""
-    stock = []
+    the whole batch at every step (the same values either way; what the attention reads is a view). The cache
+    is the run's own and is dropped with it."""
     for layer in cache.layers:
         keys, values = layer.keys, layer.values
         batch, heads, length, width = keys.shape
@@ -390,10 +389,8 @@ def preallocate(cache, steps):
             layer.keys, layer.values = buffers[0][:, :, :n + m], buffers[1][:, :, :n + m]
             return layer.keys, layer.values
 
-        stock.append(layer.__dict__.get("update"))
         layer.keys, layer.values = buffers[0][:, :, :length], buffers[1][:, :, :length]
         layer.update = update
-    return stock
 
 
 def grown_dummy(layout, step, device):

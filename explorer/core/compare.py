@@ -120,7 +120,7 @@ def batch_item(item):
 
 
 def compare_batch(model, processor, family, items, settings=None, diagnostics=False, progress=None,
-                  keep_logits=False, **raw):
+                  keep_logits=False, prefill="auto", **raw):
     """compare() over several inputs at once: each item (a dict {images, question, kind}, or a tuple) is
     encoded alone (its own processor call and vision tower), then the unpruned run and each method run as one
     batch over all items (explorer/core/batch.py: each item its own plan, budget, scores and kept set; answers
@@ -128,7 +128,8 @@ def compare_batch(model, processor, family, items, settings=None, diagnostics=Fa
     formed (explorer.core.batch.batchable: the decoder's layers or wrapper's inputs; diagnostics or follow-up
     questions, which run one input at a time) the items run one by one through compare(), each record noting
     why. One item is compare() itself. With repeats > 1 the methods' order rotates between repeats and the
-    timings are medians (of the batch's timings: a batched record's timings are its whole batch's)."""
+    timings are medians (of the batch's timings: a batched record's timings are its whole batch's). prefill:
+    explorer.core.batch.run_batch's (the answers are the same)."""
     settings = settings or check_settings(**raw)
     say = progress or (lambda text: None)
     items = [batch_item(item) for item in items]
@@ -168,7 +169,7 @@ def compare_batch(model, processor, family, items, settings=None, diagnostics=Fa
             say(f"running {name} on {len(items)} inputs" +
                 (f" (repeat {repeat + 1} of {settings.repeats})" if settings.repeats > 1 else ""))
             records = batch.run_batch(model, processor, encodeds, name, settings, questions=questions,
-                                      keep_logits=keep_logits)
+                                      keep_logits=keep_logits, prefill=prefill)
             for n, record in enumerate(records):
                 if repeat == 0:
                     conversation.converse(model, processor, encodeds[n], record, items[n][0], settings, items[n][2])
