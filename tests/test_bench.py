@@ -63,6 +63,23 @@ def test_the_engine_benchmark_prints_paired_ratios(capsys):
     assert "3 n d m (a gated MLP" in out
 
 
+def test_the_batch_benchmark_prints_throughput_ratios_per_batch_size(capsys):
+    """--batch: questions per second per batch size and method, as paired ratios to unpruned batch 1 (the form of
+    the table only: no timed assertion)."""
+    assert bench.main(["--quick", "--batch", "1,2", "--repeats", "2", "--budgets", "24", "--methods", "fastv",
+                       "--new-tokens", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "throughput ratio to unpruned batch 1 (min-max)" in out
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()
+            if line.startswith(("| none |", "| fastv |"))]
+    assert [row[:3] for row in rows] == [["none", "all", "1"], ["none", "all", "2"], ["fastv", "24", "1"],
+                                         ["fastv", "24", "2"]]
+    for row in rows:
+        assert float(row[3]) > 0
+        assert row[4].startswith("unsteady: ") or row[4].count("(") == 1  # a median and its spread, or the spread
+    assert "batched on the engine's padded batch: True; none ran one by one" in out
+
+
 # ------------------------------------------------------------------------------------------ the paper suite
 
 PAPER_PARAMETERS = {"LLaVA-1.5-7B": 7.063, "Video-LLaVA-7B": 7.366, "Qwen2-VL-7B": 8.291}  # billions

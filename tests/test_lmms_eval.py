@@ -141,6 +141,27 @@ def test_benchmark_answers_equal_the_page_engine(runs, dataset):
         assert page["none"].answer == unpruned[key]["answer"]
 
 
+def test_batch_size_2_answers_equal_batch_size_1(runs, dataset, tmp_path):
+    """lmms-eval's own --batch_size 2 (one process): the requests answered two at a time by the batched engine
+    (explorer/core/batch.py) give the answers, kept tokens and accuracy of the batch size 1 run above."""
+    result = lmms_eval_command("--model", "pruning_explorer", "--model_args", RUNS["clse"], "--tasks", str(dataset),
+                               "--limit", str(LIMIT), "--batch_size", "2", "--output_path", str(tmp_path),
+                               "--log_samples", launcher=(sys.executable,))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Error during evaluation" not in result.stdout + result.stderr, result.stdout[-3000:]
+    batched = {(r["task"], r["doc_id"]): r for r in records_of(tmp_path)}
+    alone = {(r["task"], r["doc_id"]): r for r in records_of(runs / "clse")}
+    assert set(batched) == set(alone) and len(batched) == LIMIT + CLIPS
+    for key, record in batched.items():
+        assert "error" not in record, record["error"]
+        assert record["response"] == alone[key]["response"], key
+        assert record["answer_ids"] == alone[key]["answer_ids"], key
+        assert record["kept_indices"] == alone[key]["kept_indices"], key
+        assert any(note.startswith("run in a batch of 2") for note in record["notes"]), record["notes"]
+    for task in ("shapes", "shapes_motion"):
+        assert results_of(tmp_path)["results"][task] == results_of(runs / "clse")["results"][task]
+
+
 def test_report_from_the_runs(runs, tmp_path, capsys):
     report = load_report([str(runs)])
     by_method = {run["method"]: run for run in report["runs"] if run["task"] == "shapes"}

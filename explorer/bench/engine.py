@@ -10,7 +10,8 @@ median ratio over --repeats with its spread (min-max), or, where the spread is w
 the median by default), the spread alone, marked unsteady. One thread by default (--threads), timed by this
 process's CPU time (--clock auto: with one thread on the CPU; --clock wall for wall time): other processes on
 a shared machine then do not count in it, and on an idle machine it equals wall time.
-`--suite paper` runs the paper's 7B shapes instead (explorer/bench/paper.py).
+`--suite paper` runs the paper's 7B shapes instead (explorer/bench/paper.py); `--batch 1,4,8` the throughput of
+batched runs per batch size (explorer/bench/batch.py).
 With --dtype bfloat16 (or float16) it also reports how far the half-precision kept sets are from float32's
 (overlap of the kept sets for CLSE and FastV per budget) and times everything in that dtype.
 
@@ -150,10 +151,13 @@ def main(argv=None):
                              "thread); auto (default): CPU time with one thread on the CPU, else wall time")
     parser.add_argument("--prune-layer", type=int, default=2)
     parser.add_argument("--new-tokens", type=int, default=4)
-    parser.add_argument("--budgets", default="192,128,64", help="visual tokens kept: counts, or ratios (0.334)")
+    parser.add_argument("--budgets", default=None, help="visual tokens kept: counts, or ratios (0.334) (default "
+                        "192,128,64; with --batch 192)")
     parser.add_argument("--early-kv", choices=EARLY_KV, default=None,
                         help="the layers before K keep / drop the pruned tokens (default: the family's policy)")
-    parser.add_argument("--methods", default="clse,fastv,random")
+    parser.add_argument("--methods", default=None, help="default clse,fastv,random; with --batch clse,fastv")
+    parser.add_argument("--batch", default=None, help="batch sizes, e.g. 1,4,8: throughput (questions per second) "
+                        "per batch size and method as ratios to unpruned batch 1 (explorer/bench/batch.py)")
     parser.add_argument("--dtype", choices=["auto", *DTYPES], default=None,
                         help="time in this dtype (default float32; the paper suite: auto, bfloat16 on CUDA); other "
                              "than float32: also the kept sets' overlap with float32")
@@ -176,6 +180,8 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     if args.clock == "auto":  # the engine suite runs on the CPU; the paper suite decides for its device
         args.clock = "cpu" if torch.get_num_threads() == 1 and args.suite == "engine" else args.clock
+    args.budgets = args.budgets or ("192" if args.batch else "192,128,64")
+    args.methods = args.methods or ("clse,fastv" if args.batch else "clse,fastv,random")
     budgets = [float(b) if "." in b else int(b) for b in args.budgets.split(",")]  # counts, or ratios of N
     if args.suite == "paper":
         from explorer.bench import paper  # noqa: PLC0415
@@ -193,16 +199,22 @@ def main(argv=None):
           f"{'wall' if args.clock == 'wall' else 'CPU (this process, --clock cpu)'} time; "
           f"{args.repeats} repeats, each a pair (unpruned, pruned) back to back, its order alternated: ratios are "
           f"medians of the pairs' ratios (min-max), 'unsteady' beyond +-{args.tolerance:.0%} of the median")
+    shapes = QUICK_SHAPES if args.quick else SHAPES
+    shapes = {name: shape for name, shape in shapes.items()
+              if not args.shapes or any(name.startswith(p) or p in name for p in args.shapes.split(","))}
+    if args.batch:
+        from explorer.bench import batch  # noqa: PLC0415
+
+        status = batch.main(args, shapes, build)
+        print(f"\n(benchmark took {time.perf_counter() - start:.0f} s)")
+        return status
     image = Image.fromarray((np.random.default_rng(0).random((336, 336, 3)) * 255).astype("uint8"))
     question = " ".join(["what is in the image ?"] * 7)  # about 40 text tokens with the template
     if args.peer_only:
         peer_table(args)
         print(f"\n(benchmark took {time.perf_counter() - start:.0f} s)")
         return 0
-    shapes = QUICK_SHAPES if args.quick else SHAPES
     for name, shape in shapes.items():
-        if args.shapes and not any(name.startswith(p) or p in name for p in args.shapes.split(",")):
-            continue
         model, processor = build(**shape)
         params = sum(p.numel() for p in model.model.language_model.parameters()) / 1e6
         if args.dtype != "float32":

@@ -6,7 +6,7 @@ of the unpruned run. The page, the command line, the benchmarks and the evaluati
 from PIL import Image
 
 from explorer.core.diagnostics import attach
-from explorer.core import conversation
+from explorer.core import batch, conversation
 from explorer.core.engine import encode_input, run
 from explorer.core.settings import check_settings
 from explorer.core.stage import method_plan
@@ -108,6 +108,80 @@ def compare(model, processor, family, images, question, settings=None, kind="ima
         say("computing the diagnostics (spectra, every method's scores)")
         attach(records["none"], model, encoded, settings)
     return records
+
+
+def batch_item(item):
+    """(images, question, kind) of one compare_batch item: a dict with images, question and optionally kind, or
+    a tuple (images, question[, kind])."""
+    if isinstance(item, dict):
+        return item["images"], item["question"], item.get("kind", "image")
+    images, question, *kind = item
+    return images, question, kind[0] if kind else "image"
+
+
+def compare_batch(model, processor, family, items, settings=None, diagnostics=False, progress=None,
+                  keep_logits=False, prefill="auto", **raw):
+    """compare() over several inputs at once: each item (a dict {images, question, kind}, or a tuple) is
+    encoded alone (its own processor call and vision tower), then the unpruned run and each method run as one
+    batch over all items (explorer/core/batch.py: each item its own plan, budget, scores and kept set; answers
+    equal to the batch-of-one runs'). Returns one {method: Record} per item, in order. Where a batch cannot be
+    formed (explorer.core.batch.batchable: the decoder's layers or wrapper's inputs; diagnostics or follow-up
+    questions, which run one input at a time) the items run one by one through compare(), each record noting
+    why. One item is compare() itself. With repeats > 1 the methods' order rotates between repeats and the
+    timings are medians (of the batch's timings: a batched record's timings are its whole batch's). prefill:
+    explorer.core.batch.run_batch's (the answers are the same)."""
+    settings = settings or check_settings(**raw)
+    say = progress or (lambda text: None)
+    items = [batch_item(item) for item in items]
+    if not items:
+        raise BadInput("no inputs were given")
+    alone = "diagnostics and follow-up questions run one input at a time" if diagnostics or settings.follow_ups \
+        else None
+    if len(items) == 1 or alone:
+        out = [compare(model, processor, family, images, question, settings, kind=kind, diagnostics=diagnostics,
+                       progress=progress, keep_logits=keep_logits) for images, question, kind in items]
+        if len(items) > 1:
+            for records in out:
+                for record in records.values():
+                    record.notes.append(batch.ONE_BY_ONE_NOTE.format(n=len(items), why=alone))
+        return out
+    questions = []
+    for images, question, _ in items:
+        question = (question or "").strip()
+        if not question:
+            raise BadInput("the question is empty")
+        if not images:
+            raise BadInput("no image or video frames were given")
+        check_question_tokens(processor, question)
+        questions.append(question)
+    encodeds = []
+    for n, ((images, _, kind), question) in enumerate(zip(items, questions)):
+        say(f"encoding input {n + 1} of {len(items)}")
+        encodeds.append(encode_input(model, processor, family, images, question, kind, settings.prompt))
+    names = ["none"] + [m for m in settings.methods if METHODS[m].prunes]
+    num_layers = len(family.text_model(model).layers)
+    for encoded in encodeds:  # checked before any run, as compare does
+        for name in names[1:] + names[:1]:
+            method_plan(encoded, settings, num_layers, name)
+    runs = [{name: [] for name in names} for _ in items]
+    for repeat in range(settings.repeats):
+        for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+            say(f"running {name} on {len(items)} inputs" +
+                (f" (repeat {repeat + 1} of {settings.repeats})" if settings.repeats > 1 else ""))
+            records = batch.run_batch(model, processor, encodeds, name, settings, questions=questions,
+                                      keep_logits=keep_logits, prefill=prefill)
+            for n, record in enumerate(records):
+                if repeat == 0:
+                    conversation.converse(model, processor, encodeds[n], record, items[n][0], settings, items[n][2])
+                runs[n][name].append(record)
+    out = []
+    for n, question in enumerate(questions):
+        records = {name: summarize(runs[n][name]) for name in names}
+        notes = [*settings.notes, unknown_words_note(processor.tokenizer, question)]
+        for record in records.values():
+            record.notes[:0] = [note for note in notes if note]
+        out.append(records)
+    return out
 
 
 def warm_up(model, processor, family, progress=None):

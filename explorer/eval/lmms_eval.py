@@ -21,7 +21,11 @@ task's) and device (cpu, cuda, cuda:N, auto), device_map (e.g. `auto`: one proce
 records_dir.
 
 Every answer is the engine's: compare.encode_input -> engine.run(method), the same calls that compare.compare
-makes for the page (which adds the unpruned reference and the diagnostics around them).
+makes for the page (which adds the unpruned reference and the diagnostics around them). With lmms-eval's
+`--batch_size N` (N > 1) the requests are answered N at a time by explorer.core.batch.run_batch: each encoded
+alone, then decoded as one left-padded batch, every document with its own kept set; the answers are those of
+batch size 1 (tests/test_lmms_eval.py), and each record notes the batch (or, for a model whose decoder cannot
+batch, that it ran alone and why).
 
 Per-sample records: lmms-eval 0.7.3's sample log (`--log_samples`, `*_samples_<task>.jsonl`) has a fixed set
 of fields (doc_id, target, filtered_resps, token_counts, doc_hash, the task's metrics, input; the document
@@ -51,6 +55,8 @@ import models
 from explorer.core.engine import encode_input
 from explorer.core.devices import device_of
 from explorer.core.engine import run
+from explorer.core.batch import run_batch
+from explorer.core.stage import method_plan
 from explorer.core.settings import MAX_NEW_TOKENS, check_settings
 from explorer.eval import plugin
 from explorer.analysis.runs import GROUND_TRUTH_FIELDS, MODEL_NAME, RUN_DEFAULTS, RUN_SETTINGS, record_line, run_tag
@@ -98,9 +104,10 @@ class PruningExplorer(lmms):
         if unknown:
             raise ValueError(f"{MODEL_NAME} does not know the model_args {', '.join(unknown)}; it knows "
                              f"{', '.join([*RUN_DEFAULTS, 'device', 'device_map', 'records_dir'])}")
-        if int(batch_size) != 1:
-            logger.warning(f"{MODEL_NAME} answers one request at a time (the engine's batch size is 1); "
-                           f"batch_size={batch_size} is ignored: use more processes for throughput")
+        self._batch_size = int(batch_size) if str(batch_size).isdigit() and int(batch_size) > 0 else 1
+        if str(batch_size) != str(self._batch_size):
+            logger.warning(f"{MODEL_NAME}: batch_size={batch_size} is not a whole number of requests; "
+                           "answering one request at a time")
         self.args = {**RUN_DEFAULTS, **run_args}
         args = self.args
         self.settings = check_settings(methods=[args["method"]], max_new_tokens=args["max_new_tokens"] or 20,
@@ -130,7 +137,7 @@ class PruningExplorer(lmms):
 
     @property
     def batch_size(self):
-        return 1
+        return self._batch_size
 
     def request_settings(self, gen_kwargs):
         """The run's settings with this task's max_new_tokens (unless model_args fixed it), within the
@@ -146,21 +153,56 @@ class PruningExplorer(lmms):
         encoded = encode_input(self.model, self.processor, self.family, images, question, kind, settings.prompt)
         return run(self.model, self.processor, encoded, self.method, settings, question=question)
 
-    def respond(self, request):
-        """(text, record line) for one generate_until request; a document the engine refuses (BadInput,
-        MediaError: one sentence) gets an empty answer and a record that says why, so that one odd image
-        does not end a benchmark of thousands."""
+    def request_line(self, request):
+        """(the record line's fields known before the run, the document) of one generate_until request."""
         context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
         line = {"task": task, "split": split, "doc_id": doc_id, "rank": self._rank, "run": self.tag,
                 "model": self.args["pretrained"], "method": self.method, "question": context}
         doc = self.task_dict[task][split][doc_id]
         # lmms-eval's sample log keeps no document fields; the ground truth the report uses travels here
         line.update({key: doc[key] for key in GROUND_TRUTH_FIELDS if key in doc})
+        return line, doc
+
+    def respond_batch(self, requests):
+        """[(text, record line)] of several generate_until requests answered as one batch of the engine
+        (explorer/core/batch.py: the answers of a batch of one, each request with its own settings; a model that
+        cannot batch answers them one by one, its records saying so). A document the engine refuses gets an
+        empty answer and a record that says why, as in respond."""
+        out, ready = [None] * len(requests), []
+        num_layers = len(self.family.text_model(self.model).layers)
+        for n, request in enumerate(requests):
+            context, gen_kwargs, doc_to_visual = request.args[:3]
+            line, doc = self.request_line(request)
+            try:
+                images, kind = media_of(doc_to_visual(doc), self.settings.frames)
+                settings = self.request_settings(gen_kwargs)
+                encoded = encode_input(self.model, self.processor, self.family, images, context.strip(), kind,
+                                       settings.prompt)
+                method_plan(encoded, settings, num_layers, self.method)  # a refusal is this document's alone
+            except (BadInput, media.MediaError) as error:
+                logger.warning(f"{MODEL_NAME}: {line['task']} document {line['doc_id']}: {error}")
+                out[n] = ("", {**line, "response": "", "error": str(error)})
+                continue
+            ready.append((n, line, kind, encoded, settings, context.strip(), gen_kwargs))
+        if ready:
+            records = run_batch(self.model, self.processor, [r[3] for r in ready], self.method,
+                                [r[4] for r in ready], questions=[r[5] for r in ready])
+            for (n, line, kind, *_, gen_kwargs), record in zip(ready, records):
+                text = cut_at_stop(record.answer, gen_kwargs.get("until"))
+                out[n] = (text, {**record_line(record.to_json()), **line, "response": text, "kind": kind})
+        return out
+
+    def respond(self, request):
+        """(text, record line) for one generate_until request; a document the engine refuses (BadInput,
+        MediaError: one sentence) gets an empty answer and a record that says why, so that one odd image
+        does not end a benchmark of thousands."""
+        context, gen_kwargs, doc_to_visual = request.args[:3]
+        line, doc = self.request_line(request)
         try:
             images, kind = media_of(doc_to_visual(doc), self.settings.frames)
             record = self.answer(images, kind, context, self.request_settings(gen_kwargs))
         except (BadInput, media.MediaError) as error:
-            logger.warning(f"{MODEL_NAME}: {task} document {doc_id}: {error}")
+            logger.warning(f"{MODEL_NAME}: {line['task']} document {line['doc_id']}: {error}")
             return "", {**line, "response": "", "error": str(error)}
         text = cut_at_stop(record.answer, gen_kwargs.get("until"))
         return text, {**record_line(record.to_json()), **line, "response": text, "kind": kind}
@@ -179,13 +221,19 @@ class PruningExplorer(lmms):
         answers = []
         records = self.open_records()
         try:
-            for request in tqdm(requests, disable=self._rank != 0, desc=f"{MODEL_NAME} ({self.method})"):
-                text, line = self.respond(request)
-                answers.append(text)
-                if records:
-                    records.write(json.dumps(line) + "\n")
-                    records.flush()
-                self.cache_hook.add_partial("generate_until", (request.args[0], request.args[1]), text)
+            size = self._batch_size
+            progress = tqdm(total=len(requests), disable=self._rank != 0, desc=f"{MODEL_NAME} ({self.method})")
+            for start in range(0, len(requests), size):
+                chunk = requests[start:start + size]
+                responses = [self.respond(chunk[0])] if size == 1 else self.respond_batch(chunk)
+                for request, (text, line) in zip(chunk, responses):
+                    answers.append(text)
+                    if records:
+                        records.write(json.dumps(line) + "\n")
+                        records.flush()
+                    self.cache_hook.add_partial("generate_until", (request.args[0], request.args[1]), text)
+                progress.update(len(chunk))
+            progress.close()
         finally:
             if records:
                 records.close()
