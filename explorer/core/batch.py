@@ -28,7 +28,7 @@ import torch
 from explorer.core import interrupt
 from explorer.core.devices import clock, device_of
 from explorer.core.engine import (
-    _Hooks, _hidden_of, _with_hidden, cache_bytes, decoder_notes, eos_ids, finish_record, logits_of,
+    RunState, _Hooks, _hidden_of, _with_hidden, cache_bytes, decoder_notes, eos_ids, finish_record, logits_of,
     new_record, peak_memory, prune_stage, run,
 )
 from explorer.core.settings import check_settings
@@ -241,8 +241,9 @@ def prefill_batch(model, encodeds, method, settings, plans, records):
                     view = LayerView(model, encodeds[b].family, i, sample_view(hidden, b, layout),
                                      sample_rope(rope, b, layout), indexes[b].positions.clone(),
                                      befores[b] if befores is not None else None)
-                    kept, merged = prune_stage(view, stage_at[b][i], method, settings[b], indexes[b],
-                                               state["z_ref"][b], encodeds[b], records[b])
+                    sample = RunState(model, encodeds[b], method, settings[b], plans[b], records[b],
+                                      index=indexes[b], z_ref=state["z_ref"][b])
+                    kept, merged = prune_stage(sample, view, stage_at[b][i])
                     rows.append(kept)
                     written.append(merged)
                 new_layout = Layout([len(r) for r in rows])
@@ -450,15 +451,17 @@ def run_batch(model, processor, encodeds, method, settings=None, questions=None,
     if n == 1:
         return [run(model, processor, encodeds[0], method, settings[0], question=questions[0],
                     keep_logits=keep_logits)]
+    lm = encodeds[0].family.text_model(model)
     why = batchable(model, encodeds, method)
+    plans = [method_plan(e, s, len(lm.layers), method) for e, s in zip(encodeds, settings)] if why is None else []
+    if why is None and any(p.positions == "renumber" for p in plans):
+        why = "renumbered positions (the rotary inputs recomputed per layer) run one input at a time"
     if why is not None:
         records = [run(model, processor, e, method, s, question=q, keep_logits=keep_logits)
                    for e, s, q in zip(encodeds, settings, questions)]
         for record in records:
             record.notes.append(ONE_BY_ONE_NOTE.format(n=n, why=why))
         return records
-    lm = encodeds[0].family.text_model(model)
-    plans = [method_plan(e, s, len(lm.layers), method) for e, s in zip(encodeds, settings)]
     records = []
     for e, s, p, q in zip(encodeds, settings, plans, questions):
         record = new_record(model, e, method, s, p, q)
