@@ -124,7 +124,8 @@ def test_the_paper_suite_runs_truncated_on_the_cpu(capsys):
         peer = next(line for line in section.splitlines() if line.startswith("peer, "))
         assert float(peer.split("differ by at most ")[1].split()[0]) < 1e-5
     llava_section = out.split("### LLaVA-1.5-7B:")[1]
-    assert "| clse | 192 | K 1: 330 kept |" in llava_section  # CLSE's keep table, its first stage
+    # CLSE's keep table used literally, its first stage
+    assert "| clse | 192 | K 1: 330 kept (the paper's keep table) |" in llava_section
     claims = out.split("Beside the paper's claims")[1]
     assert "| LLaVA-1.5-7B | 192 | prefill | 1.51x |" in claims and "| Video-LLaVA-7B | 192 | FLOPs | 9.35x |" in claims
 
