@@ -349,15 +349,30 @@ def test_visionzip_merge_is_the_target_plus_the_mean_of_its_assigned_patches(tin
 
     handle = tiny.model.model.language_model.layers[0].register_forward_pre_hook(entering, with_kwargs=True)
     try:
-        run(tiny.model, tiny.processor, encoded, "visionzip", keep=12, schedule="official", max_new_tokens=1)
+        ours = run(tiny.model, tiny.processor, encoded, "visionzip", keep=12, schedule="official", max_new_tokens=4,
+                   keep_logits=True)
     finally:
         handle.remove()
     first = int(encoded.groups[0].positions[0])  # the image's tokens follow the text before it
+    # its code's order, positions renumbered: the dominant tokens in their order, then the contextual ones
+    sequence = captured[0]
+    for n, position in enumerate(dominant):
+        assert torch.equal(sequence[0, first + n], encoded.inputs_embeds[0, first + position])
+    targets = sorted(t for t, _ in expected)
     for target, assigned in expected:  # the merged row the decoder got, recomputed by hand
         with torch.no_grad():
             merged = tiny.model.model.multi_modal_projector((features[target] + features[assigned].mean(0))[None])[0]
-        row = first + sorted(record.kept_indices).index(target)
-        assert torch.allclose(captured[0][0, row], merged, atol=1e-5)
+        row = first + len(dominant) + targets.index(target)
+        assert torch.allclose(sequence[0, row], merged, atol=1e-5)
+    assert any("merged tokens after the kept ones" in n for n in ours.notes)
+    with torch.inference_mode():  # the stock model on that sequence, numbered 0.. by itself
+        mask = torch.ones(sequence.shape[:2], dtype=torch.long)
+        out = tiny.model.generate(inputs_embeds=sequence, attention_mask=mask, max_new_tokens=4, do_sample=False,
+                                  output_logits=True, return_dict_in_generate=True)
+    stock = [s[0].float() for s in out.logits]
+    assert ours.answer_ids == out.sequences[0, -len(stock):].tolist()
+    for a, b in zip(ours.step_logits, stock):
+        assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_sparsevlm_merge_is_the_mean_of_its_cluster():
@@ -406,8 +421,9 @@ def no_cache_with_merges(t, encoded, stages, answer_ids, early_kv, renumber=Fals
     """Reference without a cache, for any number of stages: entering a stage's layer the merged tokens' rows are
     replaced by their vectors and the rest pruned; prompt rows see the rows alive at each layer (causal), the
     generated tokens those too (early_kv "keep") or only the finally kept ones ("prune": the early layers'
-    caches were trimmed); from the first stage on the rows are numbered 0.. where `renumber`. stages: [(layer,
-    kept visual indices after it, {visual index: merged vector})]."""
+    caches were trimmed); from the first stage on the rows are numbered 0.. where `renumber`, a single stage's
+    merged tokens then after the kept ones (VisionZip's order). stages: [(layer, kept visual indices after it,
+    {visual index: merged vector})]."""
     lm = t.model.model.language_model
     seq = encoded.inputs_embeds.shape[1]
     positions_of = encoded.groups[0].positions
@@ -429,6 +445,14 @@ def no_cache_with_merges(t, encoded, stages, answer_ids, early_kv, renumber=Fals
                     alive = torch.cat([~visual, torch.ones(step, dtype=torch.bool)])
                     alive[positions_of[kept]] = True
                     hidden, rows = hidden[:, alive[rows]], rows[alive[rows]]
+                    if renumber and len(stages) == 1:  # one stage: its merged tokens after the kept ones
+                        merged = torch.zeros(len(rows), dtype=torch.bool)
+                        for n in vectors:
+                            merged[rows == positions_of[n]] = True
+                        span = ((rows < seq) & visual[rows.clamp(max=seq - 1)]).nonzero()[:, 0]
+                        order = torch.arange(len(rows))
+                        order[span] = torch.cat([span[~merged[span]], span[merged[span]]])
+                        hidden, rows = hidden[:, order], rows[order]
             n_rows = len(rows)
             mask = torch.full((n_rows, n_rows), float("-inf")).triu(1)
             if early_kv == "prune":

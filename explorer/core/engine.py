@@ -298,6 +298,21 @@ def prune_stage(state, view, counts):
     return rows, written
 
 
+def merged_last(hidden, group_rows, merged_rows):
+    """Renumbered positions after a one-stage merge (VisionZip's official schedule): within each group the merged
+    tokens come after the kept ones, as its code concatenates them (dominant, then contextual). The rows keep
+    their bookkeeping (which patches each row stands for, for the record); only the order of their contents
+    changes, which with positions numbered 0.. by row and a causal mask is what the placement decides. Not
+    after a stage with another stage to come (SparseVLM's three): a later stage reads rows by that bookkeeping."""
+    order = torch.arange(hidden.shape[1], device="cpu")
+    for rows in group_rows:
+        rows = rows.tolist()
+        later = [r for r in rows if r in merged_rows]
+        if later:
+            order[rows] = torch.tensor([r for r in rows if r not in merged_rows] + later, dtype=torch.long)
+    return hidden[:, order.to(hidden.device)]
+
+
 def inject(hidden, injections, layer_idx, index):
     """Add what the text model adds after this layer (DeepStack's features) to the rows of the positions still
     alive; a pruned position's features are dropped with it."""
@@ -468,6 +483,10 @@ def prefill(state):
                 hidden = hidden[:, rows.to(hidden.device)]
                 for row, vector in merged:  # a merged token takes its centre's slot and position id
                     hidden[0, row] = vector.to(hidden.device, hidden.dtype)
+                if renumber and merged and len(stage_at) == 1:  # numbered 0..: the order is what differs
+                    hidden = merged_last(hidden, index.group_rows(), {row for row, _ in merged})
+                    record.notes.append("positions renumbered: the merged tokens after the kept ones in each group, "
+                                        "as the official code concatenates them")
                 if the_plan.early_kv == "prune":
                     trim_early_cache(cache, i, rows)
                     if before is not None:  # its cached keys lost the same rows
