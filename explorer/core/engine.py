@@ -309,7 +309,8 @@ def merged_last(hidden, group_rows, merged_rows):
         rows = rows.tolist()
         later = [r for r in rows if r in merged_rows]
         if later:
-            order[rows] = torch.tensor([r for r in rows if r not in merged_rows] + later, dtype=torch.long)
+            order[rows] = torch.tensor([r for r in rows if r not in merged_rows] + later, dtype=torch.long,
+                                       device="cpu")
     return hidden[:, order.to(hidden.device)]
 
 
