@@ -238,6 +238,7 @@ def test_a_checkpoint_directory_runs_on_the_command_line(built, name, tmp_path, 
 PAGE_MODELS = ALL
 
 
+@pytest.mark.slow  # a real page server (python app.py)
 def test_the_page_runs_checkpoint_directories_of_new_architectures(built, tmp_path):
     """The real page (python app.py) with EXPLORER_MODEL_DIRS holding saved checkpoints, called by gradio_client
     as a visitor would: each answers three ways, and the unpruned answer is the stock model's."""
