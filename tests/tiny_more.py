@@ -21,6 +21,14 @@ QUESTION = "what color is the circle ?"
 INIT = 0.3  # initializer_range: large enough that answers depend on the image
 
 
+
+def mrope_text():
+    """A tiny M-RoPE decoder's text config (sections 2 / 3 / 3 of a 16-wide head), as Cosmos3 Edge's and
+    PaddleOCR-VL's builders give it."""
+    return dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=16, initializer_range=INIT,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]})
+
 def chat_template(image, bos="", end=""):
     """A one-line-per-turn template: '<bos>user : <image> text <end> assistant :' (`image` written per image)."""
     return (
@@ -520,9 +528,7 @@ def tiny_cosmos3_edge(seed=0):
     from transformers import (Cosmos3EdgeConfig, Cosmos3EdgeForConditionalGeneration, Cosmos3EdgeImageProcessor,
                               Cosmos3EdgeProcessor, Cosmos3EdgeVideoProcessor)
 
-    text = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
-                num_key_value_heads=2, head_dim=16, initializer_range=INIT,
-                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]})
+    text = mrope_text()
     vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=16,
                   num_patches=256, initializer_range=INIT)
     return qwen_style(Cosmos3EdgeConfig, Cosmos3EdgeForConditionalGeneration, Cosmos3EdgeProcessor, text, vision,
@@ -580,9 +586,7 @@ def tiny_paddleocr_vl(seed=0):
     from transformers import (PaddleOCRVLConfig, PaddleOCRVLForConditionalGeneration, PaddleOCRVLImageProcessor,
                               PaddleOCRVLProcessor)
 
-    text = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
-                num_key_value_heads=2, head_dim=16, initializer_range=INIT,
-                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]})
+    text = mrope_text()
     vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=14,
                   image_size=56, initializer_range=INIT)
     return qwen_style(PaddleOCRVLConfig, PaddleOCRVLForConditionalGeneration, PaddleOCRVLProcessor, text, vision,
