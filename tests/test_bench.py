@@ -1,6 +1,7 @@
 """The benchmark's ratios (explorer/bench/pairs.py): pairs back to back, their order alternated, medians with
 their spread, unsteady rows said so; and `python -m explorer.bench` on the quick shape."""
 
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -70,7 +71,7 @@ def test_the_batch_benchmark_prints_throughput_ratios_per_batch_size(capsys):
                        "--new-tokens", "2"]) == 0
     out = capsys.readouterr().out
     assert "throughput ratio to unpruned batch 1 (min-max)" in out
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.split("Where the time goes")[0].splitlines()
             if line.startswith(("| none |", "| fastv |"))]
     assert [row[:3] for row in rows] == [["none", "all", "1"], ["none", "all", "2"], ["fastv", "24", "1"],
                                          ["fastv", "24", "2"]]
@@ -78,6 +79,23 @@ def test_the_batch_benchmark_prints_throughput_ratios_per_batch_size(capsys):
         assert float(row[3]) > 0
         assert row[4].startswith("unsteady: ") or row[4].count("(") == 1  # a median and its spread, or the spread
     assert "batched on the engine's padded batch: True; none ran one by one" in out
+    after = out.split("Where the time goes")[1]
+    times = [[c.strip() for c in line.strip("|").split("|")] for line in after.splitlines()
+             if line.startswith(("| none |", "| fastv |"))]
+    assert [row[:3] for row in times] == [row[:3] for row in rows]
+    for row in times:
+        assert float(row[3]) > 0 and float(row[4]) > 0  # prefill and a decoding step per question, measured
+        assert row[5] == "(batch 1)" if row[2] == "1" else re.fullmatch(r"\d+ new tokens|no length", row[5])
+
+
+def test_the_answer_length_a_batch_needs_follows_from_its_parts():
+    """(P_1 + n d_1) / (P_B + n d_B) >= target: n by hand, and none where decoding gains too little."""
+    from explorer.bench.batch import crossing
+
+    assert crossing(7000, 180, 7000, 60, 1.5) == 39  # 1.5 * 7000 - 7000 = 3500 over 180 - 90 = 90 per token
+    assert (7000 + 39 * 180) / (7000 + 39 * 60) >= 1.5 > (7000 + 38 * 180) / (7000 + 38 * 60)
+    assert crossing(7000, 180, 7000, 130, 1.5) is None  # a step of 130 ms per question never gains 1.5x
+    assert crossing(7000, 180, 4000, 100, 1.5) == 0  # the batch's prefill alone gains enough
 
 
 # ------------------------------------------------------------------------------------------ the paper suite

@@ -11,6 +11,12 @@ Ratios that are ratios (explorer/bench/pairs.py): each repeat runs, per variant 
 unpruned batch of one and the variant back to back (the pair's order alternated between repeats, the variants'
 order rotated), and the pair gives the ratio (B / t_variant) / (1 / t_unpruned batch 1); a row prints the
 median over --repeats with its spread, or the spread alone, marked unsteady, beyond --tolerance.
+
+Where the time goes, from the same run's records: per batch size and method, the prefill per question and a
+decoding step per question (the batch's engine timings divided by its size, medians over the repeats). A batch
+gains only where these two shrink per question; the throughput ratio for answers of n tokens follows from them
+((P_1 + n d_1) / (P_B + n d_B), per question), and the table says for which answer lengths batch B reaches
+--target times batch 1, from these measured parts (a derived figure, labelled as one).
 """
 
 import sys
@@ -24,7 +30,7 @@ from explorer.bench import pairs
 from explorer.core.batch import run_batch
 from explorer.core.engine import encode_input
 from explorer.core.settings import check_settings
-from models import llava
+from models import DTYPES, llava
 
 QUESTION = "what is in the image ?"
 
@@ -52,8 +58,9 @@ def timed_batch(model, processor, encoded, method, settings, now):
 
 
 def measure(model, processor, sizes, methods, budgets, args, progress=None):
-    """{(method, keep, batch): [throughput ratio to unpruned batch 1 per repeat]}, {same: [questions / s]} and
-    the notes of the batched records (how each variant ran)."""
+    """{(method, keep, batch): [throughput ratio to unpruned batch 1 per repeat]}, {same: [questions / s]}, the
+    notes of the batched records (how each variant ran) and {same: [(prefill ms per question, decoding step ms
+    per question)] per repeat} from the variant's records."""
     now = timer(args.clock)
     encoded = inputs(model, processor, max(sizes))
     variants = [("none", None, b) for b in sizes] + [(m, k, b) for m in methods if m != "none" for k in budgets
@@ -63,7 +70,7 @@ def measure(model, processor, sizes, methods, budgets, args, progress=None):
                 for m, k, _ in variants}
     reference = check_settings(methods=[], keep=1.0, prune_layer=args.prune_layer, early_kv=args.early_kv,
                                max_new_tokens=args.new_tokens)
-    ratios, rates, notes = ({v: [] for v in variants} for _ in range(3))
+    ratios, rates, notes, parts = ({v: [] for v in variants} for _ in range(4))
     for repeat in range(args.repeats):
         shift = repeat % len(variants)
         for variant in variants[shift:] + variants[:shift]:
@@ -75,17 +82,49 @@ def measure(model, processor, sizes, methods, budgets, args, progress=None):
             times = {}
             for label, name, s, batch in pair if repeat % 2 == 0 else pair[::-1]:
                 times[label], records = timed_batch(model, processor, batch, name, s, now)
+                if label == "variant":
+                    timings = records[-1].timings_ms  # a batched record's timings are the whole batch's
+                    parts[variant].append((timings["prefill"] / size, timings["decode_per_token"] / size))
                 if label == "variant" and repeat == 0:
                     notes[variant] = records[-1].notes[-1] if size > 1 else "batch of one: engine.run"
             ratios[variant].append(size * times["reference"] / times["variant"])
             rates[variant].append(size / times["variant"])
-    return ratios, rates, notes
+    return ratios, rates, notes, parts
+
+
+def crossing(prefill_1, step_1, prefill_b, step_b, target):
+    """The answer length (new tokens) from which a batch's throughput is `target` times batch 1's, per question
+    ((prefill_1 + n step_1) / (prefill_b + n step_b) >= target), or None where no length reaches it."""
+    gain_per_token = step_1 - target * step_b
+    deficit = target * prefill_b - prefill_1
+    if deficit <= 0:
+        return 0
+    return int(np.ceil(deficit / gain_per_token)) if gain_per_token > 0 else None
+
+
+def time_table(parts, methods, args):
+    """Where the time goes: the prefill and a decoding step per question, per batch size and method (medians over
+    the repeats, CPU or wall time as the clock), and the answer length from which each batch reaches --target."""
+    print(f"\nWhere the time goes (the records' engine timings per question, medians over {args.repeats} repeats; "
+          f"the last column derived from them: the answer length from which the batch reaches {args.target}x "
+          "its method's batch 1)\n")
+    print("| method | keep | batch | prefill per question (ms) | decoding step per question (ms) | "
+          f"reaches {args.target}x from |")
+    print("|---|---|---|---|---|---|")
+    for (method, keep, size), values in parts.items():
+        prefill, step = (float(np.median([v[i] for v in values])) for i in (0, 1))
+        ones = parts[(method, keep, 1)]
+        reach = "(batch 1)" if size == 1 else crossing(float(np.median([v[0] for v in ones])),
+                                                      float(np.median([v[1] for v in ones])), prefill, step,
+                                                      args.target)
+        reach = "no length" if reach is None else (f"{reach} new tokens" if isinstance(reach, int) else reach)
+        print(f"| {method} | {keep if keep is not None else 'all'} | {size} | {prefill:.0f} | {step:.1f} | {reach} |")
 
 
 def table(name, model, processor, sizes, methods, budgets, args):
-    ratios, rates, notes = measure(model, processor, sizes, methods, budgets, args,
-                                   lambda text: print(text, file=sys.stderr, flush=True))
-    print(f"\n### {name}: throughput by batch size, {args.new_tokens} new tokens per question\n")
+    ratios, rates, notes, parts = measure(model, processor, sizes, methods, budgets, args,
+                                          lambda text: print(text, file=sys.stderr, flush=True))
+    print(f"\n### {name}: throughput by batch size, {args.new_tokens} new tokens per question, {args.dtype}\n")
     print("| method | keep | batch | questions / s | throughput ratio to unpruned batch 1 (min-max) |")
     print("|---|---|---|---|---|")
     for (method, keep, size), values in ratios.items():
@@ -98,6 +137,7 @@ def table(name, model, processor, sizes, methods, budgets, args):
           (f"run one by one: {alone[0]}" if alone else "none ran one by one") + ")")
     if batched:
         print(f"(a batched record's note: {batched[-1]})")
+    time_table(parts, methods, args)
     return ratios
 
 
@@ -109,6 +149,7 @@ def main(args, shapes, build):
     budgets = [float(b) if "." in b else int(b) for b in args.budgets.split(",")]
     for name, shape in shapes.items():
         model, processor = build(**shape)
+        model.to(DTYPES[args.dtype])  # the inputs' pixels follow the model's dtype (encode_input)
         with torch.inference_mode():
             run_batch(model, processor, [e for e, _ in inputs(model, processor, 2)], "none",
                       check_settings(methods=[], max_new_tokens=2))  # warm up: first kernels and allocations

@@ -158,6 +158,8 @@ def main(argv=None):
     parser.add_argument("--methods", default=None, help="default clse,fastv,random; with --batch clse,fastv")
     parser.add_argument("--batch", default=None, help="batch sizes, e.g. 1,4,8: throughput (questions per second) "
                         "per batch size and method as ratios to unpruned batch 1 (explorer/bench/batch.py)")
+    parser.add_argument("--target", type=float, default=1.5, help="with --batch: the throughput ratio to batch 1 "
+                        "whose answer length the time table derives (default 1.5)")
     parser.add_argument("--dtype", choices=["auto", *DTYPES], default=None,
                         help="time in this dtype (default float32; the paper suite: auto, bfloat16 on CUDA); other "
                              "than float32: also the kept sets' overlap with float32")
