@@ -195,6 +195,49 @@ def test_too_long_video_is_refused_from_its_container(tmp_path):
         media.sample_video_frames(clip, 4)
 
 
+def write_phone_clip(path, matrix, size=(64, 32), frames=5):
+    """An MP4 recorded as a phone records it: landscape pictures (a red 8 x 8 corner at the top left) with the
+    track header's display matrix (QuickTime 'tkhd', a b / c d in 16.16) saying how players turn it."""
+    import av  # noqa: PLC0415
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=5)
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
+        picture = np.zeros((size[1], size[0], 3), np.uint8)
+        picture[:8, :8] = (255, 0, 0)
+        for _ in range(frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        container.mux(stream.encode())
+    data = bytearray(path.read_bytes())
+    box = data.find(b"tkhd") - 4
+    version = data[box + 8]
+    at = box + 8 + 4 + (32 if version == 1 else 20) + 8 + 8  # times, track id, duration; reserved, layer, volume
+    a, b, c, d = (round(v * 0x10000) for v in matrix)
+    struct.pack_into(">9i", data, at, a, b, 0, c, d, 0, 0, 0, 0x40000000)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("matrix, shown, corner", [
+    ((0, 1, -1, 0), (32, 64), "top right"),  # a phone held upright: the picture turned 90 degrees clockwise
+    ((-1, 0, 0, -1), (64, 32), "bottom right"),  # held upside down
+    ((0, -1, 1, 0), (32, 64), "bottom left"),  # 90 degrees counter-clockwise
+    ((1, 0, 0, 1), (64, 32), "top left"),  # no turn
+])
+def test_phone_videos_are_read_as_players_show_them(tmp_path, matrix, shown, corner):
+    """A portrait phone video is stored landscape with a display matrix: its frames reach the model upright, as
+    a player shows them (the red corner where the turn puts it), not lying on their side."""
+    frames = media.sample_video_frames(write_phone_clip(tmp_path / "phone.mp4", matrix), 2)
+    assert len(frames) == 2
+    for frame in frames:
+        assert frame.size == shown
+        pixels = np.asarray(frame).astype(int)
+        rows = slice(None, 6) if corner.startswith("top") else slice(-6, None)
+        columns = slice(None, 6) if corner.endswith("left") else slice(-6, None)
+        assert pixels[rows, columns, 0].mean() > 200 and pixels[rows, columns, 1].mean() < 60  # red there
+        assert (pixels[..., 0] > 128).mean() < 0.05  # and nowhere else: the corner alone
+
+
 @pytest.mark.parametrize("frames", [float("nan"), float("inf"), None, 0, 17, 2.5, "4", True])
 def test_bad_frame_counts_get_a_sentence(tmp_path, frames):
     clip = write_counting_clip(tmp_path / "clip.avi", 8, size=(32, 32))
