@@ -1302,13 +1302,28 @@ def test_a_sigterm_while_the_last_panels_are_drawn_logs_the_answer_and_the_drain
         drain.start()
         assert wait_until(limits.stopping, 5)
         time.sleep(0.3)  # the drain polls meanwhile: the request is open
-        assert drain.is_alive()
+        assert drain.is_alive() and limits.open_requests() == 1
         go_on.set()
         drain.join(40)
-    assert drained == [True]
+    assert drained == [True] and limits.open_requests() == 0
     lines = [record.getMessage() for record in caplog.records]
     assert lines.count(ANSWERED) == 1 and not [line for line in lines if line.startswith(STOPPED)], lines
     assert {"none", "clse", "fastv"} <= set(payload_of(job.result(timeout=30))["results"])
+
+
+def test_the_drain_waits_for_an_open_request_whatever_gradios_queue_says(page_here, monkeypatch):
+    """limits.stop_serving counts the page's own open requests (limits.request_open, around a whole compare
+    request, its yields included): with Gradio's queue empty and nothing running in it, an open request still
+    holds the drain until its deadline; once it ended the drain returns at once."""
+    monkeypatch.setattr(limits, "_stopping", threading.Event())
+    monkeypatch.setattr(limits, "MESSAGES_S", 0)
+    queue = page_here.demo._queue
+    assert len(queue) == 0 and not any(queue.active_jobs)
+    with limits.request_open():
+        start = time.monotonic()
+        assert limits.stop_serving(page_here.demo, timeout=0.5) is False
+        assert time.monotonic() - start >= 0.5
+    assert limits.open_requests() == 0 and limits.stop_serving(page_here.demo, timeout=5) is True
 
 
 def test_a_full_disk_leaves_no_half_written_result_and_still_shows_the_answers(page_here, monkeypatch):

@@ -62,15 +62,16 @@ def compare_click(progress=gr.Progress(), visitor: gr.Request = None, **request)
     Gradio took the result) used to leave neither line, the result sent all the same (issue 33)."""
     if limits.stopping():  # a request that waited while the server began to stop
         raise gr.Error(limits.SERVER_STOPPING, print_exception=False)
-    answered = False
-    try:
-        answered = yield from compare_parts(progress, visitor, request)
-    except GeneratorExit:  # Gradio closed it at a yield: its event is no longer wanted
-        access.log_visitor_left("the request was closed at one of its yields")
-        raise
-    finally:
-        if answered and limits.stopping():
-            log.info("request answered while the server is stopping: its result sent")
+    with limits.request_open():  # the SIGTERM's drain waits until it ended (and logged how)
+        answered = False
+        try:
+            answered = yield from compare_parts(progress, visitor, request)
+        except GeneratorExit:  # Gradio closed it at a yield: its event is no longer wanted
+            access.log_visitor_left("the request was closed at one of its yields")
+            raise
+        finally:
+            if answered and limits.stopping():
+                log.info("request answered while the server is stopping: its result sent")
 
 
 def compare_parts(progress, visitor, request):
