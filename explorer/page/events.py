@@ -53,9 +53,30 @@ def compare_click(progress=gr.Progress(), visitor: gr.Request = None, **request)
     """The Compare event: `request` is the compare API's arguments by name (explorer.page.api.COMPARE_ARGUMENTS;
     ui.py passes the components as inputs_kwargs, so the API keeps their names and order). The answers as soon
     as the comparison ran, then every panel. The last output set (what gradio_client's predict returns) holds
-    everything."""
+    everything.
+
+    On SIGTERM (app.py, limits.stop_serving) a request that is open logs one of two lines: "request stopped: the
+    server is stopping" (stopped within one decoder layer, its visitor told), or, when the SIGTERM came past its
+    model work, "request answered while the server is stopping: its result sent". The second is decided when the
+    request ends, not at a check before its last panels are drawn: a SIGTERM while they were drawn (or while
+    Gradio took the result) used to leave neither line, the result sent all the same (issue 33)."""
     if limits.stopping():  # a request that waited while the server began to stop
         raise gr.Error(limits.SERVER_STOPPING, print_exception=False)
+    with limits.request_open():  # the SIGTERM's drain waits until it ended (and logged how)
+        answered = False
+        try:
+            answered = yield from compare_parts(progress, visitor, request)
+        except GeneratorExit:  # Gradio closed it at a yield: its event is no longer wanted
+            access.log_visitor_left("the request was closed at one of its yields")
+            raise
+        finally:
+            if answered and limits.stopping():
+                log.info("request answered while the server is stopping: its result sent")
+
+
+def compare_parts(progress, visitor, request):
+    """compare_click's work: the answers (first yield), then the diagnostics and every panel (second yield).
+    Returns whether it answered (False: its visitor left)."""
     try:
         gone = functools.partial(unwanted, visitor)  # the visitor left, or the server stops: within one layer
         with interrupt.stop_when(gone):  # (never across a yield: the next part may run in another thread)
@@ -80,14 +101,13 @@ def compare_click(progress=gr.Progress(), visitor: gr.Request = None, **request)
             log.info("request stopped: the server is stopping (%s)", stopped)
             raise gr.Error(limits.SERVER_STOPPING, print_exception=False) from None
         access.log_visitor_left(stopped)
-        return  # nobody is listening
+        return False  # nobody is listening
     frames = analysis.grid[0]
     limits.release_memory()  # else the server's memory creeps (explorer/serve/limits.py)
-    if limits.stopping():  # the SIGTERM came while the answers were drawn: the result is sent before the exit
-        log.info("request answered while the server is stopping: its result sent")
     yield in_order({**panels.draw(analysis, view), "result_json": result, "download": saved_result(result),
                     "state": {"analyses": {(0, 0): analysis}, "view": view},
                     "frame": frame_slider(frames)}, COMPARE_OUTPUTS)
+    return True
 
 
 def frame_slider(frames):

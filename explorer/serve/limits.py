@@ -71,18 +71,47 @@ def stopping():
     return _stopping.is_set()
 
 
+_open_requests = 0  # the page's compare requests begun and not yet ended (request_open)
+_open_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def request_open():
+    """Around a whole compare request, its yields included (a count, not a context variable: a generator's
+    parts may run in different threads): stop_serving waits until no request is open, so each one has ended,
+    and logged how, before the process exits; Gradio's own record of its running events is not relied on."""
+    global _open_requests
+    with _open_lock:
+        _open_requests += 1
+    try:
+        yield
+    finally:
+        with _open_lock:
+            _open_requests -= 1
+
+
+def open_requests():
+    return _open_requests
+
+
 def stop_serving(demo, timeout=DRAIN_S):
     """On SIGTERM (app.py): refuse new requests, have every request stop (the page's stop test reads stopping()),
-    and wait until the queue is empty and nothing runs, at most `timeout` seconds. Returns whether it emptied.
-    The process can then exit normally: no worker thread is inside the model when the interpreter ends (a
-    SIGTERM during a request used to abort it, exit -6, "terminate called without an active exception")."""
+    and wait until no compare request is open (request_open), the queue is empty and nothing runs, seen twice
+    50 ms apart (Gradio takes an event off its wait list a moment before it records it as running), at most
+    `timeout` seconds. Returns whether it emptied. The process can then exit normally: no worker thread is
+    inside the model when the interpreter ends (a SIGTERM during a request used to abort it, exit -6, "terminate
+    called without an active exception"), and every request open at the SIGTERM has logged its outcome."""
     _stopping.set()
     queue = demo._queue
     deadline = time.monotonic() + timeout
+    empty_before = False
     while time.monotonic() < deadline:
-        if len(queue) == 0 and not any(job for job in queue.active_jobs if job):
+        empty = (open_requests() == 0 and len(queue) == 0
+                 and not any(job for job in list(queue.active_jobs) if job))
+        if empty and empty_before:
             _send_last_messages(queue, min(deadline, time.monotonic() + MESSAGES_S))
             return True
+        empty_before = empty
         time.sleep(0.05)
     return False
 
