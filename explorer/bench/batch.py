@@ -57,12 +57,11 @@ def timed_batch(model, processor, encoded, method, settings, now):
     return now() - start, records
 
 
-def measure(model, processor, sizes, methods, budgets, args, progress=None):
+def measure(model, processor, encoded, sizes, methods, budgets, args, progress=None):
     """{(method, keep, batch): [throughput ratio to unpruned batch 1 per repeat]}, {same: [questions / s]}, the
     notes of the batched records (how each variant ran) and {same: [(prefill ms per question, decoding step ms
     per question)] per repeat} from the variant's records."""
     now = timer(args.clock)
-    encoded = inputs(model, processor, max(sizes))
     variants = [("none", None, b) for b in sizes] + [(m, k, b) for m in methods if m != "none" for k in budgets
                                                       for b in sizes]
     settings = {(m, k): check_settings(methods=[] if m == "none" else [m], keep=k or 1.0, prune_layer=args.prune_layer,
@@ -117,12 +116,15 @@ def time_table(parts, methods, args):
         reach = "(batch 1)" if size == 1 else crossing(float(np.median([v[0] for v in ones])),
                                                       float(np.median([v[1] for v in ones])), prefill, step,
                                                       args.target)
-        reach = "no length" if reach is None else (f"{reach} new tokens" if isinstance(reach, int) else reach)
+        reach = "no length" if reach is None else (
+            f"{reach} new token{'' if reach == 1 else 's'}" if isinstance(reach, int) else reach)
         print(f"| {method} | {keep if keep is not None else 'all'} | {size} | {prefill:.0f} | {step:.1f} | {reach} |")
 
 
-def table(name, model, processor, sizes, methods, budgets, args):
-    ratios, rates, notes, parts = measure(model, processor, sizes, methods, budgets, args,
+def table(name, model, processor, encoded, sizes, methods, budgets, args):
+    """The throughput table and where the time goes, for `encoded`: [(engine.Encoded, question)], at least as
+    many inputs as the largest batch, each its own."""
+    ratios, rates, notes, parts = measure(model, processor, encoded, sizes, methods, budgets, args,
                                           lambda text: print(text, file=sys.stderr, flush=True))
     print(f"\n### {name}: throughput by batch size, {args.new_tokens} new tokens per question, {args.dtype}\n")
     print("| method | keep | batch | questions / s | throughput ratio to unpruned batch 1 (min-max) |")
@@ -141,10 +143,14 @@ def table(name, model, processor, sizes, methods, budgets, args):
     return ratios
 
 
+def batch_sizes(text):
+    """--batch's sizes, batch 1 always among them (every ratio is to it)."""
+    sizes = [int(b) for b in text.split(",")]
+    return sizes if 1 in sizes else [1, *sizes]
+
+
 def main(args, shapes, build):
-    sizes = [int(b) for b in args.batch.split(",")]
-    if sizes[0] != 1 and 1 not in sizes:
-        sizes = [1, *sizes]
+    sizes = batch_sizes(args.batch)
     methods = args.methods.split(",")
     budgets = [float(b) if "." in b else int(b) for b in args.budgets.split(",")]
     for name, shape in shapes.items():
@@ -155,6 +161,6 @@ def main(args, shapes, build):
                       check_settings(methods=[], max_new_tokens=2))  # warm up: first kernels and allocations
         params = sum(p.numel() for p in model.model.language_model.parameters()) / 1e6
         print(f"\n{name}: {params:.0f}M decoder parameters, pruning at layer {args.prune_layer}")
-        table(name, model, processor, sizes, methods, budgets, args)
+        table(name, model, processor, inputs(model, processor, max(sizes)), sizes, methods, budgets, args)
         del model
     return 0

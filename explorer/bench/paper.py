@@ -72,27 +72,28 @@ def clip_tower(image_size, tiny):
                             layer_norm_eps=1e-5, **size)
 
 
-def llava_7b(layers, width, tiny):
+def llava_7b(layers, width, tiny, sample=0):
     config = LlavaConfig(vision_config=clip_tower(336, tiny), text_config=vicuna_7b(layers, width),
                          image_token_index=32000, image_seq_length=576, vision_feature_layer=-2,
                          vision_feature_select_strategy="default", projector_hidden_act="gelu")
-    ids = text_ids(config.text_config.vocab_size - 64, PREFIX, [32000] * 576, SUFFIX)
-    pixels = torch.randn(1, 3, 336, 336, generator=torch.Generator().manual_seed(0))
+    ids = text_ids(config.text_config.vocab_size - 64, PREFIX + sample % 3, [32000] * 576, SUFFIX, seed=sample)
+    pixels = torch.randn(1, 3, 336, 336, generator=torch.Generator().manual_seed(sample))
     return LlavaForConditionalGeneration, config, llava, "image", dict(input_ids=ids, pixel_values=pixels)
 
 
-def video_llava_7b(layers, width, tiny, frames=8):
+def video_llava_7b(layers, width, tiny, sample=0, frames=8):
     config = VideoLlavaConfig(vision_config=clip_tower(224, tiny), text_config=vicuna_7b(layers, width),
                               image_token_index=32000, video_token_index=32001, image_seq_length=256,
                               video_seq_length=frames * 257, vision_feature_layer=-2,
                               vision_feature_select_strategy="default", projector_hidden_act="gelu")
-    ids = text_ids(config.text_config.vocab_size - 64, PREFIX, [32001] * (frames * 257), SUFFIX)
-    pixels = torch.randn(1, frames, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    ids = text_ids(config.text_config.vocab_size - 64, PREFIX + sample % 3, [32001] * (frames * 257), SUFFIX,
+                   seed=sample)
+    pixels = torch.randn(1, frames, 3, 224, 224, generator=torch.Generator().manual_seed(sample))
     return VideoLlavaForConditionalGeneration, config, video_llava, "video", dict(input_ids=ids,
                                                                                    pixel_values_videos=pixels)
 
 
-def qwen2_vl_7b(layers, width, tiny, side=72):
+def qwen2_vl_7b(layers, width, tiny, sample=0, side=72):
     """Qwen2-VL-7B; an image of side x side patches of 14 (72: 1008 x 1008 pixels, about a megapixel)."""
     heads, kv_heads = (28, 4) if width == 3584 else (max(1, width // 64), max(1, width // 256))
     half = width // heads // 2
@@ -108,17 +109,17 @@ def qwen2_vl_7b(layers, width, tiny, side=72):
     config = Qwen2VLConfig(text_config=text, vision_config=vision, image_token_id=151655, video_token_id=151656,
                            vision_start_token_id=151652, vision_end_token_id=151653)
     tokens = side * side // 4
-    ids = text_ids(151643, PREFIX - 1, [151652] + [151655] * tokens + [151653], SUFFIX - 1)
-    pixels = torch.randn(side * side, 3 * 2 * 14 * 14, generator=torch.Generator().manual_seed(0))
+    ids = text_ids(151643, PREFIX - 1 + sample % 3, [151652] + [151655] * tokens + [151653], SUFFIX - 1, seed=sample)
+    pixels = torch.randn(side * side, 3 * 2 * 14 * 14, generator=torch.Generator().manual_seed(sample))
     return Qwen2VLForConditionalGeneration, config, qwen2_vl, "image", dict(
         input_ids=ids, pixel_values=pixels, image_grid_thw=torch.tensor([[1, side, side]]),
         mm_token_type_ids=(ids == 151655).int(), attention_mask=torch.ones_like(ids))
 
 
-def text_ids(high, before, visual, after):
+def text_ids(high, before, visual, after, seed=0):
     """[1, S]: `before` random text ids, the visual placeholders, `after` random text ids (ids 3 .. high - 1:
     never a special or placeholder token)."""
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(seed)
     text = torch.randint(3, high, (before + after,), generator=generator)
     return torch.cat([text[:before], torch.tensor(visual), text[before:]])[None]
 
@@ -262,12 +263,37 @@ def run_model(name, args, device, dtype, say):
               "; above the weights: the peak less the weights' bytes" if cuda else " (the estimate holds no weights)")
           + f". FLOPs: {base.flops['formula']}.")
     peer_rows(model, family, name, base.visual_tokens + base.text_tokens, args.repeats, say)
+    if args.batch:
+        batch_rows(model, family, kind, name, args, num_layers)
     del model, lm, encoded, results
     unpruned.clear()
     gc.collect()
     if cuda:
         torch.cuda.empty_cache()
     return claims
+
+
+def batch_rows(model, family, kind, name, args, num_layers):
+    """--batch: throughput by batch size on this model (explorer/bench/batch.py's tables), every input of a batch
+    its own (its own random pixels and text, 0-2 more text tokens: the batch is padded); unpruned and --methods at
+    the first budget, in one controlled setting (K = --prune-layer, at most the last layer of a truncated decoder).
+    """
+    from explorer.bench import batch  # noqa: PLC0415
+    from explorer.core.batch import run_batch  # noqa: PLC0415
+
+    sizes = batch.batch_sizes(args.batch)
+    builder, full_width, _ = MODELS[name]
+    layers, width = args.layers or FULL_LAYERS[name], args.width or full_width
+    encoded = [(encode(model, family, BatchFeature(builder(layers, width, args.layers is not None, sample=i)[4]),
+                       kind=kind), "") for i in range(max(sizes))]
+    k = min(args.prune_layer, num_layers - 1)
+    run_batch(model, PROCESSOR, [e for e, _ in encoded[:2]], "none",
+              check_settings(methods=[], prune_layer=k, max_new_tokens=2))  # warm up: first kernels, allocations
+    print(f"\n{name}, batched: {max(sizes)} inputs of its own, the controlled setting (every method one stage at "
+          f"K = {k}, keeping {args.budgets[0]}), {args.new_tokens} new tokens per question")
+    settings = SimpleNamespace(**{**vars(args), "prune_layer": k,
+                                  "dtype": str(model.dtype).removeprefix("torch.")})
+    batch.table(name, model, PROCESSOR, encoded, sizes, args.methods.split(","), args.budgets[:1], settings)
 
 
 def run_model_warm_up(model, encoded):
@@ -309,6 +335,7 @@ def main(args, say):
     if kind == "cpu" and device.type != "cpu":
         print("error: --clock cpu times a model on the CPU; on a GPU the clock is wall time", file=sys.stderr)
         return 2
+    args.clock = kind  # the batch tables (--batch) time with the suite's clock
     names = [n for n in MODELS if not args.models or any(m.lower() in n.lower() for m in args.models.split(","))]
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "the CPU"
     print(f"## The paper's shapes: {', '.join(names)}, random weights built on {gpu} in "
