@@ -157,8 +157,8 @@ def main(argv=None):
                         help="the layers before K keep / drop the pruned tokens (default: the family's policy)")
     parser.add_argument("--methods", default=None, help="default clse,fastv,random; with --batch clse,fastv")
     parser.add_argument("--batch", default=None, help="batch sizes, e.g. 1,4,8: throughput (questions per second) "
-                        "per batch size and method as ratios to unpruned batch 1 (explorer/bench/batch.py); with --suite paper: "
-                        "on each of its models too, after its tables")
+                        "per batch size and method as ratios to unpruned batch 1 (explorer/bench/batch.py); with "
+                        "--suite paper: on each of its models too, after its tables")
     parser.add_argument("--target", type=float, default=1.5, help="with --batch: the throughput ratio to batch 1 "
                         "whose answer length the time table derives (default 1.5)")
     parser.add_argument("--dtype", choices=["auto", *DTYPES], default=None,
