@@ -23,7 +23,6 @@ import sys
 import time
 
 import numpy as np
-import torch
 from PIL import Image
 
 from explorer.bench import pairs
@@ -101,7 +100,7 @@ def crossing(prefill_1, step_1, prefill_b, step_b, target):
     return int(np.ceil(deficit / gain_per_token)) if gain_per_token > 0 else None
 
 
-def time_table(parts, methods, args):
+def time_table(parts, args):
     """Where the time goes: the prefill and a decoding step per question, per batch size and method (medians over
     the repeats, CPU or wall time as the clock), and the answer length from which each batch reaches --target."""
     print(f"\nWhere the time goes (the records' engine timings per question, medians over {args.repeats} repeats; "
@@ -110,12 +109,9 @@ def time_table(parts, methods, args):
     print("| method | keep | batch | prefill per question (ms) | decoding step per question (ms) | "
           f"reaches {args.target}x from |")
     print("|---|---|---|---|---|---|")
-    for (method, keep, size), values in parts.items():
-        prefill, step = (float(np.median([v[i] for v in values])) for i in (0, 1))
-        ones = parts[(method, keep, 1)]
-        reach = "(batch 1)" if size == 1 else crossing(float(np.median([v[0] for v in ones])),
-                                                      float(np.median([v[1] for v in ones])), prefill, step,
-                                                      args.target)
+    medians = {variant: [float(np.median(column)) for column in zip(*values)] for variant, values in parts.items()}
+    for (method, keep, size), (prefill, step) in medians.items():
+        reach = "(batch 1)" if size == 1 else crossing(*medians[(method, keep, 1)], prefill, step, args.target)
         reach = "no length" if reach is None else (
             f"{reach} new token{'' if reach == 1 else 's'}" if isinstance(reach, int) else reach)
         print(f"| {method} | {keep if keep is not None else 'all'} | {size} | {prefill:.0f} | {step:.1f} | {reach} |")
@@ -124,6 +120,8 @@ def time_table(parts, methods, args):
 def table(name, model, processor, encoded, sizes, methods, budgets, args):
     """The throughput table and where the time goes, for `encoded`: [(engine.Encoded, question)], at least as
     many inputs as the largest batch, each its own."""
+    run_batch(model, processor, [e for e, _ in encoded[:2]], "none",
+              check_settings(methods=[], prune_layer=args.prune_layer, max_new_tokens=2))  # warm up: first kernels
     ratios, rates, notes, parts = measure(model, processor, encoded, sizes, methods, budgets, args,
                                           lambda text: print(text, file=sys.stderr, flush=True))
     print(f"\n### {name}: throughput by batch size, {args.new_tokens} new tokens per question, {args.dtype}\n")
@@ -139,7 +137,7 @@ def table(name, model, processor, encoded, sizes, methods, budgets, args):
           (f"run one by one: {alone[0]}" if alone else "none ran one by one") + ")")
     if batched:
         print(f"(a batched record's note: {batched[-1]})")
-    time_table(parts, methods, args)
+    time_table(parts, args)
     return ratios
 
 
@@ -156,9 +154,6 @@ def main(args, shapes, build):
     for name, shape in shapes.items():
         model, processor = build(**shape)
         model.to(DTYPES[args.dtype])  # the inputs' pixels follow the model's dtype (encode_input)
-        with torch.inference_mode():
-            run_batch(model, processor, [e for e, _ in inputs(model, processor, 2)], "none",
-                      check_settings(methods=[], max_new_tokens=2))  # warm up: first kernels and allocations
         params = sum(p.numel() for p in model.model.language_model.parameters()) / 1e6
         print(f"\n{name}: {params:.0f}M decoder parameters, pruning at layer {args.prune_layer}")
         table(name, model, processor, inputs(model, processor, max(sizes)), sizes, methods, budgets, args)

@@ -279,7 +279,6 @@ def batch_rows(model, family, kind, name, args, num_layers):
     the first budget, in one controlled setting (K = --prune-layer, at most the last layer of a truncated decoder).
     """
     from explorer.bench import batch  # noqa: PLC0415
-    from explorer.core.batch import run_batch  # noqa: PLC0415
 
     sizes = batch.batch_sizes(args.batch)
     builder, full_width, _ = MODELS[name]
@@ -287,8 +286,6 @@ def batch_rows(model, family, kind, name, args, num_layers):
     encoded = [(encode(model, family, BatchFeature(builder(layers, width, args.layers is not None, sample=i)[4]),
                        kind=kind), "") for i in range(max(sizes))]
     k = min(args.prune_layer, num_layers - 1)
-    run_batch(model, PROCESSOR, [e for e, _ in encoded[:2]], "none",
-              check_settings(methods=[], prune_layer=k, max_new_tokens=2))  # warm up: first kernels, allocations
     print(f"\n{name}, batched: {max(sizes)} inputs of its own, the controlled setting (every method one stage at "
           f"K = {k}, keeping {args.budgets[0]}), {args.new_tokens} new tokens per question")
     settings = SimpleNamespace(**{**vars(args), "prune_layer": k,
