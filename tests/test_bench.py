@@ -98,6 +98,53 @@ def test_the_answer_length_a_batch_needs_follows_from_its_parts():
     assert crossing(7000, 180, 4000, 100, 1.5) == 0  # the batch's prefill alone gains enough
 
 
+
+def test_a_decoding_steps_parts_are_timed_in_pairs_per_question():
+    """kernels.measure: each repeat times batch 1 and batch B back to back, the order alternated, and a pair's ratio
+    is per question, t_B / (B t_1) (a clock advanced by hand: a part whose batch of 4 costs 2 units of time)."""
+    from explorer.bench import kernels
+
+    clock, ran = [0.0], []
+
+    def factory(size):
+        def run():
+            ran.append(size)
+            clock[0] += {1: 1.0, 4: 2.0}[size]
+        return run, 100 * size
+
+    results, read = kernels.measure({"part": factory}, [1, 4], repeats=3, now=lambda: clock[0])
+    ones, many, ratios = results[("part", 4)]
+    assert ones == [1.0] * 3 and many == [2.0] * 3 and ratios == [0.5] * 3  # 2 / (4 x 1): half the cost per question
+    assert ran == [1, 4, 1, 4, 4, 1, 1, 4]  # the warm-up, then (1, 4), (4, 1), (1, 4)
+    assert read == {("part", 1): 100, ("part", 4): 400}
+
+
+def test_the_kernels_table_times_the_decoders_own_matrix_products_and_attention(capsys):
+    """--kernels: every linear module of the decoder and the LM head (the weights a decoding step reads), and the
+    attention of every layer, at batch 1 and the sizes asked, as per-question ratios beside what reading alone
+    would give (the form of the table only: no timed assertion)."""
+    from explorer.bench import kernels
+
+    model, _ = bench.build(**next(iter(bench.QUICK_SHAPES.values())))
+    modules = kernels.linears(model)
+    decoder = sum(p.numel() for n, p in model.model.language_model.named_parameters() if "proj" in n)
+    assert sum(m.weight.numel() for m in modules) == decoder + model.lm_head.weight.numel()
+    assert bench.main(["--quick", "--kernels", "--batch", "2", "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "one decoding step's parts alone by batch size, float32" in out
+    assert "each a pair (batch 1, batch B) back to back" in out
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()
+            if line.startswith(("| matrix products", "| attention"))]
+    assert [(row[0].split(" (")[0], row[1], row[7]) for row in rows] == [("matrix products", "2", "0.500"),
+                                                                       ("attention", "2", "1.000")]
+    assert f"({len(modules)} linear modules with the LM head)" in rows[0][0]
+    for row in rows:
+        assert all(float(cell) > 0 for cell in row[2:6])
+        assert row[6].startswith("unsteady: ") or row[6].count("(") == 1
+    with pytest.raises(SystemExit):
+        bench.main(["--suite", "paper", "--kernels"])
+
+
 # ------------------------------------------------------------------------------------------ the paper suite
 
 def test_the_paper_suite_measures_batches_on_the_paper_shapes(capsys):

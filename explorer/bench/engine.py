@@ -11,7 +11,8 @@ the median by default), the spread alone, marked unsteady. One thread by default
 process's CPU time (--clock auto: with one thread on the CPU; --clock wall for wall time): other processes on
 a shared machine then do not count in it, and on an idle machine it equals wall time.
 `--suite paper` runs the paper's 7B shapes instead (explorer/bench/paper.py); `--batch 1,4,8` the throughput of
-batched runs per batch size (explorer/bench/batch.py).
+batched runs per batch size (explorer/bench/batch.py); `--kernels` a decoding step's parts alone by batch size
+(explorer/bench/kernels.py).
 With --dtype bfloat16 (or float16) it also reports how far the half-precision kept sets are from float32's
 (overlap of the kept sets for CLSE and FastV per budget) and times everything in that dtype.
 
@@ -159,6 +160,9 @@ def main(argv=None):
     parser.add_argument("--batch", default=None, help="batch sizes, e.g. 1,4,8: throughput (questions per second) "
                         "per batch size and method as ratios to unpruned batch 1 (explorer/bench/batch.py); with "
                         "--suite paper: on each of its models too, after its tables")
+    parser.add_argument("--kernels", action="store_true", help="instead: one decoding step's parts (the matrix "
+                        "products, the attention) timed alone at batch 1 and the --batch sizes (default 1,4), as "
+                        "ratios per question (explorer/bench/kernels.py)")
     parser.add_argument("--target", type=float, default=1.5, help="with --batch: the throughput ratio to batch 1 "
                         "whose answer length the time table derives (default 1.5)")
     parser.add_argument("--dtype", choices=["auto", *DTYPES], default=None,
@@ -186,6 +190,8 @@ def main(argv=None):
     args.budgets = args.budgets or ("192" if args.batch else "192,128,64")
     args.methods = args.methods or ("clse,fastv" if args.batch else "clse,fastv,random")
     budgets = [float(b) if "." in b else int(b) for b in args.budgets.split(",")]  # counts, or ratios of N
+    if args.suite == "paper" and args.kernels:
+        parser.error("--kernels times the engine suite's shapes on this machine, not the paper suite's")
     if args.suite == "paper":
         from explorer.bench import paper  # noqa: PLC0415
 
@@ -200,11 +206,18 @@ def main(argv=None):
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads, {args.dtype}, SDPA attention, "
           f"{'wall' if args.clock == 'wall' else 'CPU (this process, --clock cpu)'} time; "
-          f"{args.repeats} repeats, each a pair (unpruned, pruned) back to back, its order alternated: ratios are "
+          f"{args.repeats} repeats, each a pair ({'batch 1, batch B' if args.kernels else 'unpruned, pruned'}) back "
+          f"to back, its order alternated: ratios are "
           f"medians of the pairs' ratios (min-max), 'unsteady' beyond +-{args.tolerance:.0%} of the median")
     shapes = QUICK_SHAPES if args.quick else SHAPES
     shapes = {name: shape for name, shape in shapes.items()
               if not args.shapes or any(name.startswith(p) or p in name for p in args.shapes.split(","))}
+    if args.kernels:
+        from explorer.bench import kernels  # noqa: PLC0415
+
+        status = kernels.main(args, shapes, build)
+        print(f"\n(benchmark took {time.perf_counter() - start:.0f} s)")
+        return status
     if args.batch:
         from explorer.bench import batch  # noqa: PLC0415
 
