@@ -30,10 +30,18 @@ TIMED = ("timings_ms", "timings_spread_ms", "notes")
 
 
 def untimed(record):
-    """A record's JSON with its conversation's turns' timings left out (the record's own are skipped by key)."""
+    """A record's JSON with its conversation's turns' timings and margins left out (the record's own are skipped by
+    key; margins are compared within float rounding)."""
     out = record.to_json()
-    out["turns"] = [{k: v for k, v in turn.items() if k != "timings_ms"} for turn in out["turns"]]
+    out["turns"] = [{k: v for k, v in turn.items() if k not in ("timings_ms", "answer_margins")}
+                    for turn in out["turns"]]
     return out
+
+
+def close_margins(x, y):
+    """Two answers' margins (engine.margins) equal within float rounding of the logits."""
+    assert len(x) == len(y)
+    assert all(abs(p - q) < 1e-4 * max(1.0, abs(p)) for p, q in zip(x, y)), (x, y)
 
 
 def same_as_alone(alone, batched, batched_note=True):
@@ -41,9 +49,11 @@ def same_as_alone(alone, batched, batched_note=True):
     equal, the scores within float rounding."""
     a, b = untimed(alone), untimed(batched)
     for key in a:
-        if key in TIMED or key == "stages":
+        if key in TIMED or key in ("stages", "answer_margins"):
             continue
         assert a[key] == b[key], key
+    close_margins(a["answer_margins"], b["answer_margins"])
+    assert len(a["answer_margins"]) == len(a["answer_ids"]) > 0
     assert len(a["stages"]) == len(b["stages"])
     for x, y in zip(a["stages"], b["stages"]):
         assert {k: v for k, v in x.items() if k != "scores"} == {k: v for k, v in y.items() if k != "scores"}

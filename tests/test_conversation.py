@@ -96,8 +96,9 @@ def test_follow_ups_are_checked_and_carried_in_the_json():
     records = compare(t.model, t.processor, t.family, [random_image(24)], FIRST, methods=["clse"], keep=9,
                       max_new_tokens=2, follow_ups=[SECOND], diagnostics=False)
     turns = records["clse"].to_json()["turns"]
-    assert [set(turn) for turn in turns] == [{"question", "answer", "answer_ids", "kept_indices", "timings_ms",
-                                              "kv_cache_bytes"}] * 2
+    assert [set(turn) for turn in turns] == [{"question", "answer", "answer_ids", "answer_margins", "kept_indices",
+                                              "timings_ms", "kv_cache_bytes"}] * 2
+    assert [len(turn["answer_margins"]) for turn in turns] == [len(turn["answer_ids"]) for turn in turns]
     assert turns[0]["question"] == FIRST and turns[1]["question"] == SECOND and records["clse"].state is None
 
 

@@ -43,6 +43,23 @@ def test_keep_all_equals_the_stock_model(tiny, method):
     assert record.kept_indices == list(range(n))
 
 
+def test_each_answer_tokens_margin_is_its_logit_above_the_runner_ups(tiny):
+    """answer_margins: per generated token, the stock model's logit of the token taken minus the next best one's
+    (the stock generate's own logits, sorted by hand); 0 for a tie, which the record then shows as one."""
+    from explorer.core.engine import margins
+
+    image = random_image(0)
+    _, stock_logits = stock_generate(tiny, [image], QUESTION)
+    record = compare(tiny.model, tiny.processor, tiny.family, [image], QUESTION, methods=["clse"], keep=9,
+                     prune_layer=2, max_new_tokens=6)["none"]
+    by_hand = [float(s.sort(descending=True).values[0] - s.sort(descending=True).values[1]) for s in stock_logits]
+    assert len(record.answer_margins) == len(record.answer_ids) == len(by_hand)
+    assert all(abs(ours - theirs) < 1e-4 for ours, theirs in zip(record.answer_margins, by_hand))
+    assert all(m >= 0 for m in record.answer_margins) and record.to_json()["answer_margins"] == record.answer_margins
+    tie = torch.tensor([[1.0, 3.0, 3.0, 2.0], [0.5, 0.25, 2.0, 1.0]])
+    assert margins(tie) == [0.0, 1.0]  # two tokens at the top: no margin; else the best minus the second best
+
+
 @pytest.mark.parametrize("early_kv", ["keep", "prune"])
 @pytest.mark.parametrize("method", ["clse", "fastv", "random"])
 def test_pruned_cached_decode_matches_a_no_cache_recompute(tiny, method, early_kv):

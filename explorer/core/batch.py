@@ -28,7 +28,7 @@ import torch
 from explorer.core import interrupt
 from explorer.core.devices import clock, device_of
 from explorer.core.engine import (
-    RunState, _Hooks, _hidden_of, _with_hidden, cache_bytes, decoder_notes, eos_ids, finish_record, logits_of,
+    RunState, _Hooks, _hidden_of, _with_hidden, cache_bytes, decoder_notes, eos_ids, finish_record, logits_of, margins,
     new_record, peak_memory, prune_stage, run,
 )
 from explorer.core.settings import check_settings
@@ -320,7 +320,8 @@ def trim_early_cache_batch(cache, layer_idx, rows, trimming, layouts):
 def decode_batch(model, encodeds, cache, layouts, first_logits, stop_ids, max_new_tokens, keep_logits=False):
     """Greedy decoding of the batch from its (pruned, padded) cache, every sample at its own next position; a
     sample stops at a stop token or its max_new_tokens (the batch runs until the last one stops: a stopped
-    sample's rows are computed and ignored). Returns (tokens per sample, step logits per sample)."""
+    sample's rows are computed and ignored). Returns (tokens per sample, their margins per sample (engine.margins),
+    step logits per sample)."""
     lm = encodeds[0].family.text_model(model)
     device = device_of(lm)
     batch = len(encodeds)
@@ -329,6 +330,7 @@ def decode_batch(model, encodeds, cache, layouts, first_logits, stop_ids, max_ne
     if not dtype.is_floating_point:
         dtype = torch.float32
     tokens = [[t] for t in first_logits.argmax(-1).tolist()]  # one transfer per step for the whole batch
+    gaps = [[g] for g in margins(first_logits)]
     logits_kept = [[first_logits[b].cpu()] if keep_logits else [] for b in range(batch)]
     next_position = [int(e.position_ids.max()) + 1 for e in encodeds]
     shape = encodeds[0].position_ids.shape[:-2]  # multimodal rows ([3, B, S]) or none ([B, S])
@@ -357,16 +359,17 @@ def decode_batch(model, encodeds, cache, layouts, first_logits, stop_ids, max_ne
             out = lm(input_ids=ids, position_ids=position, attention_mask=grown_dummy(layouts[0], step, device),
                      past_key_values=cache, use_cache=True)
         logits = logits_of(model, out.last_hidden_state[:, -1:])[:, -1].float()
-        picked = logits.argmax(-1).tolist()
+        picked, picked_gaps = logits.argmax(-1).tolist(), margins(logits)
         for b in range(batch):
             next_position[b] += 1
             if done[b]:
                 continue
             tokens[b].append(picked[b])
+            gaps[b].append(picked_gaps[b])
             if keep_logits:
                 logits_kept[b].append(logits[b].cpu())
             done[b] = tokens[b][-1] in stop_ids or len(tokens[b]) >= max_new_tokens[b]
-    return tokens, logits_kept
+    return tokens, gaps, logits_kept
 
 
 def preallocate(cache, steps):
@@ -484,13 +487,15 @@ def run_batch(model, processor, encodeds, method, settings=None, questions=None,
             record.kv_cache_bytes_prefill = sample_cache_bytes(cache, layouts, b, 0)
             record.notes += plans[b].notes
         start = clock(device)
-        tokens, step_logits = decode_batch(model, encodeds, cache, layouts, first_logits, eos_ids(model, processor),
-                                           [s.max_new_tokens for s in settings], keep_logits)
+        tokens, gaps, step_logits = decode_batch(model, encodeds, cache, layouts, first_logits,
+                                                 eos_ids(model, processor), [s.max_new_tokens for s in settings],
+                                                 keep_logits)
         decode_ms = (clock(device) - start) * 1e3
     vision_ms = sum(e.vision_ms for e in encodeds)
     length = max(e.inputs_embeds.shape[1] for e in encodeds)
     for b, record in enumerate(records):
         finish_record(record, model, processor, cache, tokens[b], prefill_ms, decode_ms, vision_ms)
+        record.answer_margins = gaps[b]
         record.kv_cache_bytes = sample_cache_bytes(cache, layouts, b, len(tokens[b]) - 1)
         record.peak_memory_bytes, record.peak_memory_kind = peak_memory(device, record, model)
         record.capture = None

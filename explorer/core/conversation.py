@@ -13,7 +13,8 @@ Positions continue exactly as the stock model numbers the whole conversation: te
 next position ids in turn (every row of multimodal ids alike), so a follow-up on the unpruned cache equals the
 stock model's greedy generate on the whole conversation (tested).
 
-Each turn is a plain dict: {"question", "answer", "answer_ids", "kept_indices", "timings_ms", "kv_cache_bytes"};
+Each turn is a plain dict: {"question", "answer", "answer_ids", "answer_margins", "kept_indices", "timings_ms",
+"kv_cache_bytes"};
 record.turns lists them, the first being the record's own question and answer.
 """
 
@@ -29,8 +30,8 @@ MAX_FOLLOW_UPS = 4
 
 def first_turn(record):
     return {"question": record.question, "answer": record.answer, "answer_ids": list(record.answer_ids),
-            "kept_indices": list(record.kept_indices), "timings_ms": dict(record.timings_ms),
-            "kv_cache_bytes": record.kv_cache_bytes}
+            "answer_margins": list(record.answer_margins), "kept_indices": list(record.kept_indices),
+            "timings_ms": dict(record.timings_ms), "kv_cache_bytes": record.kv_cache_bytes}
 
 
 def common_prefix(a, b):
@@ -86,13 +87,13 @@ def continue_keep(model, processor, encoded, record, images, question, settings,
         logits = engine.extend(model, encoded, state.cache, full[shared:], start, state.shifts)
         prefill_ms = (clock(device) - begin) * 1e3
         begin = clock(device)
-        tokens, step_logits, next_position = engine.decode(
+        tokens, gaps, step_logits, next_position = engine.decode(
             model, encoded, state.cache, logits, engine.eos_ids(model, processor), settings.max_new_tokens,
             keep_logits, start_position=start + len(full) - shared, shifts=state.shifts)
         decode_ms = (clock(device) - begin) * 1e3
     state.ids, state.next_position = full + tokens[:-1], next_position
     turn = {"question": question, "answer": processor.tokenizer.decode(tokens, skip_special_tokens=True).strip(),
-            "answer_ids": tokens, "kept_indices": list(record.kept_indices),
+            "answer_ids": tokens, "answer_margins": gaps, "kept_indices": list(record.kept_indices),
             "timings_ms": {"prefill": prefill_ms, "decode": decode_ms, "total": prefill_ms + decode_ms},
             "kv_cache_bytes": engine.cache_bytes(state.cache)}
     if keep_logits:  # the tests' oracles; never serialised
@@ -107,8 +108,8 @@ def continue_reprune(model, processor, family, record, images, question, setting
                            history=history_of(record))
     again = engine.run(model, processor, encoded, record.method, settings, question=question)
     return {"question": question, "answer": again.answer, "answer_ids": again.answer_ids,
-            "kept_indices": again.kept_indices, "timings_ms": dict(again.timings_ms),
-            "kv_cache_bytes": again.kv_cache_bytes}
+            "answer_margins": again.answer_margins, "kept_indices": again.kept_indices,
+            "timings_ms": dict(again.timings_ms), "kv_cache_bytes": again.kv_cache_bytes}
 
 
 def converse(model, processor, encoded, record, images, settings, kind):

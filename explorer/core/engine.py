@@ -586,22 +586,31 @@ def extend(model, encoded, cache, ids, start_position, shifts=None):
     return logits_of(model, out.last_hidden_state[:, -1:])[0, -1].float()
 
 
+def margins(logits):
+    """Per row of `logits` ([..., vocabulary]), how far the greedy token's logit lies above the runner-up's: 0 where
+    two tokens tie at the top (the decoding took the first of them). A small margin says the answer's token was a
+    close call, which another dtype, device or kernel may decide the other way."""
+    top = logits.float().topk(2, dim=-1).values
+    return (top[..., 0] - top[..., 1]).tolist()
+
+
 def decode(model, encoded, cache, first_logits, stop_ids, max_new_tokens, keep_logits=False, start_position=None,
            shifts=None):
     """Greedy decoding from the (pruned) cache; positions continue after the original sequence (or from
     start_position; each layer less its shift where the prefill renumbered, see extend). Returns (token ids,
-    the logits of every step as float32 CPU tensors when keep_logits, else [], the position id the next token
-    would take)."""
+    each token's margin (margins), the logits of every step as float32 CPU tensors when keep_logits, else [],
+    the position id the next token would take)."""
     step_logits = [first_logits.cpu()] if keep_logits else []
-    tokens = [int(first_logits.argmax())]
+    tokens, gaps = [int(first_logits.argmax())], [margins(first_logits)]
     next_position = int(encoded.position_ids.max()) + 1 if start_position is None else start_position
     while tokens[-1] not in stop_ids and len(tokens) < max_new_tokens:
         logits = extend(model, encoded, cache, [tokens[-1]], next_position, shifts)
         next_position += 1
         tokens.append(int(logits.argmax()))
+        gaps.append(margins(logits))
         if keep_logits:
             step_logits.append(logits.cpu())
-    return tokens, step_logits, next_position
+    return tokens, gaps, step_logits, next_position
 
 
 @dataclass
@@ -721,10 +730,12 @@ def run(model, processor, encoded, method, settings=None, capture=False, questio
                                 f"again (the last layer's {record.tokens_per_layer[-1]} tokens 0.."
                                 f"{record.tokens_per_layer[-1] - 1}); decoding goes on from each layer's own count")
         start = clock(device)
-        tokens, step_logits, next_position = decode(model, encoded, cache, first_logits, eos_ids(model, processor),
-                                                    settings.max_new_tokens, keep_logits, shifts=shifts)
+        tokens, gaps, step_logits, next_position = decode(model, encoded, cache, first_logits,
+                                                          eos_ids(model, processor), settings.max_new_tokens,
+                                                          keep_logits, shifts=shifts)
         decode_ms = (clock(device) - start) * 1e3
     finish_record(record, model, processor, cache, tokens, prefill_ms, decode_ms, encoded.vision_ms)
+    record.answer_margins = gaps
     record.peak_memory_bytes, record.peak_memory_kind = peak_memory(device, record, model)
     record.capture = captured
     if keep_logits:

@@ -64,7 +64,10 @@ class Record:
     peak_memory_bytes: int = 0
     peak_memory_kind: str = ""  # how peak_memory_bytes was measured (device allocator or an estimate)
     turns: list = field(default_factory=list)  # the conversation: [{"question", "answer", "answer_ids",
-    # "kept_indices", "timings_ms", "kv_cache_bytes"}], the first the record's own (explorer/core/conversation.py)
+    # "answer_margins", "kept_indices", "timings_ms", "kv_cache_bytes"}], the first the record's own
+    # (explorer/core/conversation.py)
+    answer_margins: list = field(default_factory=list)  # per answer token, its logit above the runner-up's
+    # (engine.margins; 0: a tie): how close a call each token of the answer was
 
     def to_json(self):
         return _jsonable(dataclasses.asdict(self))
