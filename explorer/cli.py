@@ -98,7 +98,8 @@ def main(argv=None, prog="explorer"):
 
 def run(args):
     """The checked command: load the model, compare, print."""
-    from explorer.core.compare import compare, warm_up  # torch, transformers: only now
+    from explorer.analysis.comparison import close_call_note, closest_call  # torch, transformers: only now
+    from explorer.core.compare import compare, warm_up
     from explorer.core.settings import check_settings
     from models import EMBEDDED_ID, load
     from models.base import BadInput
@@ -130,4 +131,10 @@ def run(args):
         for turn in record.turns[1:]:
             print(f"{'':13s} {turn['question']!r} -> {turn['answer']!r} (kept {len(turn['kept_indices'])}, "
                   f"{turn['timings_ms']['total']:.1f} ms)")
+    for name, record in records.items():  # the answers a hair decided, after the table
+        turns = record.turns or [{"answer_margins": record.answer_margins}]
+        for number, turn in enumerate(turns, 1):
+            note = close_call_note(name, closest_call(turn.get("answer_margins")), number)
+            if note:
+                print(f"note: {note}")
     return 0

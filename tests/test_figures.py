@@ -315,11 +315,39 @@ def test_answers_table_and_sweep(cases):
     columns = table.cells.values
     assert list(columns[0]) == list(results)
     assert columns[2][0] == "reference" and set(columns[2][1:]) <= {"yes", "no"}
-    assert columns[3][1] == f"9 / {results['none']['visual_tokens']}"
+    assert columns[4][1] == f"9 / {results['none']['visual_tokens']}"
+    for name, cell in zip(results, columns[3]):  # each answer's closest call, from its tokens' margins
+        margins = results[name]["answer_margins"]
+        assert cell.startswith(f"{min(margins):.3g} (token {margins.index(min(margins)) + 1})")
     sweep = figures.sweep_figure(analysed(results, sweep={"positions": [0, 1],
                                                           "recall": {"clse": [1, 0.5], "fastv": [0, 1]}}))
     assert [tr.name for tr in sweep.data] == ["clse (mean 0.75)", "fastv (mean 0.50)"]  # each one's mean share
     assert sweep.data[0].line.color == registry.METHODS["clse"].color
+
+
+def test_an_answer_decided_by_a_hair_is_said_to_be_a_close_call(cases):
+    """A token that won by less than NEAR_TIE logits (or tied) is marked in the answers table and named in its
+    title's notes, with its turn; records without margins (older results) show '-' and no note."""
+    from explorer.analysis.comparison import NEAR_TIE
+
+    results, _ = cases["image"]
+    first, second = list(results)[1:3]
+    close = {**results, first: {**results[first], "answer_margins": [5.0, 0.0]},
+             second: {**results[second], "answer_margins": [NEAR_TIE / 2, 3.0]}}
+    a = analysed(close)
+    table = figures.answers_table(a)
+    cells = dict(zip(table.data[0].cells.values[0], table.data[0].cells.values[3]))
+    assert cells[first] == "0 (token 2): a tie" and cells[second] == "0.05 (token 1): a near tie"
+    title = table.layout.title.text.replace("<br>", " ").replace("<sup>", "").replace("</sup>", "")
+    assert f"{first}'s answer was a close call: its token 2 tied with the runner-up" in title
+    assert f"{second}'s answer was a close call: its token 1 won by 0.05 logits (the runner-up at 95% of its " \
+        "probability)" in title
+    named = {n.split("'s answer")[0] for n in a.notes if "close call" in n}
+    expected = {name for name, r in close.items() if min(r["answer_margins"]) < NEAR_TIE}
+    assert named == expected and {first, second} <= named  # exactly the answers under NEAR_TIE, no other
+    old = analysed({name: {k: v for k, v in r.items() if k != "answer_margins"} for name, r in results.items()})
+    assert set(figures.answers_table(old).data[0].cells.values[3]) == {"-"}
+    assert not any("close call" in n for n in old.notes)
 
 
 def test_bad_frame_or_group_is_a_clear_error(cases):

@@ -69,11 +69,11 @@ def test_the_unpruned_row_has_no_budget_and_the_kept_count_follows_the_stages(sc
     rows = {row["method"]: row for row in a.answers}
     assert rows["none"]["nominal"] is None and rows["fastv"]["nominal"] == 28
     table = figures.answers_table(a).data[0].cells.values
-    assert table[4][0] == "-" and table[4][1] == "28"
+    assert table[5][0] == "-" and table[5][1] == "28"
     _, _, official = service.run_comparison(image=SCENE, video=None, question=QUESTION, method_a="clse",
                                             method_b="pyramiddrop", keep=0.33, schedule="official")
     cells = dict(zip(figures.answers_table(official).data[0].cells.values[0],
-                     figures.answers_table(official).data[0].cells.values[3]))
+                     figures.answers_table(official).data[0].cells.values[4]))
     counts = [sum(s["keep_counts"]) for s in official.results["clse"]["stages"]]
     assert len(counts) == 3 and cells["clse"] == " → ".join(map(str, counts)) + " / 256"
     # the stage slider: each stage's scores and the set kept after it
@@ -128,7 +128,7 @@ def test_timings_carry_their_spread_or_a_one_run_warning(scene):
     assert "one run each" in figures.cost_figure(a).layout.title.text
     _, _, repeated = service.run_comparison(image=SCENE, video=None, question=QUESTION, method_a="clse",
                                             method_b="fastv", keep=28, repeats=2)
-    cells = figures.answers_table(repeated).data[0].cells.values[6]
+    cells = figures.answers_table(repeated).data[0].cells.values[7]
     assert all(re.fullmatch(r"[\d.]+ \([\d.]+-[\d.]+, 2 runs\)", cell) for cell in cells)
 
 

@@ -35,6 +35,33 @@ TIMING_PARTS = [  # (label, timing names it is made of); the parts add up to tim
 # ------------------------------------------------------------------------------------------- record access
 
 
+# A token that won by less than this many logits had its runner-up at over 90% of its probability (e^-0.1): a
+# close call that another dtype, device or kernel can decide the other way (measured: the embedded model's pruned
+# answers on scene_205 at 64 of 256 tokens won by 0.009 logits in float32 and flipped in bfloat16, same kept set)
+NEAR_TIE = 0.1
+
+
+def closest_call(margins):
+    """(the smallest margin of an answer's tokens, the 1-based token it belongs to), or None without margins
+    (records from before they were kept)."""
+    if not margins:
+        return None
+    i = min(range(len(margins)), key=lambda k: margins[k])
+    return float(margins[i]), i + 1
+
+
+def close_call_note(method, call, turn=1):
+    """The sentence for an answer whose closest call (closest_call) was a near tie (under NEAR_TIE), else None."""
+    if call is None or call[0] >= NEAR_TIE:
+        return None
+    margin, token = call
+    won = "tied with the runner-up (the decoding took the one first in the vocabulary)" if margin == 0 else (
+        f"won by {margin:.3g} logits (the runner-up at {np.exp(-margin):.0%} of its probability)")
+    where = f"{method}'s answer" + (f" to question {turn}" if turn > 1 else "")
+    return (f"{where} was a close call: its token {token} {won}; another dtype, device or kernel may answer "
+            "otherwise")
+
+
 def group_info(results, group=0):
     """The group's dict from the unpruned record (every record of one comparison has the same groups)."""
     groups = results["none"]["groups"]
@@ -237,6 +264,7 @@ class Analysis:
                 "how": how_it_ran(r),
                 "recall": self.recall.get(name),
                 "mode": None,
+                "closest": closest_call(r.get("answer_margins")),
             })
         reference_turns = self.none.get("turns") or []
         other = self.payload.get("other_mode_turns") or {}  # the follow-ups asked in the other mode too
@@ -262,6 +290,7 @@ class Analysis:
                                 "pruned again for this question (reprune)" if version_mode == "reprune" else
                                 "on the first question's pruned cache (keep)"),
                         "recall": None, "mode": None if name == "none" else version_mode,
+                        "closest": closest_call(version.get("answer_margins")),
                     })
         return rows
 
@@ -288,10 +317,14 @@ class Analysis:
 
     @functools.cached_property
     def notes(self):
-        """Every record's notes, each once (unknown words, ties at the cut, renamed methods...)."""
+        """Every record's notes, each once (unknown words, ties at the cut, renamed methods...), then the answers
+        that were close calls (close_call_note)."""
         notes = [*(self.payload.get("page_notes") or []),
                  *(n for r in self.results.values() for n in r.get("notes") or [])]
-        return list(dict.fromkeys(notes))
+        for row in self.answers:
+            method = row["method"] + (f" ({row['mode']})" if row.get("mode") else "")
+            notes.append(close_call_note(method, row["closest"], row["turn"]))
+        return list(dict.fromkeys(n for n in notes if n))
 
     @functools.cached_property
     def settings_used(self):

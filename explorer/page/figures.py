@@ -13,7 +13,7 @@ import io
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.analysis.comparison import check_frame, grid_of, kept_vector, to_grid
+from explorer.analysis.comparison import NEAR_TIE, check_frame, grid_of, kept_vector, to_grid
 from explorer.methods.registry import METHODS
 
 OVERLAP_COLORS = {"neither": "rgba(0,0,0,0.75)", "both": "rgba(255,217,47,0.55)"}
@@ -314,13 +314,22 @@ def prefill_cell(row):
     return f"{row['prefill_ms']:.1f}"
 
 
+def closest_cell(call):
+    """An answer's closest call: '8.53 (token 1)', a near tie said so, '-' without margins."""
+    if call is None:
+        return "-"
+    margin, token = call
+    return f"{margin:.3g} (token {token})" + (": a tie" if margin == 0 else ": a near tie" if margin < NEAR_TIE
+                                               else "")
+
+
 def _answer_cells(row, truth=False):
     same = "reference" if row["same"] is None else ("yes" if row["same"] else "no")
     nominal = "-" if row["nominal"] is None else f"{row['nominal']:g}"
     average = "-" if row["average_kept"] is None else f"{row['average_kept']:.1f}"
     method = row["method"] + (f" ({row['mode']})" if row.get("mode") else "")
-    cells = [method, row["answer"] or "(empty)", same, kept_cell(row), nominal, average, prefill_cell(row),
-             f"{row['kv_cache_mib']:.2f}", row["how"]]
+    cells = [method, row["answer"] or "(empty)", same, closest_cell(row["closest"]), kept_cell(row), nominal,
+             average, prefill_cell(row), f"{row['kv_cache_mib']:.2f}", row["how"]]
     if truth:
         cells.append("-" if row.get("recall") is None else f"{row['recall']:.2f}")
     return cells + [f"{row['turn']}: {row['question']}"]
@@ -330,7 +339,7 @@ def answers_table(a):
     truth = a.ground_truth
     recall = bool(truth and truth.get("target_tokens"))
     rows = [_answer_cells(row, recall) for row in a.answers]
-    header = ["method", "answer", "same as unpruned", "visual tokens kept / total" + (
+    header = ["method", "answer", "same as unpruned", "closest call: logit margin", "visual tokens kept / total" + (
         " (after each stage)" if any(len(r.get("stage_kept") or []) > 1 for r in a.answers) else ""),
               "nominal budget", "visual tokens per layer (average over all layers)",
               "prefill ms" + (" (one run)" if a.timed_once else " (median, fastest-slowest)"), "KV cache MiB",

@@ -51,8 +51,10 @@ def method_guide():
 
 SECTIONS = [
     Section("answers", "Answers",
-            "The same question answered three ways. A pruned answer that matches the unpruned one means the "
-            "dropped tokens did not matter for this question. 'Nominal budget' is the keep count asked for (\"-\" "
+            "The same question answered three ways. A pruned answer that matches the unpruned one means the dropped "
+            "tokens did not matter for this question. 'Closest call' is the smallest lead of an answer's token over "
+            "the runner-up, in logits: a near tie (under 0.1) is a coin flip that another dtype or device may decide "
+            "the other way, so read such an answer as undecided. 'Nominal budget' is the keep count asked for (\"-\" "
             "for the unpruned run, which keeps everything); the kept count is given after each stage of a "
             "multi-stage schedule; the average over all layers counts the layers before the pruning layer at full "
             "length (the paper's bookkeeping leaves them out), so it is the honest token count. On a generated "
