@@ -350,6 +350,16 @@ def test_an_answer_decided_by_a_hair_is_said_to_be_a_close_call(cases):
     assert not any("close call" in n for n in old.notes)
 
 
+def test_the_answers_table_is_as_tall_as_its_wrapped_cells(cases):
+    """A row takes its tallest cell's wrapped lines at the table's narrowest, so a longer question makes the figure
+    taller by the lines it adds (a fixed row height hid the last answer below the table's fold)."""
+    results, _ = cases["image"]
+    short = figures.answers_table(analysed(results)).layout.height
+    long = {**results, "none": {**results["none"], "question": "where is the red circle ? " * 12}}
+    taller = figures.answers_table(analysed(long)).layout.height
+    assert taller - short >= 16 * 10  # about 300 characters in a column of about 13: twenty lines more, not one
+
+
 def test_bad_frame_or_group_is_a_clear_error(cases):
     results, view = cases["image"]
     with pytest.raises(ValueError, match="frame 3"):

@@ -368,12 +368,22 @@ def answers_table(a):
     lines += [f"note: {note}" for note in a.notes]
     wrapped = [wrap(f"<sup>{line}</sup>", sup_width=title_chars(TABLE_MIN_WIDTH)[1]) for line in lines]
     title += "".join(f"<br>{line}" for line in wrapped)
-    top = 50 + 19 * sum(line.count("<br>") + 1 for line in wrapped)
-    # every row wraps how its method ran (and its question) onto two or three lines at the page's width: a row
-    # height for one line hid the last answer below the table's fold
-    per_row = 72
-    fig.update_layout(title=title, margin=dict(l=10, r=10, t=top, b=10), height=top + 120 + per_row * len(rows))
+    top = 60 + 20 * (1 + sum(line.count("<br>") + 1 for line in wrapped))  # the margin tidy() gives the title
+    # a cell wraps its text onto as many lines as its column's width asks at the table's narrowest (how a method
+    # ran takes four or five): a fixed row height hid the last answer below the table's fold
+    fig.update_layout(title=title, margin=dict(l=10, r=10, t=top, b=10),
+                      height=top + 20 + sum(_table_row_px(row, len(header)) for row in [header, *rows]))
     return fig
+
+
+TABLE_CELL_PX, TABLE_LINE_PX = 7.0, 16  # a character of a table cell (12 px font, words wrapped whole), a line
+
+
+def _table_row_px(cells, columns):
+    """The height a row of the answers table takes at the table's narrowest: its tallest cell's wrapped lines."""
+    chars = max(8, int((TABLE_MIN_WIDTH - 20) / columns / TABLE_CELL_PX))
+    lines = max(len(wrap_line(str(cell).replace("<b>", "").replace("</b>", ""), chars)) for cell in cells)
+    return TABLE_LINE_PX * lines + 18
 
 
 # ------------------------------------------------------------------------------------ importance & overlap
