@@ -172,3 +172,43 @@ def test_the_object_sweep_is_not_saturated_at_the_pages_default_budget(embedded)
         recall = sweep["recall"][method]
         assert max(recall) < 1.0 and min(recall) < max(recall), (method, recall)
     assert 0 < sweep["kept_share"] < 0.2
+
+
+def test_two_dtypes_are_compared_on_the_same_questions():
+    """explorer.eval.dtypes: per method and budget, the items both dtypes answered, paired; the answers that differ,
+    the first dtype's close calls and the differing answers among them, counted by hand on made-up rows."""
+    from explorer.eval.dtypes import compare_dtypes
+
+    def row(item, method, answer, margin, correct, kept=b"\xc0"):  # kept_bits: tokens 0 and 1 of 8
+        return {"method": method, "keep": None if method == "none" else 28, "item": item, "answer": answer,
+                "margin": margin, "correct": correct, "kept": kept}
+
+    first = [row(0, "none", "red", 5.0, True), row(1, "none", "two", 3.0, True),
+             row(0, "clse", "red", 0.05, True), row(1, "clse", "one", 0.02, False), row(2, "clse", "yes", 2.0, True),
+             {"method": "clse", "keep": 28, "item": 3, "refused": "a sentence"}]
+    second = [row(0, "none", "red", 5.1, True), row(1, "none", "two", 3.0, True),
+              row(0, "clse", "blue", 0.0, False), row(1, "clse", "two", 0.1, True),
+              row(2, "clse", "no", 0.5, False, kept=b"\x60")]  # tokens 1 and 2
+    entries = {e["method"]: e for e in compare_dtypes({"float32": first, "bfloat16": second})}
+    assert entries["none"]["answers_differ"] == 0 and entries["none"]["accuracy"] == [1.0, 1.0]
+    clse = entries["clse"]
+    assert clse["questions"] == 3 and clse["dtypes"] == ["float32", "bfloat16"]  # the refused item left out
+    assert clse["accuracy"] == pytest.approx([2 / 3, 1 / 3]) and clse["difference"] == pytest.approx(-1 / 3)
+    assert (clse["answers_differ"], clse["close_calls"], clse["differ_and_close"]) == (3, 2, 2)
+    assert (clse["kept_sets_differ"], clse["differ_same_kept"]) == (1, 2)  # item 2 kept another set in bfloat16
+    assert clse["kept_overlap"] == pytest.approx((1 + 1 + 0.5) / 3)
+
+
+def test_the_dtype_evaluation_runs_on_the_embedded_model(capsys):
+    """python -m explorer.eval.dtypes on three scenes and a clip: a row for the unpruned model and each method, every
+    question answered in both dtypes; a bad --dtypes is one line and exit 2."""
+    from explorer.eval import dtypes
+
+    assert dtypes.main(["--n", "3", "--keep", "28", "--methods", "clse", "--dtypes", "float32,bfloat16"]) == 0
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in capsys.readouterr().out.splitlines()
+            if line.startswith(("| none", "| clse"))]
+    assert [(r[0], r[1], r[2]) for r in rows] == [("none", "all", "4"), ("clse", "28", "4")]
+    assert all(int(r[6]) <= 4 and int(r[7]) <= int(r[6]) and int(r[10]) <= int(r[6]) for r in rows)
+    assert rows[0][8] == "0 (1.000)"  # the unpruned model keeps every token in both dtypes
+    assert dtypes.main(["--dtypes", "float32"]) == 2
+    assert "--dtypes takes two of float32, bfloat16, float16" in capsys.readouterr().err
