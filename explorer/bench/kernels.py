@@ -75,7 +75,7 @@ def measure(parts, sizes, repeats, now, inner=1):
     out, read = {}, {}
     for name, factory in parts.items():
         runs = {size: factory(size) for size in sizes}
-        for _, (run, _) in runs.items():
+        for run, _ in runs.values():
             run()  # warm up: first kernels, first touch of the buffers
         for size in sizes:
             if size == 1:
