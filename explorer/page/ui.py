@@ -26,10 +26,17 @@ def scroll_to(elem_id, block="start"):
 
 
 def scroll_to_step(panel):
-    """After a lesson step: the panel it reads brought into view, or its text where the step was skipped."""
-    return ("() => { const note = document.getElementById('lesson-note'); const skipped = note && "
-            "note.innerText.includes('Skipped'); const e = skipped ? note : document.getElementById('" + panel + "');"
-            " if (e) e.scrollIntoView({block: skipped ? 'start' : 'nearest'}); "
+    """After a lesson step: the panel it reads brought into view, or its text where the step was skipped; brought
+    back if it has left the view 0.4, 1.5, 3 and 5 s later, because the answers and plots above it may finish
+    drawing after the step's event ended and push it down (a CI run once found the panel below the screen), unless
+    the visitor has scrolled, pressed a key or clicked meanwhile."""
+    return ("() => { const show = () => { const note = document.getElementById('lesson-note'); const skipped = "
+            "note && note.innerText.includes('Skipped'); const e = skipped ? note : document.getElementById('"
+            + panel + "'); if (!e) return; const r = e.getBoundingClientRect(); if (r.bottom <= 0 || r.top >= "
+            "window.innerHeight) e.scrollIntoView({block: skipped ? 'start' : 'nearest'}); }; let moved = false; "
+            "for (const kind of ['wheel', 'touchmove', 'keydown', 'mousedown']) window.addEventListener(kind, () => "
+            "{ moved = true; }, {once: true, passive: true}); show(); for (const ms of [400, 1500, 3000, 5000]) "
+            "setTimeout(() => { if (!moved) show(); }, ms); "
             "setTimeout(() => window.dispatchEvent(new Event('resize')), 50); }")
 
 
