@@ -1,4 +1,5 @@
 """The embedded model in half precision: python -m explorer.eval.dtypes [--n 300] [--dtypes float32,bfloat16]
+[--device cpu]
 
 The page runs the embedded model in float32 on a CPU and in bfloat16 on a GPU (a ZeroGPU Space): does it tell
 the same story there? On the same held-out scenes and clips as python -m explorer.eval.embedded (its items and
@@ -90,6 +91,7 @@ def main(argv=None):
     parser.add_argument("--methods", default="clse,fastv")
     parser.add_argument("--dtypes", default="float32,bfloat16", help="two dtypes, the first the reference")
     parser.add_argument("--weights", default=None, help="model directory (default: the embedded model)")
+    parser.add_argument("--device", default="cpu", help="where both dtypes run (default cpu; cuda on a GPU)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the entries as JSON instead of the table")
     args = parser.parse_args(argv)
@@ -105,7 +107,7 @@ def main(argv=None):
         items = eval_items(args.seed, args.n, args.n // 3)
         by_dtype = {}
         for dtype in dtypes:
-            model, processor, family = models.load(args.weights, device="cpu", dtype=dtype)
+            model, processor, family = models.load(args.weights, device=args.device, dtype=dtype)
             by_dtype[dtype] = evaluate(model, processor, family, items, methods, budgets, invert=False)
     except ValueError as error:  # BadInput (an unknown method, a model that does not load) is one
         print(f"error: {error}", file=sys.stderr)
