@@ -9,8 +9,9 @@ pair's order alternated between repeats; a pair's ratio is per question, t_B / (
 - the attention: every layer's SDPA of one query per question over a cache as long as the benchmark's inputs
   (mid-answer), the batch padded as the engine's batches are (a boolean mask; batch 1 none): each question
   reads its own cache, so reading alone gives no gain per question (1).
-Each row also says the bytes a pass reads and the rate it reads them at: a part that gains less than reading
-alone predicts is limited by this machine's kernels for that shape, not by its memory.
+Each row also says the rate at which a pass reads its weights or its cache (GB/s, at batch 1 and at batch B): a
+part that gains less than reading alone predicts is limited by this machine's kernels for that shape, not by its
+memory.
 """
 
 import numpy as np
