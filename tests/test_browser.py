@@ -29,8 +29,22 @@ WIDTHS = f"{OPEN_TAB_PLOTS}.map(e => [Number(e.querySelector('.main-svg').getAtt
 
 @pytest.fixture(scope="module")
 def url():
-    with app_server() as address:
+    """The real page; its log kept in artifacts/server.log (what a failed browser test's server said)."""
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    with app_server(log_path=os.path.join(ARTIFACTS, "server.log")) as address:
         yield address
+
+
+def wait_or_show(page, expression, timeout, name):
+    """page.wait_for_function, and where it times out a full-page screenshot (artifacts/failed-<name>.png) and the
+    request's status line in the error, so that a failure says what the page showed."""
+    try:
+        page.wait_for_function(expression, timeout=timeout)
+    except Exception as error:
+        page.screenshot(path=os.path.join(ARTIFACTS, f"failed-{name}.png"), full_page=True)
+        status = page.evaluate("() => Array.from(document.querySelectorAll('.prose, .toast-body, .error'))"
+                               ".map(e => e.innerText).filter(t => t).slice(0, 8).join(' | ')")
+        raise AssertionError(f"{name}: {error}; the page said: {status[:2000]}") from error
 
 
 def launch(playwright):
@@ -154,9 +168,8 @@ def test_a_visitor_asks_a_follow_up_and_sees_three_conversations(url):
         page.get_by_label("Follow-up question").fill("What color is the square?")
         page.get_by_role("button", name="Ask a follow-up").click()
         # Plotly wraps a table cell's text into lines without the space: compare without white space
-        page.wait_for_function("Array.from(document.querySelectorAll('.js-plotly-plot')).some(e => "
-                               "e.textContent.replace(/\\s/g, '').includes('2:Whatcoloristhesquare?'))",
-                               timeout=120_000)
+        wait_or_show(page, "Array.from(document.querySelectorAll('.js-plotly-plot')).some(e => "
+                     "e.textContent.replace(/\\s/g, '').includes('2:Whatcoloristhesquare?'))", 120_000, "follow-up")
         table = "".join(page.locator(".js-plotly-plot").first.text_content().split())
         # unpruned, then method A and method B each on the first question's pruned cache and pruned again: the two
         # follow-up modes side by side (the page's default)
@@ -214,9 +227,9 @@ def test_the_lesson_walks_its_five_steps(url):
                 assert page.locator("textarea").first.input_value() == question
                 assert "Error" not in text
             settled(page)
-            page.wait_for_function(f"document.getElementById('{step.panel}').getBoundingClientRect().bottom > 0 && "
-                                   f"document.getElementById('{step.panel}').getBoundingClientRect().top < 1000",
-                                   timeout=10_000)  # the panel it reads is in view
+            wait_or_show(page, f"document.getElementById('{step.panel}').getBoundingClientRect().bottom > 0 && "
+                         f"document.getElementById('{step.panel}').getBoundingClientRect().top < 1000", 10_000,
+                         f"lesson-{i + 1}")  # the panel it reads is in view
             stitched(page, ["#lesson-note", *LESSON_SHOWS[i]], os.path.join(ARTIFACTS, f"lesson-{i + 1}.png"))
         browser.close()
 
