@@ -179,7 +179,7 @@ def test_two_dtypes_are_compared_on_the_same_questions():
     the first dtype's close calls and the differing answers among them, counted by hand on made-up rows."""
     from explorer.eval.dtypes import compare_dtypes
 
-    def row(item, method, answer, margin, correct, kept=b"\xc0"):  # kept_bits: tokens 0 and 1 of 8
+    def row(item, method, answer, margin, correct, kept=b"\xc0"):  # packed kept bits: tokens 0 and 1 of 8
         return {"method": method, "keep": None if method == "none" else 28, "item": item, "answer": answer,
                 "margin": margin, "correct": correct, "kept": kept}
 

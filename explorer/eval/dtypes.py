@@ -35,7 +35,7 @@ def keyed(rows):
 
 
 def overlap(x, y):
-    """The share of run x's kept set that run y kept too (embedded.kept_bits)."""
+    """The share of run x's kept set that run y kept too (rows' packed bits: embedded.run_item)."""
     a, b = (np.unpackbits(np.frombuffer(r["kept"], dtype=np.uint8)).astype(bool) for r in (x, y))
     return float((a & b).sum() / max(a.sum(), 1))
 

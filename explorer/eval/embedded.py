@@ -136,16 +136,16 @@ def first_word(processor, record):
     return processor.tokenizer.decode(record.answer_ids[:1], skip_special_tokens=True).strip()
 
 
-def kept_bits(record):
-    """A run's kept set as packed bits over its visual tokens (32 bytes for 256 tokens: a row per run stays small)."""
+def kept_mask(record):
+    """A run's kept set as a boolean mask over its visual tokens."""
     mask = np.zeros(record.visual_tokens, dtype=bool)
     mask[record.kept_indices] = True
-    return np.packbits(mask).tobytes()
+    return mask
 
 
 def run_item(model, processor, family, item, runs, prune_layer=None, text=None):
     """One row per run on one item: the first word and whether it is the answer, its token's margin (how close a
-    call it was: engine.margins), the kept set (kept_bits), the share of the queried object's tokens kept, whether
+    call it was: engine.margins), the kept set (packed bits), the share of the queried object's tokens kept, whether
     the cut fell inside a tie, and the real average kept per decoder layer. A run the
     method refuses (BadInput: a budget its official schedule cannot reach, EVS on an image) gives a row with
     "refused" (the sentence) and nothing else; `answered` drops those rows."""
@@ -162,14 +162,11 @@ def run_item(model, processor, family, item, runs, prune_layer=None, text=None):
                          "input": item.kind, "refused": str(error)})
             continue
         answer = first_word(processor, record)
-        share = None
-        if item.target is not None:
-            kept = np.zeros(record.visual_tokens, dtype=bool)
-            kept[record.kept_indices] = True
-            share = float(kept[item.target].mean())
+        kept = kept_mask(record)
+        share = None if item.target is None else float(kept[item.target].mean())
         rows.append({"method": method, "keep": keep, "inverted": inverted, "schedule": schedule,
                      "qkind": item.question.kind, "answer": answer, "margin": record.answer_margins[0],
-                     "kept": kept_bits(record),
+                     "kept": np.packbits(kept).tobytes(),  # 32 bytes for 256 tokens: a row per run stays small
                      "correct": answer == item.question.answer, "share": share, "band": item.band,
                      "tie": any(TIE_AT_CUT in note for note in record.notes),
                      "average_kept": record.budget["average_kept"], "input": item.kind,
