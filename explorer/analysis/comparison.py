@@ -50,12 +50,20 @@ def closest_call(margins):
     return float(margins[i]), i + 1
 
 
-def close_call_note(method, call, turn=1):
-    """The sentence for an answer whose closest call (closest_call) was a near tie (under NEAR_TIE), else None."""
+def close_call_kind(call):
+    """"a tie" (margin 0), "a near tie" (under NEAR_TIE) or None, for an answer's closest call (closest_call)."""
     if call is None or call[0] >= NEAR_TIE:
         return None
+    return "a tie" if call[0] == 0 else "a near tie"
+
+
+def close_call_note(method, call, turn=1):
+    """The sentence for an answer whose closest call (closest_call) was a tie or a near tie, else None."""
+    kind = close_call_kind(call)
+    if kind is None:
+        return None
     margin, token = call
-    won = "tied with the runner-up (the decoding took the one first in the vocabulary)" if margin == 0 else (
+    won = "tied with the runner-up (the decoding took the one first in the vocabulary)" if kind == "a tie" else (
         f"won by {margin:.3g} logits (the runner-up at {np.exp(-margin):.0%} of its probability)")
     where = f"{method}'s answer" + (f" to question {turn}" if turn > 1 else "")
     return (f"{where} was a close call: its token {token} {won}; another dtype, device or kernel may answer "

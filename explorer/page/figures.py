@@ -13,7 +13,7 @@ import io
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.analysis.comparison import NEAR_TIE, check_frame, grid_of, kept_vector, to_grid
+from explorer.analysis.comparison import check_frame, close_call_kind, grid_of, kept_vector, to_grid
 from explorer.methods.registry import METHODS
 
 OVERLAP_COLORS = {"neither": "rgba(0,0,0,0.75)", "both": "rgba(255,217,47,0.55)"}
@@ -318,9 +318,8 @@ def closest_cell(call):
     """An answer's closest call: '8.53 (token 1)', a near tie said so, '-' without margins."""
     if call is None:
         return "-"
-    margin, token = call
-    return f"{margin:.3g} (token {token})" + (": a tie" if margin == 0 else ": a near tie" if margin < NEAR_TIE
-                                               else "")
+    kind = close_call_kind(call)
+    return f"{call[0]:.3g} (token {call[1]})" + (f": {kind}" if kind else "")
 
 
 def _answer_cells(row, truth=False):
