@@ -212,6 +212,31 @@ def test_the_paper_suite_runs_truncated_on_the_cpu(capsys):
     assert "| LLaVA-1.5-7B | 192 | prefill | 1.51x |" in claims and "| Video-LLaVA-7B | 192 | FLOPs | 9.35x |" in claims
 
 
+def test_the_paper_suites_counts_are_the_full_shapes_arithmetic(capsys):
+    """--counts: LLaVA-1.5-7B at its 32 layers (narrow, a tiny tower), untimed: CLSE's keep table at 1/11/21, its
+    real average, and the KV cache and FLOPs ratios equal the arithmetic of the full shape's token counts by hand
+    (every layer's cache as wide in both runs; FLOPs at d = 4096, m = 11008 with the gated MLP)."""
+    assert bench.main(["--suite", "paper", "--counts", "--models", "LLaVA-1.5", "--budgets", "192",
+                       "--new-tokens", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "576 visual + 59 text tokens" in out
+    row = next(line for line in out.splitlines() if line.startswith("| clse | 192 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == "K 1/11/21: 330/210/62 kept (the paper's keep table)"
+    visual = [576] + [330] * 10 + [210] * 10 + [62] * 11  # entering each of the 32 layers
+    assert float(cells[3]) == pytest.approx(sum(visual) / 32, abs=0.05)
+    cached = 59 + 1  # the prompt's text and the first new token (the last one is never fed back)
+    # LLaVA's early-KV policy: every layer's cache ends with the last stage's 62 visual tokens
+    assert float(cells[4]) == pytest.approx((62 + cached) / (576 + cached), abs=5e-4)
+    d, m = 4096, 11008
+    flops = lambda n: 4 * n * d * d + 2 * n * n * d + 3 * n * d * m  # noqa: E731
+    assert float(cells[5]) == pytest.approx(sum(flops(v + 59) for v in visual) / (32 * flops(576 + 59)), abs=5e-4)
+    claims = out.split("Beside the paper's claims")[1]
+    assert "| LLaVA-1.5-7B | 192 | prefill | 1.51x | timed on a GPU only |" in claims
+    assert f"| LLaVA-1.5-7B | 192 | KV cache | 5.59x | {(576 + cached) / (62 + cached):.2f}x |" in claims
+    assert bench.main(["--suite", "paper", "--counts", "--layers", "2"]) == 2
+
+
 def test_the_paper_suite_wants_a_gpu_for_its_7b_models(capsys):
     assert bench.main(["--suite", "paper", "--device", "cpu"]) == 2
     assert "need a GPU" in capsys.readouterr().err

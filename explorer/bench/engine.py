@@ -178,6 +178,10 @@ def main(argv=None):
                              "(LLaVA-1.5-7B, Video-LLaVA-7B, Qwen2-VL-7B) built on the device (bench/paper.py)")
     parser.add_argument("--layers", type=int, default=None,
                         help="paper suite: N decoder layers, a tiny tower and a narrow decoder: a smoke test")
+    parser.add_argument("--counts", action="store_true",
+                        help="paper suite: what does not depend on the device (schedules, real averages, KV cache and "
+                             "FLOPs ratios at the full shapes), every model at full depth with a narrow decoder, "
+                             "untimed")
     parser.add_argument("--width", type=int, default=None,
                         help="paper suite: the decoder's width (default: the model's; 256 with --layers)")
     parser.add_argument("--device", default="auto", help="paper suite: auto (CUDA if present), cuda, cuda:N, cpu")

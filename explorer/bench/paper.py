@@ -25,6 +25,11 @@ N x N weights against ours (SDPA plus the rows), on each model's sequence.
 same token counts) and a narrow decoder (--width, 256 by default), in float32 on the CPU: a smoke test of the
 whole path. A schedule deeper than N layers (FastV's K = 2 on 2 layers) then runs at K = N - 1, and the table
 says so. Needs torch, numpy and transformers (with Pillow, which the family files import).
+
+--counts: what a GPU run prints that does not depend on the GPU, on any machine in seconds: each model at its full
+depth with a narrow decoder and a tiny tower (the real shapes' token counts), every variant run once, untimed: the
+schedule, the real average kept, the KV cache ratio (exact: every layer's cache is as wide in both runs) and the
+FLOPs ratio at the real shape's width (from the runs' tokens per layer), beside the paper's claims.
 """
 
 import gc
@@ -40,7 +45,7 @@ from transformers.feature_extraction_utils import BatchFeature
 
 from explorer.bench import pairs
 from explorer.bench.peer import peer_attention
-from explorer.core.engine import encode
+from explorer.core.engine import encode, layer_flops
 from explorer.core.settings import check_settings
 from explorer.core.stage import method_plan
 from explorer.methods.registry import METHODS
@@ -133,6 +138,7 @@ MODELS = {
                                         "1,296 visual tokens"),
 }
 FULL_LAYERS = {"LLaVA-1.5-7B": 32, "Video-LLaVA-7B": 32, "Qwen2-VL-7B": 28}
+FULL_MLP = {"LLaVA-1.5-7B": 11008, "Video-LLaVA-7B": 11008, "Qwen2-VL-7B": 18944}  # all gated (SwiGLU)
 
 
 class _Tokenizer:
@@ -293,6 +299,41 @@ def batch_rows(model, family, kind, name, args, num_layers):
     batch.table(name, model, PROCESSOR, encoded, sizes, args.methods.split(","), args.budgets[:1], settings)
 
 
+def full_flops(record, name):
+    """A run's prefill FLOPs at the real shape's width (its tokens per layer through the full-width layer)."""
+    return sum(layer_flops(n, MODELS[name][1], FULL_MLP[name], gated=True) for n in record.tokens_per_layer)
+
+
+def count_model(name, args, device, dtype, say):
+    """--counts: one model at its full depth (narrow, a tiny tower), every variant run once, untimed; prints its
+    exact columns and returns the claims rows it can fill (FLOPs, KV cache)."""
+    from explorer.core.engine import run  # noqa: PLC0415
+
+    model, family, kind, inputs = build(name, device, dtype, FULL_LAYERS[name], args.width)
+    say(f"{name}: {FULL_LAYERS[name]} layers x {args.width}, a tiny tower; running each variant once")
+    encoded = encode(model, family, inputs, kind=kind)
+    chosen = variants(encoded, family, kind, args.budgets, args.new_tokens, FULL_LAYERS[name], False)
+    base = run(model, PROCESSOR, encoded, "none", chosen[0][2])
+    print(f"\n### {name}: {MODELS[name][2]}\n\n{base.visual_tokens} visual + {base.text_tokens} text tokens, "
+          f"{args.new_tokens} new tokens; run at {FULL_LAYERS[name]} layers x {args.width} with a tiny tower (the "
+          f"same token counts); FLOPs at the real width (d = {MODELS[name][1]}, m = {FULL_MLP[name]}, gated)\n")
+    print("| method | budget | schedule | real average kept | KV cache | FLOPs |\n|---|---|---|---|---|---|")
+    claims = []
+    for _, method, settings, how in chosen:
+        r = run(model, PROCESSOR, encoded, method, settings)
+        kv, flops = r.kv_cache_bytes / base.kv_cache_bytes, full_flops(r, name) / full_flops(base, name)
+        schedule = schedule_of(r) + ("" if how == "official" else f" ({how})")
+        print(f"| {method} | {settings.keep} | {schedule} | {r.budget['average_kept']:.1f} | {kv:.3f} | "
+              f"{flops:.3f} |", flush=True)
+        if method == "clse" and (name, settings.keep) in CLAIMS:
+            ours = {"FLOPs": 1 / flops, "KV cache": 1 / kv}
+            claims += [(name, settings.keep, measure, paper, ours.get(measure))
+                       for measure, paper in CLAIMS[(name, settings.keep)].items()]
+    del model, encoded
+    gc.collect()
+    return claims
+
+
 def run_model_warm_up(model, encoded):
     """One short unpruned run, so that no timed run pays for the first kernels and allocations."""
     from explorer.core.engine import run  # noqa: PLC0415
@@ -319,13 +360,17 @@ def main(args, say):
         print("error: --layers needs at least 2 decoder layers (a stage prunes the states entering a layer >= 1)",
               file=sys.stderr)
         return 2
-    if device.type == "cpu" and args.layers is None:
+    if args.counts and (args.layers is not None or args.batch):
+        print("error: --counts runs every model once at its full depth, untimed: leave out --layers and --batch",
+              file=sys.stderr)
+        return 2
+    if device.type == "cpu" and args.layers is None and not args.counts:
         print("error: the paper suite's 7B models need a GPU (one 7B model in float32 is 28 GB); on the CPU run "
               "the smoke test: --suite paper --layers 2", file=sys.stderr)
         return 2
     dtype = {"auto": torch.bfloat16 if device.type == "cuda" else torch.float32, "float32": torch.float32,
              "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
-    if args.layers is not None and args.width is None:
+    if (args.layers is not None or args.counts) and args.width is None:
         args.width = 256
     kind = args.clock if args.clock != "auto" else "cpu" if device.type == "cpu" and torch.get_num_threads() == 1 \
         else "wall"
@@ -335,21 +380,27 @@ def main(args, say):
     args.clock = kind  # the batch tables (--batch) time with the suite's clock
     names = [n for n in MODELS if not args.models or any(m.lower() in n.lower() for m in args.models.split(","))]
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "the CPU"
-    print(f"## The paper's shapes: {', '.join(names)}, random weights built on {gpu} in "
+    if args.counts:
+        print(f"## The paper's shapes, what does not depend on the device: {', '.join(names)} at full depth, narrow "
+              f"({args.width}) decoders and tiny towers in {str(dtype).removeprefix('torch.')} on {gpu}; budgets "
+              f"{', '.join(map(str, args.budgets))}; every variant run once, untimed; torch {torch.__version__}")
+    else:
+        print(f"## The paper's shapes: {', '.join(names)}, random weights built on {gpu} in "
           f"{str(dtype).removeprefix('torch.')}" + (f", truncated to {args.layers} decoder layers x {args.width} and a "
                                                   "tiny tower (a smoke test)" if args.layers else "")
-          + f"; budgets {', '.join(map(str, args.budgets))}; {args.repeats} repeats, each a pair (unpruned, pruned) "
-          f"back to back, its order alternated; {args.new_tokens} new tokens; {kind} time, "
-          f"{torch.get_num_threads()} CPU threads; torch {torch.__version__}")
+              + f"; budgets {', '.join(map(str, args.budgets))}; {args.repeats} repeats, each a pair (unpruned, "
+              f"pruned) back to back, its order alternated; {args.new_tokens} new tokens; {kind} time, "
+              f"{torch.get_num_threads()} CPU threads; torch {torch.__version__}")
     claims = []
     with pairs.clock(kind):
         for name in names:
-            claims += run_model(name, args, device, dtype, say)
+            claims += (count_model if args.counts else run_model)(name, args, device, dtype, say)
     if claims:
         print("\n### Beside the paper's claims (CLSE as published; factors unpruned / pruned)\n")
         print("| model | budget | measure | paper | ours |\n|---|---|---|---|---|")
         for name, keep, measure, paper, ours in claims:
-            print(f"| {name} | {keep} | {measure} | {paper:.2f}x | {ours:.2f}x |")
+            print(f"| {name} | {keep} | {measure} | {paper:.2f}x | "
+                  + (f"{ours:.2f}x |" if ours is not None else "timed on a GPU only |"))
         print("\n(the paper's video claim is at its video budget, 194 of 2,048; ours at 192"
               + ("; a truncated decoder cannot match the paper's factors: a smoke test" if args.layers else "") + ")")
     return 0
