@@ -201,6 +201,7 @@ def test_the_paper_suite_runs_truncated_on_the_cpu(capsys):
             cells = [c.strip() for c in row.strip("|").split("|")]
             assert 0 < float(cells[3]) < visual  # the real average kept
             assert 0 < float(cells[7]) < 1 and 0 < float(cells[8]) < 1  # KV cache and FLOPs ratios
+            assert 0 < float(cells[11].rstrip("%")) < 100  # the scoring's share of the pruned prefill
             if cells[0] == "fastv":
                 assert "truncated: one stage at K = 1" in cells[2]
         peer = next(line for line in section.splitlines() if line.startswith("peer, "))

@@ -241,8 +241,8 @@ def run_model(name, args, device, dtype, say):
           f"{base.kv_cache_bytes / 2**20:.1f} MiB, peak memory {base.peak_memory_bytes / 2**30:.2f} GiB "
           f"({base.peak_memory_kind}; weights {weights / 2**30:.2f} GiB); model built in {built_s:.1f} s\n")
     print("| method | budget | schedule | real average kept | prefill | first token | decode ms/token | KV cache | "
-          "FLOPs | peak memory | peak above the weights |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "FLOPs | peak memory | peak above the weights | scoring, % of the pruned prefill |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     claims, tolerance = [], args.tolerance
     cuda = device.type == "cuda"
     for label, method, settings, how in chosen:
@@ -258,7 +258,9 @@ def run_model(name, args, device, dtype, say):
               f"{pairs.cell(ratio('decode_per_token'), tolerance=tolerance)} | "
               f"{fixed(lambda x: x.kv_cache_bytes):.3f} | {fixed(lambda x: x.flops['prefill']):.3f} | "
               f"{pairs.cell(p.ratios(lambda x: x.peak_memory_bytes), tolerance=tolerance)} | "
-              f"{pairs.cell(p.ratios(above), tolerance=tolerance)} |", flush=True)
+              f"{pairs.cell(p.ratios(above), tolerance=tolerance)} | "
+              f"{pairs.median([100 * x.timings_ms['scoring'] / x.timings_ms['prefill'] for x in p.pruned]):.2f}% |",
+              flush=True)
         if method == "clse" and (name, settings.keep) in CLAIMS:
             ours = {"prefill": 1 / pairs.median(ratio("prefill")), "FLOPs": 1 / fixed(lambda x: x.flops["prefill"]),
                     "KV cache": 1 / fixed(lambda x: x.kv_cache_bytes)}
@@ -267,7 +269,8 @@ def run_model(name, args, device, dtype, say):
     print(f"\nratios pruned / unpruned, each repeat's pair back to back: medians (min-max) of {args.repeats}; KV cache "
           f"and FLOPs are exact. Peak memory: {base.peak_memory_kind}" + (
               "; above the weights: the peak less the weights' bytes" if cuda else " (the estimate holds no weights)")
-          + f". FLOPs: {base.flops['formula']}.")
+          + f". FLOPs: {base.flops['formula']}. Scoring: the pruning stages' own time (the attention rows from the "
+          "cached keys, the spectra, the selection and the gather), the median of the pruned runs.")
     peer_rows(model, family, name, base.visual_tokens + base.text_tokens, args.repeats, say)
     if args.batch:
         batch_rows(model, family, kind, name, args, num_layers)
