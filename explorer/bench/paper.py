@@ -261,11 +261,10 @@ def run_model(name, args, device, dtype, say):
               f"{pairs.cell(p.ratios(above), tolerance=tolerance)} | "
               f"{pairs.median([100 * x.timings_ms['scoring'] / x.timings_ms['prefill'] for x in p.pruned]):.2f}% |",
               flush=True)
-        if method == "clse" and (name, settings.keep) in CLAIMS:
-            ours = {"prefill": 1 / pairs.median(ratio("prefill")), "FLOPs": 1 / fixed(lambda x: x.flops["prefill"]),
-                    "KV cache": 1 / fixed(lambda x: x.kv_cache_bytes)}
-            claims += [(name, settings.keep, measure, paper, ours[measure])
-                       for measure, paper in CLAIMS[(name, settings.keep)].items()]
+        if method == "clse":
+            claims += claim_rows(name, settings.keep, {
+                "prefill": 1 / pairs.median(ratio("prefill")), "FLOPs": 1 / fixed(lambda x: x.flops["prefill"]),
+                "KV cache": 1 / fixed(lambda x: x.kv_cache_bytes)})
     print(f"\nratios pruned / unpruned, each repeat's pair back to back: medians (min-max) of {args.repeats}; KV cache "
           f"and FLOPs are exact. Peak memory: {base.peak_memory_kind}" + (
               "; above the weights: the peak less the weights' bytes" if cuda else " (the estimate holds no weights)")
@@ -302,6 +301,12 @@ def batch_rows(model, family, kind, name, args, num_layers):
     batch.table(name, model, PROCESSOR, encoded, sizes, args.methods.split(","), args.budgets[:1], settings)
 
 
+def claim_rows(name, keep, ours):
+    """The claims table's rows for CLSE at this budget, where the paper makes claims: (model, budget, measure,
+    the paper's factor, ours or None where this run measured no such thing)."""
+    return [(name, keep, measure, paper, ours.get(measure)) for measure, paper in CLAIMS.get((name, keep), {}).items()]
+
+
 def full_flops(record, name):
     """A run's prefill FLOPs at the real shape's width (its tokens per layer through the full-width layer)."""
     return sum(layer_flops(n, MODELS[name][1], FULL_MLP[name], gated=True) for n in record.tokens_per_layer)
@@ -328,10 +333,8 @@ def count_model(name, args, device, dtype, say):
         schedule = schedule_of(r) + ("" if how == "official" else f" ({how})")
         print(f"| {method} | {settings.keep} | {schedule} | {r.budget['average_kept']:.1f} | {kv:.3f} | "
               f"{flops:.3f} |", flush=True)
-        if method == "clse" and (name, settings.keep) in CLAIMS:
-            ours = {"FLOPs": 1 / flops, "KV cache": 1 / kv}
-            claims += [(name, settings.keep, measure, paper, ours.get(measure))
-                       for measure, paper in CLAIMS[(name, settings.keep)].items()]
+        if method == "clse":
+            claims += claim_rows(name, settings.keep, {"FLOPs": 1 / flops, "KV cache": 1 / kv})
     del model, encoded
     gc.collect()
     return claims
