@@ -345,6 +345,10 @@ def test_an_answer_decided_by_a_hair_is_said_to_be_a_close_call(cases):
     named = {n.split("'s answer")[0] for n in a.notes if "close call" in n}
     expected = {name for name, r in close.items() if min(r["answer_margins"]) < NEAR_TIE}
     assert named == expected and {first, second} <= named  # exactly the answers under NEAR_TIE, no other
+    from explorer.analysis.comparison import close_call_note  # a token that won is never said to be at 100%
+
+    assert "(the runner-up at 99.7% of its probability)" in close_call_note("clse", (0.00285, 1))
+    assert "(the runner-up at over 99.9% of its probability)" in close_call_note("clse", (1e-5, 1))
     old = analysed({name: {k: v for k, v in r.items() if k != "answer_margins"} for name, r in results.items()})
     assert set(figures.answers_table(old).data[0].cells.values[3]) == {"-"}
     assert not any("close call" in n for n in old.notes)

@@ -57,6 +57,13 @@ def close_call_kind(call):
     return "a tie" if call[0] == 0 else "a near tie"
 
 
+def runner_up_share(margin):
+    """The runner-up's probability as a share of the token's, e^-margin, to whole percent; closer to 100% with a
+    decimal, never "100%" for a token that did win (0.00285 logits: "99.7%", not "100%")."""
+    share = float(np.exp(-margin))
+    return f"{share:.0%}" if share < 0.995 else f"{share:.1%}" if share < 0.9995 else "over 99.9%"
+
+
 def close_call_note(method, call, turn=1):
     """The sentence for an answer whose closest call (closest_call) was a tie or a near tie, else None."""
     kind = close_call_kind(call)
@@ -64,7 +71,7 @@ def close_call_note(method, call, turn=1):
         return None
     margin, token = call
     won = "tied with the runner-up (the decoding took the one first in the vocabulary)" if kind == "a tie" else (
-        f"won by {margin:.3g} logits (the runner-up at {np.exp(-margin):.0%} of its probability)")
+        f"won by {margin:.3g} logits (the runner-up at {runner_up_share(margin)} of its probability)")
     where = f"{method}'s answer" + (f" to question {turn}" if turn > 1 else "")
     return (f"{where} was a close call: its token {token} {won}; another dtype, device or kernel may answer "
             "otherwise")
